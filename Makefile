@@ -1,0 +1,93 @@
+# edgekit: train -> quantize -> deploy -> bench -> report, one command per step.
+# Every target bootstraps the pinned .venv on first use (scripts/bootstrap.sh).
+# Variables (all optional): DATASET NAME ALPHA EPOCHS HOST HOSTS PROFILE SSH_KEY TRUST_NEW_HOST A B
+
+SHELL      := /bin/bash
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+DATASET    ?= mnist5k
+NAME       ?= $(subst :,_,$(subst /,_,$(DATASET)))
+BUNDLE     ?= artifacts/$(NAME)
+HOST       ?= local
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONDONTWRITEBYTECODE = 1
+
+# Optional flags are passed only when the variable is set.
+opt = $(if $($(1)),$(2) "$($(1))")
+TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
+TARGET_FLAGS = $(if $(HOSTS),--hosts "$(HOSTS)",--host "$(HOST)") $(call opt,PROFILE,--profile) \
+               $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
+
+.PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
+        board board-stop serve stop fuzz test clean
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## //'
+
+## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
+all: train quantize deploy bench report
+
+venv: $(VENV)/.requirements.sha256
+$(VENV)/.requirements.sha256: requirements.txt scripts/bootstrap.sh
+	@VENV=$(VENV) scripts/bootstrap.sh
+
+## make train        train the MobileNet-style CNN (DATASET=mnist5k|digits|mnist|fashion_mnist|cifar10|folder:PATH|npz:PATH)
+train: venv
+	$(PY) -m host train --dataset "$(DATASET)" --name "$(NAME)" $(TRAIN_FLAGS)
+
+## make quantize     convert to fp32/dynamic/fp16/int8 .tflite, evaluate every variant, write the bundle
+quantize: venv
+	$(PY) -m host quantize --name "$(NAME)" $(call opt,CALIB,--calibration-samples)
+
+## make evaluate     re-evaluate the bundle's variants on the host and print the summary
+evaluate: venv
+	$(PY) -m host evaluate --name "$(NAME)"
+
+## make agent        build the single-file device agent (build/agent.pyz)
+agent: venv
+	$(PY) -m device.build build/agent.pyz
+
+## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c)
+deploy: venv
+	$(PY) -m deploy push --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+
+## make bench        run info/bench/eval on the board(s), store results/<host>/...json
+bench: venv
+	$(PY) -m deploy bench --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+
+## make report       reports/benchmark_report.md and plots from results/
+report: venv
+	$(PY) -m host report
+
+## make compare      A=result.json B=result.json: deltas, noise, non-zero exit on regression
+compare: venv
+	$(PY) -m host compare "$(A)" "$(B)"
+
+## make perf         the toolkit's own figures -> reports/perf.json
+perf: venv
+	$(PY) -m host perf
+
+## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
+board: venv
+	$(PY) -m tests.board start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline)
+
+## make board-stop   tear the emulated board(s) down
+board-stop: venv
+	$(PY) -m tests.board stop
+
+## make serve        start `agent serve` on HOST; make stop stops it
+serve: venv
+	$(PY) -m deploy serve --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+stop: venv
+	$(PY) -m deploy stop $(TARGET_FLAGS)
+
+## make fuzz         the longer reliability run -> reports/reliability.md
+fuzz: venv
+	FUZZ_CASES=$${FUZZ_CASES:-500} $(PY) -m pytest -q tests/reliability
+
+## make test         the test suite (what CI runs)
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf build artifacts results reports .pytest_cache
