@@ -1,0 +1,103 @@
+"""`python -m host train|quantize|evaluate|report|compare|perf`: the workstation side of edgekit."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _divert_native_stderr() -> None:
+    """Send C++ log chatter (absl, oneDNN, converter, XNNPACK lines) to a log file, not the terminal.
+
+    Python's own stderr (errors, progress bars) keeps the terminal through a duplicate of fd 2;
+    only what native code writes to fd 2 goes to artifacts/native-stderr.log. EDGEKIT_VERBOSE=1
+    keeps everything on the terminal.
+    """
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if os.environ.get("EDGEKIT_VERBOSE"):
+        return
+    from host.config import ARTIFACTS
+
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = os.open(ARTIFACTS / "native-stderr.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w or h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from host.config import DEFAULTS
+
+    p = argparse.ArgumentParser(prog="python -m host", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train the MobileNet-style CNN")
+    t.add_argument("--dataset", default=DEFAULTS.dataset)
+    t.add_argument("--name", default=None, help="bundle name (artifacts/NAME); default from the dataset")
+    t.add_argument("--alpha", type=float, default=DEFAULTS.alpha, help="width multiplier")
+    t.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    t.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    t.add_argument("--image-size", type=_size, default=None, help="HxW for folder: datasets")
+    q = sub.add_parser("quantize", help="convert to fp32/dynamic/fp16/int8, evaluate, write the bundle")
+    q.add_argument("--name", default=DEFAULTS.dataset)
+    q.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
+    q.add_argument("--variants", default=",".join(DEFAULTS.variants))
+    e = sub.add_parser("evaluate", help="re-evaluate a bundle's variants on the host")
+    e.add_argument("--name", default=DEFAULTS.dataset)
+    r = sub.add_parser("report", help="reports/benchmark_report.md from results/")
+    r.add_argument("--html", action="store_true")
+    c = sub.add_parser("compare", help="compare two result files; non-zero exit on regression")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--threshold", type=float, default=5.0, help="allowed p50 regression in percent")
+    sub.add_parser("perf", help="the toolkit's own benchmark -> reports/perf.json")
+    args = p.parse_args(argv)
+
+    from host.bundle import BundleError
+    from host.data import DatasetError
+    from host.quantize import ConversionError
+
+    try:
+        if args.cmd in ("train", "quantize", "evaluate", "perf"):
+            _divert_native_stderr()
+        from host import pipeline
+
+        if args.cmd == "train":
+            name = args.name or args.dataset.replace("/", "_").replace(":", "_")
+            pipeline.run_train(args.dataset, name, args.epochs, args.alpha, args.seed, args.image_size)
+        elif args.cmd == "quantize":
+            pipeline.run_quantize(args.name, args.calibration_samples, tuple(args.variants.split(",")))
+        elif args.cmd == "evaluate":
+            pipeline.run_evaluate(args.name)
+        elif args.cmd == "report":
+            from host.report import write_report
+
+            write_report(html=args.html)
+        elif args.cmd == "compare":
+            from host.compare import compare_main
+
+            return compare_main(args.a, args.b, args.threshold)
+        elif args.cmd == "perf":
+            from host.perf import main as perf_main
+
+            return perf_main()
+    except (DatasetError, ConversionError, BundleError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Host-side evaluation of every variant, with exactly the preprocessing the board applies.
+
+The quantisation rule here is the one in docs/contracts.md and device/: if the two ever differ,
+on-device accuracy stops matching the host's, which the end-to-end tests check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.config import quiet
+from host.data import PIXEL_OFFSET, PIXEL_SCALE
+
+
+def quantise_input(x_uint8: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    f = x_uint8.astype(np.float32) * np.float32(PIXEL_SCALE) + np.float32(PIXEL_OFFSET)
+    if np.dtype(dtype).kind == "f":
+        return f.astype(dtype)
+    info = np.iinfo(dtype)
+    q = np.round(f / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+@dataclass
+class VariantEval:
+    predictions: np.ndarray
+    top1: float
+
+
+def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray, desc: str = "evaluating") -> np.ndarray:
+    """Top-1 class per image, one image per invoke (as on the board)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tqdm import tqdm
+
+    interp = Interpreter(model_content=model_bytes, num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    scale, zp = inp["quantization"]
+    x = quantise_input(x_uint8, np.dtype(inp["dtype"]).name, scale, zp)
+    preds = np.empty(len(x), dtype=np.int64)
+    for i in tqdm(range(len(x)), desc=desc, unit="img", disable=quiet(), leave=False):
+        interp.set_tensor(inp["index"], x[i:i + 1])
+        interp.invoke()
+        preds[i] = int(np.argmax(interp.get_tensor(out["index"])[0]))
+    return preds
+
+
+def evaluate_variants(variants: dict[str, bytes], x_uint8: np.ndarray, y: np.ndarray) -> dict[str, VariantEval]:
+    return {name: _eval(predict_tflite(data, x_uint8, f"evaluating {name}"), y) for name, data in variants.items()}
+
+
+def _eval(preds: np.ndarray, y: np.ndarray) -> VariantEval:
+    return VariantEval(preds, float(np.mean(preds == y)))
+
+
+def summary_table(rows: list[dict]) -> str:
+    """variant | size KB | x FP32 | top-1 | delta vs FP32 (pp) | agreement with FP32."""
+    head = f"{'variant':<8} {'size KB':>9} {'x fp32':>7} {'top-1 %':>8} {'Δ pp':>7} {'agree %':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['variant']:<8} {r['size_bytes'] / 1024:>9.1f} {r['size_ratio']:>7.3f} "
+                     f"{100 * r['top1']:>8.2f} {r['delta_pp']:>+7.2f} {100 * r['agreement']:>8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""A MobileNet-style CNN built from depthwise-separable blocks, kept INT8-friendly.
+
+ReLU6 bounds activations (good for per-tensor activation ranges), BatchNorm follows every conv so
+the converter folds it away, and every op is in the TFLite INT8 builtin set.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from host.config import DEFAULTS
+
+
+def _filters(n: int, alpha: float) -> int:
+    """Width multiplier, rounded to a multiple of 8 like MobileNet (and never below 8)."""
+    return max(8, int(n * alpha + 4) // 8 * 8)
+
+
+def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, momentum: float, name: str):
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+
+
+def _separable_block(x, filters: int, stride: int, momentum: float, name: str):
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
+    return _conv_bn_relu6(x, filters, 1, 1, momentum, f"{name}_pw")
+
+
+def build_model(input_shape: Sequence[int], num_classes: int, alpha: float = DEFAULTS.alpha,
+                blocks: Sequence[tuple[int, int]] = DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters,
+                dropout: float = DEFAULTS.dropout, bn_momentum: float = DEFAULTS.bn_momentum,
+                stem_stride: int = DEFAULTS.stem_stride) -> keras.Model:
+    """Stem conv -> separable blocks (filters, stride) -> global average pool -> dropout -> dense.
+
+    The input is float in [0, 1] (pixel / 255); normalisation is outside the model so that the
+    INT8 input quantisation maps pixels 1:1 (q = pixel - 128).
+    Inputs under 16 px keep their resolution in the stem (stride 1): 8x8 digits have none to spare.
+    """
+    h, w, c = (int(d) for d in input_shape)
+    if min(h, w) < 16:
+        stem_stride = 1
+    inputs = keras.Input(shape=(h, w, c), name="image")
+    x = _conv_bn_relu6(inputs, _filters(stem_filters, alpha), 3, stem_stride, bn_momentum, "stem")
+    size = min(h, w) // stem_stride
+    for i, (filters, stride) in enumerate(blocks):
+        if stride > 1 and size < 2:  # never shrink below 1x1 (e.g. 8x8 digits)
+            stride = 1
+        size = -(-size // stride)
+        x = _separable_block(x, _filters(filters, alpha), stride, bn_momentum, f"block{i + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=f"mobilenet_style_a{alpha:g}")
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one inference (convs and dense; BN is folded, activations are free)."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)):
+            out = layer.output.shape
+            kernel = layer.kernel.shape
+            if isinstance(layer, layers.Dense):
+                macs += int(kernel[0] * kernel[1])
+            else:  # conv kernel (k, k, in, out); depthwise (k, k, channels, 1): same product
+                macs += int(out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3])
+    return macs
