@@ -1,0 +1,118 @@
+"""`make compare A=... B=...`: is B worse than A beyond the noise? Non-zero exit when it is.
+
+Latency: the p50 change must exceed the threshold AND the two sets of raw per-run samples must
+differ significantly (two-sided Mann–Whitney U, p < 0.01), so run-to-run jitter alone never
+fails a gate. Accuracy: any drop beyond `acc_threshold_pp`. Memory: peak RSS beyond the threshold.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ALPHA = 0.01  # significance level for the latency test
+
+
+@dataclass
+class Delta:
+    key: str
+    metric: str
+    a: float
+    b: float
+    change_pct: float
+    significant: bool
+    regression: bool
+
+
+def _load(path: str) -> dict:
+    from device.schema import validate
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"result file not found: {p}")
+    try:
+        doc = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p} is not JSON: {exc}") from None
+    try:
+        validate(doc)
+    except ValueError as exc:
+        raise ValueError(f"{p} fails the result schema: {exc}") from None
+    return doc
+
+
+def _variant(doc: dict, res: dict) -> str:
+    return doc.get("deploy", {}).get("variants", {}).get(res["model"]["name"], Path(res["model"]["path"]).stem)
+
+
+def _index(doc: dict) -> dict[tuple[str, int, bool], tuple[dict, dict]]:
+    out = {}
+    for res in doc["results"]:
+        if res.get("status") == "ok":
+            for run in res.get("runs", []):
+                out[(_variant(doc, res), int(run["threads"]), bool(run["xnnpack"]))] = (res, run)
+    return out
+
+
+def mann_whitney_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value; 1.0 when there are too few samples to tell."""
+    if len(a) < 5 or len(b) < 5:
+        return 1.0
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: float = 0.5) -> list[Delta]:
+    ia, ib = _index(a), _index(b)
+    deltas = []
+    for key in sorted(set(ia) & set(ib)):
+        (ra, runa), (rb, runb) = ia[key], ib[key]
+        label = f"{key[0]} t={key[1]} xnnpack={'on' if key[2] else 'off'}"
+        p = mann_whitney_p(runa.get("samples_us") or [], runb.get("samples_us") or [])
+        for metric in ("p50_us", "p99_us"):
+            change = 100 * (runb[metric] - runa[metric]) / runa[metric]
+            sig = p < ALPHA
+            deltas.append(Delta(label, metric, runa[metric], runb[metric], change, sig,
+                                metric == "p50_us" and sig and change > threshold_pct))
+        ma, mb = (ra.get("memory") or {}).get("peak_rss_mb"), (rb.get("memory") or {}).get("peak_rss_mb")
+        if ma and mb and key[1] == min(k[1] for k in ia if k[0] == key[0]):
+            change = 100 * (mb - ma) / ma
+            deltas.append(Delta(label, "peak_rss_mb", ma, mb, change, abs(change) > 2, change > threshold_pct))
+        aa, ab = (ra.get("accuracy") or {}).get("top1"), (rb.get("accuracy") or {}).get("top1")
+        if aa is not None and ab is not None and key[1] == min(k[1] for k in ia if k[0] == key[0]):
+            pp = 100 * (ab - aa)
+            deltas.append(Delta(label, "top1", aa, ab, pp, abs(pp) > 0, pp < -acc_threshold_pp))
+    return deltas
+
+
+def render(deltas: list[Delta]) -> str:
+    lines = [f"{'setting':<30} {'metric':<12} {'A':>10} {'B':>10} {'change':>9}  verdict"]
+    for d in deltas:
+        unit = "pp" if d.metric == "top1" else "%"
+        verdict = "REGRESSION" if d.regression else ("changed" if d.significant else "within noise")
+        lines.append(f"{d.key:<30} {d.metric:<12} {d.a:>10.4g} {d.b:>10.4g} {d.change_pct:>+8.2f}{unit}  {verdict}")
+    return "\n".join(lines)
+
+
+def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0) -> int:
+    if not path_a or not path_b:
+        print("error: give two result files: make compare A=results/x.json B=results/y.json", file=sys.stderr)
+        return 2
+    a, b = _load(path_a), _load(path_b)
+    deltas = compare(a, b, threshold_pct)
+    if not deltas:
+        print("error: the two results share no model variant x threads setting to compare", file=sys.stderr)
+        return 2
+    if a["device"].get("arch") != b["device"].get("arch") or a["device"].get("hostname") != b["device"].get("hostname"):
+        print(f"note: different boards ({a['device'].get('hostname')} vs {b['device'].get('hostname')})")
+    print(render(deltas))
+    bad = [d for d in deltas if d.regression]
+    if bad:
+        print(f"\n{len(bad)} regression(s) beyond the threshold ({threshold_pct:g} % latency/memory, 0.5 pp accuracy)")
+        return 1
+    print("\nno regression beyond the noise and the threshold")
+    return 0

@@ -1,0 +1,321 @@
+"""`make report`: reports/benchmark_report.md (+ PNG plots) from every stored result.
+
+Only schema-valid results are used; for each board and bundle the newest result counts. Results
+measured under emulation are labelled as such everywhere, because their latency says nothing
+about a real board.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from host.config import ARTIFACTS, REPORTS, RESULTS
+from host.files import atomic_write_text
+
+
+@dataclass
+class Row:
+    """One model variant x thread setting on one board: the unit every table and plot uses."""
+    board: str
+    bundle: str
+    variant: str
+    threads: int
+    xnnpack: bool
+    run: dict
+    result: dict
+    doc: dict
+    host_top1: float | None
+
+
+def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """Newest valid result per (board, bundle); invalid files are listed, never used."""
+    from device.schema import validate
+
+    newest: dict[tuple[str, str], tuple[Path, dict]] = {}
+    skipped: list[str] = []
+    for path in sorted(root.glob("**/*.json")):
+        if "rejected" in path.relative_to(root).parts:
+            continue
+        try:
+            doc = json.loads(path.read_text())
+            validate(doc)
+        except (ValueError, OSError) as exc:
+            skipped.append(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        if doc.get("command") != "bench":
+            continue
+        key = (board_name(doc), doc.get("deploy", {}).get("bundle", "?"))
+        if key not in newest or doc["finished_utc"] > newest[key][1]["finished_utc"]:
+            newest[key] = (path, doc)
+    return [newest[k] for k in sorted(newest)], skipped
+
+
+def board_name(doc: dict) -> str:
+    return doc.get("deploy", {}).get("host") or doc["device"]["hostname"]
+
+
+def _manifest(bundle: str) -> dict:
+    path = ARTIFACTS / bundle / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def variant_of(doc: dict, result: dict) -> str:
+    names = doc.get("deploy", {}).get("variants", {})
+    return names.get(result["model"]["name"], Path(result["model"]["path"]).stem)
+
+
+def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
+    rows = []
+    for _, doc in docs:
+        bundle = doc.get("deploy", {}).get("bundle", "?")
+        manifest = _manifest(bundle)
+        for res in doc["results"]:
+            if res.get("status") != "ok":
+                continue
+            variant = variant_of(doc, res)
+            host = manifest.get("variants", {}).get(variant, {}).get("host_top1")
+            for run in res.get("runs", []):
+                rows.append(Row(board_name(doc), bundle, variant, int(run["threads"]), bool(run["xnnpack"]),
+                                run, res, doc, host))
+    return rows
+
+
+def _fmt(x, spec: str = ".1f", none: str = "–") -> str:
+    return none if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def _thermal(info: dict | None) -> str:
+    if not info:
+        return "–"
+    temps = info.get("temperature_c") or {}
+    t = max(temps.values()) if isinstance(temps, dict) and temps else None
+    thr = (info.get("throttling") or {}).get("throttled")
+    return f"{_fmt(t)} °C" + ("" if thr is None else (", throttled" if thr else ", not throttled"))
+
+
+def _baseline(rows: list[Row], r: Row) -> Row | None:
+    for o in rows:
+        if (o.board, o.bundle, o.variant, o.threads, o.xnnpack) == (r.board, r.bundle, "fp32", r.threads, r.xnnpack):
+            return o
+    return None
+
+
+def board_table(rows: list[Row]) -> list[str]:
+    out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | device top-1 % | p50 µs | p90 µs | "
+           "p99 µs | ips | peak RSS MB | model MB | speed-up vs FP32 | delegated ops |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r.variant != "fp32", r.variant, not r.xnnpack, r.threads)):
+        base = _baseline(rows, r)
+        m, mem, acc = r.result["model"], r.result.get("memory") or {}, r.result.get("accuracy") or {}
+        size_ratio = m["size_bytes"] / base.result["model"]["size_bytes"] if base else None
+        speed = base.run["p50_us"] / r.run["p50_us"] if base else None
+        out.append(f"| {r.variant} | {r.threads} | {'on' if r.xnnpack else 'off'} | {m['size_bytes'] / 1024:.1f} | "
+                   f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {_pct(acc.get('top1'))} | "
+                   f"{r.run['p50_us']:.1f} | {r.run['p90_us']:.1f} | {r.run['p99_us']:.1f} | "
+                   f"{_fmt(r.run.get('throughput_ips'), '.0f')} | {_fmt(mem.get('peak_rss_mb'))} | "
+                   f"{_fmt(mem.get('model_mb'), '.2f')} | {_fmt(speed, '.2f')}× | "
+                   f"{r.run.get('ops_delegated', m['ops_delegated'])}/{m['ops_total']} |")
+    return out
+
+
+def headline(rows: list[Row], board: str, bundle: str) -> str | None:
+    """'INT8 is N× smaller and M× faster than FP32 on <board>, accuracy delta D pp' — measured."""
+    def pick(v):
+        cands = [r for r in rows if (r.board, r.bundle, r.variant, r.xnnpack) == (board, bundle, v, True)]
+        return min(cands, key=lambda r: r.threads) if cands else None
+    i8, f32 = pick("int8"), pick("fp32")
+    if not i8 or not f32:
+        return None
+    smaller = f32.result["model"]["size_bytes"] / i8.result["model"]["size_bytes"]
+    faster = f32.run["p50_us"] / i8.run["p50_us"]
+    a8, a32 = (i8.result.get("accuracy") or {}).get("top1"), (f32.result.get("accuracy") or {}).get("top1")
+    delta = f"{100 * (a8 - a32):+.2f} pp" if a8 is not None and a32 is not None else "not measured"
+    emu = " (EMULATED: latency not representative)" if i8.doc["device"].get("emulated") else ""
+    return (f"INT8 is {smaller:.1f}× smaller and {faster:.2f}× faster than FP32 on {board} "
+            f"({i8.threads} thread{'s' if i8.threads > 1 else ''}, XNNPACK), accuracy delta {delta}{emu}.")
+
+
+def _plots(rows: list[Row], out: Path, slug: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    one = [r for r in rows if r.xnnpack and r.threads == min(x.threads for x in rows)]
+    samples = [(f"{r.variant}", r.run.get("samples_us") or []) for r in sorted(one, key=lambda r: r.variant)]
+    samples = [(n, s) for n, s in samples if s]
+    if samples:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.boxplot([s for _, s in samples], showfliers=True, whis=(1, 99))
+        ax.set_xticks(range(1, len(samples) + 1), [n for n, _ in samples])
+        ax.set_ylabel("latency per inference (µs)")
+        ax.set_title(f"{slug}: latency distribution ({one[0].threads} thread, XNNPACK; whiskers p1–p99)")
+        made.append(_save(fig, out / f"latency_{slug}.png"))
+    by_variant: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.xnnpack:
+            by_variant.setdefault(r.variant, []).append(r)
+    if any(len({r.threads for r in v}) > 1 for v in by_variant.values()):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for v, rs in sorted(by_variant.items()):
+            rs = sorted(rs, key=lambda r: r.threads)
+            ax.plot([r.threads for r in rs], [r.run["p50_us"] for r in rs], marker="o", label=v)
+        ax.set_xlabel("threads"), ax.set_ylabel("p50 latency (µs)"), ax.legend()
+        ax.set_title(f"{slug}: thread scaling")
+        made.append(_save(fig, out / f"threads_{slug}.png"))
+    return made
+
+
+def _tradeoff(rows: list[Row], out: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [r for r in rows if r.xnnpack and r.threads == 1 and (r.result.get("accuracy") or {}).get("top1") is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for r in pts:
+        size_kb = r.result["model"]["size_bytes"] / 1024
+        ax.scatter(r.run["p50_us"], 100 * r.result["accuracy"]["top1"], s=max(20, size_kb / 4), alpha=0.6)
+        ax.annotate(f"{r.variant}@{r.board}" + (" (emu)" if r.doc["device"].get("emulated") else ""),
+                    (r.run["p50_us"], 100 * r.result["accuracy"]["top1"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, 1 thread (µs, log)"), ax.set_ylabel("on-device top-1 (%)")
+    ax.set_title("accuracy vs latency (marker area ∝ model size)")
+    return _save(fig, out / "tradeoff.png")
+
+
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path.name
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, list[str]]:
+    out.mkdir(parents=True, exist_ok=True)
+    docs, skipped = load_results(results)
+    rows = rows_of(docs)
+    md = ["# edgekit benchmark report", ""]
+    if not docs:
+        md += [f"No valid results under `{results}/`: run `make bench HOST=...` first.", ""]
+    heads = [h for (b, u) in sorted({(r.board, r.bundle) for r in rows}) if (h := headline(rows, b, u))]
+    if heads:
+        md += ["## Headlines", ""] + [f"- {h}" for h in heads] + [""]
+    images: list[str] = []
+    for path, doc in docs:
+        board, bundle = board_name(doc), doc.get("deploy", {}).get("bundle", "?")
+        mine = [r for r in rows if (r.board, r.bundle) == (board, bundle)]
+        dev, rt = doc["device"], doc["runtime"]
+        md += [f"## {board} — bundle `{bundle}`", ""]
+        if dev.get("emulated"):
+            md += [f"> **Emulated board** ({dev.get('emulator') or 'qemu'}): latency figures are not those of real "
+                   "hardware; accuracy and memory are.", ""]
+        dep = doc.get("deploy", {})
+        md += [f"- device: {dev.get('arch')}, {dev.get('cpu_model') or '?'}, {dev.get('cpu_count')} cores, "
+               f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
+               f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
+               f"profile {dep.get('profile', '–')}",
+               f"- temperature before/after: {_thermal(dep.get('info_before'))} / {_thermal(dep.get('info_after'))}",
+               f"- measured {doc['started_utc']} – {doc['finished_utc']}; file `{path}`", ""]
+        md += board_table(mine) + [""]
+        for w in doc.get("warnings", [])[:10]:
+            md.append(f"- warning: {w}")
+        failed = [r for r in doc["results"] if r.get("status") != "ok"]
+        for r in failed:
+            md.append(f"- FAILED {r['model']['name']}: {(r.get('error') or {}).get('message', '?')}")
+        if mine:
+            pics = _plots(mine, out, _slug(f"{board}_{bundle}"))
+            images += pics
+            md += [""] + [f"![{p}]({p})" for p in pics] + [""]
+    boards = sorted({r.board for r in rows})
+    if len(boards) > 1:
+        md += ["## Across boards (1 thread, XNNPACK, p50 µs)", "",
+               "| bundle | variant | " + " | ".join(boards) + " |", "|---|---|" + "---|" * len(boards)]
+        for bundle, variant in sorted({(r.bundle, r.variant) for r in rows}):
+            cells = []
+            for b in boards:
+                m = [r for r in rows if (r.board, r.bundle, r.variant, r.threads, r.xnnpack) == (b, bundle, variant, 1, True)]
+                cells.append(f"{m[0].run['p50_us']:.1f}" + (" (emu)" if m[0].doc["device"].get("emulated") else "")
+                             if m else "–")
+            md.append(f"| {bundle} | {variant} | " + " | ".join(cells) + " |")
+        md.append("")
+    trade = _tradeoff(rows, out)
+    if trade:
+        images.append(trade)
+        md += ["## Accuracy vs latency vs size", "", f"![{trade}]({trade})", ""]
+    for bundle in sorted({r.bundle for r in rows}):
+        curve = ARTIFACTS / bundle / "training_curve.png"
+        if curve.is_file():
+            name = f"training_{_slug(bundle)}.png"
+            shutil.copyfile(curve, out / name)
+            images.append(name)
+            md += [f"## Training curve: `{bundle}`", "", f"![{name}]({name})", ""]
+    if skipped:
+        md += ["## Skipped result files (not schema-valid)", ""] + [f"- {s}" for s in skipped] + [""]
+    return "\n".join(md), images
+
+
+def to_html(md: str, out: Path) -> str:
+    """A single self-contained HTML file: tables and headings converted, plots inlined."""
+    import html as h
+
+    body, table = [], []
+
+    def flush():
+        if table:
+            cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|-")]
+            body.append("<table>" + "".join(
+                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{h.escape(c)}</{'th' if i == 0 else 'td'}>" for c in row)
+                + "</tr>" for i, row in enumerate(cells)) + "</table>")
+            table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if m := re.match(r"!\[(.*)\]\((.*)\)", line):
+            data = base64.b64encode((out / m.group(2)).read_bytes()).decode()
+            body.append(f'<img alt="{h.escape(m.group(1))}" src="data:image/png;base64,{data}">')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{h.escape(line.lstrip('# '))}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{h.escape(line.lstrip('->').strip())}</p>")
+    flush()
+    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
+    return f"<!doctype html><meta charset=utf-8><title>edgekit report</title><style>{style}</style>" + "\n".join(body)
+
+
+def write_report(html: bool = False, results: Path = RESULTS, out: Path = REPORTS) -> Path:
+    md, images = build_report(results, out)
+    path = out / "benchmark_report.md"
+    atomic_write_text(path, md)
+    print(f"report: {path} ({len(images)} plots)")
+    if html:
+        hp = out / "benchmark_report.html"
+        atomic_write_text(hp, to_html(md, out))
+        print(f"report: {hp}")
+    return path
