@@ -16,16 +16,16 @@ class Defaults:
     # Model: MobileNet-style, see host/model.py. Sized so that INT8 is < 0.30x of FP32 (fixed
     # per-tensor overhead dominates tiny models) while still training in minutes on a laptop CPU.
     alpha: float = 1.0
-    stem_filters: int = 16
-    stem_stride: int = 2  # 1 is used automatically for inputs under 16 px (8x8 digits)
-    blocks: tuple = ((32, 1), (64, 2), (128, 1), (256, 2), (512, 1), (512, 1))  # (filters, stride)
+    stem_filters: int = 32
+    stem_stride: int = 1
+    blocks: tuple = ((64, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1))  # (filters, stride)
     dropout: float = 0.2
     bn_momentum: float = 0.9  # Keras' 0.99 gave 8-41 % val accuracy on small data
     # Training
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int = 8
+    patience: int = 15  # long enough for the cosine schedule to bring the LR down
     # Conversion
     calibration_samples: int = 300
     variants: tuple = ("fp32", "dynamic", "fp16", "int8")
