@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from host.quantize import ConversionError
 
     try:
-        if args.cmd in ("train", "quantize", "evaluate", "perf"):
+        if args.cmd in ("train", "quantize", "evaluate"):
             _divert_native_stderr()
         from host import pipeline
 
