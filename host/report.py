@@ -100,6 +100,8 @@ def _thermal(info: dict | None) -> str:
     temps = info.get("temperature_c") or {}
     t = max(temps.values()) if isinstance(temps, dict) and temps else None
     thr = (info.get("throttling") or {}).get("throttled")
+    if t is None and thr is None:
+        return "not available"
     return f"{_fmt(t)} °C" + ("" if thr is None else (", throttled" if thr else ", not throttled"))
 
 
