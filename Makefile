@@ -69,7 +69,7 @@ perf: venv
 
 ## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
 board: venv
-	$(PY) -m tests.board start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline)
+	$(PY) -m tests.board start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
 
 ## make board-stop   tear the emulated board(s) down
 board-stop: venv

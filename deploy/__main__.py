@@ -1,0 +1,83 @@
+"""`python -m deploy {push,bench,serve,stop}`: what the Makefile's deploy/bench/serve/stop call.
+
+Every user-fixable problem is one line on stderr and a non-zero exit (1 failed, 2 usage).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from deploy.errors import DeployError
+
+
+def parse_hosts(args: argparse.Namespace) -> list[str]:
+    """--host H, or --hosts a,b,c, or --hosts @fleet.txt (one host per line, # comments)."""
+    if args.hosts:
+        if args.hosts.startswith("@"):
+            path = Path(args.hosts[1:])
+            if not path.is_file():
+                raise DeployError(f"fleet file {path} not found")
+            items = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
+        else:
+            items = [h.strip() for h in args.hosts.split(",")]
+        hosts = [h for h in items if h]
+    else:
+        hosts = [args.host or "local"]
+    if not hosts:
+        raise DeployError("no hosts given")
+    if len(set(hosts)) != len(hosts):
+        raise DeployError("a host is listed twice")
+    return hosts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("push", "ship runtime, agent and bundle to the board(s)"),
+                       ("bench", "run info/bench/eval on the board(s), store results/<host>/...json"),
+                       ("serve", "start the agent's HTTP server on the board"),
+                       ("stop", "stop a server started by serve")):
+        p = sub.add_parser(name, help=text, description=text)
+        if name != "stop":
+            p.add_argument("--bundle", required=True, help="bundle directory (artifacts/<name>)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--host", help="local, user@host:port, a name or an ssh-config alias")
+        where.add_argument("--hosts", help="a,b,c or @fleet.txt: several boards in parallel")
+        p.add_argument("--profile", help="profile name or YAML path (default: picked from the board)")
+        p.add_argument("--ssh-key", help="private key file to use")
+        p.add_argument("--trust-new-host", action="store_true",
+                       help="accept and record an unknown host key (like ssh accept-new)")
+        if name in ("push", "bench"):
+            p.add_argument("--agent", help="use this agent.pyz instead of building one from device/")
+        if name == "push":
+            p.add_argument("--wheelhouse", action="store_true",
+                           help="install the runtime from a host-built wheelhouse even if the board is online")
+        if name == "bench":
+            p.add_argument("--results", help="results directory (default: results/)")
+        if name == "serve":
+            p.add_argument("--variant", help="model variant to serve (default: int8 if present)")
+            p.add_argument("--port", type=int, default=8080)
+            p.add_argument("--bind", default="127.0.0.1", help="address on the board (default 127.0.0.1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from deploy import commands
+    trust = args.trust_new_host or os.environ.get("TRUST_NEW_HOST", "").lower() in ("1", "yes", "true")
+    args.trust_new_host = trust
+    try:
+        hosts = parse_hosts(args)
+        return getattr(commands, args.command)(args, hosts)
+    except DeployError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; the board keeps its previous release", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The four subcommands, each run over every board given (in parallel for fleets)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from deploy import fleet, release as releases
+from deploy.agent import build_agent
+from deploy.push import Options, bundle_path, push_one
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    return Options(ssh_key=args.ssh_key, trust_new_host=args.trust_new_host, profile=args.profile,
+                   force_wheelhouse=getattr(args, "wheelhouse", False))
+
+
+def push(args: argparse.Namespace, hosts: list[str]) -> int:
+    rel = releases.prepare(bundle_path(args.bundle), build_agent(args.agent))
+    options = options_from(args)
+    outcomes = fleet.run_all(hosts, lambda h: push_one(h, rel, options))
+    fleet.print_summary(outcomes, "deploy")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def bench(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.bench import bench_one
+    if args.results:
+        os.environ["EDGEKIT_RESULTS"] = args.results
+    options = options_from(args)
+    options.stream = len(hosts) == 1
+    outcomes = fleet.run_all(hosts, lambda h: bench_one(h, bundle_path(args.bundle), options))
+    fleet.print_summary(outcomes, "bench")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def serve(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.serve import serve_one
+    bundle_path(args.bundle)
+    options = options_from(args)
+    outcomes = fleet.run_all(hosts, lambda h: serve_one(h, args.variant, args.port, args.bind, options))
+    fleet.print_summary(outcomes, "serve")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def stop(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.serve import stop_one
+    outcomes = fleet.run_all(hosts, lambda h: stop_one(h, options_from(args)))
+    fleet.print_summary(outcomes, "stop")
+    return 0 if all(o.ok for o in outcomes) else 1

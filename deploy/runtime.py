@@ -1,0 +1,164 @@
+"""The TFLite runtime on the board: which one, and installing it into <board home>/venv.
+
+ai-edge-litert where it has wheels (aarch64/x86_64, Python 3.10-3.13), else tflite-runtime 2.14
+with numpy<2 (needs glibc >= 2.34). The venv sees the board's own NumPy when that one is usable
+(saves a big download on a Pi). A new venv is built beside the old one and swapped in only
+when it imports, so a failed install leaves the previous runtime working.
+"""
+from __future__ import annotations
+
+import hashlib
+import shlex
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from deploy import settings, wheelhouse
+from deploy.errors import DeployError
+from deploy.preflight import Board
+from deploy.target import Target
+
+
+@dataclass
+class Runtime:
+    name: str               # ai-edge-litert | tflite-runtime
+    module: str             # what the agent imports
+    requirements: list[str]
+
+    @property
+    def pin(self) -> str:
+        return next(r for r in self.requirements if Requirement(r).name == self.name)
+
+
+def _read_requirements(path: Path) -> list[str]:
+    lines = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
+    return [l for l in lines if l]
+
+
+def choose(board: Board, prefer: str | None = None) -> Runtime:
+    py = board.python[:2]
+    primary_ok = board.arch in settings.PRIMARY_ARCHES and py in settings.PRIMARY_PYTHONS
+    fallback_ok = (py in settings.FALLBACK_PYTHONS and board.arch in settings.SUPPORTED_ARCHES
+                   and (board.glibc or (0, 0)) >= settings.FALLBACK_MIN_GLIBC)
+    primary = Runtime(settings.RUNTIME_PRIMARY, "ai_edge_litert",
+                      _read_requirements(settings.DEVICE_REQUIREMENTS))
+    fallback = Runtime(settings.RUNTIME_FALLBACK, "tflite_runtime",
+                       _read_requirements(settings.DEVICE_REQUIREMENTS_FALLBACK))
+    if prefer == settings.RUNTIME_FALLBACK and fallback_ok:
+        return fallback
+    if primary_ok:
+        return primary
+    if fallback_ok:
+        return fallback
+    glibc = ".".join(map(str, board.glibc)) if board.glibc else "unknown"
+    raise DeployError(f"no TFLite runtime for {board.arch} / Python {board.py_tag} / glibc {glibc} "
+                      "(ai-edge-litert: aarch64/x86_64 + Python 3.10-3.13; tflite-runtime 2.14: "
+                      "Python <= 3.11 + glibc >= 2.34)")
+
+
+def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
+    """True when the board's own NumPy works with the runtime (then the venv reuses it)."""
+    try:
+        have = Version(board.numpy)
+    except Exception:
+        return False
+    upper = Version("2") if runtime.name == settings.RUNTIME_FALLBACK else Version("3")
+    return Version("1.23.2") <= have < upper
+
+
+def marker(runtime: Runtime, board: Board, system_numpy: bool) -> str:
+    """What a venv was built for; written into it, so a re-deploy can tell it needs nothing."""
+    digest = hashlib.sha256("\n".join(runtime.requirements).encode()).hexdigest()[:8]
+    return f"{runtime.pin} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
+
+
+def needs_install(board: Board, runtime: Runtime) -> bool:
+    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime))
+
+
+def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: bool = False,
+           log=print) -> dict:
+    """Install the runtime unless the board already has exactly this one. Returns what was done."""
+    system_numpy = board_numpy_usable(board, runtime)
+    want = marker(runtime, board, system_numpy)
+    if board.installed_runtime == want:
+        return {"runtime": runtime.pin, "installed": False, "bytes_sent": 0, "via": "already"}
+    reqs = [r for r in runtime.requirements if not (system_numpy and Requirement(r).name == "numpy")]
+    home = board.home
+    q = shlex.quote
+    venv_new = f"{home}/venv.new"
+    sent = 0
+    offline = force_wheelhouse or not board.online
+    log(f"{target.name}: installing {runtime.pin} ({'wheelhouse' if offline else 'from the index'}"
+        f"{', board numpy ' + board.numpy if system_numpy else ''})")
+    steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
+             f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
+    res = target.run(" && ".join(steps), timeout=300)
+    if not res.ok:
+        raise DeployError(f"{target.name}: cannot create a venv ({_last(res.stderr)}); "
+                          "install python3-venv on the board")
+    pip = f"{q(venv_new)}/bin/python -m pip install -q --disable-pip-version-check"
+    if offline:
+        house = wheelhouse.build(reqs, arch=board.arch, glibc=board.glibc, python=board.python[:2],
+                                 board_numpy=board.numpy if system_numpy else None)
+        remote = f"{home}/wheelhouse/{house.name}"
+        sent = _ship_dir(target, house, remote)
+        cmd = f"{pip} --no-index --find-links {q(remote)} -r {q(remote + '/requirements.txt')}"
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            # keep the board's NumPy: pip then picks dependency versions that work with it
+            f.write("\n".join(reqs + ([f"numpy=={board.numpy}"] if system_numpy else [])) + "\n")
+        remote_req = f"{home}/requirements.runtime.txt"
+        target.put(Path(f.name), remote_req)
+        Path(f.name).unlink()
+        cmd = f"{pip} -r {q(remote_req)}"
+    res = target.run(cmd, timeout=1800)
+    if not res.ok:
+        target.run(f"rm -rf {q(venv_new)}", timeout=120)
+        raise DeployError(f"{target.name}: cannot install {runtime.pin}: {_last(res.stderr)}")
+    check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter; "
+             f"print(numpy.__version__)'")
+    res = target.run(check, timeout=120)
+    if not res.ok:
+        target.run(f"rm -rf {q(venv_new)}", timeout=120)
+        raise DeployError(f"{target.name}: {runtime.pin} installed but does not import: {_last(res.stderr)}")
+    numpy_version = res.stdout.strip()
+    swap = (f"printf '%s\\n' {q(want)} > {q(venv_new)}/edgekit-runtime && "
+            f"rm -rf {q(home)}/venv.old && {{ [ ! -e {q(home)}/venv ] || mv {q(home)}/venv {q(home)}/venv.old; }} && "
+            f"mv {q(venv_new)} {q(home)}/venv && rm -rf {q(home)}/venv.old")
+    res = target.run(swap, timeout=300)
+    if not res.ok:
+        raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
+    return {"runtime": runtime.pin, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
+            "via": "wheelhouse" if offline else "index"}
+
+
+def _ship_dir(target: Target, local_dir: Path, remote_dir: str) -> int:
+    """Copy a directory's files, skipping ones already there with the same size."""
+    q = shlex.quote
+    res = target.run(f"mkdir -p {q(remote_dir)} && cd {q(remote_dir)} && "
+                     "for f in *; do [ -f \"$f\" ] && echo \"$(wc -c < \"$f\") $f\"; done; true", timeout=60)
+    have = {}
+    for line in res.stdout.splitlines():
+        size, _, name = line.strip().partition(" ")
+        if size.isdigit():
+            have[name] = int(size)
+    sent = 0
+    for path in sorted(local_dir.iterdir()):
+        if not path.is_file() or path.name == ".complete":
+            continue
+        if have.get(path.name) == path.stat().st_size:
+            continue
+        target.put(path, f"{remote_dir}/{path.name}.part")
+        target.run(f"mv {q(remote_dir + '/' + path.name + '.part')} {q(remote_dir + '/' + path.name)}",
+                   timeout=60)
+        sent += path.stat().st_size
+    return sent
+
+
+def _last(text: str) -> str:
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:300] if lines else "no output"

@@ -1,0 +1,49 @@
+"""Every default deploy/ uses, in one place, so a reader can see (and a test can change) them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONNECT_TIMEOUT_S = 10          # bounded: an unreachable board fails in seconds, not minutes
+MIN_PYTHON = (3, 9)             # oldest board Python any of our runtimes supports
+MIN_FREE_MB = 200               # refuse before touching a board with less room than a runtime needs
+RUNTIME_PRIMARY = "ai-edge-litert"
+RUNTIME_FALLBACK = "tflite-runtime"
+PRIMARY_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))   # ai-edge-litert 2.3.0 wheels
+PRIMARY_ARCHES = ("aarch64", "x86_64")
+FALLBACK_PYTHONS = ((3, 9), (3, 10), (3, 11))            # tflite-runtime 2.14.0 wheels
+FALLBACK_MIN_GLIBC = (2, 34)
+SUPPORTED_ARCHES = ("aarch64", "armv7l", "x86_64")
+
+REPO = Path(__file__).resolve().parent.parent
+DEVICE_REQUIREMENTS = REPO / "device" / "requirements.txt"
+DEVICE_REQUIREMENTS_FALLBACK = REPO / "device" / "requirements-fallback.txt"
+PROFILES_DIR = REPO / "profiles"
+
+
+def edgekit_home() -> Path:
+    """Where this machine keeps its own board state (HOST=local) and extra ssh config/known_hosts."""
+    return Path(os.environ.get("EDGEKIT_HOME") or Path.home() / ".edgekit").expanduser()
+
+
+def cache_dir() -> Path:
+    """Host-side cache (wheelhouses); EDGEKIT_CACHE lets tests and CI share one across runs."""
+    default = Path.home() / ".cache" / "edgekit"
+    return Path(os.environ.get("EDGEKIT_CACHE") or default).expanduser()
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("EDGEKIT_RESULTS") or "results")
+
+
+def deploy_log() -> Path:
+    return edgekit_home() / "deploy.log"
+
+
+def connect_timeout() -> float:
+    return float(os.environ.get("EDGEKIT_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
+
+
+def quiet() -> bool:
+    """Progress bars and streamed chatter are off under CI."""
+    return bool(os.environ.get("CI"))

@@ -1,0 +1,53 @@
+"""Results brought back from boards: results/<host>/<UTC-timestamp>-<bundle>.json.
+
+Written atomically (temp file, then a hard link that fails if the name exists), so an earlier
+result is never overwritten and a reader never sees half a file. Documents that fail the
+schema go to results/rejected/<host>/ instead, kept for inspection, never mixed with good ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from deploy.settings import results_dir
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
+
+
+def _write_new(directory: Path, stem: str, data: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{stem}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        for n in range(1000):
+            path = directory / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
+            try:
+                os.link(tmp, path)       # atomic and refuses to replace an existing file
+                return path
+            except FileExistsError:
+                continue
+        raise OSError(f"too many results named {stem} in {directory}")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def stem(bundle: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{_safe(bundle)}"
+
+
+def save(doc: dict, host: str, bundle: str) -> Path:
+    return _write_new(results_dir() / _safe(host), stem(bundle), json.dumps(doc, indent=1))
+
+
+def save_rejected(raw: str, host: str, bundle: str, reason: str) -> Path:
+    """Keep what the board sent (even if it is not JSON) beside the reason it was refused."""
+    body = json.dumps({"rejected_because": reason, "raw": raw}, indent=1)
+    return _write_new(results_dir() / "rejected" / _safe(host), stem(bundle), body)

@@ -1,0 +1,69 @@
+"""`python -m device.build OUT.pyz`: the agent as one file for the board.
+
+The zipapp holds only the device package (no host/ or deploy/ code) and runs as
+`python3 agent.pyz <command> ...` with the same behaviour as `python -m device`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+
+_MAIN = """# edgekit device agent (zipapp entry point)
+import sys
+if sys.argv[1:2] == ["_child"]:
+    from device.child import child_main
+    sys.exit(child_main())
+from device.cli import main
+sys.exit(main())
+"""
+
+
+def build(out_path: str) -> str:
+    """Write the zipapp atomically; returns its path. Sorted entries and fixed dates make the
+    archive reproducible, so its sha256 identifies the agent version on a board."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    out_path = os.path.abspath(out_path)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    files = []
+    for root, dirs, names in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith((".py", ".json", ".txt")):
+                full = os.path.join(root, name)
+                files.append((full, os.path.join("device", os.path.relpath(full, package))))
+    tmp = out_path + ".tmp"
+    with open(tmp, "wb") as raw:
+        raw.write(b"#!/usr/bin/env python3\n")
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for full, arc in [(None, "__main__.py")] + files:
+                info = zipfile.ZipInfo(arc.replace(os.sep, "/"), date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                if full is None:
+                    data = _MAIN.encode()
+                else:
+                    with open(full, "rb") as f:
+                        data = f.read()
+                zf.writestr(info, data)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def main(argv: list = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: python -m device.build OUT.pyz", file=sys.stderr)
+        return 2
+    try:
+        path = build(argv[0])
+    except OSError as exc:
+        print(f"device.build: error: cannot write {argv[0]}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"{path} ({os.path.getsize(path)} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

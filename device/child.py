@@ -1,0 +1,27 @@
+"""The per-model child process: read a job on stdin, run it, write the payload to a file.
+
+Kept to json + the job modules: whatever this imports is counted in every model's memory.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def child_main() -> int:
+    from device import memory
+    rss_start = memory.rss_mb()
+    job = json.loads(sys.stdin.read())
+    job["rss_start_mb"] = rss_start
+    try:
+        from device import jobs
+        payload = {"ok": True, "result": jobs.JOBS[job["job"]](job)}
+    except Exception as exc:  # AgentError carries its kind; anything else is still one line
+        from device.errors import AgentError
+        kind = exc.kind if isinstance(exc, AgentError) else "internal"
+        message = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
+        payload = {"ok": False, "error": {"kind": kind, "message": " ".join(message.split())[:500],
+                                          "signal": None, "exit_code": 0}}
+    with open(job["result_path"], "w") as f:
+        json.dump(payload, f)
+    return 0

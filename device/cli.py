@@ -1,0 +1,368 @@
+"""The agent's command line (a user-facing contract, see docs/contracts.md).
+
+Every failure becomes one line on stderr (and `errors` in the JSON), with exit code 0 ok,
+1 some model failed, 2 usage error; tracebacks never reach the user.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+from device import __version__, defaults, isolate, modelfile, report, results, runtime, sysinfo
+from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
+
+PROG = "edgekit-agent"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is an AgentError (one line), not usage text and sys.exit."""
+
+    def error(self, message: str):
+        raise AgentError(f"{message} (see {self.prog} --help)", EXIT_USAGE, "usage")
+
+
+def _threads(text: str) -> list:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}")
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
+                                            "TFLite models on this board.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,serve}", parser_class=_Parser)
+
+    def common(p, threads_help="threads for the interpreter", threads_list=False):
+        p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")
+        p.add_argument("--runtime", help="ai_edge_litert | tflite_runtime | tensorflow (default: first found)")
+        if threads_list:
+            p.add_argument("--num_threads", type=_threads, default=list(defaults.NUM_THREADS),
+                           help="comma-separated sweep, e.g. 1,2,4 (default 1)")
+        else:
+            p.add_argument("--num_threads", type=_positive_int, default=defaults.NUM_THREADS[0], help=threads_help)
+        p.add_argument("--timeout", type=_positive_float, default=defaults.TIMEOUT_SECS,
+                       help="seconds per model before its child process is killed")
+
+    p = sub.add_parser("info", help="describe this board and its runtime")
+    p.add_argument("--json", metavar="PATH|-")
+    p.add_argument("--runtime")
+
+    p = sub.add_parser("bench", help="latency and memory of one or more models")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    common(p, threads_list=True)
+    p.add_argument("--num_runs", type=_positive_int, default=defaults.NUM_RUNS)
+    p.add_argument("--warmup_runs", type=_positive_int, default=defaults.WARMUP_RUNS)
+    p.add_argument("--min_secs", type=_positive_float, default=defaults.MIN_SECS)
+    p.add_argument("--max_samples", type=_positive_int, default=defaults.MAX_SAMPLES,
+                   help=f"stop a run after this many invokes (default {defaults.MAX_SAMPLES})")
+    p.add_argument("--no_xnnpack", action="store_true", help="builtin kernels only (no default delegate)")
+    p.add_argument("--xnnpack", choices=["on", "off", "both"], help="on, off, or both (a sweep)")
+    p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
+                   help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
+    p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
+
+    p = sub.add_parser("eval", help="on-device accuracy over a bundle's eval.npz")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("eval_set", metavar="EVAL.npz")
+    p.add_argument("--manifest", help="the bundle's manifest.json (preprocessing, host predictions)")
+    common(p)
+
+    p = sub.add_parser("infer", help="classify images or .npy tensors")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="image, .npy or a folder of them; - reads paths or .npy arrays from stdin")
+    p.add_argument("--watch", metavar="DIR", help="classify new files in DIR as they appear (JSON lines)")
+    p.add_argument("--manifest")
+    p.add_argument("--labels", help="text file, one label per line")
+    p.add_argument("--top_k", type=_positive_int, default=defaults.TOP_K)
+    p.add_argument("--pixel_scale", type=float, help="override: f = pixel*scale + offset")
+    p.add_argument("--pixel_offset", type=float)
+    common(p)
+
+    p = sub.add_parser("serve", help="HTTP inference service (127.0.0.1 by default)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--manifest")
+    p.add_argument("--labels")
+    p.add_argument("--host", default=defaults.SERVE_HOST)
+    p.add_argument("--port", type=_positive_int, default=defaults.SERVE_PORT)
+    p.add_argument("--workers", type=_positive_int, default=defaults.SERVE_WORKERS)
+    p.add_argument("--num_threads", type=_positive_int, default=defaults.NUM_THREADS[0])
+    p.add_argument("--max_body", type=_positive_int, default=defaults.SERVE_MAX_BODY, help="bytes")
+    p.add_argument("--access_log", action="store_true", help="log every request (default: failures only)")
+    p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
+                   help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
+    p.add_argument("--runtime")
+    return parser
+
+
+def _read_labels(path: Optional[str]) -> Optional[list]:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            labels = [line.strip() for line in f if line.strip()]
+    except OSError as exc:
+        raise AgentError(f"{path}: cannot read labels ({exc.strerror})", EXIT_USAGE, "usage") from None
+    if not labels:
+        raise AgentError(f"{path}: labels file is empty", EXIT_USAGE, "usage")
+    return labels
+
+
+def _describe_or_fail(path: str) -> tuple:
+    """(model fields, None) or (partial model fields, error dict) for a bad file."""
+    try:
+        return modelfile.describe(path), None
+    except AgentError as exc:
+        return ({"path": os.path.abspath(path), "name": os.path.basename(path)},
+                {"kind": exc.kind, "message": str(exc), "signal": None})
+
+
+def _run_model_job(doc: dict, path: str, job: dict, timeout: float) -> Optional[dict]:
+    """Run a job in a child; on failure append a failed entry to doc and return None."""
+    model, error = _describe_or_fail(path)
+    if error is None:
+        payload = isolate.run(dict(job, model_path=model["path"], sha256=model["sha256"]), timeout or None)
+        if payload["ok"]:
+            result = payload["result"]
+            result["model"] = dict(model, **result["model"])
+            return result
+        error = payload["error"]
+    message = error["message"]
+    if not message.startswith(path):
+        message = f"{path}: {message}"
+    error = dict(error, message=message)
+    doc["results"].append(results.model_result(model, "failed", error=error))
+    doc["errors"].append(message)
+    return None
+
+
+def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[str]:
+    """Say so when XNNPACK did not take (all of) a model: the numbers then mean something else."""
+    total, taken = model.get("ops_total"), model.get("ops_delegated")
+    if not total or taken is None or taken == total:
+        return None
+    rt = f"{runtime_info.get('name')} {runtime_info.get('version') or ''}".strip()
+    kind = "INT8 model" if model.get("quantized") else "model"
+    if taken == 0:
+        if model.get("quantized") and runtime_info.get("name") == "tflite_runtime":
+            why = "tflite-runtime does not delegate INT8 graphs; install ai-edge-litert for the INT8 speed-up"
+        elif not os.path.isdir("/sys/devices/system/cpu"):
+            why = "XNNPACK cannot read the CPU's features without /sys (mount sysfs)"
+        else:
+            why = "it runs on the slower builtin kernels"
+        return f"{name}: {kind} is not delegated to XNNPACK by {rt} (0/{total} ops); {why}"
+    if model.get("quantized"):
+        left = ", ".join(sorted(model.get("ops_not_delegated") or {}))
+        return f"{name}: INT8 model only partly delegated to XNNPACK ({taken}/{total} ops; not: {left})"
+    return None
+
+
+def cmd_info(args, doc: dict) -> int:
+    return EXIT_OK
+
+
+def cmd_bench(args, doc: dict) -> int:
+    xnnpack = {"on": [True], "off": [False], "both": [True, False]}[args.xnnpack or
+                                                                    ("off" if args.no_xnnpack else "on")]
+    if args.num_runs < 1:
+        raise AgentError("--num_runs must be >= 1", EXIT_USAGE, "usage")
+    max_samples = max(1, args.max_samples)
+    if args.num_runs > max_samples:
+        doc["warnings"].append(f"--num_runs {args.num_runs} capped at --max_samples {max_samples}")
+    doc["settings"] = {"num_threads": args.num_threads, "xnnpack": xnnpack, "num_runs": args.num_runs,
+                       "warmup_runs": args.warmup_runs, "min_secs": args.min_secs,
+                       "max_samples": max_samples, "timeout": args.timeout,
+                       "input": args.input or "random", "seed": args.seed}
+    job = {"job": "bench", "runtime": _runtime_job(doc), "threads": args.num_threads, "xnnpack": xnnpack,
+           "num_runs": min(args.num_runs, max_samples), "warmup_runs": args.warmup_runs,
+           "min_secs": args.min_secs, "max_samples": max_samples,
+           "input_files": [_abs_input(p) for p in args.input], "seed": args.seed}
+    for i, path in enumerate(args.models):
+        report.progress(f"[{i + 1}/{len(args.models)}] {path}")
+        result = _run_model_job(doc, path, job, args.timeout)
+        if result is None:
+            continue
+        warnings = list(result.get("warnings", []))
+        warning = _delegation_warning(result["model"]["name"], result["model"], doc["runtime"]) \
+            if True in xnnpack else None
+        if warning:
+            warnings.append(warning)
+            doc["warnings"].append(warning)
+        doc["results"].append(results.model_result(result["model"], runs=result["runs"],
+                                                   memory=result["memory"], warnings=warnings))
+    return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def cmd_eval(args, doc: dict) -> int:
+    for path, what in ((args.eval_set, "eval set"), (args.manifest, "manifest")):
+        if path and not os.path.isfile(path):
+            raise AgentError(f"{path}: no such {what}", EXIT_MODEL_FAILED, what.replace(" ", "_"))
+    doc["settings"] = {"num_threads": args.num_threads, "eval_set": os.path.abspath(args.eval_set),
+                       "manifest": os.path.abspath(args.manifest) if args.manifest else None}
+    job = {"job": "eval", "runtime": _runtime_job(doc), "threads": max(1, args.num_threads),
+           "eval_path": os.path.abspath(args.eval_set),
+           "manifest": os.path.abspath(args.manifest) if args.manifest else None}
+    result = _run_model_job(doc, args.model, job, args.timeout)
+    if result is not None:
+        acc = result["accuracy"]
+        warnings = list(result.get("warnings", []))
+        if acc.get("agreement_with_host") is not None and acc["agreement_with_host"] < 1.0:
+            warnings.append(f"{result['model']['name']}: top-1 differs from the host's on "
+                            f"{acc['disagreements']} of {acc['count']} images")
+        doc["warnings"].extend(warnings)
+        doc["results"].append(results.model_result(result["model"], accuracy=acc, memory=result["memory"],
+                                                   warnings=warnings))
+    return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def cmd_infer(args, doc: dict) -> int:
+    labels = _read_labels(args.labels)
+    job = {"job": "infer", "runtime": _runtime_job(doc), "threads": max(1, args.num_threads),
+           "inputs": [os.path.abspath(p) for p in args.inputs], "labels": labels,
+           "top_k": max(1, args.top_k), "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
+           "manifest": os.path.abspath(args.manifest) if args.manifest else None}
+    doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest")}
+    result = _run_model_job(doc, args.model, job, args.timeout)
+    if result is not None:
+        for p in result["predictions"]:
+            if "error" in p:
+                doc["errors"].append(p["error"])
+        doc["results"].append(results.model_result(result["model"], memory=result["memory"],
+                                                   predictions=result["predictions"],
+                                                   preprocess=result["preprocess"]))
+    return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def _infer_stream(args) -> int:
+    """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
+    from device import stream
+    from device.predictor import Predictor
+    if args.watch and args.inputs:
+        raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
+    manifest = None
+    if args.manifest:
+        from device.jobs import _load_manifest
+        manifest = _load_manifest(args.manifest)
+    pred = Predictor(args.model, runtime.resolve(args.runtime), 1, max(1, args.num_threads), manifest,
+                     _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
+    k = max(1, args.top_k)
+    if args.watch:
+        return stream.watch(pred, args.watch, k, sys.stdout)
+    return stream.from_stdin(pred, k, sys.stdin.buffer, sys.stdout)
+
+
+def _abs_input(text: str) -> str:
+    """FILE or NAME=FILE, with FILE made absolute (the child runs elsewhere)."""
+    if "=" in text and not os.path.exists(text):
+        name, path = text.split("=", 1)
+        return f"{name}={os.path.abspath(path)}"
+    return os.path.abspath(text)
+
+
+def _runtime_job(doc: dict) -> dict:
+    info = doc["_runtime"]
+    return {"name": info.name, "version": info.version, "module": info.module}
+
+
+COMMANDS = {"info": cmd_info, "bench": cmd_bench, "eval": cmd_eval, "infer": cmd_infer}
+
+
+def _json_dest(argv: list) -> Optional[str]:
+    """--json's value even when parsing failed, so usage errors still produce JSON."""
+    for i, a in enumerate(argv):
+        if a == "--json" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--json="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def main(argv: Optional[list] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    started = results.utc_now()
+    doc = None
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            raise AgentError("no command given (info, bench, eval, infer, serve; see --help)", EXIT_USAGE, "usage")
+        if args.command == "serve":
+            from device import serve
+            return serve.main(args, _read_labels(args.labels))
+        if args.command == "infer" and (args.watch or args.inputs == ["-"]):
+            return _infer_stream(args)
+        if args.command == "infer" and (not args.inputs or "-" in args.inputs):
+            raise AgentError("infer needs INPUT..., or - alone, or --watch DIR", EXIT_USAGE, "usage")
+        command = args.command
+        rt = runtime.resolve(args.runtime) if command != "info" else None
+        device_info = sysinfo.collect(args.runtime)
+        if rt is None:
+            runtime_info = {k: device_info["runtime"].get(k) for k in ("name", "version")}
+        else:
+            runtime_info = {"name": rt.name, "version": rt.version}
+        doc = results.new_doc(command, argv, started, device_info, runtime_info)
+        doc["_runtime"] = rt
+        if device_info["emulated"]:
+            doc["warnings"].append(f"running under {device_info['emulator']} emulation: latency and memory "
+                                   "figures do not represent real hardware")
+        code = COMMANDS[command](args, doc)
+        doc.pop("_runtime", None)
+    except AgentError as exc:
+        code = exc.exit_code
+        doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
+        doc.pop("_runtime", None)
+        doc["errors"].append(str(exc))
+        args = None
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback
+        code = EXIT_MODEL_FAILED
+        doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
+        doc.pop("_runtime", None)
+        doc["errors"].append(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        args = None
+    results.finish(doc)
+    if doc["errors"] and code == EXIT_OK:
+        code = EXIT_MODEL_FAILED
+    for line in doc["errors"]:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+    dest = getattr(args, "json", None) if args is not None else _json_dest(argv)
+    if dest == "-":
+        for line in doc["warnings"]:
+            print(f"{PROG}: warning: {line}", file=sys.stderr)
+    try:
+        if dest:
+            results.write(doc, dest)
+        if dest != "-" and (doc["results"] or (doc["command"] == "info" and not doc["errors"])):
+            report.print_human(doc)
+    except OSError as exc:
+        print(f"{PROG}: error: cannot write {dest}: {exc.strerror}", file=sys.stderr)
+        return EXIT_MODEL_FAILED
+    return code

@@ -1,0 +1,213 @@
+"""Turning data into input tensors: random bench inputs, .npy files, and pixels -> quantised tensors.
+
+The pixel path must match the host bit for bit (docs/contracts.md): f = pixel*scale + offset in
+float32, then q = clip(np.round(f / input_scale) + zero_point) for quantised inputs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from device.errors import AgentError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Preprocess:
+    """How raw 0..255 pixels become the model's input (from the manifest, else by convention)."""
+    height: int
+    width: int
+    channels: int
+    pixel_scale: float
+    pixel_offset: float
+    source: str  # "manifest" | "convention" | "override"
+
+
+def random_input(spec: dict, rng: np.random.Generator) -> np.ndarray:
+    """Random data in the tensor's dtype and a plausible range (like benchmark_model)."""
+    shape = [max(1, d) for d in spec["shape"]]
+    dtype = np.dtype(spec["dtype"])
+    if dtype.kind == "f":
+        return rng.random(shape, dtype=np.float64).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = (info.min, info.max) if dtype.itemsize == 1 else (0, 100)
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 1, size=shape, endpoint=True).astype(bool)
+    raise AgentError(f"input {spec['name']!r} has dtype {dtype.name}, which random inputs do not support",
+                     kind="input")
+
+
+def load_npy(path: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise AgentError(f"{path}: no such file", kind="input")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise AgentError(f"{path}: not a readable .npy file ({type(exc).__name__})", kind="input") from None
+
+
+def check_fits(array: np.ndarray, spec: dict, label: str) -> np.ndarray:
+    """The array as the tensor wants it, or a clear error (dynamic dims, written -1, accept any size)."""
+    dtype = np.dtype(spec["dtype"])
+    if array.dtype != dtype:
+        raise AgentError(f"{label}: dtype {array.dtype.name} does not match model input "
+                         f"{spec['name']!r} dtype {dtype.name}", kind="input")
+    signature = spec.get("shape_signature") or spec["shape"]
+    if array.ndim != len(signature) or any(s not in (-1, a) for s, a in zip(signature, array.shape)):
+        raise AgentError(f"{label}: shape {list(array.shape)} does not match model input "
+                         f"{spec['name']!r} shape {list(signature)}", kind="input")
+    return array
+
+
+def quantize(f: np.ndarray, spec: dict) -> np.ndarray:
+    """Float32 features -> the input tensor's dtype, with the model's own scale/zero-point."""
+    dtype = np.dtype(spec["dtype"])
+    if dtype.kind == "f":
+        return f.astype(dtype)
+    q = spec.get("quantization")
+    if not q or not q["scale"]:
+        raise AgentError(f"input {spec['name']!r} is {dtype.name} without quantisation parameters; "
+                         "cannot map pixels to it", kind="input")
+    info = np.iinfo(dtype)
+    scaled = np.round(f / np.float32(q["scale"])) + q["zero_point"]
+    return np.clip(scaled, info.min, info.max).astype(dtype)
+
+
+def preprocess_for(spec: dict, manifest: Optional[dict] = None, pixel_scale: Optional[float] = None,
+                   pixel_offset: Optional[float] = None) -> Preprocess:
+    """The manifest's preprocessing, else the usual convention for the model's input.
+
+    Convention for third-party models: quantised inputs take pixels directly (uint8 q = pixel,
+    int8 q = pixel - 128, i.e. f is chosen so that quantising it gives exactly that), float inputs
+    take pixel / 255.
+    """
+    shape = [max(1, d) for d in spec["shape"]]
+    if len(shape) == 4:
+        h, w, c = shape[1], shape[2], shape[3]
+    elif len(shape) == 3:
+        h, w, c = shape[1], shape[2], 1
+    else:
+        raise AgentError(f"input {spec['name']!r} has shape {spec['shape']}, not an image (NHWC)",
+                         kind="input")
+    if manifest and "input" in manifest:
+        mi = manifest["input"]
+        scale, offset, source = float(mi["pixel_scale"]), float(mi.get("pixel_offset", 0.0)), "manifest"
+        h, w, c = int(mi.get("height", h)), int(mi.get("width", w)), int(mi.get("channels", c))
+    else:
+        dtype = np.dtype(spec["dtype"])
+        q = spec.get("quantization")
+        if dtype.kind in "iu" and q and q["scale"]:
+            # choose f so that round(f/s) + zp == pixel (uint8) or pixel - 128 (int8)
+            shift = -128 if dtype == np.int8 else 0
+            scale, offset = float(q["scale"]), float((shift - q["zero_point"]) * q["scale"])
+        else:
+            scale, offset = 1.0 / 255.0, 0.0
+        source = "convention"
+    if pixel_scale is not None or pixel_offset is not None:
+        scale = pixel_scale if pixel_scale is not None else scale
+        offset = pixel_offset if pixel_offset is not None else offset
+        source = "override"
+    return Preprocess(h, w, c, scale, offset, source)
+
+
+def pixels_to_input(pixels: np.ndarray, spec: dict, pre: Preprocess) -> np.ndarray:
+    """(N,H,W[,C]) uint8 pixels -> the model's input tensor (N,H,W,C) in its dtype."""
+    if pixels.ndim == 3 and pre.channels == 1:
+        pixels = pixels[..., None]
+    if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (pre.height, pre.width, pre.channels):
+        raise AgentError(f"images are {list(pixels.shape[1:])} (H,W,C) but the model expects "
+                         f"{[pre.height, pre.width, pre.channels]}", kind="input")
+    f = pixels.astype(np.float32) * np.float32(pre.pixel_scale) + np.float32(pre.pixel_offset)
+    return quantize(f, spec)
+
+
+def read_image(path: str, pre: Preprocess) -> np.ndarray:
+    """An image file -> (H,W,C) uint8 pixels resized to the model's input (Pillow when present)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is None:
+        if path.lower().endswith((".pgm", ".ppm", ".pnm")):
+            return _resize_nearest(_read_pnm(path), pre)
+        raise AgentError(f"{path}: reading this image format needs Pillow (pip install Pillow); "
+                         ".npy and .pgm/.ppm work without it", kind="input")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if pre.channels == 1 else "RGB")
+            if img.size != (pre.width, pre.height):
+                img = img.resize((pre.width, pre.height), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except AgentError:
+        raise
+    except Exception as exc:
+        raise AgentError(f"{path}: not a readable image ({type(exc).__name__})", kind="input") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def decode_image_bytes(data: bytes, pre: Preprocess, label: str = "body") -> np.ndarray:
+    """Image bytes (e.g. an HTTP body) -> (H,W,C) uint8, like read_image."""
+    import io
+    import tempfile
+    try:
+        from PIL import Image  # noqa: F401
+    except ImportError:
+        with tempfile.NamedTemporaryFile(suffix=".pgm") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            return read_image(tmp.name, pre)
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("L" if pre.channels == 1 else "RGB")
+            if img.size != (pre.width, pre.height):
+                img = img.resize((pre.width, pre.height), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except Exception as exc:
+        raise AgentError(f"{label}: not a readable image ({type(exc).__name__})", kind="input") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _read_pnm(path: str) -> np.ndarray:
+    """Binary PGM (P5) / PPM (P6) with maxval <= 255, for boards without Pillow."""
+    with open(path, "rb") as f:
+        data = f.read()
+    tokens, pos = [], 0
+    while len(tokens) < 4:
+        while pos < len(data) and data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            while pos < len(data) and data[pos:pos + 1] not in (b"\n", b"\r"):
+                pos += 1
+            continue
+        start = pos
+        while pos < len(data) and not data[pos:pos + 1].isspace():
+            pos += 1
+        if start == pos:
+            raise AgentError(f"{path}: truncated PNM header", kind="input")
+        tokens.append(data[start:pos])
+    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
+    channels = {b"P5": 1, b"P6": 3}.get(magic)
+    if channels is None or maxval > 255:
+        raise AgentError(f"{path}: only binary 8-bit PGM/PPM is supported without Pillow", kind="input")
+    body = np.frombuffer(data[pos + 1:pos + 1 + w * h * channels], dtype=np.uint8)
+    if body.size != w * h * channels:
+        raise AgentError(f"{path}: truncated image data", kind="input")
+    return body.reshape(h, w, channels)
+
+
+def _resize_nearest(arr: np.ndarray, pre: Preprocess) -> np.ndarray:
+    if arr.shape[2] != pre.channels:
+        arr = arr.mean(axis=2, keepdims=True).astype(np.uint8) if pre.channels == 1 else \
+            np.repeat(arr, pre.channels, axis=2)
+    if arr.shape[:2] == (pre.height, pre.width):
+        return arr
+    ys = (np.arange(pre.height) * arr.shape[0] / pre.height).astype(int)
+    xs = (np.arange(pre.width) * arr.shape[1] / pre.width).astype(int)
+    return arr[ys][:, xs]

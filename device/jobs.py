@@ -1,0 +1,332 @@
+"""The work done for one model inside the child process: bench, eval and infer.
+
+Each function takes the job spec (plain JSON from the parent) and returns a JSON-able dict.
+Timing wraps invoke() only, with perf_counter_ns, so the figures match a bare invoke() loop.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from device import graph, inputs, memory, runtime, stats
+from device.errors import AgentError
+
+_clock = time.perf_counter_ns
+
+
+def _open(module: Any, path: str, threads: int, xnnpack: bool, feeds: Optional[list] = None):
+    """Load + allocate (resizing dynamic inputs to the feeds' shapes); returns (interp, init_us)."""
+    t0 = _clock()
+    interp = runtime.make_interpreter(module, path, threads, xnnpack)
+    if feeds is not None:
+        for detail, array in zip(interp.get_input_details(), feeds):
+            if list(detail["shape"]) != list(array.shape):
+                try:
+                    interp.resize_tensor_input(detail["index"], list(array.shape))
+                except Exception as exc:
+                    raise AgentError(f"cannot resize input {detail['name']!r} to {list(array.shape)}: "
+                                     f"{runtime._one_line(exc)}", kind="input") from None
+    runtime.allocate(interp)
+    return interp, (_clock() - t0) / 1000.0
+
+
+def _invoke(interp: Any) -> None:
+    try:
+        interp.invoke()
+    except Exception as exc:
+        raise AgentError(f"invoke failed: {runtime._one_line(exc)}", kind="invoke") from None
+
+
+def _specs(interp: Any) -> tuple:
+    ins = [graph.tensor_spec(d) for d in interp.get_input_details()]
+    outs = [graph.tensor_spec(d) for d in interp.get_output_details()]
+    return ins, outs
+
+
+def _short_name(name: str) -> str:
+    """'serving_default_image:0' -> 'image' (how Keras inputs appear after conversion)."""
+    name = name[len("serving_default_"):] if name.startswith("serving_default_") else name
+    return name[:-2] if name.endswith(":0") else name
+
+
+def _bench_feeds(in_specs: list, input_files: list, seed: int) -> list:
+    """Arrays for every input: from --input files (positional, or NAME=FILE), else random."""
+    if not input_files:
+        rng = np.random.default_rng(seed)
+        return [inputs.random_input(s, rng) for s in in_specs]
+    if len(input_files) != len(in_specs):
+        raise AgentError(f"model has {len(in_specs)} input(s) "
+                         f"({', '.join(_short_name(s['name']) for s in in_specs)}) but {len(input_files)} "
+                         "--input file(s) were given", kind="input")
+    named = dict(f.split("=", 1) for f in input_files if "=" in f and not os.path.exists(f))
+    if named:
+        if len(named) != len(input_files):
+            raise AgentError("use NAME=FILE for every --input or for none", kind="input")
+        order = []
+        for s in in_specs:
+            path = named.get(s["name"], named.get(_short_name(s["name"])))
+            if path is None:
+                raise AgentError(f"no --input for model input {_short_name(s['name'])!r} "
+                                 f"(inputs: {', '.join(_short_name(x['name']) for x in in_specs)})",
+                                 kind="input")
+            order.append(path)
+        input_files = order
+    return [inputs.check_fits(inputs.load_npy(p), s, p) for p, s in zip(input_files, in_specs)]
+
+
+def _time_runs(interp: Any, num_runs: int, min_secs: float, max_samples: int) -> list:
+    """The timed loop: at least num_runs and min_secs, never more than max_samples."""
+    invoke = interp.invoke
+    clock = _clock
+    samples = []
+    append = samples.append
+    deadline = clock() + int(min_secs * 1e9)
+    n = 0
+    while True:
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        append(t1 - t0)
+        n += 1
+        if (n >= num_runs and t1 >= deadline) or n >= max_samples:
+            break
+    return samples
+
+
+def bench(spec: dict) -> dict:
+    module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
+    mem = {"rss_start_mb": spec.get("rss_start_mb"), "rss_imports_mb": memory.rss_mb()}
+    baseline = memory.peak_rss_mb()
+    path = spec["model_path"]
+    runs, model, warnings = [], {}, []
+    probe, _ = _open(module, path, 1, spec["xnnpack"][0])
+    in_specs, out_specs = _specs(probe)
+    feeds = _bench_feeds(in_specs, spec.get("input_files") or [], spec.get("seed", 0))
+    del probe
+    gc.collect()
+    for xnnpack in spec["xnnpack"]:
+        for threads in spec["threads"]:
+            interp, init_us = _open(module, path, threads, xnnpack, feeds)
+            delegation = graph.analyse(interp)
+            if not model:
+                in_specs, out_specs = _specs(interp)
+                model = {"inputs": [graph.public_spec(s) for s in in_specs],
+                         "outputs": [graph.public_spec(s) for s in out_specs],
+                         "quantized": delegation["quantized"], "op_types": delegation["op_types"],
+                         "ops_total": delegation["ops_total"]}
+            if xnnpack and "ops_delegated" not in model:
+                model.update({k: delegation[k] for k in ("ops_delegated", "delegate_nodes",
+                                                         "ops_not_delegated")})
+            mem.setdefault("rss_loaded_mb", memory.rss_mb())
+            for detail, array in zip(interp.get_input_details(), feeds):
+                interp.set_tensor(detail["index"], array)
+            t0 = _clock()
+            _invoke(interp)
+            first_us = (_clock() - t0) / 1000.0
+            warm = _time_runs(interp, spec["warmup_runs"], 0.0, max(1, spec["warmup_runs"])) \
+                if spec["warmup_runs"] > 0 else []
+            samples = _time_runs(interp, spec["num_runs"], spec["min_secs"], spec["max_samples"])
+            samples_us = [round(s / 1000.0, 3) for s in samples]
+            run = {"threads": threads, "xnnpack": xnnpack, "init_us": round(init_us, 3),
+                   "first_us": round(first_us, 3),
+                   "warmup": stats.summarize([w / 1000.0 for w in warm]),
+                   "ops_delegated": delegation["ops_delegated"],
+                   "delegate_nodes": delegation["delegate_nodes"]}
+            run.update(stats.summarize(samples_us))
+            run["samples_us"] = samples_us
+            runs.append(run)
+            del interp
+            gc.collect()
+    model.setdefault("ops_delegated", 0)
+    model.setdefault("delegate_nodes", 0)
+    model.setdefault("ops_not_delegated", model.get("op_types", {}))
+    peak = memory.peak_rss_mb()
+    mem["peak_rss_mb"] = peak
+    mem["model_mb"] = round(peak - baseline, 2) if peak is not None and baseline is not None else None
+    return {"model": model, "runs": runs, "memory": mem, "warnings": warnings}
+
+
+def _classify(interp: Any, out_spec: dict) -> np.ndarray:
+    """Scores of output 0, dequantised (argmax is all top-1 needs, but scores are reported)."""
+    out = interp.get_tensor(out_spec["index"]).astype(np.float32)
+    q = out_spec.get("quantization")
+    if q and q["scale"]:
+        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
+    return out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
+
+
+def _load_manifest(path: Optional[str]) -> Optional[dict]:
+    if not path:
+        return None
+    import json
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
+    if not isinstance(manifest, dict) or "input" not in manifest:
+        raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
+    return manifest
+
+
+def _host_variant(manifest: Optional[dict], model_path: str, sha256: Optional[str]) -> Optional[str]:
+    """Which manifest variant this model file is: by sha256, else by file name."""
+    if not manifest:
+        return None
+    variants = manifest.get("variants") or {}
+    for name, v in variants.items():
+        if sha256 and v.get("sha256") == sha256:
+            return name
+    base = os.path.basename(model_path)
+    for name, v in variants.items():
+        if v.get("file") == base:
+            return name
+    return None
+
+
+def evaluate(spec: dict) -> dict:
+    module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
+    manifest = _load_manifest(spec.get("manifest"))
+    try:
+        data = np.load(spec["eval_path"], allow_pickle=False)
+        x, y = data["x"], data["y"]
+    except KeyError as exc:
+        raise AgentError(f"{spec['eval_path']}: eval set has no array {exc}", kind="eval_set") from None
+    except Exception as exc:
+        raise AgentError(f"{spec['eval_path']}: not a readable .npz eval set ({type(exc).__name__})",
+                         kind="eval_set") from None
+    if len(x) != len(y) or len(x) == 0:
+        raise AgentError(f"{spec['eval_path']}: x has {len(x)} images but y has {len(y)} labels",
+                         kind="eval_set")
+    interp, init_us = _open(module, spec["model_path"], spec["threads"], True)
+    in_specs, out_specs = _specs(interp)
+    if len(in_specs) != 1:
+        raise AgentError(f"eval needs a single-input model, this one has {len(in_specs)}", kind="input")
+    pre = inputs.preprocess_for(in_specs[0], manifest)
+    if x.dtype != np.uint8:
+        raise AgentError(f"{spec['eval_path']}: x must be uint8 pixels, got {x.dtype.name}", kind="eval_set")
+    first = inputs.pixels_to_input(x[:1], in_specs[0], pre)  # checks the shape once, up front
+    if list(in_specs[0]["shape"]) != list(first.shape):
+        interp, init_us = _open(module, spec["model_path"], spec["threads"], True, [first])
+        in_specs, out_specs = _specs(interp)
+    index = in_specs[0]["index"]
+    preds, top5_hits, samples = [], 0, []
+    labels = np.asarray(y).astype(np.int64)
+    for i in range(len(x)):  # one image at a time: a big eval set never becomes one float array
+        interp.set_tensor(index, inputs.pixels_to_input(x[i:i + 1], in_specs[0], pre))
+        t0 = _clock()
+        _invoke(interp)
+        samples.append((_clock() - t0) / 1000.0)
+        scores = _classify(interp, out_specs[0])[0]
+        order = np.argsort(-scores, kind="stable")
+        preds.append(int(order[0]))
+        top5_hits += int(labels[i] in order[:5])
+    preds = np.asarray(preds, dtype=np.int64)
+    n_classes = int(max(_classify(interp, out_specs[0]).shape[1], labels.max() + 1, preds.max() + 1))
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, preds), 1)
+    acc = {"top1": round(float((preds == labels).mean()), 6), "count": int(len(labels)),
+           "correct": int((preds == labels).sum()), "num_classes": n_classes,
+           "confusion": confusion.tolist(), "preprocess": pre.__dict__,
+           "latency": stats.summarize(samples)}
+    if n_classes > 5:
+        acc["top5"] = round(top5_hits / len(labels), 6)
+    variant = _host_variant(manifest, spec["model_path"], spec.get("sha256"))
+    if variant is None:
+        stem = os.path.splitext(os.path.basename(spec["model_path"]))[0]
+        variant = stem if f"pred_{stem}" in data.files else None
+    acc["host_variant"] = variant
+    if variant and f"pred_{variant}" in data.files:
+        host_pred = np.asarray(data[f"pred_{variant}"]).astype(np.int64)
+        if len(host_pred) == len(preds):
+            acc["agreement_with_host"] = round(float((host_pred == preds).mean()), 6)
+            acc["disagreements"] = int((host_pred != preds).sum())
+    if manifest and variant:
+        host_top1 = (manifest.get("variants", {}).get(variant) or {}).get("host_top1")
+        if host_top1 is not None:
+            acc["host_top1"] = host_top1
+    model = {"inputs": [graph.public_spec(s) for s in in_specs],
+             "outputs": [graph.public_spec(s) for s in out_specs]}
+    model.update({k: v for k, v in graph.analyse(interp).items()})
+    return {"model": model, "accuracy": acc, "init_us": round(init_us, 3),
+            "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
+
+
+def _collect_items(paths: list) -> list:
+    items = []
+    for p in paths:
+        if os.path.isdir(p):
+            for name in sorted(os.listdir(p)):
+                if name.lower().endswith(inputs.IMAGE_EXTS + (".npy",)):
+                    items.append(os.path.join(p, name))
+        else:
+            items.append(p)
+    return items
+
+
+def array_to_tensor(arr: np.ndarray, spec: dict, pre: inputs.Preprocess, label: str) -> np.ndarray:
+    """A .npy array -> a batch-1 input tensor: taken as-is when it already is the tensor,
+    else as uint8 pixels to preprocess."""
+    want = [max(1, d) for d in spec["shape"]]
+    if arr.dtype == np.dtype(spec["dtype"]) and list(arr.shape) in (want, want[1:]):
+        return arr.reshape(want)
+    if arr.dtype == np.uint8 and arr.ndim in (2, 3):
+        return inputs.pixels_to_input(arr[None], spec, pre)
+    raise AgentError(f"{label}: array {arr.dtype.name}{list(arr.shape)} is neither the model input "
+                     f"{spec['dtype']}{want} nor uint8 pixels (H,W[,C])", kind="input")
+
+
+def _item_tensor(path: str, spec: dict, pre: inputs.Preprocess) -> np.ndarray:
+    """A file (image or .npy) -> a batch-1 input tensor."""
+    if path.lower().endswith(".npy"):
+        return array_to_tensor(inputs.load_npy(path), spec, pre, path)
+    if not os.path.isfile(path):
+        raise AgentError(f"{path}: no such file", kind="input")
+    return inputs.pixels_to_input(inputs.read_image(path, pre)[None], spec, pre)
+
+
+def top_k(scores: np.ndarray, k: int, labels: Optional[list]) -> list:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
+             "score": round(float(scores[i]), 6)} for i in order]
+
+
+def infer(spec: dict) -> dict:
+    module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
+    manifest = _load_manifest(spec.get("manifest"))
+    interp, init_us = _open(module, spec["model_path"], spec["threads"], True)
+    in_specs, out_specs = _specs(interp)
+    if len(in_specs) != 1:
+        raise AgentError(f"infer needs a single-input model, this one has {len(in_specs)}", kind="input")
+    pre = inputs.preprocess_for(in_specs[0], manifest, spec.get("pixel_scale"), spec.get("pixel_offset"))
+    labels = spec.get("labels") or (manifest or {}).get("class_names")
+    items = _collect_items(spec["inputs"])
+    if not items:
+        raise AgentError("no input files found", kind="input")
+    predictions, failed = [], 0
+    for path in items:
+        try:
+            tensor = _item_tensor(path, in_specs[0], pre)
+            interp.set_tensor(in_specs[0]["index"], tensor)
+            t0 = _clock()
+            _invoke(interp)
+            latency = (_clock() - t0) / 1000.0
+            scores = _classify(interp, out_specs[0])[0]
+            predictions.append({"input": path, "top_k": top_k(scores, spec["top_k"], labels),
+                                "latency_us": round(latency, 3)})
+        except AgentError as exc:
+            failed += 1
+            predictions.append({"input": path, "error": str(exc)})
+    model = {"inputs": [graph.public_spec(s) for s in in_specs],
+             "outputs": [graph.public_spec(s) for s in out_specs]}
+    model.update(graph.analyse(interp))
+    return {"model": model, "predictions": predictions, "failed_inputs": failed,
+            "preprocess": pre.__dict__, "init_us": round(init_us, 3),
+            "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
+
+
+JOBS = {"bench": bench, "eval": evaluate, "infer": infer}

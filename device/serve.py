@@ -1,0 +1,167 @@
+"""`serve`: a small HTTP inference service on the board (standard library only).
+
+Endpoints (a contract): GET /health, GET /info, POST /infer (?top_k=K) with an image or .npy
+as the raw body. Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
+thread-safe, so each of the --workers interpreters serves one request at a time; requests
+beyond that wait (up to the request timeout) and then get 503. SIGTERM stops accepting
+connections and lets in-flight requests finish.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+from urllib.parse import parse_qs, urlparse
+
+from device import __version__, defaults, jobs, runtime
+from device.errors import EXIT_OK, EXIT_USAGE, AgentError
+from device.predictor import Busy, Predictor
+
+MAX_CONNECTIONS = 64
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout: float,
+                 access_log: bool = False) -> type:
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"edgekit-agent/{__version__}"
+
+        def setup(self):
+            self.request.settimeout(timeout)
+            super().setup()
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            """Only failed requests are logged, so a long-running server's log stays small."""
+            if access_log or (str(code).isdigit() and int(code) >= 400):
+                super().log_request(code, size)
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self) -> bool:
+            if not token:
+                return True
+            given = self.headers.get("Authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+        def _guard(self, work) -> None:
+            if not slots.acquire(blocking=False):
+                self.close_connection = True
+                self._send(503, {"error": "too many connections"})
+                return
+            try:
+                work()
+            except HttpError as exc:
+                self.close_connection = exc.status >= 500 or exc.status in (411, 413)
+                self._send(exc.status, {"error": str(exc)})
+            except AgentError as exc:
+                self._send(400, {"error": str(exc)})
+            except (ConnectionError, TimeoutError):
+                self.close_connection = True
+            except Exception as exc:  # never leak a traceback to the client
+                self.close_connection = True
+                sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n")
+                self._send(500, {"error": "internal error"})
+            finally:
+                slots.release()
+
+        def do_GET(self) -> None:
+            def work():
+                path = urlparse(self.path).path
+                if path == "/health":
+                    self._send(200, {"status": "ok", "model": model.meta["name"]})
+                elif path == "/info":
+                    if not self._authorised():
+                        raise HttpError(401, "missing or wrong token")
+                    self._send(200, model.info())
+                elif path == "/infer":
+                    raise HttpError(405, "use POST /infer with the image or .npy as the body")
+                else:
+                    raise HttpError(404, f"no such endpoint {path}")
+            self._guard(work)
+
+        def do_POST(self) -> None:
+            def work():
+                url = urlparse(self.path)
+                if url.path != "/infer":
+                    raise HttpError(404, f"no such endpoint {url.path}")
+                if not self._authorised():
+                    raise HttpError(401, "missing or wrong token")
+                length = self.headers.get("Content-Length")
+                if length is None or not length.isdigit():
+                    raise HttpError(411, "Content-Length required")
+                if int(length) > max_body:
+                    raise HttpError(413, f"body of {int(length)} bytes exceeds the limit of {max_body}")
+                if int(length) == 0:
+                    raise HttpError(400, "empty body: send an image or a .npy tensor")
+                body = self.rfile.read(int(length))
+                if len(body) != int(length):
+                    raise HttpError(400, "body shorter than Content-Length")
+                try:
+                    k = int(parse_qs(url.query).get("top_k", [defaults.TOP_K])[0])
+                except ValueError:
+                    raise HttpError(400, "top_k must be an integer")
+                if k < 1:
+                    raise HttpError(400, "top_k must be >= 1")
+                tensor = model.tensor_from_bytes(body)
+                try:
+                    result = model.predict(tensor, k, timeout)
+                except Busy:
+                    raise HttpError(503, "all workers are busy; try again")
+                self._send(200, result)
+            self._guard(work)
+
+    return Handler
+
+
+def main(args, labels: Optional[list]) -> int:
+    """Run until SIGTERM/SIGINT; errors before serving are one line and exit code 1 or 2."""
+    manifest = jobs._load_manifest(args.manifest)
+    rt = runtime.resolve(args.runtime)
+    if args.max_body < 1:
+        raise AgentError("--max_body must be >= 1", EXIT_USAGE, "usage")
+    model = Predictor(args.model, rt, args.workers, args.num_threads, manifest, labels)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"edgekit-agent: warning: serving on {args.host}, reachable from the network"
+              + ("" if args.token else " without a token (set --token or EDGEKIT_TOKEN)"), file=sys.stderr)
+    handler = make_handler(model, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, args.access_log)
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), handler)
+    except OSError as exc:
+        raise AgentError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", kind="serve") from None
+    server.daemon_threads = False      # server_close() waits for in-flight requests
+    host, port = server.server_address[:2]
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"serving {model.meta['name']} on http://{host}:{port} ({rt.name} {rt.version or ''}, "
+          f"{model.workers} workers)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+    print("stopped", flush=True)
+    return EXIT_OK

@@ -1,0 +1,55 @@
+"""`python -m tests.board start [--boards N] [--offline] | stop | status` (make board / board-stop)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from . import board as boards
+from .errors import BoardError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.board",
+                                     description="Emulated aarch64 boards (Debian bookworm under "
+                                                 "qemu-user, one network namespace each). Needs root.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="build (once) and start boards")
+    start.add_argument("--boards", type=int, default=1, help="how many (default 1)")
+    start.add_argument("--offline", action="store_true",
+                       help="no route to any package index (exercises the offline wheelhouse)")
+    start.add_argument("--cpu", default=boards.DEFAULT_CPU,
+                       help="qemu CPU model (default cortex-a72, a Pi 4; cortex-a76 is a Pi 5)")
+    sub.add_parser("stop", help="stop every board started from this EDGEKIT_HOME")
+    sub.add_parser("status", help="list running boards")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            if not 1 <= args.boards <= 16:
+                raise BoardError("--boards must be between 1 and 16")
+            started = boards.start(args.boards, args.offline, cpu=args.cpu)
+            for b in started:
+                print(f"  {b.name}: " + shlex.join(b.ssh_argv()))
+            hosts = ",".join(b.name for b in started)
+            var = "HOST" if len(started) == 1 else "HOSTS"
+            print(f"{var}={hosts}")
+            print(f"next: make deploy {var}={hosts} && make bench {var}={hosts}; "
+                  f"make board-stop when done")
+        elif args.command == "stop":
+            if boards.stop() == 0:
+                print("board: no boards running")
+        else:
+            for b in boards.load_boards():
+                print(f"{b.name}\t{b.user}@{b.board_ip}\t{b.cpu}\t{'offline' if b.offline else 'online'}")
+    except BoardError as exc:
+        print(f"board: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("board: interrupted (run `make board-stop` to clean up)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The board tool's own plumbing, without starting a board: refusal messages and ssh entries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.board import board as boards
+from tests.board import image, network
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _board(tmp_path: Path, index: int) -> boards.Board:
+    net = network.Net(index)
+    return boards.Board(name=f"edgekit-board{index}", index=index, offline=False, user="pi",
+                        host_ip=net.host_ip, board_ip=net.board_ip, netns=net.netns,
+                        state_dir=str(tmp_path / f"b{index}"), base=str(tmp_path / "base"))
+
+
+def test_ssh_entries_are_written_and_removed_per_board(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ssh_config").write_text("Host mine\n  HostName 192.0.2.9\n")
+    (home / "known_hosts").write_text("mine ssh-ed25519 AAAAmine\n")
+    a, b = _board(tmp_path, 7), _board(tmp_path, 8)
+    for x in (a, b):
+        keydir = x.root / "etc/ssh"
+        keydir.mkdir(parents=True)
+        (keydir / "ssh_host_ed25519_key.pub").write_text(f"ssh-ed25519 AAAA{x.index} root@x\n")
+        boards._write_ssh_entries(x, home)
+    boards._write_ssh_entries(a, home)  # restarting a board replaces its entries
+    config = (home / "ssh_config").read_text()
+    assert config.count("Host edgekit-board7\n") == 1 and "Host edgekit-board8\n" in config
+    assert "HostName 10.213.7.2" in config and f"IdentityFile {a.key}" in config
+    known = (home / "known_hosts").read_text().splitlines()
+    assert "edgekit-board7,10.213.7.2 ssh-ed25519 AAAA7" in known
+    boards._remove_ssh_entries(a, home)
+    assert "edgekit-board7" not in (home / "ssh_config").read_text()
+    assert (home / "known_hosts").read_text().splitlines() == [
+        "mine ssh-ed25519 AAAAmine", "edgekit-board8,10.213.8.2 ssh-ed25519 AAAA8"]
+    assert "Host mine\n" in (home / "ssh_config").read_text()  # the user's own entries stay
+
+
+def test_recipe_key_changes_with_the_recipe():
+    assert image.recipe_key() == image.recipe_key()
+    other = image.Recipe(packages=image.Recipe().packages + ("curl",))
+    assert image.recipe_key(other) != image.recipe_key()
+
+
+def test_subnets_are_private_and_distinct():
+    a, b = network.Net(1), network.Net(2)
+    assert a.subnet != b.subnet and a.board_ip == "10.213.1.2" and a.host_ip == "10.213.1.1"
+    assert set(a.index_hosts().values()) == {"pypi.org", "files.pythonhosted.org"}
+    assert len(a.host_if) <= 15 and len(network.Net(249).host_if) <= 15  # Linux IFNAMSIZ
+
+
+@pytest.mark.timeout(60)
+def test_without_root_a_clear_one_line_error(tmp_path):
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        pytest.skip("needs root and setpriv to run the tool as an unprivileged user")
+    env = dict(os.environ, EDGEKIT_HOME=str(tmp_path), HOME=str(tmp_path))
+    tmp_path.chmod(0o777)
+    proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-m", "tests.board", "start"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "board: error: the emulated board needs root (network namespaces, mounts, chroot); "
+        "run `sudo make board`"]

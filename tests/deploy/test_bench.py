@@ -1,0 +1,83 @@
+"""`deploy bench` over a real sshd with the real agent and real .tflite models."""
+import json
+import zipfile
+
+import pytest
+
+from device.schema import validate
+from tests.deploy.conftest import cli
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def results_for(client_home, host="board"):
+    d = client_home.parent / "results" / host
+    return sorted(d.glob("*.json")) if d.exists() else []
+
+
+def test_bench_stores_a_valid_result_and_prints_a_table(first_deploy, client_home, trusted_board, bundle,
+                                                          capsys, tmp_path):
+    profile = tmp_path / "quick.yaml"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nthreads: [1, 2]\nnum_runs: 5\nwarmup_runs: 1\n"
+                       "budgets: {min_top1: 0.0, max_peak_rss_mb: 4000}\n")
+    assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile) == 0
+    out = capsys.readouterr().out
+    [path] = results_for(client_home)
+    doc = json.loads(path.read_text())
+    validate(doc)
+    assert doc["deploy"]["release"] == first_deploy["release"] and doc["deploy"]["profile"] == "quick"
+    by_variant = {doc["deploy"]["variants"][r["model"]["name"]]: r for r in doc["results"]}
+    assert sorted(by_variant) == ["fp32", "int8"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for name, r in by_variant.items():
+        assert r["status"] == "ok" and [run["threads"] for run in r["runs"]] == [1, 2]
+        assert r["model"]["sha256"] == manifest["variants"][name]["sha256"]
+        # the board's accuracy on eval.npz equals the host's (same preprocessing, same model)
+        assert r["accuracy"]["top1"] == pytest.approx(manifest["variants"][name]["host_top1"])
+    assert "int8 speed-up" in out and path.name in out
+
+    # a second run adds a file and leaves the first one untouched
+    before = path.read_bytes()
+    assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile) == 0
+    assert len(results_for(client_home)) == 2 and path.read_bytes() == before
+
+
+def test_broken_budget_exits_non_zero(first_deploy, client_home, trusted_board, bundle, capsys, tmp_path):
+    profile = tmp_path / "strict.yaml"
+    profile.write_text("name: strict\narch: [x86_64, aarch64]\nnum_runs: 3\nwarmup_runs: 0\n"
+                       "variants: [int8]\nbudgets: {max_p50_us: 0.001, min_top1: 1.01}\n")
+    assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile) == 1
+    captured = capsys.readouterr()
+    assert "BUDGET BROKEN int8 threads=1: p50_us" in captured.out
+    assert "top-1" in captured.out and "budget(s) of profile strict broken" in captured.err
+    assert len(results_for(client_home)) == 1       # the measurement itself is still kept
+
+
+def fake_agent(path, body: str):
+    """An agent.pyz that misbehaves on purpose (the board side of a failure, for real over SSH)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("__main__.py", body)
+    return path
+
+
+@pytest.mark.parametrize("case, body, expect", [
+    ("invalid", "import json, sys\nprint(json.dumps({'schema': 'edgekit/result-v1'}))\n", "fails the schema"),
+    ("killed", "import os, sys\nsys.stdout.write('{\"schema\": ')\nsys.stdout.flush()\nos.kill(os.getpid(), 9)\n",
+     "gave no result"),
+])
+def test_bad_agent_output_is_rejected_not_stored(case, body, expect, first_deploy, client_home, trusted_board,
+                                                  bundle, agent, tmp_path, capsys):
+    bad = fake_agent(tmp_path / f"{case}.pyz", body)
+    try:
+        assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", bad) == 0
+        assert cli("bench", "--bundle", bundle, "--host", trusted_board) == 1
+        assert expect in capsys.readouterr().err
+        assert results_for(client_home) == []
+        assert len(list((client_home.parent / "results" / "rejected" / "board").glob("*.json"))) == 1
+    finally:
+        assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
+
+
+def test_bench_without_deploy_says_so(client_home, bundle, capsys):
+    assert cli("bench", "--bundle", bundle, "--host", "local") == 1
+    assert "nothing deployed yet; run `make deploy" in capsys.readouterr().err

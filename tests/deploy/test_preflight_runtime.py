@@ -1,0 +1,85 @@
+"""Preflight refusals and the runtime choice, on the real local target where a board is needed."""
+import os
+import shutil
+
+import pytest
+
+from deploy import preflight, runtime, wheelhouse
+from deploy.errors import DeployError
+from deploy.preflight import Board
+from deploy.target import LocalTarget
+
+
+def board(arch="aarch64", py=(3, 11, 2), glibc=(2, 36), free=5000, numpy=""):
+    return Board(home="/h", arch=arch, python=py, glibc=glibc, free_mb=free, ram_mb=1000, numpy=numpy)
+
+
+@pytest.mark.parametrize("arch, py, glibc, expected", [
+    ("aarch64", (3, 11, 2), (2, 36), "ai-edge-litert"),
+    ("x86_64", (3, 13, 0), (2, 39), "ai-edge-litert"),
+    ("armv7l", (3, 11, 2), (2, 36), "tflite-runtime"),
+    ("aarch64", (3, 9, 2), (2, 36), "tflite-runtime"),
+])
+def test_runtime_choice(arch, py, glibc, expected):
+    assert runtime.choose(board(arch, py, glibc)).name == expected
+
+
+@pytest.mark.parametrize("arch, py, glibc", [("armv7l", (3, 12, 1), (2, 39)), ("armv7l", (3, 11, 2), (2, 31))])
+def test_no_runtime_is_a_clear_error(arch, py, glibc):
+    with pytest.raises(DeployError, match="no TFLite runtime"):
+        runtime.choose(board(arch, py, glibc))
+
+
+def test_board_numpy_reused_only_when_compatible():
+    primary = runtime.choose(board())
+    fallback = runtime.choose(board("armv7l"))
+    assert runtime.board_numpy_usable(board(numpy="1.24.2"), primary)
+    assert runtime.board_numpy_usable(board(numpy="2.1.0"), primary)
+    assert not runtime.board_numpy_usable(board(numpy="2.1.0"), fallback)
+    assert not runtime.board_numpy_usable(board(numpy="1.19.5"), primary)
+    assert not runtime.board_numpy_usable(board(numpy=""), primary)
+
+
+def test_wheelhouse_platform_tags_follow_glibc():
+    tags = wheelhouse.platform_tags("aarch64", (2, 31))
+    assert tags[0] == "manylinux_2_31_aarch64" and "manylinux_2_17_aarch64" in tags
+    assert "manylinux_2_34_aarch64" not in tags and "manylinux2014_aarch64" in tags
+
+
+@pytest.mark.parametrize("facts, message", [
+    (dict(arch="armv6l"), "unsupported arch armv6l"),
+    (dict(py=(3, 7, 3)), "Python 3.7 is too old"),
+    (dict(free=50), "only 50 MB free"),
+])
+def test_preflight_refuses_what_cannot_work(facts, message):
+    b = board(arch=facts.get("arch", "aarch64"), py=facts.get("py", (3, 11, 2)), free=facts.get("free", 5000))
+    with pytest.raises(DeployError, match=message):
+        preflight.check(LocalTarget(), b, need_runtime=True)
+
+
+def test_probe_of_this_machine(client_home):
+    b = preflight.probe(LocalTarget())
+    assert b.home == str(client_home / ".edgekit") and b.arch == os.uname().machine
+    assert b.python >= (3, 9) and b.free_mb > 0 and b.ram_mb > 0
+
+
+def test_no_python3_on_the_board_is_refused(client_home, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("uname", "awk", "df", "tr", "dirname", "cat"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(DeployError, match="no python3 on the board"):
+        preflight.probe(LocalTarget())
+
+
+@pytest.mark.timeout(120)
+def test_offline_armv7l_wheelhouse_reuses_the_board_numpy(tmp_path, monkeypatch):
+    """PyPI has no armv7l NumPy wheel: the wheelhouse must hold the runtime and not NumPy."""
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path))
+    b = board("armv7l", numpy="1.24.2")
+    rt = runtime.choose(b)
+    house = wheelhouse.build(rt.requirements, arch="armv7l", glibc=(2, 36), python=(3, 11), board_numpy=b.numpy)
+    wheels = sorted(p.name for p in house.glob("*.whl"))
+    assert wheels == ["tflite_runtime-2.14.0-cp311-cp311-manylinux_2_34_armv7l.whl"]
+    assert "numpy" not in (house / "requirements.txt").read_text()

@@ -1,0 +1,58 @@
+"""Fixtures for the device agent tests: real models, the agent run as a real subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED_MODELS = os.path.join(os.path.dirname(REPO), "shared", "models")
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """name -> path of the generated test models (fp32, int8, uint8, two_inputs, hang, bundle)."""
+    from tests.device.models import build_all
+    return build_all(str(tmp_path_factory.mktemp("device_models")))
+
+
+def agent_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+class AgentRun:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def doc(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def run_agent(*args, entry=None, timeout=120, cwd=None) -> AgentRun:
+    """`python -m device ARGS` (or `python agent.pyz ARGS` with entry=pyz path) as a subprocess."""
+    cmd = [sys.executable] + ([entry] if entry else ["-m", "device"]) + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=agent_env(),
+                          cwd=cwd or REPO)
+    return AgentRun(proc)
+
+
+@pytest.fixture(scope="session")
+def agent():
+    return run_agent
+
+
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pyz") / "agent.pyz"
+    subprocess.run([sys.executable, "-m", "device.build", str(out)], check=True, cwd=REPO,
+                   env=agent_env(), capture_output=True)
+    return str(out)

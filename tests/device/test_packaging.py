@@ -1,0 +1,67 @@
+"""The shipped forms: agent.pyz behaves like `python -m device`; light runtimes never pull in TensorFlow."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pytest
+
+from device import schema
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_pyz_holds_only_the_agent(pyz):
+    names = zipfile.ZipFile(pyz).namelist()
+    assert "__main__.py" in names and "device/schema/result-v1.json" in names
+    assert not any(n.startswith(("host/", "deploy/", "tests/")) for n in names)
+
+
+def test_pyz_runs_every_command_like_the_package(models, agent, pyz, tmp_path):
+    """Run from an unrelated directory, so nothing can come from the repo checkout."""
+    bundle = models["bundle"]
+    for args in (["info"],
+                 ["bench", models["int8"], models["hang"], "--num_runs", "3", "--timeout", "3"],
+                 ["eval", os.path.join(bundle, "int8.tflite"), os.path.join(bundle, "eval.npz"),
+                  "--manifest", os.path.join(bundle, "manifest.json")]):
+        a = agent(*args, "--json", "-")
+        b = agent(*args, "--json", "-", entry=pyz, cwd=str(tmp_path))
+        assert a.code == b.code, b.stderr
+        da, db = a.doc, b.doc
+        schema.validate(db)
+        assert [r["status"] for r in da["results"]] == [r["status"] for r in db["results"]]
+        assert [r["model"]["sha256"] for r in da["results"]] == [r["model"]["sha256"] for r in db["results"]]
+        if args[0] == "eval":
+            assert da["results"][0]["accuracy"]["top1"] == db["results"][0]["accuracy"]["top1"]
+        if args[0] == "bench":
+            assert db["results"][0]["model"]["ops_delegated"] == da["results"][0]["model"]["ops_delegated"]
+            assert db["results"][1]["error"]["kind"] == "timeout"
+
+
+def test_light_runtime_never_imports_tensorflow(models, agent, tmp_path):
+    """A poisoned `tensorflow` on the path: any import of it by parent or child would fail the run."""
+    poison = tmp_path / "poison" / "tensorflow"
+    poison.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise ImportError('the agent imported tensorflow')\n")
+    import subprocess
+    import sys
+    from tests.device.conftest import REPO, agent_env
+    env = agent_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(poison.parent), REPO])
+    proc = subprocess.run([sys.executable, "-m", "device", "bench", models["int8"], "--num_runs", "2", "--json", "-"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_tensorflow_runtime_and_missing_runtime(models, agent):
+    run = agent("bench", models["int8"], "--runtime", "tensorflow", "--num_runs", "3", "--json", "-")
+    assert run.code == 0, run.stderr
+    assert run.doc["runtime"]["name"] == "tensorflow"
+    assert run.doc["results"][0]["memory"]["peak_rss_mb"] > 100  # TensorFlow's interpreter is heavy
+    try:
+        import tflite_runtime  # noqa: F401
+        pytest.skip("tflite_runtime is installed here")
+    except ImportError:
+        pass
+    run = agent("bench", models["int8"], "--runtime", "tflite_runtime", "--json", "-")
+    assert run.code == 2 and "not installed" in run.doc["errors"][0]

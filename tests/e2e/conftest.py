@@ -1,0 +1,98 @@
+"""Emulated aarch64 boards for the end-to-end tests, always torn down (also when a test fails).
+
+The first use builds the board's root filesystem (several minutes, cached under
+~/.cache/edgekit/board/); later sessions start a board in seconds. Needs root, as CI is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.board import board as boards
+from tests.board.errors import BoardError
+
+REPO = Path(__file__).resolve().parents[2]
+# The first test to touch a board may build its image (~10 min on 2 busy cores).
+BUILD_TIMEOUT_S = 1800
+
+
+def unavailable() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "the emulated board needs Linux (network namespaces, overlayfs, binfmt_misc)"
+    if os.geteuid() != 0:
+        return "the emulated board needs root (network namespaces, mounts, chroot)"
+    if not shutil.which("apt-get") and not Path("/usr/bin/qemu-aarch64-static").exists():
+        return "the emulated board needs qemu-user (apt-get is not available to install it)"
+    return None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def board_home(tmp_path_factory) -> Path:
+    """The tests' own EDGEKIT_HOME: their ssh_config/known_hosts, never the user's ~/.edgekit."""
+    return tmp_path_factory.mktemp("edgekit-home")
+
+
+def _start(home: Path, offline: bool, count: int = 1) -> list[boards.Board]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        return boards.start(count, offline=offline, home=home, log=_log)
+    except BoardError as exc:
+        pytest.fail(f"could not start the emulated board: {exc}", pytrace=False)
+
+
+def _teardown(home: Path, only: list[boards.Board] | None = None) -> None:
+    names = {b.name for b in only} if only is not None else None
+    for b in boards.load_boards(home):
+        if names is None or b.name in names:
+            boards.teardown(b, home)
+
+
+@pytest.fixture(scope="session")
+def board(board_home):
+    """One online board (reaches the package index through the relay, nothing else)."""
+    started: list[boards.Board] = []
+    try:
+        started = _start(board_home, offline=False)
+        yield started[0]
+    finally:
+        _teardown(board_home, started)
+
+
+@pytest.fixture(scope="session")
+def offline_board(board_home):
+    """One board with no route to any package index."""
+    started: list[boards.Board] = []
+    try:
+        started = _start(board_home, offline=True)
+        yield started[0]
+    finally:
+        _teardown(board_home, started)
+
+
+def ssh(board: boards.Board, home: Path, command: str, timeout: float = 300,
+        check: bool = True) -> subprocess.CompletedProcess:
+    """Run `command` on the board over real OpenSSH, with the pinned host key."""
+    proc = subprocess.run(board.ssh_argv(home / "known_hosts") + [command],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ssh {board.name} {command!r} -> {proc.returncode}: "
+                             f"{proc.stderr.strip()[-500:]}")
+    return proc
+
+
+def deploy_env(home: Path) -> dict:
+    env = dict(os.environ, EDGEKIT_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2", CI="1")
+    env.pop("TRUST_NEW_HOST", None)
+    return env
