@@ -1,5 +1,6 @@
 """What the board is and whether a deploy can work there, found over one command, before any change.
 
+Whether the board reaches a package index is asked later, and only when a runtime is installed.
 Refuses clearly on what cannot work: no python3, Python too old, an unsupported arch (armv6),
 too little free disk.
 """
@@ -24,7 +25,7 @@ d="$home"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
 echo "free_mb=$(df -Pk "$d" | awk 'NR==2 {print int($4/1024)}')"
 if command -v python3 >/dev/null 2>&1; then
   python3 - <<'PY'
-import platform, sys, socket
+import platform, sys
 print("python=%d.%d.%d" % sys.version_info[:3])
 print("python_path=" + sys.executable)
 print("glibc=" + "-".join(platform.libc_ver()))
@@ -38,11 +39,6 @@ try:
     print("venv=yes")
 except Exception:
     print("venv=no")
-try:
-    socket.create_connection(("pypi.org", 443), timeout=3).close()
-    print("online=yes")
-except OSError:
-    print("online=no")
 PY
 fi
 [ -x "$home/venv/bin/python" ] && echo "runtime_python=$("$home/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"
@@ -63,7 +59,8 @@ class Board:
     model: str = ""
     os: str = ""
     numpy: str = ""
-    online: bool = False
+    has_venv: bool = True           # python3 -m venv works (Debian splits it into python3-venv)
+    online: bool | None = None      # reaches PyPI; only asked when a runtime is installed
     installed_runtime: str = ""     # "name==version" recorded by the last runtime install
 
     @property
@@ -87,9 +84,15 @@ def probe(target: Target) -> Board:
                  python=tuple(int(x) for x in facts["python"].split(".")),
                  glibc=glibc_ver, free_mb=int(facts.get("free_mb") or 0),
                  ram_mb=int(facts.get("ram_mb") or 0), model=facts.get("model", ""),
-                 os=facts.get("os", ""), numpy=facts.get("numpy", ""),
-                 online=facts.get("online") == "yes",
+                 os=facts.get("os", ""), numpy=facts.get("numpy", ""), has_venv=facts.get("venv") == "yes",
                  installed_runtime=facts.get("runtime", "") if facts.get("runtime_python") else "")
+
+
+def can_reach_index(target: Target) -> bool:
+    """Asked only when a runtime must be installed: offline boards then get a wheelhouse."""
+    res = target.run("python3 -c 'import socket; socket.create_connection((\"pypi.org\", 443), timeout=3).close()'",
+                     timeout=30)
+    return res.ok
 
 
 def check(target: Target, board: Board, *, need_runtime: bool) -> None:
@@ -100,6 +103,9 @@ def check(target: Target, board: Board, *, need_runtime: bool) -> None:
     if board.python[:2] < settings.MIN_PYTHON:
         raise DeployError(f"{target.name}: Python {board.py_tag} is too old "
                           f"(need >= {'.'.join(map(str, settings.MIN_PYTHON))})")
+    if need_runtime and not board.has_venv:
+        raise DeployError(f"{target.name}: python3 has no venv module; install it "
+                          "(e.g. `sudo apt install python3-venv`)")
     need = settings.MIN_FREE_MB if need_runtime else 20
     if board.free_mb < need:
         raise DeployError(f"{target.name}: only {board.free_mb} MB free under {board.home} "

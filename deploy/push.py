@@ -34,8 +34,7 @@ def resolve_profile(options: Options, board: preflight.Board, spec: str) -> prof
 def describe(board: preflight.Board) -> str:
     glibc = ".".join(map(str, board.glibc)) if board.glibc else "?"
     return (f"{board.arch}, {board.model or board.os or 'unknown OS'}, Python {'.'.join(map(str, board.python))}, "
-            f"glibc {glibc}, {board.ram_mb} MB RAM, {board.free_mb} MB free, "
-            f"{'online' if board.online else 'offline'}")
+            f"glibc {glibc}, {board.ram_mb} MB RAM, {board.free_mb} MB free")
 
 
 def push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, dict]:
@@ -97,10 +96,6 @@ def open_board(spec: str, options: Options) -> tuple[Target, preflight.Board]:
     except Exception:
         target.close()
         raise
-
-
-def release_path(board: preflight.Board) -> str:
-    return f"{board.home}/current"
 
 
 def bundle_path(path: str) -> Path:

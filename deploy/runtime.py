@@ -18,6 +18,7 @@ from packaging.version import Version
 
 from deploy import settings, wheelhouse
 from deploy.errors import DeployError
+from deploy import preflight
 from deploy.preflight import Board
 from deploy.target import Target
 
@@ -91,6 +92,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     q = shlex.quote
     venv_new = f"{home}/venv.new"
     sent = 0
+    board.online = preflight.can_reach_index(target)
     offline = force_wheelhouse or not board.online
     log(f"{target.name}: installing {runtime.pin} ({'wheelhouse' if offline else 'from the index'}"
         f"{', board numpy ' + board.numpy if system_numpy else ''})")

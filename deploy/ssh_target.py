@@ -63,6 +63,9 @@ class SSHTarget:
         config = Config(ssh_config=ssh_config())
         self.conn = Connection(host, user=user, port=port, config=config,
                                connect_timeout=int(timeout), connect_kwargs=connect_kwargs)
+        if self.conn.ssh_config.get("identitiesonly", "").lower() == "yes":
+            # as ssh does: only the configured key, so agent keys cannot exhaust MaxAuthTries
+            self.conn.connect_kwargs.update(allow_agent=False, look_for_keys=False)
         files = hostkeys.known_hosts_files(self.conn.ssh_config)
         hostkeys.load_into(self.conn.client, files)
         policy = hostkeys.RecordNewHost(files[0]) if trust_new_host else hostkeys.RefuseUnknownHost(spec)

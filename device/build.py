@@ -11,9 +11,6 @@ import zipfile
 
 _MAIN = """# edgekit device agent (zipapp entry point)
 import sys
-if sys.argv[1:2] == ["_child"]:
-    from device.child import child_main
-    sys.exit(child_main())
 from device.cli import main
 sys.exit(main())
 """

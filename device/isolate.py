@@ -2,8 +2,8 @@
 
 Why: memory figures must not carry over from the previous model, and a TFLite interpreter can
 segfault, abort or hang on a malformed model; the parent then reports that model as failed and
-goes on. The child (device/child.py) is `python -m device _child` with the package's root (a directory or the
-agent.pyz file itself) on PYTHONPATH, so it works the same from the repo and from the zipapp.
+goes on. The child (device/child.py) is started with the package's root (a directory or the
+agent.pyz file itself) first on sys.path, so it works the same from the repo and from the zipapp.
 """
 from __future__ import annotations
 
@@ -39,13 +39,16 @@ def _tail(text: str, lines: int = defaults.STDERR_TAIL_LINES) -> str:
 def run(job: dict, timeout: Optional[float]) -> dict:
     """The child's payload ({"ok": True, "result": ...}) or a failure ({"ok": False, "error": {...}})."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = package_root() + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The package root goes first on sys.path, ahead of the working directory, so a `device/`
+    # folder wherever the user stands can never replace the agent's own code in the child.
+    bootstrap = (f"import sys; sys.path.insert(0, {package_root()!r}); "
+                 "from device.child import child_main; sys.exit(child_main())")
     fd, out_path = tempfile.mkstemp(prefix="edgekit-child-", suffix=".json")
     os.close(fd)
     try:
         job = dict(job, result_path=out_path)
-        proc = subprocess.Popen([sys.executable, "-m", "device", "_child"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             _, err = proc.communicate(json.dumps(job).encode(), timeout=timeout)

@@ -73,7 +73,7 @@ def recipe_key(recipe: Recipe = Recipe()) -> str:
     return h.hexdigest()[:12]
 
 
-STEP_TIMEOUT_S = 1800  # the second stage takes ~5 min on 2 busy cores; this only catches hangs
+STEP_TIMEOUT_S = 1200  # the second stage takes ~5 min on 2 busy cores; this only catches hangs
 
 
 def _run(cmd: list[str], logfile: Path, what: str) -> None:

@@ -68,7 +68,7 @@ def trust(client_home: Path, board: sshd_tool.Sshd, alias: str = "board") -> str
         f.write(board.host_key_line + "\n")
     with open(edgekit / "ssh_config", "a") as f:
         f.write(f"Host {alias}\n  HostName 127.0.0.1\n  Port {board.port}\n  User root\n"
-                f"  IdentityFile {board.client_key}\n")
+                f"  IdentityFile {board.client_key}\n  IdentitiesOnly yes\n")
     return alias
 
 

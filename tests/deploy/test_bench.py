@@ -81,3 +81,25 @@ def test_bad_agent_output_is_rejected_not_stored(case, body, expect, first_deplo
 def test_bench_without_deploy_says_so(client_home, bundle, capsys):
     assert cli("bench", "--bundle", bundle, "--host", "local") == 1
     assert "nothing deployed yet; run `make deploy" in capsys.readouterr().err
+
+
+def test_a_broken_model_fails_the_board_but_the_others_are_kept(first_deploy, client_home, trusted_board,
+                                                                 bundle, agent, tmp_path, capsys):
+    import shutil
+    from deploy.release import sha256_file
+    broken = tmp_path / "tiny"
+    shutil.copytree(bundle, broken)
+    (broken / "int8.tflite").write_bytes(b"not a flatbuffer" * 64)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["variants"]["int8"]["sha256"] = sha256_file(broken / "int8.tflite")
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    try:
+        assert cli("push", "--bundle", broken, "--host", trusted_board, "--agent", agent) == 0
+        assert cli("bench", "--bundle", broken, "--host", trusted_board) == 1
+        assert "1 model(s) failed on the board" in capsys.readouterr().err
+        [path] = results_for(client_home)
+        doc = json.loads(path.read_text())
+        status = {doc["deploy"]["variants"][r["model"]["name"]]: r["status"] for r in doc["results"]}
+        assert status == {"fp32": "ok", "int8": "failed"}
+    finally:
+        assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0

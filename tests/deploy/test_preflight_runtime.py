@@ -50,9 +50,11 @@ def test_wheelhouse_platform_tags_follow_glibc():
     (dict(arch="armv6l"), "unsupported arch armv6l"),
     (dict(py=(3, 7, 3)), "Python 3.7 is too old"),
     (dict(free=50), "only 50 MB free"),
+    (dict(has_venv=False), "no venv module"),
 ])
 def test_preflight_refuses_what_cannot_work(facts, message):
     b = board(arch=facts.get("arch", "aarch64"), py=facts.get("py", (3, 11, 2)), free=facts.get("free", 5000))
+    b.has_venv = facts.get("has_venv", True)
     with pytest.raises(DeployError, match=message):
         preflight.check(LocalTarget(), b, need_runtime=True)
 

@@ -40,7 +40,7 @@ def test_crashing_child_is_reported_and_next_model_runs(models):
         deadline = time.monotonic() + 60
         while child is None and time.monotonic() < deadline:
             for c in psutil.Process(proc.pid).children():
-                if "_child" in c.cmdline():
+                if any("child_main" in arg for arg in c.cmdline()):
                     child = c
             time.sleep(0.05)
         assert child is not None, "no child process appeared"

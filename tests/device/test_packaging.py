@@ -38,6 +38,16 @@ def test_pyz_runs_every_command_like_the_package(models, agent, pyz, tmp_path):
             assert db["results"][1]["error"]["kind"] == "timeout"
 
 
+def test_a_device_folder_in_the_working_directory_is_not_used(models, agent, pyz, tmp_path):
+    """The child must run the agent's own code, not a `device/` package where the user stands."""
+    decoy = tmp_path / "device"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('decoy device package imported')\n")
+    run = agent("bench", models["int8"], "--num_runs", "2", "--json", "-", entry=pyz, cwd=str(tmp_path))
+    assert run.code == 0, run.stderr
+    assert run.doc["results"][0]["status"] == "ok"
+
+
 def test_light_runtime_never_imports_tensorflow(models, agent, tmp_path):
     """A poisoned `tensorflow` on the path: any import of it by parent or child would fail the run."""
     poison = tmp_path / "poison" / "tensorflow"

@@ -19,7 +19,7 @@ from tests.board.errors import BoardError
 
 REPO = Path(__file__).resolve().parents[2]
 # The first test to touch a board may build its image (~10 min on 2 busy cores).
-BUILD_TIMEOUT_S = 1800
+BUILD_TIMEOUT_S = 1200
 
 
 def unavailable() -> str | None:

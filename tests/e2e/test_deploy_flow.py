@@ -18,7 +18,7 @@ from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, deploy_env
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
-DEPLOY_TIMEOUT_S = 1200
+DEPLOY_TIMEOUT_S = 900
 
 
 def _need_deploy() -> None:
