@@ -103,14 +103,17 @@ def bench(spec: dict) -> dict:
     baseline = memory.peak_rss_mb()
     path = spec["model_path"]
     runs, model, warnings = [], {}, []
-    probe, _ = _open(module, path, 1, spec["xnnpack"][0])
-    in_specs, out_specs = _specs(probe)
-    feeds = _bench_feeds(in_specs, spec.get("input_files") or [], spec.get("seed", 0))
-    del probe
-    gc.collect()
+    feeds = None  # made from the first interpreter's input specs, then reused by every setting
     for xnnpack in spec["xnnpack"]:
         for threads in spec["threads"]:
             interp, init_us = _open(module, path, threads, xnnpack, feeds)
+            if feeds is None:
+                in_specs, _ = _specs(interp)
+                feeds = _bench_feeds(in_specs, spec.get("input_files") or [], spec.get("seed", 0))
+                if any(s["shape"] != list(a.shape) for s, a in zip(in_specs, feeds)):
+                    del interp  # a dynamic dimension: reload with the inputs' shapes
+                    gc.collect()
+                    interp, init_us = _open(module, path, threads, xnnpack, feeds)
             delegation = graph.analyse(interp)
             if not model:
                 in_specs, out_specs = _specs(interp)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from host.config import quiet
+from host.config import bars_off
 from host.data import PIXEL_OFFSET, PIXEL_SCALE
 
 
@@ -40,7 +40,7 @@ def predict_tflite(model_bytes: bytes, x_uint8: np.ndarray, desc: str = "evaluat
     scale, zp = inp["quantization"]
     x = quantise_input(x_uint8, np.dtype(inp["dtype"]).name, scale, zp)
     preds = np.empty(len(x), dtype=np.int64)
-    for i in tqdm(range(len(x)), desc=desc, unit="img", disable=quiet(), leave=False):
+    for i in tqdm(range(len(x)), desc=desc, unit="img", disable=bars_off(), leave=False):
         interp.set_tensor(inp["index"], x[i:i + 1])
         interp.invoke()
         preds[i] = int(np.argmax(interp.get_tensor(out["index"])[0]))

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from host.config import DEFAULTS, quiet
+from host.config import DEFAULTS, bars_off
 
 
 class ConversionError(Exception):
@@ -36,7 +36,7 @@ def _representative(images: np.ndarray) -> Iterable[list[np.ndarray]]:
     """Calibration samples one by one, with a progress bar (calibration is the slow part)."""
     from tqdm import tqdm
 
-    for img in tqdm(images, desc="calibrating int8", unit="img", disable=quiet(), leave=False):
+    for img in tqdm(images, desc="calibrating int8", unit="img", disable=bars_off(), leave=False):
         yield [img[None].astype(np.float32)]
 
 
@@ -111,6 +111,6 @@ def convert_all(model, calibration: np.ndarray, variants: Iterable[str] = DEFAUL
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="edgekit-savedmodel-") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model")
-        for variant in tqdm(list(variants), desc="converting", unit="variant", disable=quiet()):
+        for variant in tqdm(list(variants), desc="converting", unit="variant", disable=bars_off()):
             out[variant] = convert(saved, variant, calibration if variant == "int8" else None)
     return out

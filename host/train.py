@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
             keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True, mode="max"),
         ]
         hist = model.fit(train_ds, validation_data=val, epochs=epochs, callbacks=callbacks,
-                         verbose=0 if quiet() else 1)
+                         verbose=0 if quiet() else (1 if sys.stdout.isatty() else 2))
         history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         # Save through a temp name so an interrupted run never leaves a half-written model.keras.
         tmp_model = Path(tmp) / "model.keras"

@@ -311,14 +311,25 @@ def _remove_ssh_entries(board: Board, home: Path) -> None:
 
 def start(count: int = 1, offline: bool = False, home: Path | None = None,
           cpu: str = DEFAULT_CPU, log=print) -> list[Board]:
-    """Start `count` more boards (built/extracted on first use) and return them once ssh works."""
+    """Make sure `count` boards of this kind run (built/extracted on first use); return them.
+
+    Running `make board` twice reuses the boards already up; a board whose processes are gone
+    (after a reboot, say) is cleaned up and replaced.
+    """
     prereqs.ensure_host_ready(log)
     home = home or edgekit_home()
     base = image.ensure_base(log=log)
     recipe = image.Recipe()
-    started: list[Board] = []
+    for board in load_boards(home):
+        if not healthy(board):
+            log(f"board: {board.name} is not running any more; cleaning it up")
+            teardown(board, home)
+    started = [b for b in load_boards(home) if b.offline == offline and b.cpu == cpu
+               and b.base == str(base)][:count]
+    for board in started:
+        log(f"board: {board.name} already running")
     taken = {b.index for b in load_boards(home)}
-    for _ in range(count):
+    for _ in range(count - len(started)):
         index = network.free_index(taken)
         taken.add(index)
         net = Net(index)
@@ -361,6 +372,22 @@ def _start_one(board: Board, home: Path) -> None:
     if probe.stdout.strip() != "aarch64":
         raise BoardError(f"{board.name}: ssh check failed: "
                          f"{(probe.stderr or probe.stdout).strip()[:200]}")
+
+
+def healthy(board: Board) -> bool:
+    """Its init is alive in its namespace, its root is mounted and its sshd answers."""
+    try:
+        pid = int(_pidfile(board, "init").read_text())
+    except (OSError, ValueError):
+        return False
+    if not (_belongs(pid, board, "init") and _alive(pid) and _mounted(board.root)):
+        return False
+    try:
+        with socket.create_connection((board.board_ip, SSH_PORT), timeout=3) as s:
+            s.settimeout(10)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def teardown(board: Board, home: Path) -> None:

@@ -6,10 +6,12 @@ The first use builds the board's root filesystem (several minutes, cached under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,23 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+@contextlib.contextmanager
+def private_home():
+    """An EDGEKIT_HOME of the tests' own (never the user's ~/.edgekit), outside pytest's shared
+    temp tree: that one is pruned by other pytest runs, and board overlays are mounted in here."""
+    home = Path(tempfile.mkdtemp(prefix="edgekit-e2e-"))
+    try:
+        yield home
+    finally:
+        _teardown(home)
+        if str(home) not in Path("/proc/mounts").read_text():
+            shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def board_home(tmp_path_factory) -> Path:
-    """The tests' own EDGEKIT_HOME: their ssh_config/known_hosts, never the user's ~/.edgekit."""
-    return tmp_path_factory.mktemp("edgekit-home")
+def board_home():
+    with private_home() as home:
+        yield home
 
 
 def _start(home: Path, offline: bool, count: int = 1) -> list[boards.Board]:

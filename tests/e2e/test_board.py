@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.board import board as boards
-from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, _start, _teardown, ssh
+from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, _start, _teardown, private_home, ssh
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
@@ -111,10 +111,14 @@ def test_offline_board_has_no_route_to_the_index(offline_board, board_home):
     assert destinations and "00000000" not in destinations  # only its /24, no default route
 
 
-def test_fleet_boards_are_separate_and_stop_leaves_nothing(board_home, tmp_path):
+def test_fleet_boards_are_separate_and_stop_leaves_nothing():
     """Two more boards share the read-only base through their own overlays; stop removes
     every trace: processes, namespaces, mounts, ssh entries."""
-    home = tmp_path / "fleet-home"
+    with private_home() as home:
+        _fleet_checks(home)
+
+
+def _fleet_checks(home: Path) -> None:
     fleet = []
     try:
         fleet = _start(home, offline=False, count=2)

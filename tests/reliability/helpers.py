@@ -106,9 +106,10 @@ def run_py(*args: str, timeout: float, **env: str) -> subprocess.CompletedProces
                           text=True, timeout=timeout)
 
 
-def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | None = None):
-    """Another real sshd serving the same board state (`board.board_home`): same client key,
-    optionally another host key or extra environment (e.g. a wrong clock via libfaketime)."""
+def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | None = None,
+                    board_home: Path | None = None):
+    """Another real sshd like `board` (same client key, same board state unless `board_home`),
+    optionally with another host key or extra environment (e.g. a wrong clock via libfaketime)."""
     from tests.deploy import sshd as sshd_tool
     base.mkdir(parents=True, exist_ok=True)
     port = sshd_tool.free_port()
@@ -121,8 +122,9 @@ def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | Non
             line = f"PidFile {base}/sshd.pid"
         elif key == "HostKey" and host_key is not None:
             line = f"HostKey {host_key}"
-        elif key == "SetEnv" and setenv:
-            line = f"{line} {setenv}"
+        elif key == "SetEnv":
+            home = board_home or board.board_home
+            line = f'SetEnv "EDGEKIT_HOME={home}" PIP_NO_CACHE_DIR=1 {setenv}'.rstrip()
         lines.append(line)
     (base / "sshd_config").write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen([sshd_tool.SSHD, "-D", "-e", "-f", str(base / "sshd_config")],
@@ -139,7 +141,7 @@ def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | Non
             time.sleep(0.05)
     key_pub = (host_key or Path(board.dir / "host_ed25519")).with_suffix(".pub").read_text().split()
     return sshd_tool.Sshd(base, port, f"[127.0.0.1]:{port} {key_pub[0]} {key_pub[1]}", board.client_key,
-                          board.board_home, proc)
+                          board_home or board.board_home, proc)
 
 
 def alias(client_home: Path, name: str, port: int, key: Path, known_line: str | None) -> str:

@@ -122,37 +122,39 @@ def test_board_returns_invalid_json(first_deploy, client_home, trusted_board, bu
     helpers.count(AREA, "invalid JSON from the board rejected")
 
 
-@pytest.fixture
-def skewed_board(board, tmp_path):
-    """The same board state behind a second sshd whose sessions run 10 years in the past."""
+@pytest.fixture(scope="module")
+def clock_run(first_deploy, board, bundle, tmp_path_factory):
+    """Bench `board` on the right clock, then the same board state behind a second sshd whose
+    sessions run 10 years in the past (libfaketime); returns (results dir, good doc, skewed doc, path)."""
     lib = helpers.ensure_faketime()
     if lib is None:
         pytest.skip("libfaketime not available (apt-get install faketime)")
-    server = helpers.start_sshd_like(board, tmp_path / "skewed", setenv=f"LD_PRELOAD={lib} FAKETIME=-3650d")
-    yield server
-    server.stop()
-
-
-def bench_twice_across_a_clock_change(client_home, board, skewed_board, bundle, profile, capsys):
-    """Bench on the right clock, then on the wrong one, both as `board`; returns the two stored docs."""
-    edgekit = client_home / ".edgekit"
-    helpers.alias(client_home, "board", board.port, board.client_key, board.host_key_line)
-    assert cli("bench", "--bundle", bundle, "--host", "board", "--profile", profile) == 0
-    (edgekit / "ssh_config").unlink()
-    helpers.alias(client_home, "board", skewed_board.port, board.client_key, skewed_board.host_key_line)
-    time.sleep(1.1)                                     # a later host second for the second file
-    code = cli("bench", "--bundle", bundle, "--host", "board", "--profile", profile)
-    err = capsys.readouterr().err
-    assert code == 0 and "Traceback" not in err, err
-    results = client_home.parent / "results"
+    base = tmp_path_factory.mktemp("clock")
+    skewed = helpers.start_sshd_like(board, base / "skewed", setenv=f"LD_PRELOAD={lib} FAKETIME=-3650d")
+    home, results = base / "home", base / "results"
+    (home / ".edgekit").mkdir(parents=True)
+    profile = base / "quick.yaml"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 0\n")
+    mp = pytest.MonkeyPatch()
+    for key, value in (("HOME", home), ("EDGEKIT_HOME", home / ".edgekit"), ("EDGEKIT_RESULTS", results)):
+        mp.setenv(key, str(value))
+    try:
+        helpers.alias(home, "board", board.port, board.client_key, board.host_key_line)
+        assert cli("bench", "--bundle", bundle, "--host", "board", "--profile", profile) == 0
+        (home / ".edgekit" / "ssh_config").unlink()
+        helpers.alias(home, "board", skewed.port, board.client_key, skewed.host_key_line)
+        time.sleep(1.1)                                 # a later host second for the second file
+        code = cli("bench", "--bundle", bundle, "--host", "board", "--profile", profile)
+    finally:
+        mp.undo()
+        skewed.stop()
+    assert code == 0
     first, second = sorted((results / "board").glob("*.json"))
     return results, json.loads(first.read_text()), json.loads(second.read_text()), second
 
 
-def test_wrong_board_clock_result_is_stored_by_host_time(first_deploy, client_home, board, skewed_board, bundle,
-                                                          quick_profile, capsys):
-    results, good, skewed, path = bench_twice_across_a_clock_change(client_home, board, skewed_board, bundle,
-                                                                    quick_profile, capsys)
+def test_wrong_board_clock_result_is_stored_by_host_time(clock_run):
+    results, good, skewed, path = clock_run
     assert skewed["started_utc"][:4] < good["started_utc"][:4]    # the fault is real: the board's clock is off
     assert path.name[:8] == time.strftime("%Y%m%d", time.gmtime())  # the file is named by the host's clock
     helpers.count(AREA, "board with a wrong clock handled")
@@ -160,10 +162,8 @@ def test_wrong_board_clock_result_is_stored_by_host_time(first_deploy, client_ho
 
 @pytest.mark.xfail(strict=True, reason="BUG: host/report.py load_results picks the newest result by the board's "
                                        "own finished_utc, so a board with a slow clock hides its newer results")
-def test_wrong_board_clock_newest_result_is_the_newest_received(first_deploy, client_home, board, skewed_board,
-                                                                bundle, quick_profile, capsys):
+def test_wrong_board_clock_newest_result_is_the_newest_received(clock_run):
     from host.report import load_results
-    results, good, skewed, path = bench_twice_across_a_clock_change(client_home, board, skewed_board, bundle,
-                                                                    quick_profile, capsys)
+    results, good, skewed, path = clock_run
     [(newest, _)] = load_results(results)[0]
     assert newest == path
