@@ -97,7 +97,24 @@ def _time_runs(interp: Any, num_runs: int, min_secs: float, max_samples: int) ->
     return samples
 
 
+def _measure(interp: Any, feeds: list, spec: dict) -> dict:
+    """First inference, warm-up, then the timed runs with their statistics and raw samples."""
+    for detail, array in zip(interp.get_input_details(), feeds):
+        interp.set_tensor(detail["index"], array)
+    t0 = _clock()
+    _invoke(interp)
+    first_us = (_clock() - t0) / 1000.0
+    warm = _time_runs(interp, spec["warmup_runs"], 0.0, spec["warmup_runs"]) if spec["warmup_runs"] > 0 else []
+    samples_us = [round(s / 1000.0, 3) for s in
+                  _time_runs(interp, spec["num_runs"], spec["min_secs"], spec["max_samples"])]
+    result = {"first_us": round(first_us, 3), "warmup": stats.summarize([w / 1000.0 for w in warm])}
+    result.update(stats.summarize(samples_us))
+    result["samples_us"] = samples_us
+    return result
+
+
 def bench(spec: dict) -> dict:
+    """Every threads x XNNPACK setting of one model, plus its memory, in this (fresh) process."""
     module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
     mem = {"rss_start_mb": spec.get("rss_start_mb"), "rss_imports_mb": memory.rss_mb()}
     baseline = memory.peak_rss_mb()
@@ -125,22 +142,9 @@ def bench(spec: dict) -> dict:
                 model.update({k: delegation[k] for k in ("ops_delegated", "delegate_nodes",
                                                          "ops_not_delegated")})
             mem.setdefault("rss_loaded_mb", memory.rss_mb())
-            for detail, array in zip(interp.get_input_details(), feeds):
-                interp.set_tensor(detail["index"], array)
-            t0 = _clock()
-            _invoke(interp)
-            first_us = (_clock() - t0) / 1000.0
-            warm = _time_runs(interp, spec["warmup_runs"], 0.0, max(1, spec["warmup_runs"])) \
-                if spec["warmup_runs"] > 0 else []
-            samples = _time_runs(interp, spec["num_runs"], spec["min_secs"], spec["max_samples"])
-            samples_us = [round(s / 1000.0, 3) for s in samples]
             run = {"threads": threads, "xnnpack": xnnpack, "init_us": round(init_us, 3),
-                   "first_us": round(first_us, 3),
-                   "warmup": stats.summarize([w / 1000.0 for w in warm]),
-                   "ops_delegated": delegation["ops_delegated"],
-                   "delegate_nodes": delegation["delegate_nodes"]}
-            run.update(stats.summarize(samples_us))
-            run["samples_us"] = samples_us
+                   "ops_delegated": delegation["ops_delegated"], "delegate_nodes": delegation["delegate_nodes"]}
+            run.update(_measure(interp, feeds, spec))
             runs.append(run)
             del interp
             gc.collect()

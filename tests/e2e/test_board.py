@@ -124,6 +124,8 @@ def _fleet_checks(home: Path) -> None:
         fleet = _start(home, offline=False, count=2)
         a, b = fleet
         assert a.name != b.name and a.board_ip != b.board_ip
+        again = _start(home, offline=False, count=2)  # `make board` twice: the same two boards
+        assert [x.name for x in again] == [a.name, b.name]
         ssh(a, home, "echo from-a > /home/pi/mark")
         assert ssh(b, home, "cat /home/pi/mark", check=False).returncode != 0
         assert ssh(b, home, "hostname").stdout.strip() == b.name

@@ -87,14 +87,14 @@ def test_hostile_bundle_and_model_names_over_ssh(first_deploy, client_home, trus
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: deploy/store.py stem()/_safe() do not bound the length: a bundle "
-                                       "name of 200 chars makes the result file name too long (ENAMETOOLONG), "
+                                       "name of 300 chars makes the result file name too long (ENAMETOOLONG), "
                                        "the bench fails with 'unexpected OSError' and the measurements are lost")
 def test_long_bundle_name_result_is_still_stored(first_deploy, client_home, trusted_board, bundle, agent, board,
                                                  quick_profile, tmp_path, capsys):
     out = tmp_path / "tiny"
     shutil.copytree(bundle, out)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["name"] = "n" * 200 + "-ü"
+    manifest["name"] = "n" * 300 + "-ü"
     (out / "manifest.json").write_text(json.dumps(manifest))
     try:
         assert cli("push", "--bundle", out, "--host", trusted_board, "--agent", agent) == 0
