@@ -114,6 +114,16 @@ def litert_benchmark(model: Path) -> dict:
             "note": "litert-benchmark reports milliseconds with two decimals (10 µs resolution)"}
 
 
+def serve_load(model: Path) -> dict:
+    """8. `agent serve` under load on loopback: 8 clients, >= 10,000 requests (device/serve_load.py)."""
+    proc = subprocess.run([sys.executable, "-m", "device.serve_load", str(model), "--clients", "8", "--secs", "10",
+                           "--min_requests", "10000", "--json", "-"], capture_output=True, text=True,
+                          env=_env(), timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr.strip().splitlines() or ["serve_load failed"])[-1])
+    return json.loads(proc.stdout)
+
+
 def deploy_figures() -> dict:
     """6 and 7: deploy to a local sshd and a fleet (deploy/perf.py, when present)."""
     try:
@@ -140,6 +150,7 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("agent_overhead", lambda: agent_overhead(bundle / "int8.tflite")),
              ("tf_lite_memory", lambda: tf_lite_peak(bundle / "int8.tflite")),
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
+             ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
              ("deploy", deploy_figures)]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
@@ -188,7 +199,12 @@ def render(fig: dict) -> str:
     dp = fig.get("deploy", {})
     if "render" in dp:
         lines.append(dp["render"])
-    for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark", "deploy"):
+    sl = fig.get("serve_load", {})
+    if "requests" in sl:
+        lines.append("8. agent serve under load (loopback, 8 clients)")
+        lines.append("  " + ", ".join(f"{k} {v}" for k, v in sl.items() if k not in ("model",) and not isinstance(v, (list, dict))))
+    for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
+                "serve_load", "deploy"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

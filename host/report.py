@@ -79,7 +79,10 @@ def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
             if res.get("status") != "ok":
                 continue
             variant = variant_of(doc, res)
-            host = manifest.get("variants", {}).get(variant, {}).get("host_top1")
+            # Prefer the host accuracy the agent read from the manifest it actually ran with.
+            host = (res.get("accuracy") or {}).get("host_top1")
+            if host is None:
+                host = manifest.get("variants", {}).get(variant, {}).get("host_top1")
             for run in res.get("runs", []):
                 rows.append(Row(board_name(doc), bundle, variant, int(run["threads"]), bool(run["xnnpack"]),
                                 run, res, doc, host))

@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import shlex
 import sys
+from pathlib import Path
 
 from . import board as boards
 from .errors import BoardError
+
+
+def sudo_user() -> pwd.struct_passwd | None:
+    """Under `sudo make board`, the user who will run `make deploy` afterwards."""
+    name = os.environ.get("SUDO_USER")
+    if os.geteuid() != 0 or not name or name == "root" or os.environ.get("EDGEKIT_HOME"):
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def home_for_cli() -> Path:
+    """$EDGEKIT_HOME, else the invoking user's ~/.edgekit (also under sudo)."""
+    user = sudo_user()
+    return Path(user.pw_dir) / ".edgekit" if user else boards.edgekit_home()
+
+
+def hand_over(home: Path, started: list[boards.Board]) -> None:
+    """Let the sudo user read what deploy needs: ssh_config, known_hosts, the client keys."""
+    user = sudo_user()
+    if not user:
+        return
+    for path in [home, home / "ssh_config", home / "known_hosts"] + \
+            [p for b in started for p in (b.key, b.key.with_suffix(".pub"))]:
+        if path.exists():
+            os.chown(path, user.pw_uid, user.pw_gid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,19 +59,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             if not 1 <= args.boards <= 16:
                 raise BoardError("--boards must be between 1 and 16")
-            started = boards.start(args.boards, args.offline, cpu=args.cpu)
+            home = home_for_cli()
+            started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu)
+            hand_over(home, started)
             for b in started:
-                print(f"  {b.name}: " + shlex.join(b.ssh_argv()))
+                print(f"  {b.name}: " + shlex.join(b.ssh_argv(home / "known_hosts")))
             hosts = ",".join(b.name for b in started)
             var = "HOST" if len(started) == 1 else "HOSTS"
             print(f"{var}={hosts}")
             print(f"next: make deploy {var}={hosts} && make bench {var}={hosts}; "
                   f"make board-stop when done")
         elif args.command == "stop":
-            if boards.stop() == 0:
+            if boards.stop(home_for_cli()) == 0:
                 print("board: no boards running")
         else:
-            for b in boards.load_boards():
+            for b in boards.load_boards(home_for_cli()):
                 print(f"{b.name}\t{b.user}@{b.board_ip}\t{b.cpu}\t{'offline' if b.offline else 'online'}")
     except BoardError as exc:
         print(f"board: error: {exc}", file=sys.stderr)

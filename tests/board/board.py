@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import image, network, prereqs
+from . import image, network, prereqs, sshconfig
 from .errors import BoardError
 from .network import Net
 
@@ -255,58 +255,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-# ---------------------------------------------------------------- ssh config for deploy
-
-BEGIN, END = "# >>> edgekit board {name}", "# <<< edgekit board {name}"
-
-
-def _write_ssh_entries(board: Board, home: Path) -> None:
-    _remove_ssh_entries(board, home)
-    known = home / "known_hosts"
-    config = home / "ssh_config"
-    block = "\n".join([
-        BEGIN.format(name=board.name) + " (written by `make board`, removed by `make board-stop`)",
-        f"Host {board.name}",
-        f"  HostName {board.board_ip}",
-        f"  User {board.user}",
-        f"  Port {SSH_PORT}",
-        f"  IdentityFile {board.key}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {known}",
-        "  StrictHostKeyChecking yes",
-        END.format(name=board.name), ""])
-    host_key = (board.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
-    _append(config, block)
-    _append(known, f"{board.name},{board.board_ip} {host_key[0]} {host_key[1]}\n")
-
-
-def _append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with path.open("a") as f:
-        f.write(text)
-    path.chmod(0o600)
-
-
-def _remove_ssh_entries(board: Board, home: Path) -> None:
-    config = home / "ssh_config"
-    if config.exists():
-        out, skipping = [], False
-        for line in config.read_text().splitlines(keepends=True):
-            if line.startswith(BEGIN.format(name=board.name)):
-                skipping = True
-            elif skipping and line.startswith(END.format(name=board.name)):
-                skipping = False
-            elif not skipping:
-                out.append(line)
-        config.write_text("".join(out))
-    known = home / "known_hosts"
-    if known.exists():
-        names = {board.name, board.board_ip}
-        keep = [line for line in known.read_text().splitlines(keepends=True)
-                if not (line.split() and set(line.split()[0].split(",")) & names)]
-        known.write_text("".join(keep))
-
-
 # ---------------------------------------------------------------- start / stop
 
 def start(count: int = 1, offline: bool = False, home: Path | None = None,
@@ -366,7 +314,10 @@ def _start_one(board: Board, home: Path) -> None:
         _start_relay(board)
     _launch(board)
     _wait_for_sshd(board)
-    _write_ssh_entries(board, home)
+    sshconfig.write_entries(
+        home, name=board.name, address=board.board_ip, port=SSH_PORT, user=board.user,
+        identity=board.key,
+        host_key_pub=(board.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text())
     probe = subprocess.run(board.ssh_argv(home / "known_hosts") + ["uname", "-m"],
                            capture_output=True, text=True, timeout=60)
     if probe.stdout.strip() != "aarch64":
@@ -409,7 +360,7 @@ def teardown(board: Board, home: Path) -> None:
         if proc.returncode != 0:
             subprocess.run(["umount", "-l", str(board.root)], capture_output=True)
     network.delete(board.net)
-    _remove_ssh_entries(board, home)
+    sshconfig.remove_entries(home, name=board.name, address=board.board_ip)
     if not _mounted(board.root):
         shutil.rmtree(board.dir, ignore_errors=True)
 

@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.board import board as boards
-from tests.board import image, network
+from tests.board import image, network, sshconfig
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _board(tmp_path: Path, index: int) -> boards.Board:
-    net = network.Net(index)
-    return boards.Board(name=f"edgekit-board{index}", index=index, offline=False, user="pi",
-                        host_ip=net.host_ip, board_ip=net.board_ip, netns=net.netns,
-                        state_dir=str(tmp_path / f"b{index}"), base=str(tmp_path / "base"))
 
 
 def test_ssh_entries_are_written_and_removed_per_board(tmp_path):
@@ -28,22 +20,23 @@ def test_ssh_entries_are_written_and_removed_per_board(tmp_path):
     home.mkdir()
     (home / "ssh_config").write_text("Host mine\n  HostName 192.0.2.9\n")
     (home / "known_hosts").write_text("mine ssh-ed25519 AAAAmine\n")
-    a, b = _board(tmp_path, 7), _board(tmp_path, 8)
-    for x in (a, b):
-        keydir = x.root / "etc/ssh"
-        keydir.mkdir(parents=True)
-        (keydir / "ssh_host_ed25519_key.pub").write_text(f"ssh-ed25519 AAAA{x.index} root@x\n")
-        boards._write_ssh_entries(x, home)
-    boards._write_ssh_entries(a, home)  # restarting a board replaces its entries
+    def write(index: int) -> None:
+        sshconfig.write_entries(home, name=f"edgekit-board{index}", address=f"10.213.{index}.2",
+                                port=22, user="pi", identity=tmp_path / f"key{index}",
+                                host_key_pub=f"ssh-ed25519 AAAA{index} root@x\n")
+
+    for index in (1, 10, 1):  # board1 twice: a restart replaces its entries
+        write(index)
     config = (home / "ssh_config").read_text()
-    assert config.count("Host edgekit-board7\n") == 1 and "Host edgekit-board8\n" in config
-    assert "HostName 10.213.7.2" in config and f"IdentityFile {a.key}" in config
+    assert config.count("Host edgekit-board1\n") == 1 and "Host edgekit-board10\n" in config
+    assert "HostName 10.213.1.2" in config and f"IdentityFile {tmp_path / 'key1'}" in config
     known = (home / "known_hosts").read_text().splitlines()
-    assert "edgekit-board7,10.213.7.2 ssh-ed25519 AAAA7" in known
-    boards._remove_ssh_entries(a, home)
-    assert "edgekit-board7" not in (home / "ssh_config").read_text()
+    assert "edgekit-board1,10.213.1.2 ssh-ed25519 AAAA1" in known
+    sshconfig.remove_entries(home, name="edgekit-board1", address="10.213.1.2")
+    config = (home / "ssh_config").read_text()
+    assert "Host edgekit-board1\n" not in config and "Host edgekit-board10\n" in config
     assert (home / "known_hosts").read_text().splitlines() == [
-        "mine ssh-ed25519 AAAAmine", "edgekit-board8,10.213.8.2 ssh-ed25519 AAAA8"]
+        "mine ssh-ed25519 AAAAmine", "edgekit-board10,10.213.10.2 ssh-ed25519 AAAA10"]
     assert "Host mine\n" in (home / "ssh_config").read_text()  # the user's own entries stay
 
 
