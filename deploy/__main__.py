@@ -29,6 +29,14 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
         raise DeployError("no hosts given")
     if len(set(hosts)) != len(hosts):
         raise DeployError("a host is listed twice")
+    from deploy.ssh_target import target_name
+    seen: dict[str, str] = {}
+    for h in hosts:   # results/<name>/ and messages use the name: two hosts must not share one
+        name = "local" if h == "local" else target_name(h)
+        if name in seen:
+            raise DeployError(f"hosts {seen[name]} and {h} would share results/{name}/; "
+                              "give each board a distinct name (an ssh-config alias)")
+        seen[name] = h
     return hosts
 
 

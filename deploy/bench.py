@@ -30,7 +30,14 @@ def _deployed(target: Target, home: str) -> tuple[str, dict]:
     if not res.ok:
         raise DeployError(f"{target.name}: nothing deployed yet; run `make deploy HOST=...` first")
     path, _, body = res.stdout.partition("\n")
-    return path.strip(), json.loads(body)
+    try:
+        release = json.loads(body)
+        if not isinstance(release, dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        raise DeployError(f"{target.name}: the deployed release.json is unreadable ({e}); "
+                          "run `make deploy HOST=...` again") from None
+    return path.strip(), release
 
 
 @dataclass
@@ -53,42 +60,61 @@ class Session:
             tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
             kept = store.save_rejected(res.stdout, self.host, self.bundle, f"{what}: not JSON (exit {res.code})")
             raise DeployError(f"{self.host}: agent {what} gave no result (exit {res.code}: {tail}); "
-                              f"output kept in {kept}") from None
+                              f"output kept in {kept}", kind="crash") from None
         try:
             validate(doc)
         except ValueError as e:
             kept = store.save_rejected(res.stdout, self.host, self.bundle, f"{what}: {e}")
             raise DeployError(f"{self.host}: agent {what} result fails the schema ({e}); "
-                              f"kept in {kept}") from None
+                              f"kept in {kept}", kind="crash") from None
         return doc, res.code
 
     def path(self, name: str) -> str:
         return q(f"{self.release_dir}/{name}")
 
 
-def _thermal(info_doc: dict) -> dict:
-    d = info_doc.get("device", {})
+def _thermal_facts(info_doc: dict | None) -> dict:
+    """The few `agent info` fields stored with a result (table.render prints them)."""
+    d = (info_doc or {}).get("device", {})
     return {k: d.get(k) for k in ("temperature_c", "throttling", "cpufreq", "load_avg")}
 
 
-def _bench_models(s: Session, prof: Profile, files: list[str]) -> tuple[dict, int]:
-    """One agent call per model, so a passively cooled board can cool down in between."""
+def _failed_entry(s: Session, file: str, sha256: str | None, error: DeployError) -> dict:
+    """A model whose agent call gave nothing usable: recorded as failed, like the agent's own."""
+    return {"model": {"path": f"{s.release_dir}/{file}", "name": file, "sha256": sha256,
+                      "size_bytes": None, "ops_total": None, "ops_delegated": None},
+            "status": "failed", "runs": [], "memory": None, "accuracy": None, "warnings": [],
+            "error": {"kind": error.kind or "crash", "message": str(error), "signal": None}}
+
+
+def _bench_models(s: Session, prof: Profile, files: dict[str, str | None], info: dict) -> tuple[dict, int]:
+    """One agent call per model, so a passively cooled board can cool down in between.
+    A call that fails is that model's failure: the models measured before and after are kept."""
     flags = (f"--num_threads {','.join(map(str, prof.threads))} --num_runs {prof.num_runs} "
              f"--warmup_runs {prof.warmup_runs} --min_secs {prof.min_secs} --timeout {prof.timeout_s}"
              + ("" if prof.xnnpack else " --no_xnnpack"))
     doc, code = None, 0
-    for i, file in enumerate(files):
+    merged = {"results": [], "warnings": [], "errors": []}
+    for i, (file, sha256) in enumerate(files.items()):
         if i and prof.cooldown_s:
             time.sleep(prof.cooldown_s)
         say(f"{s.host}: bench {file} ({i + 1}/{len(files)})")
-        part, rc = s.agent(f"bench {s.path(file)} {flags}", f"bench {file}", prof.timeout_s + 120)
+        try:
+            part, rc = s.agent(f"bench {s.path(file)} {flags}", f"bench {file}", prof.timeout_s + 120)
+        except DeployError as e:
+            say(f"{s.host}: bench {file} failed: {e}")
+            merged["results"].append(_failed_entry(s, file, sha256, e))
+            merged["errors"].append(f"{file}: {e}")
+            code = max(code, 1)
+            continue
         code = max(code, rc)
-        if doc is None:
-            doc = part
-        else:
-            for key in ("results", "warnings", "errors"):
-                doc[key] += part[key]
-            doc["finished_utc"] = part["finished_utc"]
+        doc = doc or part
+        for key in merged:
+            merged[key] += part[key]
+        doc["finished_utc"] = part["finished_utc"]
+    if doc is None:       # no model gave a document: the info document carries agent/device/runtime
+        doc = dict(info, command="bench")
+    doc.update(merged)
     return doc, code
 
 
@@ -100,9 +126,15 @@ def _add_accuracy(s: Session, prof: Profile, doc: dict) -> int:
             continue
         file = Path(result["model"]["path"]).name
         say(f"{s.host}: eval {file} on eval.npz")
-        ev, rc = s.agent(f"eval {s.path(file)} {s.path('eval.npz')} --manifest {s.path('manifest.json')} "
-                         f"--num_threads {prof.threads[0]} --timeout {prof.timeout_s}",
-                         f"eval {file}", prof.timeout_s + 120)
+        try:
+            ev, rc = s.agent(f"eval {s.path(file)} {s.path('eval.npz')} --manifest {s.path('manifest.json')} "
+                             f"--num_threads {prof.threads[0]} --timeout {prof.timeout_s}",
+                             f"eval {file}", prof.timeout_s + 120)
+        except DeployError as e:       # the measurement stays; the board is still reported failed
+            say(f"{s.host}: eval {file} failed: {e}")
+            doc["errors"].append(f"eval {file}: {e}")
+            code = max(code, 1)
+            continue
         code = max(code, rc)
         doc["warnings"] += ev["warnings"]
         doc["errors"] += ev["errors"]
@@ -132,9 +164,14 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
         info_before, _ = s.agent("info", "info", 120)
         say(f"{host}: benchmarking {', '.join(wanted)} with profile {prof.name} "
             f"(threads {','.join(map(str, prof.threads))}, {prof.num_runs} runs)")
-        doc, code = _bench_models(s, prof, list(by_file))
+        doc, code = _bench_models(s, prof, {f: local.get(f) for f in by_file}, info_before)
         code = max(code, _add_accuracy(s, prof, doc))
-        info_after, _ = s.agent("info", "info", 120)
+        try:
+            info_after, _ = s.agent("info", "info", 120)
+        except DeployError as e:      # keep what was measured; the board is reported failed below
+            say(f"{host}: info after the run failed: {e}")
+            doc["errors"].append(f"info after: {e}")
+            info_after, code = None, max(code, 1)
     finally:
         target.close()
 
@@ -144,7 +181,8 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
     doc["deploy"] = {"host": host, "spec": spec, "profile": prof.name, "bundle": bundle_name,
                      "release": release.get("id"),
                      "variants": {r["model"]["name"]: variant_of(r["model"]) for r in doc["results"]},
-                     "info_before": _thermal(info_before), "info_after": _thermal(info_after)}
+                     "info_before": _thermal_facts(info_before),
+                     "info_after": _thermal_facts(info_after)}
     return _keep(doc, host, bundle_name, prof, variant_of, code)
 
 
@@ -162,7 +200,8 @@ def _keep(doc: dict, host: str, bundle_name: str, prof: Profile, variant_of, cod
         say(f"{host}: BUDGET BROKEN {line}")
     failed = [r for r in doc["results"] if r["status"] != "ok"]
     if failed or code:
-        raise DeployError(f"{host}: {len(failed)} model(s) failed on the board "
+        what = f"{len(failed)} model(s) failed" if failed else "a step failed"
+        raise DeployError(f"{host}: {what} on the board "
                           f"({'; '.join(doc['errors'])[:300]}); result kept in {path}")
     if broken:
         raise DeployError(f"{host}: {len(broken)} budget(s) of profile {prof.name} broken; result in {path}")

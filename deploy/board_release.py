@@ -9,11 +9,15 @@ Commands (argv[1]), with a JSON request in argv[2]; the answer is one JSON line 
   inventory  {"home", "files": {name: sha}}      -> {"have": [sha...]}
   commit     {"home", "id", "files", "uploads": {sha: part name}, "meta"}
                                                  -> {"release": path, "previous": id|null}
+                                                 or {"missing": [sha...]} when a blob the inventory
+                                                 reported is gone (another deploy pruned it): the
+                                                 host uploads those and commits again
 """
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -37,11 +41,38 @@ def inventory(req):
     return {"have": have}
 
 
+RESERVED = ("release.json",)   # written by commit itself
+
+
+def check_request(files, uploads, rid):
+    """The host checks names too; the board checks again, because a name is joined onto a path here."""
+    if not re.fullmatch(r"[0-9a-f]{12}", rid):
+        raise SystemExit("bad release id %r" % rid)
+    for name, digest in files.items():
+        if not name or os.path.basename(name) != name or name.startswith(".") or name in RESERVED or "\0" in name:
+            raise SystemExit("refusing file name %r (a plain name, not hidden, not %s)"
+                             % (name, " or ".join(RESERVED)))
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise SystemExit("bad sha256 %r for %s" % (digest, name))
+    for part in uploads.values():
+        if os.path.basename(part) != part or not part.endswith(".part") or part.startswith("."):
+            raise SystemExit("bad upload name %r" % part)
+
+
+def missing_blobs(blobs, files, uploads):
+    """Hashes with neither this deploy's upload nor a blob: pruned since the inventory."""
+    return sorted({want for want in files.values()
+                   if not os.path.exists(os.path.join(blobs, uploads.get(want) or want))
+                   and not os.path.exists(os.path.join(blobs, want))})
+
+
 def verify_blobs(blobs, files, uploads):
     """Promote this deploy's uploads after checking their hash; re-check existing blobs too."""
     for name, want in sorted(files.items()):
         blob = os.path.join(blobs, want)
         part = os.path.join(blobs, uploads[want]) if want in uploads else None
+        if part and not os.path.exists(part):
+            part = None          # sent once for two names: the first one promoted it already
         path = part or blob
         if not os.path.exists(path):
             raise SystemExit("missing upload for %s" % name)
@@ -55,10 +86,20 @@ def verify_blobs(blobs, files, uploads):
 
 
 def link_or_copy(src, dst):
+    """Hard link, or (other file system, no link support) a copy; neither replaces an existing file."""
     try:
         os.link(src, dst)
+        return
+    except FileExistsError:
+        raise SystemExit("refusing to overwrite %s" % dst)
     except OSError:
-        shutil.copyfile(src, dst)
+        pass
+    try:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise SystemExit("refusing to overwrite %s" % dst)
+    with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+        shutil.copyfileobj(f, out)
 
 
 def current_id(home):
@@ -78,7 +119,12 @@ def _commit(req):
     blobs = os.path.join(home, "blobs")
     releases = os.path.join(home, "releases")
     os.makedirs(releases, exist_ok=True)
-    verify_blobs(blobs, files, req.get("uploads", {}))
+    uploads = req.get("uploads", {})
+    check_request(files, uploads, rid)
+    missing = missing_blobs(blobs, files, uploads)
+    if missing:
+        return {"missing": missing}
+    verify_blobs(blobs, files, uploads)
     final = os.path.join(releases, rid)
     if not os.path.isfile(os.path.join(final, "release.json")):
         tmp = "%s.tmp%d" % (final, os.getpid())

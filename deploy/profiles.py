@@ -61,9 +61,11 @@ def validate(data: object, source: str) -> Profile:
             raise DeployError(f"{source}: unknown budget {key} (allowed: {', '.join(BUDGET_KEYS)})")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise DeployError(f"{source}: budget {key} must be a number")
-    for key in ("num_runs", "warmup_runs"):
-        if data.get(key, 1) < 0:
-            raise DeployError(f"{source}: {key} must be >= 0")
+    # the agent refuses num_runs 0, and a zero timeout would fail every command: say so at load
+    for key, least, strict in (("num_runs", 1, False), ("warmup_runs", 0, False), ("min_secs", 0, False),
+                               ("cooldown_s", 0, False), ("timeout_s", 0, True)):
+        if key in data and (data[key] <= least if strict else data[key] < least):
+            raise DeployError(f"{source}: {key} must be {'>' if strict else '>='} {least} (got {data[key]})")
     return Profile(**data)
 
 

@@ -43,9 +43,17 @@ def push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, d
     try:
         return _push_one(spec, rel, options)
     except DeployError as e:
-        _append_log({"utc": _utc(), "host": spec, "bundle": rel.bundle_name, "release": rel.id,
-                     "ok": False, "error": str(e)})
+        _log_failure(spec, rel, str(e))
         raise
+    except Exception as e:     # a bug or an odd board reply: still logged, still one line
+        message = f"{spec}: deploy failed unexpectedly ({type(e).__name__}: {e})"
+        _log_failure(spec, rel, message)
+        raise DeployError(message) from None
+
+
+def _log_failure(spec: str, rel: releases.Release, error: str) -> None:
+    _append_log({"utc": _utc(), "host": spec, "bundle": rel.bundle_name, "release": rel.id,
+                 "ok": False, "error": error})
 
 
 def _utc() -> str:

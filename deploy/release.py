@@ -17,6 +17,8 @@ from deploy.errors import DeployError
 from deploy.target import Target
 
 BOARD_SCRIPT = (Path(__file__).parent / "board_release.py").read_text()
+# Names a release gives its own files; a bundle file must not take them (nor a path, nor a dot-name).
+RESERVED_NAMES = ("manifest.json", "agent.pyz", "release.json")
 
 
 def sha256_file(path: Path) -> str:
@@ -44,6 +46,8 @@ def bundle_files(bundle: Path) -> tuple[dict, dict[str, Path]]:
     try:
         manifest = json.loads(manifest_path.read_text())
         variants = manifest["variants"]
+        if not isinstance(variants, dict):
+            raise TypeError("variants is not a mapping")
     except (ValueError, KeyError, TypeError) as e:
         raise DeployError(f"{manifest_path}: not a valid bundle manifest ({e})") from None
     files = {"manifest.json": manifest_path}
@@ -51,13 +55,25 @@ def bundle_files(bundle: Path) -> tuple[dict, dict[str, Path]]:
     if isinstance(manifest.get("eval"), dict):
         entries.append(("eval", manifest["eval"]))
     for label, entry in entries:
-        path = bundle / entry.get("file", "")
-        if not entry.get("file") or not path.is_file():
+        if not isinstance(entry, dict):
+            raise DeployError(f"{manifest_path}: {label} is not a mapping")
+        _check_name(manifest_path, label, entry.get("file"))
+        path = bundle / entry["file"]
+        if not path.is_file():
             raise DeployError(f"{bundle}: {label} file {entry.get('file')!r} is missing")
         if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
             raise DeployError(f"{bundle}: {path.name} does not match the sha256 in manifest.json")
         files[entry["file"]] = path
     return manifest, files
+
+
+def _check_name(manifest_path: Path, label: str, name: object) -> None:
+    """A file name is joined onto the release directory on the board: a plain name only."""
+    if not isinstance(name, str) or not name:
+        raise DeployError(f"{manifest_path}: {label} has no file name")
+    if Path(name).name != name or name.startswith(".") or name in RESERVED_NAMES or "\\" in name:
+        raise DeployError(f"{manifest_path}: {label} file {name!r} is not allowed (a plain file name, "
+                          f"not hidden, not {', '.join(RESERVED_NAMES)})")
 
 
 def prepare(bundle: Path, agent: Path) -> Release:
@@ -75,33 +91,55 @@ def board_call(target: Target, command: str, request: dict, timeout: float = 300
     if not res.ok:
         reason = (res.stderr.strip().splitlines() or ["no output"])[-1]
         raise DeployError(f"{target.name}: release {command} failed on the board: {reason}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    lines = res.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+        if not isinstance(answer, dict):
+            raise ValueError("not an object")
+    except (IndexError, ValueError) as e:
+        raise DeployError(f"{target.name}: release {command} gave no answer on the board "
+                          f"({'empty output' if not lines else e})") from None
+    return answer
 
 
 def ship(target: Target, home: str, release: Release, *, log=print) -> dict:
     """Upload missing blobs, verify and switch `current`. Any failure leaves `current` as it was."""
     started = time.monotonic()
-    have = set(board_call(target, "inventory", {"home": home, "files": release.hashes})["have"])
-    sent_bytes = sent_files = 0
-    token = secrets.token_hex(4)       # upload names of their own: parallel deploys never collide
+    have = set(board_call(target, "inventory", {"home": home, "files": release.hashes}).get("have", []))
+    sent = {"files": 0, "bytes": 0}
     uploads: dict[str, str] = {}
+    _upload(target, home, release, set(release.hashes.values()) - have, uploads, sent)
+    meta = {"bundle": release.bundle_name, "deployed_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    request = {"home": home, "id": release.id, "files": release.hashes, "uploads": uploads, "meta": meta}
+    answer = board_call(target, "commit", request)
+    if answer.get("missing"):
+        # another deploy to this board pruned a blob after our inventory: send it, commit once more
+        _upload(target, home, release, set(answer["missing"]), uploads, sent)
+        answer = board_call(target, "commit", request)
+    if "release" not in answer:
+        raise DeployError(f"{target.name}: release commit failed on the board: blobs "
+                          f"{', '.join(h[:12] for h in answer.get('missing', []))} keep disappearing "
+                          "(another deploy running?); the previous release stays active")
+    return {"release": release.id, "path": answer["release"], "previous": answer.get("previous"),
+            "files_sent": sent["files"], "bytes_sent": sent["bytes"],
+            "seconds": round(time.monotonic() - started, 2)}
+
+
+def _upload(target: Target, home: str, release: Release, digests: set[str], uploads: dict[str, str],
+            sent: dict) -> None:
+    """Send each wanted hash once, under an upload name of its own (parallel deploys never collide)."""
     for name, path in sorted(release.files.items()):
         digest = release.hashes[name]
-        if digest in have or digest in uploads:
-            continue        # already on the board, or two names with one content: send once
-        uploads[digest] = f"{digest}.{token}.part"
+        if digest not in digests:
+            continue
+        digests.discard(digest)       # two names with one content: send once
+        uploads[digest] = f"{digest}.{secrets.token_hex(4)}.part"
         try:
             target.put(path, f"{home}/blobs/{uploads[digest]}")
         except DeployError as e:
             raise DeployError(f"{e}{_free_space_hint(target, home)}; the previous release stays active") from None
-        sent_bytes += path.stat().st_size
-        sent_files += 1
-    meta = {"bundle": release.bundle_name, "deployed_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    answer = board_call(target, "commit", {"home": home, "id": release.id, "files": release.hashes,
-                                            "uploads": uploads, "meta": meta})
-    return {"release": release.id, "path": answer["release"], "previous": answer["previous"],
-            "files_sent": sent_files, "bytes_sent": sent_bytes,
-            "seconds": round(time.monotonic() - started, 2)}
+        sent["bytes"] += path.stat().st_size
+        sent["files"] += 1
 
 
 def _free_space_hint(target: Target, home: str) -> str:

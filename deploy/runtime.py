@@ -114,8 +114,10 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
             # keep the board's NumPy: pip then picks dependency versions that work with it
             f.write("\n".join(reqs + ([f"numpy=={board.numpy}"] if system_numpy else [])) + "\n")
         remote_req = f"{home}/requirements.runtime.txt"
-        target.put(Path(f.name), remote_req)
-        Path(f.name).unlink()
+        try:
+            target.put(Path(f.name), remote_req)
+        finally:
+            Path(f.name).unlink()
         cmd = f"{pip} -r {q(remote_req)}"
     res = target.run(cmd, timeout=1800)
     if not res.ok:
@@ -155,8 +157,10 @@ def _ship_dir(target: Target, local_dir: Path, remote_dir: str) -> int:
         if have.get(path.name) == path.stat().st_size:
             continue
         target.put(path, f"{remote_dir}/{path.name}.part")
-        target.run(f"mv {q(remote_dir + '/' + path.name + '.part')} {q(remote_dir + '/' + path.name)}",
-                   timeout=60)
+        res = target.run(f"mv {q(remote_dir + '/' + path.name + '.part')} {q(remote_dir + '/' + path.name)}",
+                         timeout=60)
+        if not res.ok:
+            raise DeployError(f"{target.name}: cannot place wheel {path.name} in {remote_dir}: {_last(res.stderr)}")
         sent += path.stat().st_size
     return sent
 

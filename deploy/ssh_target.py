@@ -6,10 +6,12 @@ writes its entries there), keys and agent as ssh does, SSH_KEY to name one key.
 from __future__ import annotations
 
 import io
+import math
 import re
 import shlex
 import socket
 import sys
+import time
 from pathlib import Path
 
 import invoke
@@ -21,7 +23,9 @@ from tqdm import tqdm
 from deploy import hostkeys
 from deploy.errors import DeployError
 from deploy.settings import connect_timeout, edgekit_home, quiet
-from deploy.target import RunResult, platform_of
+from deploy.target import RunResult, platform_of, relay_line
+
+KILL_GRACE_S = 10      # after TERM at the timeout, `timeout -k` sends KILL this much later
 
 
 def ssh_config() -> paramiko.SSHConfig:
@@ -63,13 +67,12 @@ class SSHTarget:
         config = Config(ssh_config=ssh_config())
         self.conn = Connection(host, user=user, port=port, config=config,
                                connect_timeout=int(timeout), connect_kwargs=connect_kwargs)
-        if self.conn.ssh_config.get("identitiesonly", "").lower() == "yes":
-            # as ssh does: only the configured key, so agent keys cannot exhaust MaxAuthTries
-            self.conn.connect_kwargs.update(allow_agent=False, look_for_keys=False)
-        files = hostkeys.known_hosts_files(self.conn.ssh_config)
-        hostkeys.load_into(self.conn.client, files)
-        policy = hostkeys.RecordNewHost(files[0]) if trust_new_host else hostkeys.RefuseUnknownHost(spec)
-        self.conn.client.set_missing_host_key_policy(policy)
+        # fabric builds each ProxyJump hop as its own Connection with AutoAddPolicy: check every hop
+        hop = self.conn
+        while isinstance(hop, Connection):
+            label = spec if hop is self.conn else f"{hop.original_host} (ProxyJump for {spec})"
+            _check_host_keys(hop, label, trust_new_host)
+            hop = hop.gateway
         self._open()
 
     def _open(self) -> None:
@@ -95,14 +98,31 @@ class SSHTarget:
 
     def run(self, command: str, *, timeout: float | None = None, stream: bool = False,
             stdin: str | None = None) -> RunResult:
+        remote = "sh -c " + shlex.quote(command)
+        local_timeout = None
+        if timeout is not None:
+            # Closing the channel does not stop a command without a pty, so the board enforces the
+            # timeout itself (coreutils `timeout` signals the whole process group); our own timer
+            # is only the backstop for a link that stalls.
+            secs = max(1, math.ceil(timeout))
+            remote = (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k {KILL_GRACE_S} {secs} "
+                      f"{remote}; else exec {remote}; fi")
+            local_timeout = secs + KILL_GRACE_S + 5
+        relay = _LineRelay() if stream else None
+        started = time.monotonic()
         try:
-            res = self.conn.run("sh -c " + shlex.quote(command), hide="out" if stream else True,
-                                warn=True, timeout=timeout, err_stream=sys.stderr if stream else None,
+            res = self.conn.run(remote, hide="out" if stream else True,
+                                warn=True, timeout=local_timeout, err_stream=relay,
                                 in_stream=io.StringIO(stdin) if stdin is not None else False)
         except invoke.CommandTimedOut:
-            raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s") from None
+            raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s", kind="timeout") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
-            raise DeployError(f"{self.name}: connection lost: {_short(e)}") from None
+            raise DeployError(f"{self.name}: connection lost: {_short(e)}", kind="transport") from None
+        finally:
+            if relay:
+                relay.end()
+        if timeout is not None and res.return_code in (124, 137) and time.monotonic() - started >= timeout - 0.5:
+            raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s", kind="timeout")
         return RunResult(res.return_code, res.stdout, res.stderr)
 
     def put(self, local: Path, remote: str) -> None:
@@ -129,6 +149,38 @@ class SSHTarget:
             self.conn.close()
         except Exception:      # closing a dropped connection must not hide why it dropped
             pass
+
+
+def _check_host_keys(conn: Connection, spec: str, trust_new_host: bool) -> None:
+    """Known keys from the files ssh config names (and edgekit's), unknown ones refused or recorded."""
+    if conn.ssh_config.get("identitiesonly", "").lower() == "yes":
+        # as ssh does: only the configured key, so agent keys cannot exhaust MaxAuthTries
+        conn.connect_kwargs.update(allow_agent=False, look_for_keys=False)
+    files = hostkeys.known_hosts_files(conn.ssh_config)
+    hostkeys.load_into(conn.client, files)
+    policy = hostkeys.RecordNewHost(files[0]) if trust_new_host else hostkeys.RefuseUnknownHost(spec)
+    conn.client.set_missing_host_key_policy(policy)
+
+
+class _LineRelay:
+    """The board's stderr, passed through as it comes; `end` finishes a last line left open."""
+
+    def __init__(self):
+        self.open_line = False
+
+    def write(self, text: str) -> None:
+        if text:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            self.open_line = not text.endswith("\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.open_line:
+            relay_line("")
+            self.open_line = False
 
 
 def _short(e: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +22,9 @@ def _safe(text: str) -> str:
 
 def _write_new(directory: Path, stem: str, data: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{stem}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
+    tmp = Path(name)       # a name of its own: parallel boards in one process never share it
+    with os.fdopen(fd, "w") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

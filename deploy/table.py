@@ -6,7 +6,8 @@ def _num(value, fmt="{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _thermal(info: dict | None) -> str:
+def _temperature_text(info: dict | None) -> str:
+    """The hottest zone and throttling, from the facts bench stored in `deploy.info_*`."""
     if not info:
         return "-"
     temps = info.get("temperature_c") or {}
@@ -48,7 +49,7 @@ def render(doc: dict, variant_of) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in cells]
     extra = doc.get("deploy", {})
-    lines.append(f"temperature before {_thermal(extra.get('info_before'))}, "
-                 f"after {_thermal(extra.get('info_after'))}; runtime "
+    lines.append(f"temperature before {_temperature_text(extra.get('info_before'))}, "
+                 f"after {_temperature_text(extra.get('info_after'))}; runtime "
                  f"{doc['runtime'].get('name')} {doc['runtime'].get('version')}")
     return "\n".join(lines)

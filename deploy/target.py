@@ -38,8 +38,17 @@ class Target(Protocol):
             stdin: str | None = None) -> RunResult: ...
     def put(self, local: Path, remote: str) -> None: ...
     def get(self, remote: str, local: Path) -> None: ...
-    def platform(self) -> dict: ...
+    def platform(self) -> dict:
+        """{"system", "arch"} from `uname`: the interface's own answer to "what board is this".
+        preflight.probe asks the same (and much more) in its one shell round trip instead."""
+        ...
     def close(self) -> None: ...
+
+
+def relay_line(line: str) -> None:
+    """Pass one line of the board's stderr through, ending it so our next line starts fresh."""
+    sys.stderr.write(line if line.endswith("\n") else line + "\n")
+    sys.stderr.flush()
 
 
 def platform_of(target: Target) -> dict:
@@ -61,31 +70,51 @@ class LocalTarget:
         proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
-        err_lines: list[str] = []
+        out: list[str] = []
+        err: list[str] = []
 
-        def tee_stderr():
+        def read_stdout():
+            out.append(proc.stdout.read())
+
+        def read_stderr():
             for line in proc.stderr:
-                err_lines.append(line)
+                err.append(line)
                 if stream:
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
+                    relay_line(line)
 
-        reader = threading.Thread(target=tee_stderr, daemon=True)
-        reader.start()
+        # one owner per pipe: each reader thread has its own, this thread only writes stdin
+        readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
+        for r in readers:
+            r.start()
         try:
-            out, _ = proc.communicate(stdin or "", timeout=timeout)
+            if stdin:
+                proc.stdin.write(stdin)
+            proc.stdin.close()
+        except BrokenPipeError:       # the command exited without reading its input
+            pass
+        try:
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-            raise DeployError(f"local: command timed out after {timeout:.0f}s: {command[:80]}")
-        reader.join(5)
-        return RunResult(proc.returncode, out, "".join(err_lines))
+            raise DeployError(f"local: command timed out after {timeout:.0f}s: {command[:80]}",
+                              kind="timeout") from None
+        for r in readers:
+            r.join(10)      # a background child still holding the pipes must not hang us
+        return RunResult(proc.returncode, "".join(out), "".join(err))
 
     def put(self, local: Path, remote: str) -> None:
-        shutil.copyfile(local, remote)
+        try:
+            shutil.copyfile(local, remote)
+        except OSError as e:
+            raise DeployError(f"local: copy of {Path(local).name} to {remote} failed: "
+                              f"{e.strerror or e}") from None
 
     def get(self, remote: str, local: Path) -> None:
-        shutil.copyfile(remote, local)
+        try:
+            shutil.copyfile(remote, local)
+        except OSError as e:
+            raise DeployError(f"local: copy of {remote} failed: {e.strerror or e}") from None
 
     def platform(self) -> dict:
         return platform_of(self)

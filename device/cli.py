@@ -33,14 +33,21 @@ def _threads(text: str) -> list:
     return values
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+def _int_at_least(lowest: int):
+    """An argparse type for integers >= lowest, so commands never see a count they must patch up."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
+        return value
+    return parse
+
+
+_at_least_0 = _int_at_least(0)   # --warmup_runs 0, --port 0 (any free port)
+_at_least_1 = _int_at_least(1)   # counts, sizes, threads
 
 
 def _positive_float(text: str) -> float:
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--num_threads", type=_threads, default=list(defaults.NUM_THREADS),
                            help="comma-separated sweep, e.g. 1,2,4 (default 1)")
         else:
-            p.add_argument("--num_threads", type=_positive_int, default=defaults.NUM_THREADS[0], help=threads_help)
+            p.add_argument("--num_threads", type=_at_least_1, default=defaults.NUM_THREADS[0], help=threads_help)
         p.add_argument("--timeout", type=_positive_float, default=defaults.TIMEOUT_SECS,
                        help="seconds per model before its child process is killed")
 
@@ -77,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency and memory of one or more models")
     p.add_argument("models", nargs="+", metavar="MODEL")
     common(p, threads_list=True)
-    p.add_argument("--num_runs", type=_positive_int, default=defaults.NUM_RUNS)
-    p.add_argument("--warmup_runs", type=_positive_int, default=defaults.WARMUP_RUNS)
+    p.add_argument("--num_runs", type=_at_least_1, default=defaults.NUM_RUNS)
+    p.add_argument("--warmup_runs", type=_at_least_0, default=defaults.WARMUP_RUNS)
     p.add_argument("--min_secs", type=_positive_float, default=defaults.MIN_SECS)
-    p.add_argument("--max_samples", type=_positive_int, default=defaults.MAX_SAMPLES,
+    p.add_argument("--max_samples", type=_at_least_1, default=defaults.MAX_SAMPLES,
                    help=f"stop a run after this many invokes (default {defaults.MAX_SAMPLES})")
     p.add_argument("--no_xnnpack", action="store_true", help="builtin kernels only (no default delegate)")
     p.add_argument("--xnnpack", choices=["on", "off", "both"], help="on, off, or both (a sweep)")
@@ -101,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", metavar="DIR", help="classify new files in DIR as they appear (JSON lines)")
     p.add_argument("--manifest")
     p.add_argument("--labels", help="text file, one label per line")
-    p.add_argument("--top_k", type=_positive_int, default=defaults.TOP_K)
+    p.add_argument("--top_k", type=_at_least_1, default=defaults.TOP_K)
     p.add_argument("--pixel_scale", type=float, help="override: f = pixel*scale + offset")
     p.add_argument("--pixel_offset", type=float)
     common(p)
@@ -111,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest")
     p.add_argument("--labels")
     p.add_argument("--host", default=defaults.SERVE_HOST)
-    p.add_argument("--port", type=_positive_int, default=defaults.SERVE_PORT)
-    p.add_argument("--workers", type=_positive_int, default=defaults.SERVE_WORKERS)
-    p.add_argument("--num_threads", type=_positive_int, default=defaults.NUM_THREADS[0])
-    p.add_argument("--max_body", type=_positive_int, default=defaults.SERVE_MAX_BODY, help="bytes")
+    p.add_argument("--port", type=_at_least_0, default=defaults.SERVE_PORT)
+    p.add_argument("--workers", type=_at_least_1, default=defaults.SERVE_WORKERS)
+    p.add_argument("--num_threads", type=_at_least_1, default=defaults.NUM_THREADS[0])
+    p.add_argument("--max_body", type=_at_least_1, default=defaults.SERVE_MAX_BODY, help="bytes")
     p.add_argument("--access_log", action="store_true", help="log every request (default: failures only)")
     p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
                    help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
@@ -191,9 +198,7 @@ def cmd_info(args, doc: dict) -> int:
 def cmd_bench(args, doc: dict) -> int:
     xnnpack = {"on": [True], "off": [False], "both": [True, False]}[args.xnnpack or
                                                                     ("off" if args.no_xnnpack else "on")]
-    if args.num_runs < 1:
-        raise AgentError("--num_runs must be >= 1", EXIT_USAGE, "usage")
-    max_samples = max(1, args.max_samples)
+    max_samples = args.max_samples
     if args.num_runs > max_samples:
         doc["warnings"].append(f"--num_runs {args.num_runs} capped at --max_samples {max_samples}")
     doc["settings"] = {"num_threads": args.num_threads, "xnnpack": xnnpack, "num_runs": args.num_runs,
@@ -205,8 +210,9 @@ def cmd_bench(args, doc: dict) -> int:
            "min_secs": args.min_secs, "max_samples": max_samples,
            "input_files": [_abs_input(p) for p in args.input], "seed": args.seed}
     for i, path in enumerate(args.models):
-        report.progress(f"[{i + 1}/{len(args.models)}] {path}")
-        result = _run_model_job(doc, path, job, args.timeout)
+        label = f"[{i + 1}/{len(args.models)}] {os.path.basename(path)}"
+        report.progress(f"{label} ({path})")
+        result = _run_model_job(doc, path, dict(job, progress_label=label), args.timeout)
         if result is None:
             continue
         warnings = list(result.get("warnings", []))
@@ -226,7 +232,7 @@ def cmd_eval(args, doc: dict) -> int:
             raise AgentError(f"{path}: no such {what}", EXIT_MODEL_FAILED, what.replace(" ", "_"))
     doc["settings"] = {"num_threads": args.num_threads, "eval_set": os.path.abspath(args.eval_set),
                        "manifest": os.path.abspath(args.manifest) if args.manifest else None}
-    job = {"job": "eval", "runtime": _runtime_job(doc), "threads": max(1, args.num_threads),
+    job = {"job": "eval", "runtime": _runtime_job(doc), "threads": args.num_threads,
            "eval_path": os.path.abspath(args.eval_set),
            "manifest": os.path.abspath(args.manifest) if args.manifest else None}
     result = _run_model_job(doc, args.model, job, args.timeout)
@@ -244,9 +250,9 @@ def cmd_eval(args, doc: dict) -> int:
 
 def cmd_infer(args, doc: dict) -> int:
     labels = _read_labels(args.labels)
-    job = {"job": "infer", "runtime": _runtime_job(doc), "threads": max(1, args.num_threads),
+    job = {"job": "infer", "runtime": _runtime_job(doc), "threads": args.num_threads,
            "inputs": [os.path.abspath(p) for p in args.inputs], "labels": labels,
-           "top_k": max(1, args.top_k), "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
+           "top_k": args.top_k, "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
            "manifest": os.path.abspath(args.manifest) if args.manifest else None}
     doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest")}
     result = _run_model_job(doc, args.model, job, args.timeout)
@@ -263,19 +269,15 @@ def cmd_infer(args, doc: dict) -> int:
 def _infer_stream(args) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
     from device import stream
+    from device.inputs import load_manifest
     from device.predictor import Predictor
     if args.watch and args.inputs:
         raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
-    manifest = None
-    if args.manifest:
-        from device.jobs import _load_manifest
-        manifest = _load_manifest(args.manifest)
-    pred = Predictor(args.model, runtime.resolve(args.runtime), 1, max(1, args.num_threads), manifest,
-                     _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
-    k = max(1, args.top_k)
+    pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
+                     load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
     if args.watch:
-        return stream.watch(pred, args.watch, k, sys.stdout)
-    return stream.from_stdin(pred, k, sys.stdin.buffer, sys.stdout)
+        return stream.watch(pred, args.watch, args.top_k, sys.stdout)
+    return stream.from_stdin(pred, args.top_k, sys.stdin.buffer, sys.stdout)
 
 
 def _abs_input(text: str) -> str:
@@ -302,6 +304,12 @@ def _json_dest(argv: list) -> Optional[str]:
         if a.startswith("--json="):
             return a.split("=", 1)[1]
     return None
+
+
+def _say(kind: str, text: str) -> None:
+    """One whole line on stderr per error or warning, so a reader (deploy over SSH) can split them."""
+    sys.stderr.write(f"{PROG}: {kind}: {' '.join(str(text).split())}\n")
+    sys.stderr.flush()
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -340,7 +348,7 @@ def main(argv: Optional[list] = None) -> int:
         doc["errors"].append(str(exc))
         args = None
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
     except Exception as exc:  # a bug: still one line, never a traceback
         code = EXIT_MODEL_FAILED
@@ -352,17 +360,17 @@ def main(argv: Optional[list] = None) -> int:
     if doc["errors"] and code == EXIT_OK:
         code = EXIT_MODEL_FAILED
     for line in doc["errors"]:
-        print(f"{PROG}: error: {line}", file=sys.stderr)
+        _say("error", line)
     dest = getattr(args, "json", None) if args is not None else _json_dest(argv)
     if dest == "-":
         for line in doc["warnings"]:
-            print(f"{PROG}: warning: {line}", file=sys.stderr)
+            _say("warning", line)
     try:
         if dest:
             results.write(doc, dest)
         if dest != "-" and (doc["results"] or (doc["command"] == "info" and not doc["errors"])):
             report.print_human(doc)
     except OSError as exc:
-        print(f"{PROG}: error: cannot write {dest}: {exc.strerror}", file=sys.stderr)
+        _say("error", f"cannot write {dest}: {exc.strerror}")
         return EXIT_MODEL_FAILED
     return code

@@ -13,3 +13,9 @@ class AgentError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
         self.kind = kind
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: runtimes put newlines (and C++ logs) in their messages."""
+    text = " ".join(str(exc).split())
+    return text[:400] if text else type(exc).__name__

@@ -5,9 +5,11 @@ float32, then q = clip(np.round(f / input_scale) + zero_point) for quantised inp
 """
 from __future__ import annotations
 
+import io
+import json
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
@@ -127,19 +129,71 @@ def pixels_to_input(pixels: np.ndarray, spec: dict, pre: Preprocess) -> np.ndarr
     return quantize(f, spec)
 
 
+def array_to_tensor(arr: np.ndarray, spec: dict, pre: Preprocess, label: str) -> np.ndarray:
+    """A .npy array -> a batch-1 input tensor: taken as-is when it already is the tensor,
+    else as uint8 pixels to preprocess."""
+    want = [max(1, d) for d in spec["shape"]]
+    if arr.dtype == np.dtype(spec["dtype"]) and list(arr.shape) in (want, want[1:]):
+        return arr.reshape(want)
+    if arr.dtype == np.uint8 and arr.ndim in (2, 3):
+        return pixels_to_input(arr[None], spec, pre)
+    raise AgentError(f"{label}: array {arr.dtype.name}{list(arr.shape)} is neither the model input "
+                     f"{spec['dtype']}{want} nor uint8 pixels (H,W[,C])", kind="input")
+
+
+def file_to_tensor(path: str, spec: dict, pre: Preprocess) -> np.ndarray:
+    """A file (image or .npy) -> a batch-1 input tensor."""
+    if path.lower().endswith(".npy"):
+        return array_to_tensor(load_npy(path), spec, pre, path)
+    return pixels_to_input(read_image(path, pre)[None], spec, pre)
+
+
+def load_manifest(path: Optional[str]) -> Optional[dict]:
+    """The bundle's manifest.json (it carries the preprocessing), or None without a path."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
+    if not isinstance(manifest, dict) or "input" not in manifest:
+        raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
+    return manifest
+
+
 def read_image(path: str, pre: Preprocess) -> np.ndarray:
     """An image file -> (H,W,C) uint8 pixels resized to the model's input (Pillow when present)."""
+    if not os.path.isfile(path):
+        raise AgentError(f"{path}: no such file", kind="input")
+    return _decode(path, pre, path)
+
+
+def decode_image_bytes(data: bytes, pre: Preprocess, label: str = "body") -> np.ndarray:
+    """Image bytes (e.g. an HTTP body) -> (H,W,C) uint8, like read_image."""
+    return _decode(io.BytesIO(data), pre, label)
+
+
+def _pillow() -> Any:
+    """PIL.Image, or None on a board without Pillow (then only binary PGM/PPM can be read)."""
     try:
         from PIL import Image
     except ImportError:
-        Image = None
-    if Image is None:
-        if path.lower().endswith((".pgm", ".ppm", ".pnm")):
-            return _resize_nearest(_read_pnm(path), pre)
-        raise AgentError(f"{path}: reading this image format needs Pillow (pip install Pillow); "
-                         ".npy and .pgm/.ppm work without it", kind="input")
+        return None
+    return Image
+
+
+def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.ndarray:
+    """A path or a file-like object -> (H,W,C) uint8 at the model's size.
+
+    The bytes are untrusted (an HTTP body, a user's folder): whatever goes wrong while decoding
+    them is the input's fault, so it always becomes an AgentError (a 4xx in serve), never a 500.
+    """
+    Image = _pillow()
     try:
-        with Image.open(path) as img:
+        if Image is None:
+            return _resize_nearest(_read_pnm(source, label), pre)
+        with Image.open(source) as img:
             img = img.convert("L" if pre.channels == 1 else "RGB")
             if img.size != (pre.width, pre.height):
                 img = img.resize((pre.width, pre.height), Image.BILINEAR)
@@ -147,37 +201,20 @@ def read_image(path: str, pre: Preprocess) -> np.ndarray:
     except AgentError:
         raise
     except Exception as exc:
-        raise AgentError(f"{path}: not a readable image ({type(exc).__name__})", kind="input") from None
-    return arr[..., None] if arr.ndim == 2 else arr
-
-
-def decode_image_bytes(data: bytes, pre: Preprocess, label: str = "body") -> np.ndarray:
-    """Image bytes (e.g. an HTTP body) -> (H,W,C) uint8, like read_image."""
-    import io
-    import tempfile
-    try:
-        from PIL import Image  # noqa: F401
-    except ImportError:
-        with tempfile.NamedTemporaryFile(suffix=".pgm") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            return read_image(tmp.name, pre)
-    from PIL import Image
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("L" if pre.channels == 1 else "RGB")
-            if img.size != (pre.width, pre.height):
-                img = img.resize((pre.width, pre.height), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except Exception as exc:
         raise AgentError(f"{label}: not a readable image ({type(exc).__name__})", kind="input") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def _read_pnm(path: str) -> np.ndarray:
+def _read_pnm(source: Union[str, BinaryIO], label: str) -> np.ndarray:
     """Binary PGM (P5) / PPM (P6) with maxval <= 255, for boards without Pillow."""
-    with open(path, "rb") as f:
-        data = f.read()
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            data = f.read()
+    else:
+        data = source.read()
+    if data[:2] not in (b"P5", b"P6"):
+        raise AgentError(f"{label}: reading this image format needs Pillow (pip install Pillow); "
+                         ".npy and binary .pgm/.ppm work without it", kind="input")
     tokens, pos = [], 0
     while len(tokens) < 4:
         while pos < len(data) and data[pos:pos + 1].isspace():
@@ -190,15 +227,18 @@ def _read_pnm(path: str) -> np.ndarray:
         while pos < len(data) and not data[pos:pos + 1].isspace():
             pos += 1
         if start == pos:
-            raise AgentError(f"{path}: truncated PNM header", kind="input")
+            raise AgentError(f"{label}: truncated PNM header", kind="input")
         tokens.append(data[start:pos])
-    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
-    channels = {b"P5": 1, b"P6": 3}.get(magic)
-    if channels is None or maxval > 255:
-        raise AgentError(f"{path}: only binary 8-bit PGM/PPM is supported without Pillow", kind="input")
+    if tokens[0] not in (b"P5", b"P6") or not all(t.isdigit() for t in tokens[1:]):
+        raise AgentError(f"{label}: bad PNM header (width, height and maxval must be numbers)", kind="input")
+    w, h, maxval = (int(t) for t in tokens[1:])
+    channels = 1 if tokens[0] == b"P5" else 3
+    if not (w >= 1 and h >= 1 and 1 <= maxval <= 255):
+        raise AgentError(f"{label}: only binary 8-bit PGM/PPM of at least 1x1 pixels is supported "
+                         "without Pillow", kind="input")
     body = np.frombuffer(data[pos + 1:pos + 1 + w * h * channels], dtype=np.uint8)
     if body.size != w * h * channels:
-        raise AgentError(f"{path}: truncated image data", kind="input")
+        raise AgentError(f"{label}: truncated image data", kind="input")
     return body.reshape(h, w, channels)
 
 

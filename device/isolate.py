@@ -16,7 +16,7 @@ import tempfile
 from typing import Optional
 
 import device
-from device import defaults
+from device import defaults, report
 
 
 def package_root() -> str:
@@ -46,10 +46,13 @@ def run(job: dict, timeout: Optional[float]) -> dict:
                  "from device.child import child_main; sys.exit(child_main())")
     fd, out_path = tempfile.mkstemp(prefix="edgekit-child-", suffix=".json")
     os.close(fd)
+    # The child's stderr is kept for the failure report, so its progress lines go to a copy of ours.
+    progress_fd = os.dup(sys.stderr.fileno()) if report.progress_wanted() else None
     try:
-        job = dict(job, result_path=out_path)
+        job = dict(job, result_path=out_path, progress_fd=progress_fd)
         proc = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                pass_fds=() if progress_fd is None else (progress_fd,))
         try:
             _, err = proc.communicate(json.dumps(job).encode(), timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -79,6 +82,8 @@ def run(job: dict, timeout: Optional[float]) -> dict:
             payload["error"].setdefault("stderr_tail", _tail(stderr))
         return payload
     finally:
+        if progress_fd is not None:
+            os.close(progress_fd)
         try:
             os.unlink(out_path)
         except OSError:

@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from device import graph, inputs, memory, runtime, stats
-from device.errors import AgentError
+from device import graph, inputs, memory, report, runtime, stats
+from device.errors import AgentError, one_line
+from device.predictor import Predictor, output_scores
 
 _clock = time.perf_counter_ns
 
@@ -29,7 +30,7 @@ def _open(module: Any, path: str, threads: int, xnnpack: bool, feeds: Optional[l
                     interp.resize_tensor_input(detail["index"], list(array.shape))
                 except Exception as exc:
                     raise AgentError(f"cannot resize input {detail['name']!r} to {list(array.shape)}: "
-                                     f"{runtime._one_line(exc)}", kind="input") from None
+                                     f"{one_line(exc)}", kind="input") from None
     runtime.allocate(interp)
     return interp, (_clock() - t0) / 1000.0
 
@@ -38,7 +39,7 @@ def _invoke(interp: Any) -> None:
     try:
         interp.invoke()
     except Exception as exc:
-        raise AgentError(f"invoke failed: {runtime._one_line(exc)}", kind="invoke") from None
+        raise AgentError(f"invoke failed: {one_line(exc)}", kind="invoke") from None
 
 
 def _specs(interp: Any) -> tuple:
@@ -123,6 +124,9 @@ def bench(spec: dict) -> dict:
     feeds = None  # made from the first interpreter's input specs, then reused by every setting
     for xnnpack in spec["xnnpack"]:
         for threads in spec["threads"]:
+            if spec.get("progress_fd") is not None:
+                report.progress(f"{spec.get('progress_label', os.path.basename(path))} threads={threads} "
+                                f"xnnpack={'on' if xnnpack else 'off'}", spec["progress_fd"])
             interp, init_us = _open(module, path, threads, xnnpack, feeds)
             if feeds is None:
                 in_specs, _ = _specs(interp)
@@ -157,29 +161,6 @@ def bench(spec: dict) -> dict:
     return {"model": model, "runs": runs, "memory": mem, "warnings": warnings}
 
 
-def _classify(interp: Any, out_spec: dict) -> np.ndarray:
-    """Scores of output 0, dequantised (argmax is all top-1 needs, but scores are reported)."""
-    out = interp.get_tensor(out_spec["index"]).astype(np.float32)
-    q = out_spec.get("quantization")
-    if q and q["scale"]:
-        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
-    return out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
-
-
-def _load_manifest(path: Optional[str]) -> Optional[dict]:
-    if not path:
-        return None
-    import json
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
-    if not isinstance(manifest, dict) or "input" not in manifest:
-        raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
-    return manifest
-
-
 def _host_variant(manifest: Optional[dict], model_path: str, sha256: Optional[str]) -> Optional[str]:
     """Which manifest variant this model file is: by sha256, else by file name."""
     if not manifest:
@@ -195,9 +176,27 @@ def _host_variant(manifest: Optional[dict], model_path: str, sha256: Optional[st
     return None
 
 
+def _check_eval_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
+    """The eval set's own shape rules (docs/contracts.md): x uint8 (N,H,W[,C]), y integer (N,).
+
+    Checked up front because a wrong y does not fail loudly later: a -1 label would be counted
+    in the last class's confusion row, and one-hot labels would break deep inside NumPy.
+    """
+    if x.dtype != np.uint8:
+        raise AgentError(f"{where}: x must be uint8 pixels, got {x.dtype.name}", kind="eval_set")
+    if x.ndim not in (3, 4):
+        raise AgentError(f"{where}: x must be images (N,H,W[,C]), got shape {list(x.shape)}", kind="eval_set")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise AgentError(f"{where}: y must be integer class indices of shape (N,), got "
+                         f"{y.dtype.name}{list(y.shape)}" + (" (one-hot labels? use argmax)" if y.ndim == 2 else ""),
+                         kind="eval_set")
+    if len(x) != len(y) or len(x) == 0:
+        raise AgentError(f"{where}: x has {len(x)} images but y has {len(y)} labels", kind="eval_set")
+
+
 def evaluate(spec: dict) -> dict:
     module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
-    manifest = _load_manifest(spec.get("manifest"))
+    manifest = inputs.load_manifest(spec.get("manifest"))
     try:
         data = np.load(spec["eval_path"], allow_pickle=False)
         x, y = data["x"], data["y"]
@@ -206,20 +205,29 @@ def evaluate(spec: dict) -> dict:
     except Exception as exc:
         raise AgentError(f"{spec['eval_path']}: not a readable .npz eval set ({type(exc).__name__})",
                          kind="eval_set") from None
-    if len(x) != len(y) or len(x) == 0:
-        raise AgentError(f"{spec['eval_path']}: x has {len(x)} images but y has {len(y)} labels",
-                         kind="eval_set")
+    where = spec["eval_path"]
+    _check_eval_arrays(x, y, where)
     interp, init_us = _open(module, spec["model_path"], spec["threads"], True)
     in_specs, out_specs = _specs(interp)
     if len(in_specs) != 1:
         raise AgentError(f"eval needs a single-input model, this one has {len(in_specs)}", kind="input")
     pre = inputs.preprocess_for(in_specs[0], manifest)
-    if x.dtype != np.uint8:
-        raise AgentError(f"{spec['eval_path']}: x must be uint8 pixels, got {x.dtype.name}", kind="eval_set")
-    first = inputs.pixels_to_input(x[:1], in_specs[0], pre)  # checks the shape once, up front
+    try:
+        first = inputs.pixels_to_input(x[:1], in_specs[0], pre)  # checks the shape once, up front
+    except AgentError as exc:
+        raise AgentError(f"{where}: {exc}", kind="eval_set") from None
+    signature = in_specs[0].get("shape_signature") or in_specs[0]["shape"]
+    if len(signature) != first.ndim or any(s not in (-1, n) for s, n in zip(signature, first.shape)):
+        raise AgentError(f"{where}: images preprocess to {list(first.shape)} but the model expects "
+                         f"{list(signature)}", kind="eval_set")
     if list(in_specs[0]["shape"]) != list(first.shape):
         interp, init_us = _open(module, spec["model_path"], spec["threads"], True, [first])
         in_specs, out_specs = _specs(interp)
+    out_shape = out_specs[0]["shape"]
+    n_classes = int(np.prod([max(1, d) for d in (out_shape[1:] if len(out_shape) > 1 else out_shape)]))
+    if y.min() < 0 or y.max() >= n_classes:
+        raise AgentError(f"{where}: labels must be class indices 0..{n_classes - 1} for this model's "
+                         f"{n_classes} outputs, got {int(y.min())}..{int(y.max())}", kind="eval_set")
     index = in_specs[0]["index"]
     preds, top5_hits, samples = [], 0, []
     labels = np.asarray(y).astype(np.int64)
@@ -228,12 +236,11 @@ def evaluate(spec: dict) -> dict:
         t0 = _clock()
         _invoke(interp)
         samples.append((_clock() - t0) / 1000.0)
-        scores = _classify(interp, out_specs[0])[0]
+        scores = output_scores(interp, out_specs[0])[0]
         order = np.argsort(-scores, kind="stable")
         preds.append(int(order[0]))
         top5_hits += int(labels[i] in order[:5])
     preds = np.asarray(preds, dtype=np.int64)
-    n_classes = int(max(_classify(interp, out_specs[0]).shape[1], labels.max() + 1, preds.max() + 1))
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(confusion, (labels, preds), 1)
     acc = {"top1": round(float((preds == labels).mean()), 6), "count": int(len(labels)),
@@ -249,7 +256,7 @@ def evaluate(spec: dict) -> dict:
     acc["host_variant"] = variant
     if variant and f"pred_{variant}" in data.files:
         host_pred = np.asarray(data[f"pred_{variant}"]).astype(np.int64)
-        if len(host_pred) == len(preds):
+        if host_pred.shape == preds.shape:
             acc["agreement_with_host"] = round(float((host_pred == preds).mean()), 6)
             acc["disagreements"] = int((host_pred != preds).sum())
     if manifest and variant:
@@ -275,64 +282,29 @@ def _collect_items(paths: list) -> list:
     return items
 
 
-def array_to_tensor(arr: np.ndarray, spec: dict, pre: inputs.Preprocess, label: str) -> np.ndarray:
-    """A .npy array -> a batch-1 input tensor: taken as-is when it already is the tensor,
-    else as uint8 pixels to preprocess."""
-    want = [max(1, d) for d in spec["shape"]]
-    if arr.dtype == np.dtype(spec["dtype"]) and list(arr.shape) in (want, want[1:]):
-        return arr.reshape(want)
-    if arr.dtype == np.uint8 and arr.ndim in (2, 3):
-        return inputs.pixels_to_input(arr[None], spec, pre)
-    raise AgentError(f"{label}: array {arr.dtype.name}{list(arr.shape)} is neither the model input "
-                     f"{spec['dtype']}{want} nor uint8 pixels (H,W[,C])", kind="input")
-
-
-def _item_tensor(path: str, spec: dict, pre: inputs.Preprocess) -> np.ndarray:
-    """A file (image or .npy) -> a batch-1 input tensor."""
-    if path.lower().endswith(".npy"):
-        return array_to_tensor(inputs.load_npy(path), spec, pre, path)
-    if not os.path.isfile(path):
-        raise AgentError(f"{path}: no such file", kind="input")
-    return inputs.pixels_to_input(inputs.read_image(path, pre)[None], spec, pre)
-
-
-def top_k(scores: np.ndarray, k: int, labels: Optional[list]) -> list:
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
-             "score": round(float(scores[i]), 6)} for i in order]
-
-
 def infer(spec: dict) -> dict:
-    module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
-    manifest = _load_manifest(spec.get("manifest"))
-    interp, init_us = _open(module, spec["model_path"], spec["threads"], True)
-    in_specs, out_specs = _specs(interp)
-    if len(in_specs) != 1:
-        raise AgentError(f"infer needs a single-input model, this one has {len(in_specs)}", kind="input")
-    pre = inputs.preprocess_for(in_specs[0], manifest, spec.get("pixel_scale"), spec.get("pixel_offset"))
-    labels = spec.get("labels") or (manifest or {}).get("class_names")
+    """Classify every input file with one Predictor; a bad file is an error entry, not a failure."""
+    manifest = inputs.load_manifest(spec.get("manifest"))
+    t0 = _clock()
+    pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"],
+                     manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"))
+    init_us = (_clock() - t0) / 1000.0
     items = _collect_items(spec["inputs"])
     if not items:
         raise AgentError("no input files found", kind="input")
     predictions, failed = [], 0
     for path in items:
         try:
-            tensor = _item_tensor(path, in_specs[0], pre)
-            interp.set_tensor(in_specs[0]["index"], tensor)
-            t0 = _clock()
-            _invoke(interp)
-            latency = (_clock() - t0) / 1000.0
-            scores = _classify(interp, out_specs[0])[0]
-            predictions.append({"input": path, "top_k": top_k(scores, spec["top_k"], labels),
-                                "latency_us": round(latency, 3)})
+            result = pred.predict(pred.tensor_from_file(path), spec["top_k"])
+            predictions.append({"input": path, "top_k": result["top_k"], "latency_us": result["latency_us"]})
         except AgentError as exc:
             failed += 1
             predictions.append({"input": path, "error": str(exc)})
-    model = {"inputs": [graph.public_spec(s) for s in in_specs],
-             "outputs": [graph.public_spec(s) for s in out_specs]}
-    model.update(graph.analyse(interp))
+    model = {"inputs": [graph.public_spec(s) for s in pred.in_specs],
+             "outputs": [graph.public_spec(s) for s in pred.out_specs]}
+    model.update(pred.delegation)
     return {"model": model, "predictions": predictions, "failed_inputs": failed,
-            "preprocess": pre.__dict__, "init_us": round(init_us, 3),
+            "preprocess": pred.pre.__dict__, "init_us": round(init_us, 3),
             "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
 
 

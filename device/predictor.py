@@ -8,12 +8,27 @@ from __future__ import annotations
 import io
 import queue
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from device import __version__, graph, inputs, jobs, modelfile, runtime
+from device import __version__, graph, inputs, modelfile, runtime
 from device.errors import AgentError
+
+
+def output_scores(interp: Any, out_spec: dict) -> np.ndarray:
+    """Scores of output 0 as (N, classes), dequantised (argmax is all top-1 needs, but scores are reported)."""
+    out = interp.get_tensor(out_spec["index"]).astype(np.float32)
+    q = out_spec.get("quantization")
+    if q and q["scale"]:
+        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
+    return out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
+
+
+def top_k(scores: np.ndarray, k: int, labels: Optional[list]) -> list:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
+             "score": round(float(scores[i]), 6)} for i in order]
 
 
 class Busy(Exception):
@@ -27,8 +42,8 @@ class Predictor:
         self.meta = modelfile.describe(path)
         module = runtime.load_module(rt)
         self.pool: queue.Queue = queue.Queue()
-        for _ in range(max(1, workers)):
-            interp = runtime.make_interpreter(module, path, max(1, threads))
+        for _ in range(workers):
+            interp = runtime.make_interpreter(module, path, threads)
             runtime.allocate(interp)
             self.pool.put(interp)
         interp = self.pool.queue[0]
@@ -58,15 +73,15 @@ class Predictor:
                 arr = np.load(io.BytesIO(data), allow_pickle=False)
             except Exception:
                 raise AgentError(f"{label}: looks like .npy but cannot be read", kind="input") from None
-            return jobs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
+            return inputs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
         return inputs.pixels_to_input(inputs.decode_image_bytes(data, self.pre, label)[None],
                                       self.in_specs[0], self.pre)
 
     def tensor_from_file(self, path: str) -> np.ndarray:
-        return jobs._item_tensor(path, self.in_specs[0], self.pre)
+        return inputs.file_to_tensor(path, self.in_specs[0], self.pre)
 
     def tensor_from_array(self, arr: np.ndarray, label: str) -> np.ndarray:
-        return jobs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
+        return inputs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
 
     def predict(self, tensor: np.ndarray, k: int, wait: Optional[float] = None) -> dict:
         try:
@@ -78,8 +93,8 @@ class Predictor:
             t0 = time.perf_counter_ns()
             interp.invoke()
             latency = (time.perf_counter_ns() - t0) / 1000.0
-            scores = jobs._classify(interp, self.out_specs[0])[0]
+            scores = output_scores(interp, self.out_specs[0])[0]
         finally:
             self.pool.put(interp)
-        return {"top_k": jobs.top_k(scores, k, self.labels), "latency_us": round(latency, 3),
+        return {"top_k": top_k(scores, k, self.labels), "latency_us": round(latency, 3),
                 "model": self.meta["name"]}

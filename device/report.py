@@ -3,12 +3,25 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Optional
 
 
-def progress(message: str) -> None:
-    """A progress line on stderr, only for a person at a terminal (quiet under CI)."""
-    if sys.stderr.isatty() and not os.environ.get("CI"):
-        print(message, file=sys.stderr, flush=True)
+def progress_wanted() -> bool:
+    """Progress for a person at a terminal (quiet under CI), or when a caller asks for it with
+    EDGEKIT_PROGRESS=1: deploy streams stderr over SSH, where it is not a TTY."""
+    if os.environ.get("EDGEKIT_PROGRESS") == "1":
+        return True
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def progress(message: str, fd: Optional[int] = None) -> None:
+    """One plain progress line on stderr (or on fd: the parent's stderr, handed to a child)."""
+    line = " ".join(message.split()) + "\n"
+    if fd is not None:
+        os.write(fd, line.encode(errors="replace"))
+    elif progress_wanted():
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def _fmt(value, digits: int = 1) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from device import defaults
-from device.errors import EXIT_USAGE, AgentError
+from device.errors import EXIT_USAGE, AgentError, one_line
 
 # runtime name -> (module to import, module holding Interpreter, distributions to ask for a version)
 _RUNTIMES = {
@@ -100,16 +100,12 @@ def make_interpreter(module: Any, model_path: str, num_threads: int, xnnpack: bo
     try:
         return module.Interpreter(**kwargs)
     except Exception as exc:
-        raise AgentError(f"cannot load model: {_one_line(exc)}", kind="load") from None
+        raise AgentError(f"cannot load model: {one_line(exc)}", kind="load") from None
 
 
 def allocate(interpreter: Any) -> None:
     try:
         interpreter.allocate_tensors()
     except Exception as exc:
-        raise AgentError(f"cannot allocate tensors: {_one_line(exc)}", kind="allocate") from None
+        raise AgentError(f"cannot allocate tensors: {one_line(exc)}", kind="allocate") from None
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] if text else type(exc).__name__

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
-from device import __version__, defaults, jobs, runtime
-from device.errors import EXIT_OK, EXIT_USAGE, AgentError
+from device import __version__, defaults, inputs, runtime
+from device.errors import EXIT_OK, AgentError, one_line
 from device.predictor import Busy, Predictor
 
 MAX_CONNECTIONS = 64
@@ -80,7 +80,7 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
                 self.close_connection = True
             except Exception as exc:  # never leak a traceback to the client
                 self.close_connection = True
-                sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n")
+                sys.stderr.write(f"internal error: {type(exc).__name__}: {one_line(exc)}\n")
                 self._send(500, {"error": "internal error"})
             finally:
                 slots.release()
@@ -136,10 +136,8 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
 
 def main(args, labels: Optional[list]) -> int:
     """Run until SIGTERM/SIGINT; errors before serving are one line and exit code 1 or 2."""
-    manifest = jobs._load_manifest(args.manifest)
+    manifest = inputs.load_manifest(args.manifest)
     rt = runtime.resolve(args.runtime)
-    if args.max_body < 1:
-        raise AgentError("--max_body must be >= 1", EXIT_USAGE, "usage")
     model = Predictor(args.model, rt, args.workers, args.num_threads, manifest, labels)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"edgekit-agent: warning: serving on {args.host}, reachable from the network"

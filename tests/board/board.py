@@ -221,8 +221,9 @@ def _belongs(pid: int, board: Board, what: str) -> bool:
     """Only signal a pid that is still ours (pids get reused): same netns, or our relay."""
     try:
         if what == "relay":
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            return b"tests.board.relay" in cmd and any(board.host_ip.encode() in c for c in cmd)
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            routes = {f"{addr}={name}" for addr, name in board.net.index_hosts().items()}
+            return "tests.board.relay" in cmd and routes <= set(cmd)
         ours = os.stat(f"/run/netns/{board.netns}").st_ino
         return os.stat(f"/proc/{pid}/ns/net").st_ino == ours
     except OSError:

@@ -103,3 +103,53 @@ def test_a_broken_model_fails_the_board_but_the_others_are_kept(first_deploy, cl
         assert status == {"fp32": "ok", "int8": "failed"}
     finally:
         assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
+
+
+def agent_failing_on(real_agent, path, model_file: str):
+    """The real agent, except that its bench of `model_file` dies without a result (killed)."""
+    with zipfile.ZipFile(real_agent) as src, zipfile.ZipFile(path, "w") as out:
+        for item in src.namelist():
+            body = src.read(item)
+            if item == "__main__.py":
+                body = (f"import os, sys\nif 'bench' in sys.argv and any(a.endswith({model_file!r}) "
+                        "for a in sys.argv):\n    os.kill(os.getpid(), 9)\n").encode() + body
+            out.writestr(item, body)
+    return path
+
+
+def test_a_failed_agent_call_keeps_the_models_already_measured(first_deploy, client_home, trusted_board,
+                                                                bundle, agent, tmp_path, capsys):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    last = list(manifest["variants"].values())[-1]["file"]     # every model before it is measured
+    bad = agent_failing_on(agent, tmp_path / "dies.pyz", last)
+    profile = tmp_path / "quick.yaml"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nnum_runs: 3\nwarmup_runs: 0\n")
+    try:
+        assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", bad) == 0
+        assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile) == 1
+        assert "1 model(s) failed on the board" in capsys.readouterr().err
+        [path] = results_for(client_home)
+        doc = json.loads(path.read_text())
+        validate(doc)
+        by_file = {r["model"]["name"]: r for r in doc["results"]}
+        assert set(by_file) == {v["file"] for v in manifest["variants"].values()}
+        assert by_file[last]["status"] == "failed" and by_file[last]["error"]["kind"] == "crash"
+        assert by_file[last]["model"]["sha256"] == list(manifest["variants"].values())[-1]["sha256"]
+        for name, r in by_file.items():
+            if name != last:
+                assert r["status"] == "ok" and r["runs"] and r["accuracy"]["top1"] > 0
+    finally:
+        assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
+
+
+def test_unreadable_release_json_is_one_line(client_home, bundle, capsys):
+    edgekit = client_home / ".edgekit"
+    (edgekit / "releases" / "0123456789ab").mkdir(parents=True)
+    (edgekit / "releases" / "0123456789ab" / "release.json").write_text("{ half a file")
+    (edgekit / "current").symlink_to("releases/0123456789ab")
+    assert cli("bench", "--bundle", bundle, "--host", "local") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("release.json is unreadable (Expecting property name "
+                                                 "enclosed in double quotes: line 1 column 3 (char 2)); "
+                                                 "run `make deploy HOST=...` again")

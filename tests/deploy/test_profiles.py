@@ -51,3 +51,13 @@ def test_wrong_types_and_unknown_budgets_are_errors(tmp_path):
 ])
 def test_pick_from_board_model_then_arch(model, arch, expected):
     assert profiles.pick(model, arch, is_local=False).name == expected
+
+
+@pytest.mark.parametrize("line, says", [
+    ("num_runs: 0", "num_runs must be >= 1"), ("warmup_runs: -1", "warmup_runs must be >= 0"),
+    ("min_secs: -0.5", "min_secs must be >= 0"), ("cooldown_s: -1", "cooldown_s must be >= 0"),
+    ("timeout_s: 0", "timeout_s must be > 0"),
+])
+def test_settings_the_agent_would_refuse_are_errors_at_load(tmp_path, line, says):
+    with pytest.raises(DeployError, match=says):
+        profiles.load(write(tmp_path, f"name: x\n{line}\n"))

@@ -19,10 +19,11 @@ def models(tmp_path_factory):
     return build_all(str(tmp_path_factory.mktemp("device_models")))
 
 
-def agent_env() -> dict:
+def agent_env(extra: dict = None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update(extra or {})
     return env
 
 
@@ -37,10 +38,12 @@ class AgentRun:
         return json.loads(self.stdout)
 
 
-def run_agent(*args, entry=None, timeout=120, cwd=None) -> AgentRun:
-    """`python -m device ARGS` (or `python agent.pyz ARGS` with entry=pyz path) as a subprocess."""
+def run_agent(*args, entry=None, timeout=120, cwd=None, env=None) -> AgentRun:
+    """`python -m device ARGS` (or `python agent.pyz ARGS` with entry=pyz path) as a subprocess;
+    env adds to (or, with None values, removes from) the agent's environment."""
     cmd = [sys.executable] + ([entry] if entry else ["-m", "device"]) + [str(a) for a in args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=agent_env(),
+    full_env = {k: v for k, v in agent_env(env).items() if v is not None}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
                           cwd=cwd or REPO)
     return AgentRun(proc)
 

@@ -102,3 +102,20 @@ def test_relative_paths(models, agent, tmp_path):
     run = agent("bench", "m.tflite", "--input", "x.npy", "--num_runs", "2", "--json", "-", cwd=str(tmp_path))
     assert run.code == 0, run.stderr
     assert run.doc["results"][0]["model"]["path"] == os.path.join(str(tmp_path), "m.tflite")
+
+
+def test_progress_lines_when_asked_and_whole_warning_lines(models, agent):
+    """stderr is a pipe here (as over SSH): progress only with EDGEKIT_PROGRESS=1, one line per
+    model x setting; warnings are whole lines; the JSON on stdout is untouched either way."""
+    args = ("bench", models["int8"], "--num_threads", "1,2", "--num_runs", "2", "--max_samples", "1",
+            "--warmup_runs", "0", "--json", "-")
+    quiet = agent(*args, env={"EDGEKIT_PROGRESS": None})
+    loud = agent(*args, env={"EDGEKIT_PROGRESS": "1", "CI": "1"})  # the explicit request wins over CI
+    for run in (quiet, loud):
+        assert run.code == 0, run.stderr
+        schema.validate(run.doc)
+        assert run.stderr.endswith("\n")
+        assert "edgekit-agent: warning: --num_runs 2 capped at --max_samples 1\n" in run.stderr
+    assert "threads=" not in quiet.stderr
+    progress = [ln for ln in loud.stderr.splitlines() if ln.startswith("[1/1] int8.tflite")]
+    assert progress[1:] == ["[1/1] int8.tflite threads=1 xnnpack=on", "[1/1] int8.tflite threads=2 xnnpack=on"]

@@ -1,6 +1,9 @@
 """Bad input: one line on stderr, `errors` in the JSON, a non-zero exit, never a traceback."""
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -84,8 +87,39 @@ def test_eval_set_that_does_not_match(models, agent, tmp_path):
     _assert_clean_failure(agent("eval", models["int8"], tmp_path / "none.npz", "--json", "-"), 1, "no such eval set")
 
 
+@pytest.mark.parametrize("y, needle", [
+    (np.array([0, 1, -1, 3]), "labels must be class indices 0..5"),     # -1 used to land in class 5's row
+    (np.array([0, 1, 2, 6]), "labels must be class indices 0..5"),      # the model has 6 outputs
+    (np.eye(6, dtype=np.int64)[[0, 1, 2, 3]], "one-hot"),              # used to be an internal ValueError
+    (np.array([0.0, 1.0, 2.0, 3.0]), "y must be integer class indices"),
+])
+def test_eval_labels_are_checked(models, agent, tmp_path, y, needle):
+    bad = tmp_path / "labels.npz"
+    np.savez(bad, x=np.zeros((4, 12, 12, 1), np.uint8), y=y)
+    doc = _assert_clean_failure(agent("eval", models["int8"], bad, "--json", "-"), 1, needle)
+    assert doc["results"][0]["error"]["kind"] == "eval_set"
+
+
+def test_eval_images_must_fit_the_model_after_the_manifest(models, agent, tmp_path):
+    """A manifest whose size differs from the model's fixed input: eval_set error, not a resize attempt."""
+    bundle = models["bundle"]
+    manifest = json.loads(open(os.path.join(bundle, "manifest.json")).read())
+    manifest["input"].update(height=8, width=8)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    bad = tmp_path / "small.npz"
+    np.savez(bad, x=np.zeros((4, 8, 8, 1), np.uint8), y=np.zeros(4, np.int64))
+    doc = _assert_clean_failure(agent("eval", models["int8"], bad, "--manifest", tmp_path / "manifest.json",
+                                      "--json", "-"), 1, "the model expects")
+    assert doc["results"][0]["error"]["kind"] == "eval_set"
+
+
 @pytest.mark.parametrize("args, needle", [
     (["bench"], "required"),
+    (["bench", "m.tflite", "--num_runs", "0"], "expected an integer >= 1"),
+    (["bench", "m.tflite", "--max_samples", "0"], "expected an integer >= 1"),
+    (["eval", "m.tflite", "e.npz", "--num_threads", "0"], "expected an integer >= 1"),
+    (["infer", "m.tflite", "x.npy", "--top_k", "0"], "expected an integer >= 1"),
+    (["bench", "m.tflite", "--warmup_runs", "-1"], "expected an integer >= 0"),
     (["bench", "m.tflite", "--num_threads", "0"], "thread counts"),
     (["bench", "m.tflite", "--num_runs", "lots"], "expected an integer"),
     (["frobnicate"], "invalid choice"),

@@ -22,12 +22,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 class Server:
-    def __init__(self, *args):
+    def __init__(self, *args, env: dict = None):
         import tempfile
         self.log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block the server
         self.proc = subprocess.Popen([sys.executable, "-m", "device", "serve", *map(str, args), "--port", "0"],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     cwd=REPO, env=agent_env())
+                                     cwd=REPO, env=env or agent_env())
         line = self.proc.stdout.readline()
         assert "serving" in line, (line, self.stderr())
         self.address = line.split("http://", 1)[1].split()[0]
@@ -227,3 +227,26 @@ def test_bad_model_fails_fast_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "device", "serve", str(bad), "--port", "0"], capture_output=True,
                           text=True, cwd=REPO, env=agent_env(), timeout=60)
     assert proc.returncode == 1 and "not a TFLite model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_pillow_bad_images_are_400_not_500(bundle, tmp_path):
+    """A board without Pillow: PGM still works, anything else undecodable is a 400 (was a 500)."""
+    hide = tmp_path / "no_pillow" / "PIL"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError('Pillow hidden by the test')\n")
+    env = agent_env()
+    env["PYTHONPATH"] = f"{hide.parent}{os.pathsep}{REPO}"
+    s = Server(bundle["model"], "--manifest", bundle["manifest"], env=env)
+    try:
+        x = bundle["x"][2][:, :, 0]
+        pgm = b"P5\n%d %d\n255\n" % (x.shape[1], x.shape[0]) + x.tobytes()
+        status, out = s.request("/infer", pgm)
+        assert status == 200 and out["top_k"][0]["index"] == bundle["pred"][2]
+        for body in (b"P5 ab 2 255\n\0\0\0\0", b"P5 0 0 255\n", b"P5 12 12 255\n" + bytes(7), _png(bundle["x"][2])):
+            status, out = s.request("/infer", body)
+            assert status == 400, (body[:20], out)
+            assert "Traceback" not in out["error"]
+        assert "Pillow" in s.request("/infer", _png(bundle["x"][2]))[1]["error"]
+    finally:
+        assert s.stop() == 0
+    assert "internal error" not in s.stderr()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
-from shlex import quote as shlex_quote
 from pathlib import Path
+from shlex import quote as shlex_quote
 
 import pytest
 
@@ -40,8 +41,15 @@ def test_proc_and_sys_are_mounted_for_cpu_detection(board, board_home):
                                  "cat /proc/sys/kernel/arch; echo $EDGEKIT_EMULATED").stdout.split()
     assert out[0].startswith("0")
     assert int(out[1]) >= 1
-    assert out[2] == "x86_64"
+    assert out[2] == platform.machine()  # the host's kernel, seen through /proc
     assert out[3] == "1"
+
+
+def test_cpu_is_a_raspberry_pi_4s_core(board, board_home):
+    """qemu emulates a Cortex-A72 (ARMv8.0 + crc32): no dotprod, no SVE, as on a Pi 4."""
+    features = ssh(board, board_home, "grep -m1 Features /proc/cpuinfo").stdout.split()[2:]
+    assert "asimd" in features and "crc32" in features
+    assert "asimddp" not in features and "sve" not in features
 
 
 def test_agent_runs_on_the_board_and_knows_it_is_emulated(board, board_home, tmp_path):

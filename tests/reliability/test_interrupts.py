@@ -91,14 +91,30 @@ def big_bundle(bundle, tmp_path, mb: int):
     return out
 
 
+@pytest.mark.xfail(strict=False, reason="BUG (a race, so not strict): deploy/ssh_target.py SSHTarget.put: Ctrl-C "
+                                        "mid-upload can hang forever in paramiko SFTPFile.close() (waits for a reply "
+                                        "to a request the interrupt cut short)")
 def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, agent, board, tmp_path):
     big = big_bundle(bundle, tmp_path, 64)
-    proc = start("-m", "deploy", "push", "--bundle", str(big), "--host", trusted_board, "--agent", str(agent))
-    code, err = interrupt_when(proc, lambda: any(p.stat().st_size > 1 << 20
-                                                 for p in (board.board_home / "blobs").glob("*.part")))
-    assert code != 0 and "Traceback" not in err, err[-2000:]
-    assert [l for l in err.splitlines() if l.strip()][-1].startswith("error: interrupted")
-    assert release_of(board.board_home) == first_deploy["release"]
+    for delay in (0.0, 0.1, 0.2):                 # where in the SFTP pipeline the interrupt lands varies
+        for part in (board.board_home / "blobs").glob("*.part"):
+            part.unlink()
+        proc = start("-m", "deploy", "push", "--bundle", str(big), "--host", trusted_board, "--agent", str(agent))
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not any(
+                p.stat().st_size > 1 << 20 for p in (board.board_home / "blobs").glob("*.part")):
+            time.sleep(0.01)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"deploy hung after Ctrl-C ({delay}s into the upload)")
+        assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+        assert [l for l in err.splitlines() if l.strip()][-1].startswith("error: interrupted")
+        assert release_of(board.board_home) == first_deploy["release"]
     assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
     helpers.count(AREA, "deploy interrupted cleanly")
 
@@ -106,16 +122,24 @@ def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, 
 @pytest.fixture
 def interrupted_bench(first_deploy, client_home, trusted_board, bundle, board, earlier_result, tmp_path):
     profile = tmp_path / "long.yaml"
-    profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 50000000\n")
+    profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 6000000\n")
     before = helpers.snapshot(earlier_result)
     proc = start("-m", "deploy", "bench", "--bundle", str(bundle), "--host", trusted_board, "--profile", str(profile))
     try:
-        code, err = interrupt_when(proc, lambda: bool(agent_pids(board, "bench", python_only=True)))
-        time.sleep(3)
+        ready = lambda: bool(agent_pids(board, "bench", python_only=True))   # noqa: E731
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.01)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        took = time.monotonic() - sent
+        time.sleep(0.5)
         still_running = agent_pids(board, "bench")
     finally:
         kill_agents(board)
-    return code, err, before, earlier_result, still_running
+    return proc.returncode, err, before, earlier_result, (took, still_running)
 
 
 def test_sigint_during_bench_stores_nothing(interrupted_bench):
@@ -126,9 +150,9 @@ def test_sigint_during_bench_stores_nothing(interrupted_bench):
     helpers.count(AREA, "bench interrupted cleanly")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deploy (ssh_target.SSHTarget.run / bench.Session.agent): Ctrl-C on "
-                                       "the host leaves the agent running on the board (no pty, no kill), so it "
-                                       "keeps the board's CPU busy and disturbs the next benchmark")
-def test_sigint_during_bench_stops_the_agent_on_the_board(interrupted_bench):
-    *_, still_running = interrupted_bench
-    assert still_running == []
+@pytest.mark.xfail(strict=True, reason="BUG: deploy/ssh_target.py SSHTarget.run: Ctrl-C during `deploy bench` is "
+                                       "ignored until the remote agent call returns (up to the profile timeout + "
+                                       "120 s), and the agent is never stopped on the board")
+def test_sigint_during_bench_returns_promptly_and_stops_the_agent(interrupted_bench):
+    *_, (took, still_running) = interrupted_bench
+    assert took < 3 and still_running == [], f"exit {took:.1f}s after Ctrl-C; still running: {still_running}"
