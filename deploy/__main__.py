@@ -29,15 +29,24 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
         raise DeployError("no hosts given")
     if len(set(hosts)) != len(hosts):
         raise DeployError("a host is listed twice")
+    if len(hosts) > 1:
+        _refuse_shared_names(hosts)
+    return hosts
+
+
+def _refuse_shared_names(hosts: list[str]) -> None:
+    """results/<name>/ and messages use the board's name: two hosts must not share one."""
     from deploy.ssh_target import target_name
     seen: dict[str, str] = {}
-    for h in hosts:   # results/<name>/ and messages use the name: two hosts must not share one
-        name = "local" if h == "local" else target_name(h)
+    for h in hosts:
+        try:
+            name = target_name(h)
+        except DeployError:
+            continue            # a malformed host fails on its own, as one board of the fleet
         if name in seen:
             raise DeployError(f"hosts {seen[name]} and {h} would share results/{name}/; "
                               "give each board a distinct name (an ssh-config alias)")
         seen[name] = h
-    return hosts
 
 
 def build_parser() -> argparse.ArgumentParser:

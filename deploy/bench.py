@@ -56,6 +56,8 @@ class Session:
         res = self.target.run(command, timeout=timeout, stream=self.stream)
         try:
             doc = json.loads(res.stdout)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
         except ValueError:
             tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
             kept = store.save_rejected(res.stdout, self.host, self.bundle, f"{what}: not JSON (exit {res.code})")

@@ -50,7 +50,7 @@ _at_least_0 = _int_at_least(0)   # --warmup_runs 0, --port 0 (any free port)
 _at_least_1 = _int_at_least(1)   # counts, sizes, threads
 
 
-def _positive_float(text: str) -> float:
+def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="comma-separated sweep, e.g. 1,2,4 (default 1)")
         else:
             p.add_argument("--num_threads", type=_at_least_1, default=defaults.NUM_THREADS[0], help=threads_help)
-        p.add_argument("--timeout", type=_positive_float, default=defaults.TIMEOUT_SECS,
+        p.add_argument("--timeout", type=_non_negative_float, default=defaults.TIMEOUT_SECS,
                        help="seconds per model before its child process is killed")
 
     p = sub.add_parser("info", help="describe this board and its runtime")
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, threads_list=True)
     p.add_argument("--num_runs", type=_at_least_1, default=defaults.NUM_RUNS)
     p.add_argument("--warmup_runs", type=_at_least_0, default=defaults.WARMUP_RUNS)
-    p.add_argument("--min_secs", type=_positive_float, default=defaults.MIN_SECS)
+    p.add_argument("--min_secs", type=_non_negative_float, default=defaults.MIN_SECS)
     p.add_argument("--max_samples", type=_at_least_1, default=defaults.MAX_SAMPLES,
                    help=f"stop a run after this many invokes (default {defaults.MAX_SAMPLES})")
     p.add_argument("--no_xnnpack", action="store_true", help="builtin kernels only (no default delegate)")

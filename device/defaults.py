@@ -16,3 +16,4 @@ SERVE_PORT = 8080
 SERVE_WORKERS = 2
 SERVE_MAX_BODY = 8 * 1024 * 1024
 SERVE_TIMEOUT_SECS = 30.0
+MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before decoding (memory on a small board)

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
+from device import defaults
 from device.errors import AgentError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm", ".gif", ".tif", ".tiff", ".webp")
@@ -193,7 +194,10 @@ def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.nda
     try:
         if Image is None:
             return _resize_nearest(_read_pnm(source, label), pre)
-        with Image.open(source) as img:
+        with Image.open(source) as img:  # reads the header only, so the size check costs nothing
+            if img.width * img.height > defaults.MAX_IMAGE_PIXELS:
+                raise AgentError(f"{label}: image of {img.width}x{img.height} pixels is too large "
+                                 f"(limit {defaults.MAX_IMAGE_PIXELS} pixels)", kind="input")
             img = img.convert("L" if pre.channels == 1 else "RGB")
             if img.size != (pre.width, pre.height):
                 img = img.resize((pre.width, pre.height), Image.BILINEAR)

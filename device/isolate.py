@@ -47,7 +47,12 @@ def run(job: dict, timeout: Optional[float]) -> dict:
     fd, out_path = tempfile.mkstemp(prefix="edgekit-child-", suffix=".json")
     os.close(fd)
     # The child's stderr is kept for the failure report, so its progress lines go to a copy of ours.
-    progress_fd = os.dup(sys.stderr.fileno()) if report.progress_wanted() else None
+    progress_fd = None
+    if report.progress_wanted():
+        try:
+            progress_fd = os.dup(sys.stderr.fileno())
+        except (OSError, ValueError, AttributeError):  # stderr replaced by something without a file
+            pass
     try:
         job = dict(job, result_path=out_path, progress_fd=progress_fd)
         proc = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,

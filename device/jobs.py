@@ -35,13 +35,6 @@ def _open(module: Any, path: str, threads: int, xnnpack: bool, feeds: Optional[l
     return interp, (_clock() - t0) / 1000.0
 
 
-def _invoke(interp: Any) -> None:
-    try:
-        interp.invoke()
-    except Exception as exc:
-        raise AgentError(f"invoke failed: {one_line(exc)}", kind="invoke") from None
-
-
 def _specs(interp: Any) -> tuple:
     ins = [graph.tensor_spec(d) for d in interp.get_input_details()]
     outs = [graph.tensor_spec(d) for d in interp.get_output_details()]
@@ -103,7 +96,7 @@ def _measure(interp: Any, feeds: list, spec: dict) -> dict:
     for detail, array in zip(interp.get_input_details(), feeds):
         interp.set_tensor(detail["index"], array)
     t0 = _clock()
-    _invoke(interp)
+    runtime.invoke(interp)
     first_us = (_clock() - t0) / 1000.0
     warm = _time_runs(interp, spec["warmup_runs"], 0.0, spec["warmup_runs"]) if spec["warmup_runs"] > 0 else []
     samples_us = [round(s / 1000.0, 3) for s in
@@ -187,10 +180,12 @@ def _check_eval_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
     if x.ndim not in (3, 4):
         raise AgentError(f"{where}: x must be images (N,H,W[,C]), got shape {list(x.shape)}", kind="eval_set")
     if y.ndim != 1 or y.dtype.kind not in "iu":
+        hint = " (one-hot labels? store their argmax)" if y.ndim == 2 else ""
         raise AgentError(f"{where}: y must be integer class indices of shape (N,), got "
-                         f"{y.dtype.name}{list(y.shape)}" + (" (one-hot labels? use argmax)" if y.ndim == 2 else ""),
-                         kind="eval_set")
-    if len(x) != len(y) or len(x) == 0:
+                         f"{y.dtype.name}{list(y.shape)}{hint}", kind="eval_set")
+    if len(x) == 0:
+        raise AgentError(f"{where}: eval set is empty", kind="eval_set")
+    if len(x) != len(y):
         raise AgentError(f"{where}: x has {len(x)} images but y has {len(y)} labels", kind="eval_set")
 
 
@@ -234,7 +229,7 @@ def evaluate(spec: dict) -> dict:
     for i in range(len(x)):  # one image at a time: a big eval set never becomes one float array
         interp.set_tensor(index, inputs.pixels_to_input(x[i:i + 1], in_specs[0], pre))
         t0 = _clock()
-        _invoke(interp)
+        runtime.invoke(interp)
         samples.append((_clock() - t0) / 1000.0)
         scores = output_scores(interp, out_specs[0])[0]
         order = np.argsort(-scores, kind="stable")
@@ -299,7 +294,8 @@ def infer(spec: dict) -> dict:
             predictions.append({"input": path, "top_k": result["top_k"], "latency_us": result["latency_us"]})
         except AgentError as exc:
             failed += 1
-            predictions.append({"input": path, "error": str(exc)})
+            message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"
+            predictions.append({"input": path, "error": message})
     model = {"inputs": [graph.public_spec(s) for s in pred.in_specs],
              "outputs": [graph.public_spec(s) for s in pred.out_specs]}
     model.update(pred.delegation)

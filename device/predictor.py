@@ -91,7 +91,7 @@ class Predictor:
         try:
             interp.set_tensor(self.in_specs[0]["index"], tensor)
             t0 = time.perf_counter_ns()
-            interp.invoke()
+            runtime.invoke(interp)
             latency = (time.perf_counter_ns() - t0) / 1000.0
             scores = output_scores(interp, self.out_specs[0])[0]
         finally:

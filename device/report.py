@@ -18,7 +18,10 @@ def progress(message: str, fd: Optional[int] = None) -> None:
     """One plain progress line on stderr (or on fd: the parent's stderr, handed to a child)."""
     line = " ".join(message.split()) + "\n"
     if fd is not None:
-        os.write(fd, line.encode(errors="replace"))
+        try:
+            os.write(fd, line.encode(errors="replace"))
+        except OSError:  # the reader went away: progress is not worth failing a measurement for
+            pass
     elif progress_wanted():
         sys.stderr.write(line)
         sys.stderr.flush()

@@ -109,3 +109,9 @@ def allocate(interpreter: Any) -> None:
     except Exception as exc:
         raise AgentError(f"cannot allocate tensors: {one_line(exc)}", kind="allocate") from None
 
+
+def invoke(interpreter: Any) -> None:
+    try:
+        interpreter.invoke()
+    except Exception as exc:
+        raise AgentError(f"invoke failed: {one_line(exc)}", kind="invoke") from None

@@ -74,8 +74,8 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
             except HttpError as exc:
                 self.close_connection = exc.status >= 500 or exc.status in (411, 413)
                 self._send(exc.status, {"error": str(exc)})
-            except AgentError as exc:
-                self._send(400, {"error": str(exc)})
+            except AgentError as exc:  # bad input, except when the model itself failed to run
+                self._send(500 if exc.kind == "invoke" else 400, {"error": str(exc)})
             except (ConnectionError, TimeoutError):
                 self.close_connection = True
             except Exception as exc:  # never leak a traceback to the client
@@ -145,8 +145,9 @@ def main(args, labels: Optional[list]) -> int:
     handler = make_handler(model, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, args.access_log)
     try:
         server = ThreadingHTTPServer((args.host, args.port), handler)
-    except OSError as exc:
-        raise AgentError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", kind="serve") from None
+    except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
+        raise AgentError(f"cannot listen on {args.host}:{args.port}: "
+                         f"{getattr(exc, 'strerror', None) or one_line(exc)}", kind="serve") from None
     server.daemon_threads = False      # server_close() waits for in-flight requests
     host, port = server.server_address[:2]
 

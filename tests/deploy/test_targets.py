@@ -18,7 +18,7 @@ MANY_LINES = "i=0; while [ $i -lt 300 ]; do echo err$i >&2; echo out$i; i=$((i+1
 
 
 def test_local_target_keeps_every_stderr_line():
-    for stream in (False, True):
+    for stream in (False, True) * 4:          # the old two-readers race lost lines most runs
         res = LocalTarget().run(MANY_LINES, stream=stream, stdin="ignored input\n")
         assert res.stderr.splitlines() == [f"err{i}" for i in range(300)]
         assert res.stdout.splitlines() == [f"out{i}" for i in range(300)]

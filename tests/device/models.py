@@ -70,6 +70,19 @@ def _custom_op(tf) -> bytes:
     return conv.convert()
 
 
+def _invoke_fails(tf) -> bytes:
+    """An image-shaped model that loads and allocates, then fails every invoke(): it gathers
+    entry 50 of a 6-entry table (the index depends on the input, so conversion cannot catch it)."""
+    table = tf.constant(np.arange(CLASSES, dtype=np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, H, W, 1], tf.float32)])
+    def f(x):
+        index = tf.cast(tf.reduce_mean(x, axis=[1, 2, 3]) * 0.0 + 50.0, tf.int32)
+        return tf.gather(table, index)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f).convert()
+
+
 def build_all(out_dir: str) -> dict:
     """Write every test model (and a small bundle) to out_dir; returns name -> path."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -85,6 +98,7 @@ def build_all(out_dir: str) -> dict:
         "two_inputs": _two_inputs(tf),
         "hang": _hang(tf),
         "custom_op": _custom_op(tf),
+        "invoke_fails": _invoke_fails(tf),
     }
     for name, blob in blobs.items():
         paths[name] = os.path.join(out_dir, f"{name}.tflite")

@@ -80,3 +80,14 @@ def test_png_without_pillow_says_what_to_install(monkeypatch):
     for pillow_only in (b"P5 3 4 65535\n" + bytes(24), b"P2 3 4 255\n" + b"0 " * 12):  # 16-bit, ASCII
         with pytest.raises(AgentError, match="(?i)pgm"):
             inputs.decode_image_bytes(pillow_only, PRE)
+
+
+def test_huge_image_is_refused_before_decoding():
+    """A few KB of PNG can hold hundreds of MB of pixels: refused from the header, as an input error."""
+    from PIL import Image
+    from device import defaults
+    buf = io.BytesIO()
+    Image.new("L", (defaults.MAX_IMAGE_PIXELS // 1000 + 1, 1000)).save(buf, format="PNG")
+    assert len(buf.getvalue()) < 100_000
+    with pytest.raises(AgentError, match="too large"):
+        inputs.decode_image_bytes(buf.getvalue(), PRE)

@@ -88,6 +88,21 @@ def test_infer_third_party_style_without_manifest(models, agent, tmp_path):
     assert r["preprocess"]["source"] == "convention"
 
 
+def test_infer_invoke_failure_is_a_per_input_error(models, agent, tmp_path):
+    """The model fails at invoke(): each input gets a one-line error naming it, not an internal error."""
+    np.save(tmp_path / "a.npy", np.zeros((12, 12), np.uint8))
+    np.save(tmp_path / "b.npy", np.zeros((12, 12), np.uint8))
+    run = agent("infer", models["invoke_fails"], tmp_path / "a.npy", tmp_path / "b.npy", "--json", "-")
+    assert run.code == 1 and "Traceback" not in run.stderr
+    doc = run.doc
+    schema.validate(doc)
+    r = doc["results"][0]
+    assert r["status"] == "ok" and len(r["predictions"]) == 2
+    for p, name in zip(r["predictions"], ("a.npy", "b.npy")):
+        assert p["error"].startswith(str(tmp_path / name)) and "invoke failed" in p["error"]
+    assert len(doc["errors"]) == 2 and not any("internal" in e for e in doc["errors"])
+
+
 def test_info(agent, tmp_path):
     out = tmp_path / "info.json"
     run = agent("info", "--json", out)

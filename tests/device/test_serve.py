@@ -221,6 +221,16 @@ def test_token(bundle):
         s.stop()
 
 
+def test_model_that_fails_at_invoke_is_a_500_with_one_line(models):
+    s = Server(models["invoke_fails"])
+    try:
+        status, out = s.request("/infer", _npy(np.zeros((12, 12), np.uint8)))
+        assert status == 500 and out["error"].startswith("invoke failed") and "\n" not in out["error"]
+        assert s.request("/health")[0] == 200
+    finally:
+        assert s.stop() == 0
+
+
 def test_bad_model_fails_fast_with_one_line(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_text("nope")

@@ -157,3 +157,11 @@ def alias(client_home: Path, name: str, port: int, key: Path, known_line: str | 
 
 def failure_lines(stderr: str) -> list[str]:
     return [l for l in stderr.splitlines() if "FAILED" in l or l.startswith("error:")]
+
+
+def deploy_cli(*args, timeout: float = 300) -> tuple[int, str, str]:
+    """`python -m deploy ARGS` as a separate process (a watcher thread in the test process then
+    never competes with the deploy for the GIL); environment as the test set it."""
+    proc = subprocess.run([sys.executable, "-m", "deploy", *map(str, args)], cwd=REPO, env=python_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr

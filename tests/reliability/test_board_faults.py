@@ -72,16 +72,16 @@ def test_agent_killed_mid_benchmark(first_deploy, client_home, trusted_board, bu
                 time.sleep(0.5)                    # let it get into the measurement
                 os.kill(pids[0], 9)                # the agent itself; its child is orphaned
                 killed.append(pids[0])
+                return
             time.sleep(0.05)
 
     watcher = threading.Thread(target=kill_agent)
     watcher.start()
     try:
-        code = cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile)
+        code, _, err = helpers.deploy_cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile)
     finally:
         watcher.join()
         kill_agents(board)
-    err = capsys.readouterr().err
     assert killed, "the agent was never seen running"
     assert code == 1 and "Traceback" not in err
     [line] = helpers.failure_lines(err)

@@ -96,7 +96,7 @@ def big_bundle(bundle, tmp_path, mb: int):
                                         "to a request the interrupt cut short)")
 def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, agent, board, tmp_path):
     big = big_bundle(bundle, tmp_path, 64)
-    for delay in (0.0, 0.1, 0.2):                 # where in the SFTP pipeline the interrupt lands varies
+    for delay in (0.0, 0.15):                 # where in the SFTP pipeline the interrupt lands varies
         for part in (board.board_home / "blobs").glob("*.part"):
             part.unlink()
         proc = start("-m", "deploy", "push", "--bundle", str(big), "--host", trusted_board, "--agent", str(agent))
@@ -107,7 +107,7 @@ def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, 
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=20)
+            _, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
@@ -119,16 +119,24 @@ def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, 
     helpers.count(AREA, "deploy interrupted cleanly")
 
 
-@pytest.fixture
-def interrupted_bench(first_deploy, client_home, trusted_board, bundle, board, earlier_result, tmp_path):
-    profile = tmp_path / "long.yaml"
+@pytest.fixture(scope="module")
+def interrupted_bench(first_deploy, board, bundle, tmp_path_factory):
+    """One `deploy bench` interrupted while the agent warms up (run once, judged by two tests)."""
+    base = tmp_path_factory.mktemp("interrupted_bench")
+    home, results = base / "home", base / "results"
+    (home / ".edgekit").mkdir(parents=True)
+    earlier = results / "board" / "20260101T000000Z-tiny.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text(json.dumps({"schema": "edgekit/result-v1", "marker": "earlier"}))
+    helpers.alias(home, "board", board.port, board.client_key, board.host_key_line)
+    profile = base / "long.yaml"
     profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 6000000\n")
-    before = helpers.snapshot(earlier_result)
-    proc = start("-m", "deploy", "bench", "--bundle", str(bundle), "--host", trusted_board, "--profile", str(profile))
+    before = helpers.snapshot(results)
+    proc = start("-m", "deploy", "bench", "--bundle", str(bundle), "--host", "board", "--profile", str(profile),
+                 HOME=str(home), EDGEKIT_HOME=str(home / ".edgekit"), EDGEKIT_RESULTS=str(results))
     try:
-        ready = lambda: bool(agent_pids(board, "bench", python_only=True))   # noqa: E731
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and not ready():
+        while time.time() < deadline and proc.poll() is None and not agent_pids(board, "bench", python_only=True):
             time.sleep(0.01)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
@@ -139,7 +147,7 @@ def interrupted_bench(first_deploy, client_home, trusted_board, bundle, board, e
         still_running = agent_pids(board, "bench")
     finally:
         kill_agents(board)
-    return proc.returncode, err, before, earlier_result, (took, still_running)
+    return proc.returncode, err, before, results, (took, still_running)
 
 
 def test_sigint_during_bench_stores_nothing(interrupted_bench):

@@ -109,6 +109,9 @@ def check_batch(models: list[Path], kinds: dict[str, str], cwd: Path) -> list[st
 @pytest.mark.timeout(1800)
 def test_mutated_models_give_clean_errors_or_valid_results(seeds, tmp_path):
     rng = random.Random(20261122)
+    for key in ("cases", "clean errors", "valid results", "crashes contained (child died, others measured)",
+                "hangs contained (child killed at --timeout)", "hangs (agent did not return)"):
+        helpers.count("Malformed models through the agent", key, 0)      # listed even when zero
     seed_bytes = {name: (seeds / f"{name}.tflite").read_bytes() for name in ("fp32", "int8")}
     cases, kinds = [], {}
     for name in FIXED:                                   # the structured cases, always included
