@@ -165,3 +165,11 @@ def deploy_cli(*args, timeout: float = 300) -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "deploy", *map(str, args)], cwd=REPO, env=python_env(),
                           capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_untouched(before: dict[str, bytes], results: Path) -> list[str]:
+    """Every earlier result is still there, byte for byte; returns the names of new ones."""
+    now = snapshot(results)
+    changed = [k for k, v in before.items() if now.get(k) != v]
+    assert not changed, f"earlier results changed or lost: {changed}"
+    return sorted(set(now) - set(before))
