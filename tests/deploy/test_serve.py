@@ -39,3 +39,45 @@ def test_serve_then_stop(first_deploy, client_home, trusted_board, bundle, agent
         get(f"http://127.0.0.1:{port}/health")
     assert cli("stop", "--host", trusted_board) == 0
     assert "no server was running" in capsys.readouterr().out
+
+
+def _health(port: int, tries: int = 80):
+    for _ in range(tries):
+        try:
+            return get(f"http://127.0.0.1:{port}/health")[0]
+        except OSError:
+            time.sleep(0.1)
+    return None
+
+
+def test_a_killed_server_is_restarted_by_its_supervisor(first_deploy, client_home, trusted_board, bundle, agent,
+                                                         board, session_dir):
+    """No user systemd here: the restart loop must bring a crashed server back; stop ends both."""
+    import os
+    import signal
+    import subprocess
+
+    port = free_port()
+    assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
+    assert cli("serve", "--bundle", bundle, "--host", trusted_board, "--port", port) == 0
+    try:
+        assert _health(port) == 200
+        pgid = int((session_dir / "board" / "serve.pid").read_text())
+        servers = subprocess.run(["pgrep", "-g", str(pgid), "-f", "^[^ ]*python[^ ]* .*agent.pyz serve"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(servers) == 1
+        os.kill(int(servers[0]), signal.SIGKILL)
+        time.sleep(2.5)                     # the loop waits 2 s before restarting
+        assert _health(port) == 200, "the supervisor did not restart the server"
+        again = subprocess.run(["pgrep", "-g", str(pgid), "-f", "^[^ ]*python[^ ]* .*agent.pyz serve"], capture_output=True,
+                               text=True).stdout.split()
+        assert again and again != servers
+    finally:
+        assert cli("stop", "--host", trusted_board) == 0
+    for _ in range(100):                    # SIGTERM: requests in flight finish, then everything exits
+        left = subprocess.run(["pgrep", "-g", str(pgid), "-a"], capture_output=True, text=True).stdout
+        if not left.strip():
+            break
+        time.sleep(0.1)
+    assert not left.strip(), f"processes left behind: {left}"
+    assert _health(port, tries=3) is None

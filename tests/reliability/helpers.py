@@ -173,3 +173,14 @@ def assert_untouched(before: dict[str, bytes], results: Path) -> list[str]:
     changed = [k for k, v in before.items() if now.get(k) != v]
     assert not changed, f"earlier results changed or lost: {changed}"
     return sorted(set(now) - set(before))
+
+
+def uploading(blobs: Path, old: set, more_than: int = 1 << 20) -> bool:
+    """True once a new upload (`*.part` not in `old`) in the board's blob store passes `more_than` bytes."""
+    for part in blobs.glob("*.part"):
+        try:
+            if part.name not in old and part.stat().st_size > more_than:
+                return True
+        except FileNotFoundError:       # renamed into place between glob and stat
+            pass
+    return False

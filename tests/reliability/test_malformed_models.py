@@ -140,7 +140,7 @@ def test_mutated_models_give_clean_errors_or_valid_results(seeds, tmp_path):
                                         ("bad_buffer_index.tflite", {"load", "allocate"}),
                                         ("invoke_fails.tflite", {"invoke"})])
 def test_structured_bad_models_name_the_failing_step(seeds, name, kind):
-    """eval and infer too: one line naming the model, exit 1, the step in `error.kind`."""
+    """One line naming the model, exit 1, and the failing step in `error.kind`."""
     proc = helpers.run_py("-m", "device", "bench", str(seeds / name), "--num_runs", "2", "--min_secs", "0",
                           "--json", "-", timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

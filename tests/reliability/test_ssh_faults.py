@@ -72,9 +72,12 @@ def test_connection_dropped_mid_upload(first_deploy, client_home, trusted_board,
     before = helpers.snapshot(earlier_result)
     done = threading.Event()
 
+    blobs = board.board_home / "blobs"
+    stale = {p.name for p in blobs.glob("*.part")}      # left by earlier interrupted deploys
+
     def cut():
         while not done.is_set():
-            if any(p.stat().st_size > 1 << 20 for p in (board.board_home / "blobs").glob("*.part")):
+            if helpers.uploading(blobs, stale):
                 board.kill_sessions()
                 return
             time.sleep(0.005)
