@@ -19,7 +19,8 @@ from deploy.errors import DeployError
 from deploy.fleet import say
 from deploy.profiles import Profile
 from deploy.push import Options, open_board, resolve_profile
-from deploy.release import bundle_files, sha256_file
+from deploy.release import bundle_files
+from host.files import sha256_file
 from deploy.target import Target
 
 q = shlex.quote

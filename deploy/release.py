@@ -14,19 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import DeployError
+from host.files import sha256_file
 from deploy.target import Target
 
 BOARD_SCRIPT = (Path(__file__).parent / "board_release.py").read_text()
 # Names a release gives its own files; a bundle file must not take them (nor a path, nor a dot-name).
 RESERVED_NAMES = ("manifest.json", "agent.pyz", "release.json")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

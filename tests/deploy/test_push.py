@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from deploy.release import sha256_file
+from host.files import sha256_file
 from tests.deploy.conftest import cli, release_of
 
 pytestmark = pytest.mark.timeout(300)
