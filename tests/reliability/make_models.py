@@ -5,6 +5,7 @@
   bad_tensor_index.tflite     a valid flatbuffer whose first operator reads tensor len(tensors)+7
   bad_buffer_index.tflite     a valid flatbuffer whose first tensor points at a buffer that does not exist
   invoke_fails.tflite         loads and allocates fine, but GATHER reads index 100 of 4 at invoke()
+  never_returns.tflite        a WHILE loop whose condition never changes: invoke() never returns
 """
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ def invoke_fails(tf) -> bytes:
     def f(x):
         idx = tf.cast(x * 0.0 + 100.0, tf.int32)
         return tf.gather(table, idx)
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    return conv.convert()
+
+
+def never_returns(tf) -> bytes:
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+    def f(x):
+        return tf.while_loop(lambda i: i < 1.0 + 0.0 * x[0], lambda i: i * 1.0, [tf.constant(0.0)])
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
     return conv.convert()
@@ -49,6 +59,7 @@ def main(out: Path) -> None:
     (out / "bad_tensor_index.tflite").write_bytes(with_bad_index(fp32, "tensor"))
     (out / "bad_buffer_index.tflite").write_bytes(with_bad_index(fp32, "buffer"))
     (out / "invoke_fails.tflite").write_bytes(invoke_fails(tf))
+    (out / "never_returns.tflite").write_bytes(never_returns(tf))
 
 
 if __name__ == "__main__":

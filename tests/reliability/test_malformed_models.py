@@ -163,3 +163,19 @@ def test_tiny_and_foreign_files_in_eval_and_infer(seeds, tmp_path, content):
         doc = json.loads(proc.stdout)
         validate(doc)
         assert doc["results"][0]["status"] == "failed" and doc["results"][0]["error"]["kind"] == "model_file"
+
+
+@pytest.mark.timeout(300)
+def test_a_model_that_never_returns_is_contained(seeds, tmp_path):
+    """invoke() never returns: the child is killed at --timeout, the models around it are measured."""
+    models = [tmp_path / "good_fp32.tflite", seeds / "never_returns.tflite", tmp_path / "good_int8.tflite"]
+    models[0].write_bytes((seeds / "fp32.tflite").read_bytes())
+    models[2].write_bytes((seeds / "int8.tflite").read_bytes())
+    proc = helpers.run_py("-m", "device", "bench", *map(str, models), "--num_runs", "2", "--min_secs", "0",
+                          "--timeout", "3", "--json", "-", timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    validate(doc)
+    assert [r["status"] for r in doc["results"]] == ["ok", "failed", "ok"]
+    assert doc["results"][1]["error"]["kind"] == "timeout"
+    helpers.count("Malformed models through the agent", "hangs contained (child killed at --timeout)")
