@@ -12,10 +12,13 @@ HOST       ?= local
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
+# User values reach the commands through the environment ("$$HOST"), never pasted into the
+# recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
+export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU
 # Optional flags are passed only when the variable is set.
-opt = $(if $($(1)),$(2) "$($(1))")
+opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
-TARGET_FLAGS = $(if $(HOSTS),--hosts "$(HOSTS)",--host "$(HOST)") $(call opt,PROFILE,--profile) \
+TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
@@ -33,15 +36,15 @@ $(VENV)/.requirements.sha256: requirements.txt scripts/bootstrap.sh
 
 ## make train        train the MobileNet-style CNN (DATASET=mnist5k|digits|mnist|fashion_mnist|cifar10|folder:PATH|npz:PATH)
 train: venv
-	$(PY) -m host train --dataset "$(DATASET)" --name "$(NAME)" $(TRAIN_FLAGS)
+	$(PY) -m host train --dataset "$$DATASET" --name "$$NAME" $(TRAIN_FLAGS)
 
 ## make quantize     convert to fp32/dynamic/fp16/int8 .tflite, evaluate every variant, write the bundle
 quantize: venv
-	$(PY) -m host quantize --name "$(NAME)" $(call opt,CALIB,--calibration-samples)
+	$(PY) -m host quantize --name "$$NAME" $(call opt,CALIB,--calibration-samples)
 
 ## make evaluate     re-evaluate the bundle's variants on the host and print the summary
 evaluate: venv
-	$(PY) -m host evaluate --name "$(NAME)"
+	$(PY) -m host evaluate --name "$$NAME"
 
 ## make agent        build the single-file device agent (build/agent.pyz)
 agent: venv
@@ -49,11 +52,11 @@ agent: venv
 
 ## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c)
 deploy: venv
-	$(PY) -m deploy push --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
-	$(PY) -m deploy bench --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
 
 ## make report       reports/benchmark_report.md and plots from results/
 report: venv
@@ -61,7 +64,7 @@ report: venv
 
 ## make compare      A=result.json B=result.json: deltas, noise, non-zero exit on regression
 compare: venv
-	$(PY) -m host compare "$(A)" "$(B)"
+	$(PY) -m host compare "$$A" "$$B"
 
 ## make perf         the toolkit's own figures -> reports/perf.json
 perf: venv
@@ -77,7 +80,7 @@ board-stop: venv
 
 ## make serve        start `agent serve` on HOST; make stop stops it
 serve: venv
-	$(PY) -m deploy serve --bundle "$(BUNDLE)" $(TARGET_FLAGS)
+	$(PY) -m deploy serve --bundle "$$BUNDLE" $(TARGET_FLAGS)
 stop: venv
 	$(PY) -m deploy stop $(TARGET_FLAGS)
 

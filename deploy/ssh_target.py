@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import math
 import re
+import secrets
 import shlex
+import threading
 import socket
 import sys
 import time
@@ -98,7 +100,9 @@ class SSHTarget:
 
     def run(self, command: str, *, timeout: float | None = None, stream: bool = False,
             stdin: str | None = None) -> RunResult:
-        remote = "sh -c " + shlex.quote(command)
+        # The marker ($0 of the remote shell, visible in its command line) lets Ctrl-C find and stop it.
+        marker = f"edgekit-run-{secrets.token_hex(6)}"
+        remote = "sh -c " + shlex.quote(command) + " " + marker
         local_timeout = None
         if timeout is not None:
             # Closing the channel does not stop a command without a pty, so the board enforces the
@@ -114,6 +118,9 @@ class SSHTarget:
             res = self.conn.run(remote, hide="out" if stream else True,
                                 warn=True, timeout=local_timeout, err_stream=relay,
                                 in_stream=io.StringIO(stdin) if stdin is not None else False)
+        except KeyboardInterrupt:
+            self._cancel(marker)
+            raise
         except invoke.CommandTimedOut:
             raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s", kind="timeout") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
@@ -129,11 +136,46 @@ class SSHTarget:
         size = Path(local).stat().st_size
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"{self.name}: {Path(local).name}"[:40],
                    leave=False, disable=quiet() or size < 4 * 1024 * 1024 or not sys.stderr.isatty())
-        try:
-            with bar:
+        failure: list[BaseException] = []
+
+        def upload() -> None:
+            try:
                 self.conn.sftp().put(str(local), remote, callback=lambda done, _total: bar.update(done - bar.n))
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            raise DeployError(f"{self.name}: upload of {Path(local).name} failed: {_short(e)}") from None
+            except BaseException as e:  # handed to the caller's thread below
+                failure.append(e)
+
+        # The upload runs in a worker so that Ctrl-C here can close the transport at once: interrupting
+        # paramiko inside an SFTP write can leave it waiting forever in SFTPFile.close().
+        worker = threading.Thread(target=upload, daemon=True)
+        with bar:
+            worker.start()
+            try:
+                while worker.is_alive():
+                    worker.join(0.2)
+            except KeyboardInterrupt:
+                self._drop_transport()
+                raise
+        if failure:
+            e = failure[0]
+            if isinstance(e, (paramiko.SSHException, OSError, EOFError)):
+                raise DeployError(f"{self.name}: upload of {Path(local).name} failed: {_short(e)}") from None
+            raise e
+
+    def _cancel(self, marker: str) -> None:
+        """After Ctrl-C: stop the remote command (its `timeout` wrapper takes the whole process group)."""
+        try:
+            chan = self.conn.client.get_transport().open_session(timeout=5)
+            chan.settimeout(10)
+            chan.exec_command(f"pkill -TERM -f {shlex.quote('[' + marker[0] + ']' + marker[1:])}")  # not itself
+            chan.recv_exit_status()
+        except Exception:  # best effort: the board's own timeout still ends the command
+            pass
+        self._drop_transport()
+
+    def _drop_transport(self) -> None:
+        transport = self.conn.client.get_transport() if self.conn.client else None
+        if transport is not None:
+            transport.close()
 
     def get(self, remote: str, local: Path) -> None:
         try:

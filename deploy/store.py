@@ -6,6 +6,7 @@ schema go to results/rejected/<host>/ instead, kept for inspection, never mixed 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,8 +17,12 @@ from pathlib import Path
 from deploy.settings import results_dir
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
+def _safe(text: str, limit: int = 80) -> str:
+    """A file-name-safe form of `text`; long names are cut and keep a short hash to stay distinct."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
+    if len(safe) > limit:
+        safe = f"{safe[:limit]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return safe
 
 
 def _write_new(directory: Path, stem: str, data: str) -> Path:

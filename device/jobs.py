@@ -91,6 +91,15 @@ def _time_runs(interp: Any, num_runs: int, min_secs: float, max_samples: int) ->
     return samples
 
 
+def _warm_up(interp: Any, runs: int, keep: int) -> list:
+    """Warm-up runs; only the first `keep` are timed for the warm-up stats, so memory stays bounded."""
+    samples = _time_runs(interp, min(runs, keep), 0.0, keep) if runs > 0 else []
+    invoke = interp.invoke
+    for _ in range(runs - len(samples)):
+        invoke()
+    return samples
+
+
 def _measure(interp: Any, feeds: list, spec: dict) -> dict:
     """First inference, warm-up, then the timed runs with their statistics and raw samples."""
     for detail, array in zip(interp.get_input_details(), feeds):
@@ -98,7 +107,7 @@ def _measure(interp: Any, feeds: list, spec: dict) -> dict:
     t0 = _clock()
     runtime.invoke(interp)
     first_us = (_clock() - t0) / 1000.0
-    warm = _time_runs(interp, spec["warmup_runs"], 0.0, spec["warmup_runs"]) if spec["warmup_runs"] > 0 else []
+    warm = _warm_up(interp, spec["warmup_runs"], spec["max_samples"])
     samples_us = [round(s / 1000.0, 3) for s in
                   _time_runs(interp, spec["num_runs"], spec["min_secs"], spec["max_samples"])]
     result = {"first_us": round(first_us, 3), "warmup": stats.summarize([w / 1000.0 for w in warm])}

@@ -37,7 +37,7 @@ def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[st
     """Newest valid result per (board, bundle); invalid files are listed, never used."""
     from device.schema import validate
 
-    newest: dict[tuple[str, str], tuple[Path, dict]] = {}
+    newest: dict[tuple[str, str], tuple[Path, dict, tuple]] = {}
     skipped: list[str] = []
     for path in sorted(root.glob("**/*.json")):
         if "rejected" in path.relative_to(root).parts:
@@ -51,9 +51,12 @@ def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[st
         if doc.get("command") != "bench":
             continue
         key = (board_name(doc), doc.get("deploy", {}).get("bundle", "?"))
-        if key not in newest or doc["finished_utc"] > newest[key][1]["finished_utc"]:
-            newest[key] = (path, doc)
-    return [newest[k] for k in sorted(newest)], skipped
+        # "Newest" by the host's clock (the file name starts with the UTC time it was received),
+        # not the board's: a board with a wrong clock must not hide its newer results.
+        received = (path.name[:16], path.stat().st_mtime_ns)  # YYYYmmddTHHMMSSZ, then write order
+        if key not in newest or received > newest[key][2]:
+            newest[key] = (path, doc, received)
+    return [newest[k][:2] for k in sorted(newest)], skipped
 
 
 def board_name(doc: dict) -> str:

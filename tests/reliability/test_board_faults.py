@@ -166,8 +166,6 @@ def test_wrong_board_clock_result_is_stored_by_host_time(clock_run):
     helpers.count(AREA, "board with a wrong clock handled")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: host/report.py load_results picks the newest result by the board's "
-                                       "own finished_utc, so a board with a slow clock hides its newer results")
 def test_wrong_board_clock_newest_result_is_the_newest_received(clock_run):
     from host.report import load_results
     results, good, skewed, path = clock_run

@@ -86,9 +86,6 @@ def test_hostile_bundle_and_model_names_over_ssh(first_deploy, client_home, trus
     helpers.count(AREA, "hostile bundle/model names deployed and benchmarked over SSH")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deploy/store.py stem()/_safe() do not bound the length: a bundle "
-                                       "name of 300 chars makes the result file name too long (ENAMETOOLONG), "
-                                       "the bench fails with 'unexpected OSError' and the measurements are lost")
 def test_long_bundle_name_result_is_still_stored(first_deploy, client_home, trusted_board, bundle, agent, board,
                                                  quick_profile, tmp_path, capsys):
     out = tmp_path / "tiny"
@@ -146,9 +143,6 @@ def test_hostile_board_directory_local(first_deploy, client_home, board, bundle,
     helpers.count(AREA, "hostile board directory (HOST=local)")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Makefile TARGET_FLAGS/opt put HOST (and BUNDLE, PROFILE, SSH_KEY, "
-                                       "DATASET, NAME...) inside double quotes in the recipe: a `\"` or backtick "
-                                       "in the value runs in make's shell")
 @pytest.mark.parametrize("host", ['a" ; touch {m} ; echo "', "`touch {m}`"])
 def test_hostile_host_through_make(host, tmp_path, bundle):
     """`make bench HOST=...` as a user types it: the Makefile must not hand HOST to a shell unquoted."""

