@@ -1,6 +1,6 @@
 # edgekit: train -> quantize -> deploy -> bench -> report, one command per step.
 # Every target bootstraps the pinned .venv on first use (scripts/bootstrap.sh).
-# Variables (all optional): DATASET NAME ALPHA EPOCHS HOST HOSTS PROFILE SSH_KEY TRUST_NEW_HOST A B
+# Variables (all optional): see `make help`.
 
 SHELL      := /bin/bash
 VENV       ?= .venv
@@ -26,6 +26,10 @@ TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFI
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
+	@echo
+	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
+	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
+	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from deploy import fleet, release as releases
+from deploy import fleet, profiles, release as releases
 from deploy.agent import build_agent
 from deploy.push import Options, bundle_path, push_one
 
 
 def options_from(args: argparse.Namespace) -> Options:
+    if args.profile:
+        profiles.load(args.profile)  # a typo in PROFILE fails here, before any board is contacted
     return Options(ssh_key=args.ssh_key, trust_new_host=args.trust_new_host, profile=args.profile,
                    force_wheelhouse=getattr(args, "wheelhouse", False))
 

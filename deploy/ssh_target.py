@@ -93,7 +93,17 @@ class SSHTarget:
                               "check SSH_KEY= or your ssh agent") from None
         except socket.gaierror:
             raise DeployError(f"{self.name}: cannot resolve host {self.conn.host!r} (DNS)") from None
-        except (NoValidConnectionsError, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
+        except (NoValidConnectionsError, ConnectionRefusedError) as e:
+            causes = list(getattr(e, "errors", {}).values()) or [e]
+            if all(isinstance(c, ConnectionRefusedError) for c in causes):
+                raise DeployError(f"{self.name}: unreachable: connection refused at {self.conn.host}:{self.conn.port} "
+                                  "(no sshd listening there?)") from None
+            why = getattr(causes[0], "strerror", None) or _short(causes[0])
+            raise DeployError(f"{self.name}: unreachable at {self.conn.host}:{self.conn.port}: {why}") from None
+        except (socket.timeout, TimeoutError):
+            raise DeployError(f"{self.name}: unreachable: no answer from {self.conn.host}:{self.conn.port} within "
+                              f"{connect_timeout():.0f}s (board off or unreachable?)") from None
+        except (ConnectionError, OSError) as e:
             raise DeployError(f"{self.name}: unreachable at {where}: {_short(e)}") from None
         except paramiko.SSHException as e:
             raise DeployError(f"{self.name}: ssh error with {where}: {_short(e)}") from None

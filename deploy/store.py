@@ -29,6 +29,9 @@ def _write_new(directory: Path, stem: str, data: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
     tmp = Path(name)       # a name of its own: parallel boards in one process never share it
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; results are shared like any other file
     with os.fdopen(fd, "w") as f:
         f.write(data)
         f.flush()

@@ -52,4 +52,6 @@ def render(doc: dict, variant_of) -> str:
     lines.append(f"temperature before {_temperature_text(extra.get('info_before'))}, "
                  f"after {_temperature_text(extra.get('info_after'))}; runtime "
                  f"{doc['runtime'].get('name')} {doc['runtime'].get('version')}")
+    if doc.get("device", {}).get("emulated"):
+        lines.append("EMULATED board (qemu-user): latency and memory above are not real hardware figures")
     return "\n".join(lines)

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("a")
     c.add_argument("b")
     c.add_argument("--threshold", type=float, default=5.0, help="allowed p50 regression in percent")
+    c.add_argument("--cross-board", action="store_true", help="compare results from two different boards")
     sub.add_parser("perf", help="the toolkit's own benchmark -> reports/perf.json")
     args = p.parse_args(argv)
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "compare":
             from host.compare import compare_main
 
-            return compare_main(args.a, args.b, args.threshold)
+            return compare_main(args.a, args.b, args.threshold, args.cross_board)
         elif args.cmd == "perf":
             from host.perf import main as perf_main
 

@@ -98,17 +98,27 @@ def render(deltas: list[Delta]) -> str:
     return "\n".join(lines)
 
 
-def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0) -> int:
+def _board(doc: dict) -> str:
+    d = doc["device"]
+    return f"{d.get('hostname')} ({d.get('arch')}{', emulated' if d.get('emulated') else ''})"
+
+
+def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0, cross_board: bool = False) -> int:
     if not path_a or not path_b:
         print("error: give two result files: make compare A=results/x.json B=results/y.json", file=sys.stderr)
         return 2
     a, b = _load(path_a), _load(path_b)
+    if _board(a) != _board(b) and not cross_board:
+        # A gate compares a model change on one board; across boards every delta is the board's.
+        print(f"error: A ran on {_board(a)}, B on {_board(b)}: a regression gate needs one board "
+              "(pass --cross-board to compare anyway)", file=sys.stderr)
+        return 2
     deltas = compare(a, b, threshold_pct)
     if not deltas:
         print("error: the two results share no model variant x threads setting to compare", file=sys.stderr)
         return 2
-    if a["device"].get("arch") != b["device"].get("arch") or a["device"].get("hostname") != b["device"].get("hostname"):
-        print(f"note: different boards ({a['device'].get('hostname')} vs {b['device'].get('hostname')})")
+    if _board(a) != _board(b):
+        print(f"note: different boards: A {_board(a)}, B {_board(b)}")
     print(render(deltas))
     bad = [d for d in deltas if d.regression]
     if bad:

@@ -6,6 +6,8 @@ and never used for training, calibration or model selection.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,11 +138,13 @@ def load_keras(name: str, seed: int) -> Dataset:
               "cifar10": keras.datasets.cifar10}[name]
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
     try:
-        (x_train, y_train), (x_test, y_test) = module.load_data()
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..."
+            (x_train, y_train), (x_test, y_test) = module.load_data()
     except Exception as exc:  # network errors come as many types (URLError, OSError, Exception)
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DatasetError(
             f"cannot load '{name}' via keras.datasets (no network and no cached copy in {cache}: "
-            f"{type(exc).__name__}); offline alternatives: DATASET=mnist5k, DATASET=digits, "
+            f"{cause}); offline alternatives: DATASET=mnist5k, DATASET=digits, "
             f"DATASET=npz:PATH, DATASET=folder:PATH") from None
     classes = {"mnist": [str(i) for i in range(10)], "fashion_mnist": FASHION_CLASSES,
                "cifar10": CIFAR10_CLASSES}[name]

@@ -119,16 +119,16 @@ def _baseline(rows: list[Row], r: Row) -> Row | None:
 
 
 def board_table(rows: list[Row]) -> list[str]:
-    out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | device top-1 % | p50 µs | p90 µs | "
-           "p99 µs | ips | peak RSS MB | model MB | speed-up vs FP32 | delegated ops |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | device top-1 % | runs | p50 µs | "
+           "p90 µs | p99 µs | ips | peak RSS MB | model MB | speed-up vs FP32 | delegated ops |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r.variant != "fp32", r.variant, not r.xnnpack, r.threads)):
         base = _baseline(rows, r)
         m, mem, acc = r.result["model"], r.result.get("memory") or {}, r.result.get("accuracy") or {}
         size_ratio = m["size_bytes"] / base.result["model"]["size_bytes"] if base else None
         speed = base.run["p50_us"] / r.run["p50_us"] if base else None
         out.append(f"| {r.variant} | {r.threads} | {'on' if r.xnnpack else 'off'} | {m['size_bytes'] / 1024:.1f} | "
-                   f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {_pct(acc.get('top1'))} | "
+                   f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {_pct(acc.get('top1'))} | {r.run['count']} | "
                    f"{r.run['p50_us']:.1f} | {r.run['p90_us']:.1f} | {r.run['p99_us']:.1f} | "
                    f"{_fmt(r.run.get('throughput_ips'), '.0f')} | {_fmt(mem.get('peak_rss_mb'))} | "
                    f"{_fmt(mem.get('model_mb'), '.2f')} | {_fmt(speed, '.2f')}× | "
@@ -168,7 +168,8 @@ def _plots(rows: list[Row], out: Path, slug: str) -> list[str]:
         ax.boxplot([s for _, s in samples], showfliers=True, whis=(1, 99))
         ax.set_xticks(range(1, len(samples) + 1), [n for n, _ in samples])
         ax.set_ylabel("latency per inference (µs)")
-        ax.set_title(f"{slug}: latency distribution ({one[0].threads} thread, XNNPACK; whiskers p1–p99)")
+        emu = " — EMULATED" if one[0].doc["device"].get("emulated") else ""
+        ax.set_title(f"{slug}{emu}\nlatency, {one[0].threads} thread, XNNPACK (whiskers p1–p99)", fontsize=10)
         made.append(_save(fig, out / f"latency_{slug}.png"))
     by_variant: dict[str, list[Row]] = {}
     for r in rows:
@@ -200,6 +201,8 @@ def _tradeoff(rows: list[Row], out: Path) -> str | None:
         ax.scatter(r.run["p50_us"], 100 * r.result["accuracy"]["top1"], s=max(20, size_kb / 4), alpha=0.6)
         ax.annotate(f"{r.variant}@{r.board}" + (" (emu)" if r.doc["device"].get("emulated") else ""),
                     (r.run["p50_us"], 100 * r.result["accuracy"]["top1"]), fontsize=7)
+    acc = [100 * r.result["accuracy"]["top1"] for r in pts]
+    ax.set_ylim(max(0.0, min(acc) - 1.0), min(100.0, max(acc) + 0.5))  # a 0.1 pp gap must look small
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, 1 thread (µs, log)"), ax.set_ylabel("on-device top-1 (%)")
     ax.set_title("accuracy vs latency (marker area ∝ model size)")
@@ -228,9 +231,14 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
     md = ["# edgekit benchmark report", ""]
     if not docs:
         md += [f"No valid results under `{results}/`: run `make bench HOST=...` first.", ""]
-    heads = [h for (b, u) in sorted({(r.board, r.bundle) for r in rows}) if (h := headline(rows, b, u))]
+    pairs = sorted({(r.board, r.bundle, bool(r.doc["device"].get("emulated"))) for r in rows})
+    heads = [h for (b, u, emu) in pairs if not emu and (h := headline(rows, b, u))]
+    emulated = [h for (b, u, emu) in pairs if emu and (h := headline(rows, b, u))]
     if heads:
         md += ["## Headlines", ""] + [f"- {h}" for h in heads] + [""]
+    if emulated:
+        md += ["## Emulated boards (not board figures: ARM code path and accuracy only)", ""] + \
+              [f"- {h}" for h in emulated] + [""]
     images: list[str] = []
     for path, doc in docs:
         board, bundle = board_name(doc), doc.get("deploy", {}).get("bundle", "?")
@@ -238,17 +246,22 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
         dev, rt = doc["device"], doc["runtime"]
         md += [f"## {board} — bundle `{bundle}`", ""]
         if dev.get("emulated"):
-            md += [f"> **Emulated board** ({dev.get('emulator') or 'qemu'}): latency figures are not those of real "
-                   "hardware; accuracy and memory are.", ""]
+            md += [f"> **Emulated board** ({dev.get('emulator') or 'qemu'}): latency and memory figures are not "
+                   "those of real hardware; accuracy (and the ARM code path) are.", ""]
         dep = doc.get("deploy", {})
         md += [f"- device: {dev.get('arch')}, {dev.get('cpu_model') or '?'}, {dev.get('cpu_count')} cores, "
                f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
                f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
                f"profile {dep.get('profile', '–')}",
                f"- temperature before/after: {_thermal(dep.get('info_before'))} / {_thermal(dep.get('info_after'))}",
-               f"- measured {doc['started_utc']} – {doc['finished_utc']}; file `{path}`", ""]
+               f"- measured from {doc['started_utc']}; file `{path}`"]
+        load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
+        if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
+            md.append(f"- **busy board**: load average {load[0]:.2f} on {dev['cpu_count']} cores before the run; "
+                      "other processes may have disturbed the figures (multi-thread runs most)")
+        md.append("")
         md += board_table(mine) + [""]
-        for w in doc.get("warnings", [])[:10]:
+        for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")
         failed = [r for r in doc["results"] if r.get("status") != "ok"]
         for r in failed:

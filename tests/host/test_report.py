@@ -90,3 +90,16 @@ def test_compare_bad_input(tmp_path, capsys):
     with pytest.raises(FileNotFoundError):
         compare_main(str(tmp_path / "missing.json"), str(tmp_path / "x.json"))
     assert compare_main("", "") == 2
+
+
+def test_compare_refuses_two_different_boards(tiny_bundle, tmp_path, capsys):
+    """A gate across boards would blame the model for the board: refused unless asked for."""
+    from host.compare import compare_main
+
+    a = agent_bench([tiny_bundle / "int8.tflite"], tmp_path / "a.json")
+    doc = json.loads(a.read_text())
+    doc["device"]["arch"], doc["device"]["emulated"] = "aarch64", True
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    assert compare_main(str(a), str(tmp_path / "b.json")) == 2
+    assert "a regression gate needs one board" in capsys.readouterr().err
+    assert compare_main(str(a), str(tmp_path / "b.json"), threshold_pct=50.0, cross_board=True) == 0
