@@ -204,8 +204,9 @@ def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.nda
             arr = np.asarray(img, dtype=np.uint8)
     except AgentError:
         raise
-    except Exception as exc:
-        raise AgentError(f"{label}: not a readable image ({type(exc).__name__})", kind="input") from None
+    except Exception:
+        raise AgentError(f"{label}: not a readable image (expected PNG, JPEG, BMP, PGM/PPM or .npy)",
+                         kind="input") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 
