@@ -41,7 +41,7 @@ def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samp
     import keras
 
     from host.bundle import write_bundle
-    from host.evaluate import evaluate_variants, summary_table
+    from host.evaluate import evaluate_variants
     from host.model import count_macs
     from host.quantize import convert_all, graph_summary
     from host.train import normalise

@@ -93,7 +93,7 @@ def _personalise(board: Board) -> None:
     """What makes this board itself: hostname, its own host key, the key allowed to log in."""
     root = board.root
     (root / "etc/hostname").write_text(board.name + "\n")
-    hosts = [f"127.0.0.1\tlocalhost", f"127.0.1.1\t{board.name}", f"{board.board_ip}\t{board.name}"]
+    hosts = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{board.name}", f"{board.board_ip}\t{board.name}"]
     if not board.offline:
         hosts += [f"{addr}\t{name}" for addr, name in board.net.index_hosts().items()]
     (root / "etc/hosts").write_text("\n".join(hosts) + "\n")
