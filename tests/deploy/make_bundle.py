@@ -5,7 +5,6 @@ enters the pytest process. Follows docs/contracts.md's bundle format.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -15,9 +14,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from host.files import sha256_file as sha256  # noqa: E402
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def big_copy(bundle: Path, out: Path, mb: int) -> Path:
+    """A copy of `bundle` whose eval.npz is `mb` MiB of random bytes (manifest updated): an upload
+    that takes long enough to be cut, or to fill a small disk."""
+    import shutil
+
+    shutil.copytree(bundle, out)
+    (out / "eval.npz").write_bytes(os.urandom(mb << 20))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["eval"]["sha256"] = sha256(out / "eval.npz")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
 
 
 def make(out: Path, n_eval: int = 64, seed: int = 0) -> None:

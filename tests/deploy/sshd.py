@@ -68,6 +68,19 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def wait_listening(proc: subprocess.Popen, port: int, log: Path, secs: float = 10) -> None:
+    """Until sshd accepts connections on 127.0.0.1:port (or fail with the tail of its log)."""
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited: {log.read_text()[-500:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def start(base: Path, board_home: Path | None = None) -> Sshd:
     """Start sshd in `base` with a new host key; the board's edgekit home is `board_home`."""
     base.mkdir(parents=True, exist_ok=True)
@@ -99,15 +112,7 @@ LogLevel ERROR
 """)
     Path("/run/sshd").mkdir(exist_ok=True)   # privilege-separation dir sshd insists on
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(base / "sshd.log", "a"))
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited: {(base / 'sshd.log').read_text()[-500:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening(proc, port, base / "sshd.log")
     pub = host_key.with_suffix(".pub").read_text().split()
     line = f"[127.0.0.1]:{port} {pub[0]} {pub[1]}"
     return Sshd(base, port, line, client_key, board_home, proc)

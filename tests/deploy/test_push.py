@@ -1,6 +1,5 @@
 """`deploy push` over a real sshd: runtime, releases, re-deploy sends nothing, failures keep the old."""
 import json
-import os
 import shutil
 import threading
 import time
@@ -8,6 +7,7 @@ import time
 import pytest
 
 from host.files import sha256_file
+from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 
 pytestmark = pytest.mark.timeout(300)
@@ -60,12 +60,7 @@ def test_changed_bundle_sends_only_the_changed_file(first_deploy, client_home, t
 
 def test_interrupted_upload_leaves_the_previous_release_active(first_deploy, client_home, trusted_board,
                                                                 bundle, agent, board, tmp_path, capsys):
-    big = tmp_path / "big"
-    shutil.copytree(bundle, big)
-    (big / "eval.npz").write_bytes(os.urandom(96 * 1024 * 1024))
-    manifest = json.loads((big / "manifest.json").read_text())
-    manifest["eval"]["sha256"] = sha256_file(big / "eval.npz")
-    (big / "manifest.json").write_text(json.dumps(manifest))
+    big = big_copy(bundle, tmp_path / "big", 96)
     killed = threading.Event()
 
     def cut_the_line():

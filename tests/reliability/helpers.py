@@ -129,16 +129,7 @@ def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | Non
     (base / "sshd_config").write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen([sshd_tool.SSHD, "-D", "-e", "-f", str(base / "sshd_config")],
                             stderr=open(base / "sshd.log", "a"))
-    import socket
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited: {(base / 'sshd.log').read_text()[-500:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    sshd_tool.wait_listening(proc, port, base / "sshd.log")
     key_pub = (host_key or Path(board.dir / "host_ed25519")).with_suffix(".pub").read_text().split()
     return sshd_tool.Sshd(base, port, f"[127.0.0.1]:{port} {key_pub[0]} {key_pub[1]}", board.client_key,
                           board_home or board.board_home, proc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -14,23 +13,14 @@ import pytest
 
 from device.schema import validate
 
-from deploy.release import sha256_file
+from host.files import sha256_file
+from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
 from tests.reliability.test_ssh_faults import agent_pids, kill_agents
 
 pytestmark = pytest.mark.timeout(300)
 AREA = "SSH and board faults"
-
-
-def big_bundle(bundle, tmp_path, mb: int):
-    out = tmp_path / "big"
-    shutil.copytree(bundle, out)
-    (out / "eval.npz").write_bytes(os.urandom(mb << 20))
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["eval"]["sha256"] = sha256_file(out / "eval.npz")
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
 
 
 def test_full_disk_on_the_board(first_deploy, client_home, trusted_board, bundle, agent, board, earlier_result,
@@ -43,7 +33,7 @@ def test_full_disk_on_the_board(first_deploy, client_home, trusted_board, bundle
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     before = helpers.snapshot(earlier_result)
     try:
-        code = cli("push", "--bundle", big_bundle(bundle, tmp_path, 8), "--host", trusted_board, "--agent", agent)
+        code = cli("push", "--bundle", big_copy(bundle, tmp_path / "big", 8), "--host", trusted_board, "--agent", agent)
         err = capsys.readouterr().err
     finally:
         subprocess.run(["umount", "-l", str(blobs)], check=True)

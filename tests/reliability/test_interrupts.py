@@ -3,7 +3,6 @@ later step would take as good, the board keeps its release, and the next run wor
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import DeployError
-from deploy.release import bundle_files, sha256_file
+from deploy.release import bundle_files
+from host.files import sha256_file
+from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
 from tests.reliability.test_ssh_faults import agent_pids, kill_agents
@@ -81,18 +82,8 @@ def test_sigint_during_conversion(tiny_bundle, tmp_path):
     helpers.count(AREA, "conversion interrupted cleanly")
 
 
-def big_bundle(bundle, tmp_path, mb: int):
-    out = tmp_path / "big"
-    shutil.copytree(bundle, out)
-    (out / "eval.npz").write_bytes(os.urandom(mb << 20))
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["eval"]["sha256"] = sha256_file(out / "eval.npz")
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
-
-
 def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, agent, board, tmp_path):
-    big = big_bundle(bundle, tmp_path, 64)
+    big = big_copy(bundle, tmp_path / "big", 64)
     for delay in (0.0, 0.15):                 # where in the SFTP pipeline the interrupt lands varies
         for part in (board.board_home / "blobs").glob("*.part"):
             part.unlink()

@@ -6,14 +6,13 @@ earlier results untouched, nothing stored as a result.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 
 import pytest
 
-from deploy.release import sha256_file
 from tests.deploy import sshd as sshd_tool
+from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
 
@@ -62,13 +61,7 @@ def test_connection_faults(fault, says, command, first_deploy, client_home, boar
 
 def test_connection_dropped_mid_upload(first_deploy, client_home, trusted_board, bundle, agent, board,
                                        earlier_result, tmp_path, capsys):
-    big = tmp_path / "big"
-    shutil.copytree(bundle, big)
-    (big / "eval.npz").write_bytes(os.urandom(96 * 1024 * 1024))
-    import json
-    manifest = json.loads((big / "manifest.json").read_text())
-    manifest["eval"]["sha256"] = sha256_file(big / "eval.npz")
-    (big / "manifest.json").write_text(json.dumps(manifest))
+    big = big_copy(bundle, tmp_path / "big", 96)
     before = helpers.snapshot(earlier_result)
     done = threading.Event()
 
