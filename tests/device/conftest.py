@@ -59,3 +59,14 @@ def pyz(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "device.build", str(out)], check=True, cwd=REPO,
                    env=agent_env(), capture_output=True)
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def bundle(models):
+    """The generated bundle's INT8 model, manifest, eval images and the host's predictions."""
+    import numpy as np
+
+    b = models["bundle"]
+    data = np.load(os.path.join(b, "eval.npz"))
+    return {"model": os.path.join(b, "int8.tflite"), "manifest": os.path.join(b, "manifest.json"),
+            "x": data["x"], "pred": data["pred_int8"]}

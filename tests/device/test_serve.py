@@ -61,14 +61,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def bundle(models):
-    b = models["bundle"]
-    data = np.load(os.path.join(b, "eval.npz"))
-    return {"model": os.path.join(b, "int8.tflite"), "manifest": os.path.join(b, "manifest.json"),
-            "x": data["x"], "pred": data["pred_int8"]}
-
-
-@pytest.fixture(scope="module")
 def server(bundle):
     s = Server(bundle["model"], "--manifest", bundle["manifest"], "--workers", "2", "--max_body", "100000")
     yield s

@@ -18,14 +18,6 @@ from tests.device.conftest import REPO, agent_env
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def bundle(models):
-    b = models["bundle"]
-    data = np.load(os.path.join(b, "eval.npz"))
-    return {"model": os.path.join(b, "int8.tflite"), "manifest": os.path.join(b, "manifest.json"),
-            "x": data["x"], "pred": data["pred_int8"]}
-
-
 def _run(args, stdin: bytes):
     return subprocess.run([sys.executable, "-m", "device", "infer", *map(str, args)], input=stdin,
                           capture_output=True, cwd=REPO, env=agent_env(), timeout=60)
