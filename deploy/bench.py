@@ -20,7 +20,7 @@ from deploy.fleet import say
 from deploy.profiles import Profile
 from deploy.push import Options, open_board, resolve_profile
 from deploy.release import bundle_files
-from host.files import sha256_file
+from device.fileio import sha256_file
 from deploy.target import Target
 
 q = shlex.quote

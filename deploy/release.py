@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import DeployError
-from host.files import sha256_file
+from device.fileio import sha256_file
 from deploy.target import Target
 
 BOARD_SCRIPT = (Path(__file__).parent / "board_release.py").read_text()

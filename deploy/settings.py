@@ -45,5 +45,11 @@ def connect_timeout() -> float:
 
 
 def quiet() -> bool:
-    """Progress bars and streamed chatter are off under CI."""
-    return bool(os.environ.get("CI"))
+    """The workstation's one quiet switch: progress bars and streamed chatter off under CI
+    (or with EDGEKIT_QUIET=1). The board side has its own (device.report.progress_wanted)."""
+    return bool(os.environ.get("CI")) or bool(os.environ.get("EDGEKIT_QUIET"))
+
+
+def bars_off() -> bool | None:
+    """tqdm's `disable`: True when quiet, None (= only on a terminal) otherwise, so logs stay clean."""
+    return True if quiet() else None

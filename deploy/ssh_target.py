@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from deploy import hostkeys
 from deploy.errors import DeployError
-from deploy.settings import connect_timeout, edgekit_home, quiet
+from deploy.settings import bars_off, connect_timeout, edgekit_home
 from deploy.target import RunResult, platform_of, relay_line
 
 KILL_GRACE_S = 10      # after TERM at the timeout, `timeout -k` sends KILL this much later
@@ -145,7 +145,7 @@ class SSHTarget:
     def put(self, local: Path, remote: str) -> None:
         size = Path(local).stat().st_size
         bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"{self.name}: {Path(local).name}"[:40],
-                   leave=False, disable=quiet() or size < 4 * 1024 * 1024 or not sys.stderr.isatty())
+                   leave=False, disable=bars_off() or size < 4 * 1024 * 1024 or not sys.stderr.isatty())
         failure: list[BaseException] = []
 
         def upload() -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 from deploy.settings import results_dir
+from device.fileio import write_new
 
 
 def _safe(text: str, limit: int = 80) -> str:
@@ -26,27 +25,7 @@ def _safe(text: str, limit: int = 80) -> str:
 
 
 def _write_new(directory: Path, stem: str, data: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
-    tmp = Path(name)       # a name of its own: parallel boards in one process never share it
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; results are shared like any other file
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        for n in range(1000):
-            path = directory / (f"{stem}.json" if n == 0 else f"{stem}-{n}.json")
-            try:
-                os.link(tmp, path)       # atomic and refuses to replace an existing file
-                return path
-            except FileExistsError:
-                continue
-        raise OSError(f"too many results named {stem} in {directory}")
-    finally:
-        tmp.unlink(missing_ok=True)
+    return write_new(directory, lambda n: f"{stem}.json" if n == 0 else f"{stem}-{n}.json", data.encode("utf-8"))
 
 
 def stem(bundle: str) -> str:

@@ -1,20 +1,12 @@
 """Cheap checks on a .tflite file before any interpreter sees it (missing, empty, not TFLite)."""
 from __future__ import annotations
 
-import hashlib
 import os
 
 from device.errors import AgentError
+from device.fileio import sha256_file
 
 _IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite file
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def describe(path: str) -> dict:
@@ -34,4 +26,4 @@ def describe(path: str) -> dict:
     if len(head) < 8 or head[4:8] != _IDENTIFIER:
         raise AgentError(f"{path}: not a TFLite model (no TFL3 identifier)", kind="model_file")
     return {"path": os.path.abspath(path), "name": os.path.basename(path),
-            "sha256": sha256_of(path), "size_bytes": size}
+            "sha256": sha256_file(path), "size_bytes": size}

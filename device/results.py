@@ -5,10 +5,10 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 from typing import Optional
 
 from device import __version__
+from device.fileio import atomic_write_text
 from device.schema import SCHEMA_ID, validate
 
 
@@ -74,15 +74,4 @@ def write(doc: dict, dest: str) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return
-    directory = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(dest, text + "\n")

@@ -15,7 +15,7 @@ import numpy as np
 
 from host.config import VERSION
 from host.data import PIXEL_OFFSET, PIXEL_SCALE, Dataset
-from host.files import atomic_write_bytes, atomic_write_text, sha256_file
+from device.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 
 SCHEMA = "edgekit/bundle-v1"
 

@@ -35,13 +35,3 @@ DEFAULTS = Defaults()
 ARTIFACTS = Path(os.environ.get("EDGEKIT_ARTIFACTS", "artifacts"))
 RESULTS = Path(os.environ.get("EDGEKIT_RESULTS", "results"))
 REPORTS = Path(os.environ.get("EDGEKIT_REPORTS", "reports"))
-
-
-def quiet() -> bool:
-    """Progress bars off in CI (and when asked)."""
-    return bool(os.environ.get("CI")) or bool(os.environ.get("EDGEKIT_QUIET"))
-
-
-def bars_off() -> bool | None:
-    """tqdm's `disable`: True in CI, None (= only on a terminal) otherwise, so logs stay clean."""
-    return True if quiet() else None

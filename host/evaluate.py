@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from host.config import bars_off
+from deploy.settings import bars_off
 from host.data import PIXEL_OFFSET, PIXEL_SCALE
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from host.config import ARTIFACTS, REPORTS
-from host.files import atomic_write_text
+from device.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))

@@ -20,7 +20,7 @@ def bundle_dir(name: str) -> Path:
 
 def run_train(dataset: str, name: str, epochs: int = DEFAULTS.epochs, alpha: float = DEFAULTS.alpha,
               seed: int = DEFAULTS.seed, image_size: tuple[int, int] | None = None) -> dict:
-    from host.files import atomic_write_text
+    from device.fileio import atomic_write_text
     from host.train import train
 
     ds = load_dataset(dataset, DEFAULTS.split_seed, image_size)

@@ -12,7 +12,8 @@ from typing import Iterable
 
 import numpy as np
 
-from host.config import DEFAULTS, bars_off
+from deploy.settings import bars_off
+from host.config import DEFAULTS
 
 
 class ConversionError(Exception):

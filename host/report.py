@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
-from host.files import atomic_write_text
+from device.fileio import atomic_write_text
 
 
 @dataclass

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from host.config import DEFAULTS, quiet
+from deploy.settings import quiet
+from host.config import DEFAULTS
 from host.data import PIXEL_OFFSET, PIXEL_SCALE, Dataset
-from host.files import atomic_write_text
+from device.fileio import atomic_write_text
 
 
 def _augmenter(color: str, shape: tuple[int, int, int]):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from host.bundle import BundleError, load_manifest
-from host.files import sha256_file
+from device.fileio import sha256_file
 from tests.conftest import run_host
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from device.schema import validate
 
-from host.files import sha256_file
+from device.fileio import sha256_file
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers

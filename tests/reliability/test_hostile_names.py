@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from device.schema import validate
-from host.files import sha256_file
+from device.fileio import sha256_file
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
 

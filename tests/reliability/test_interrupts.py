@@ -14,7 +14,7 @@ import pytest
 
 from deploy.errors import DeployError
 from deploy.release import bundle_files
-from host.files import sha256_file
+from device.fileio import sha256_file
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
