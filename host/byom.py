@@ -355,8 +355,8 @@ def run_quantize_model(opts: Options) -> dict:
                 if opts.int8_fallback > 0:
                     from host.debug_int8 import convert_mixed
 
-                    keep = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
-                    debug["kept_float"] = keep
+                    keep = [r["tensor"] for r in debug["worst_layers"][:opts.int8_fallback]]
+                    debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
                     variants["mixed"] = convert_mixed(saved, calib, signature, keep)
                     scored.update(evaluate({"mixed": variants["mixed"]}, ev, pre))
         ios = {v: io_details(b) for v, b in variants.items()}

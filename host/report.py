@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
+from host.report_model import model_lines
 from device.fileio import atomic_write_text
 
 
@@ -255,6 +256,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                f"profile {dep.get('profile', '–')}",
                f"- temperature before/after: {_thermal(dep.get('info_before'))} / {_thermal(dep.get('info_after'))}",
                f"- measured from {doc['started_utc']}; file `{path}`"]
+        md += model_lines(_manifest(bundle), doc)
         load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
         if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
             md.append(f"- **busy board**: load average {load[0]:.2f} on {dev['cpu_count']} cores before the run; "

@@ -116,6 +116,52 @@ def make_all(out: Path, n_eval: int = 60) -> None:
     (out / "labels.txt").write_text("\n".join(CLASSES) + "\n")
 
 
+def imagenet_labels() -> list[str]:
+    """1,001 lines like a model zoo's labels.txt: 'background' first, then 'name, alias' lines."""
+    lines = ["background", "tench, Tinca tinca", "goldfish, Carassius auratus"]
+    return lines + [f"class{i}, alias{i}" for i in range(3, 1001)]
+
+
+def write_uint8_zoo(out: Path, n_per_class: int = 4) -> None:
+    """zoo/model_uint8.tflite (uint8 input 24x24x3, 1,001 outputs), labels.txt, eval/{tench,goldfish}/."""
+    import keras
+    import tensorflow as tf
+
+    # A model that reads colour: class 1 ('tench') for red images, 2 ('goldfish') for green ones.
+    inp = keras.Input((24, 24, 3))
+    h = keras.layers.GlobalAveragePooling2D()(inp)
+    out_t = keras.layers.Dense(1001, activation="softmax")(h)
+    model = keras.Model(inp, out_t)
+    w = np.full((3, 1001), -1.0, dtype="float32")
+    w[0, 1], w[1, 2] = 8.0, 8.0
+    model.layers[-1].set_weights([w, np.zeros(1001, dtype="float32")])
+    saved = out / "zoo_saved"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    rng = np.random.default_rng(5)
+    calib = rng.random((20, 24, 24, 3)).astype("float32")
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([c[None]] for c in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    (out / "zoo").mkdir(parents=True, exist_ok=True)
+    (out / "zoo" / "model_uint8.tflite").write_bytes(conv.convert())
+    (out / "zoo" / "labels.txt").write_text("\n".join(imagenet_labels()) + "\n")
+    from PIL import Image
+
+    for channel, cls in enumerate(("tench", "goldfish")):
+        d = out / "zoo" / "eval" / cls
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):   # sizes differ from the model's input: the resize rule applies
+            arr = rng.integers(0, 90, size=(30 + 7 * i, 40, 3), dtype=np.uint8)
+            arr[..., channel] += 150
+            Image.fromarray(arr).save(d / f"{cls}{i}.jpg" if i % 2 else d / f"{cls}{i}.png")
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    make_all(Path(sys.argv[1]))
+    if sys.argv[2:] == ["zoo"]:
+        write_uint8_zoo(Path(sys.argv[1]))
+    else:
+        make_all(Path(sys.argv[1]))
