@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
-from device import results
+from device import results as resultdoc
 from device.fileio import atomic_write_text
 
 
@@ -42,13 +42,13 @@ def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[st
         if "rejected" in path.relative_to(root).parts:
             continue
         try:
-            doc = results.load(str(path))
+            doc = resultdoc.load(str(path))
         except (ValueError, OSError) as exc:
             skipped.append(str(exc).splitlines()[0] if str(exc) else f"{path}: {type(exc).__name__}")
             continue
         if doc.get("command") != "bench":
             continue
-        key = (results.board_name(doc), results.bundle_name(doc))
+        key = (resultdoc.board_name(doc), resultdoc.bundle_name(doc))
         # "Newest" by the host's clock (the file name starts with the UTC time it was received),
         # not the board's: a board with a wrong clock must not hide its newer results.
         received = (path.name[:16], path.stat().st_mtime_ns)  # YYYYmmddTHHMMSSZ, then write order
@@ -65,15 +65,15 @@ def _manifest(bundle: str) -> dict:
 def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
     rows = []
     for _, doc in docs:
-        bundle = results.bundle_name(doc)
+        bundle = resultdoc.bundle_name(doc)
         manifest = _manifest(bundle)
-        for res, run in results.runs(doc):
+        for res, run in resultdoc.runs(doc):
             # Prefer the host accuracy the agent read from the manifest it actually ran with.
             host = (res.get("accuracy") or {}).get("host_top1")
             if host is None:
                 host = manifest.get("variants", {}).get(res["variant"], {}).get("host_top1")
-            variant, threads, xnnpack = results.run_key(res, run)
-            rows.append(Row(results.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
+            variant, threads, xnnpack = resultdoc.run_key(res, run)
+            rows.append(Row(resultdoc.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
     return rows
 
 
@@ -215,7 +215,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
               [f"- {h}" for h in emulated] + [""]
     images: list[str] = []
     for path, doc in docs:
-        board, bundle = results.board_name(doc), results.bundle_name(doc)
+        board, bundle = resultdoc.board_name(doc), resultdoc.bundle_name(doc)
         mine = [r for r in rows if (r.board, r.bundle) == (board, bundle)]
         dev, rt = doc["device"], doc["runtime"]
         md += [f"## {board} — bundle `{bundle}`", ""]
@@ -227,7 +227,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
                f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
                f"profile {dep.get('profile', '–')}",
-               f"- temperature before/after: {results.thermal_text(dep.get('info_before'))} / {results.thermal_text(dep.get('info_after'))}",
+               f"- temperature before/after: {resultdoc.thermal_text(dep.get('info_before'))} / {resultdoc.thermal_text(dep.get('info_after'))}",
                f"- measured from {doc['started_utc']}; file `{path}`"]
         load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
         if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
@@ -237,7 +237,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
         md += board_table(mine) + [""]
         for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")
-        for r in results.failed(doc):
+        for r in resultdoc.failed(doc):
             md.append(f"- FAILED {r['model']['name']}: {(r.get('error') or {}).get('message', '?')}")
         if mine:
             pics = _plots(mine, out, _slug(f"{board}_{bundle}"))
