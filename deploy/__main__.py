@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from deploy.errors import DeployError
+from deploy.targets import LOCAL_SPEC
 
 
 def parse_hosts(args: argparse.Namespace) -> list[str]:
@@ -24,7 +25,7 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
             items = [h.strip() for h in args.hosts.split(",")]
         hosts = [h for h in items if h]
     else:
-        hosts = [args.host or "local"]
+        hosts = [args.host or LOCAL_SPEC]
     if not hosts:
         raise DeployError("no hosts given")
     if len(set(hosts)) != len(hosts):
@@ -36,11 +37,11 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
 
 def _refuse_shared_names(hosts: list[str]) -> None:
     """results/<name>/ and messages use the board's name: two hosts must not share one."""
-    from deploy.ssh_target import target_name
+    from deploy.targets import board_name
     seen: dict[str, str] = {}
     for h in hosts:
         try:
-            name = target_name(h)
+            name = board_name(h)
         except DeployError:
             continue            # a malformed host fails on its own, as one board of the fleet
         if name in seen:

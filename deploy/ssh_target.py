@@ -25,7 +25,7 @@ from tqdm import tqdm
 from deploy import hostkeys
 from deploy.errors import DeployError
 from deploy.settings import bars_off, connect_timeout, edgekit_home
-from deploy.target import RunResult, platform_of, relay_line
+from deploy.target import RunResult, relay_line
 
 KILL_GRACE_S = 10      # after TERM at the timeout, `timeout -k` sends KILL this much later
 
@@ -59,6 +59,7 @@ class SSHTarget:
     def __init__(self, spec: str, *, ssh_key: str | None = None, trust_new_host: bool = False):
         user, host, port = parse_spec(spec)
         self.name = target_name(spec)
+        self.local = False
         self.spec = spec
         timeout = connect_timeout()
         connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
@@ -187,14 +188,6 @@ class SSHTarget:
         if transport is not None:
             transport.close()
 
-    def get(self, remote: str, local: Path) -> None:
-        try:
-            self.conn.get(remote, str(local))
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            raise DeployError(f"{self.name}: download of {remote} failed: {_short(e)}") from None
-
-    def platform(self) -> dict:
-        return platform_of(self)
 
     def close(self) -> None:
         try:
