@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import preflight, profiles, release as releases, runtime
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
 from deploy.settings import deploy_log
 from deploy.target import Target
@@ -110,5 +110,5 @@ def open_board(spec: str, options: Options) -> tuple[Target, preflight.Board]:
 def bundle_path(path: str) -> Path:
     p = Path(path)
     if not p.is_dir():
-        raise DeployError(f"bundle {path} not found; run `make train quantize` first")
+        raise UsageError(f"bundle {path} not found; run `make train quantize` first")
     return p

@@ -23,7 +23,7 @@ from paramiko.ssh_exception import NoValidConnectionsError
 from tqdm import tqdm
 
 from deploy import hostkeys
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.settings import bars_off, connect_timeout, edgekit_home
 from deploy.target import RunResult, relay_line
 
@@ -44,7 +44,7 @@ def parse_spec(spec: str) -> tuple[str | None, str, int | None]:
     """`user@host:port` -> (user, host, port); user and port are optional."""
     m = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?", spec)
     if not m:
-        raise DeployError(f"bad host {spec!r}: expected user@host:port, a name, or an ssh-config alias")
+        raise UsageError(f"bad host {spec!r}: expected user@host:port, a name, or an ssh-config alias")
     user, host, port = m.groups()
     return user, host, int(port) if port else None
 
@@ -65,7 +65,7 @@ class SSHTarget:
         connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
         if ssh_key:
             if not Path(ssh_key).expanduser().is_file():
-                raise DeployError(f"SSH key {ssh_key} not found")
+                raise UsageError(f"SSH key {ssh_key} not found")
             connect_kwargs["key_filename"] = [str(Path(ssh_key).expanduser())]
         config = Config(ssh_config=ssh_config())
         self.conn = Connection(host, user=user, port=port, config=config,
