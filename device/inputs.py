@@ -118,7 +118,7 @@ def preprocess_for(spec: dict, manifest: Optional[dict] = None, pixel_scale: Opt
         raise AgentError(f"input {spec['name']!r} has shape {spec['shape']}, not an image (NHWC)",
                          kind="input")
     order, resize = "RGB", "stretch"
-    if manifest and "input" in manifest:
+    if manifest and manifest.get("input"):   # a non-image bundle has none: bench only
         mi = manifest["input"]
         scale, offset, source = _number(mi["pixel_scale"]), _number(mi.get("pixel_offset", 0.0)), "manifest"
         h, w, c = int(mi.get("height", h)), int(mi.get("width", w)), int(mi.get("channels", c))
@@ -231,7 +231,7 @@ def load_manifest(path: Optional[str]) -> Optional[dict]:
             manifest = json.load(f)
     except (OSError, ValueError) as exc:
         raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
-    if not isinstance(manifest, dict) or "input" not in manifest:
+    if not isinstance(manifest, dict) or not ("input" in manifest or "variants" in manifest):
         raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
     return manifest
 

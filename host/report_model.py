@@ -35,5 +35,5 @@ def model_lines(manifest: dict, doc: dict) -> list[str]:
                         if t != p and conf[t][p]), reverse=True)[:3]
         text = ", ".join(f"`{_name(labels, t)}` {n}" for n, t in sorted(right, reverse=True)[:3]) or "none"
         miss = ", ".join(f"`{_name(labels, t)}` → `{_name(labels, p)}` {n}" for n, t, p in wrong) or "none"
-        out.append(f"- {res['model']['name']} on the board: correct {text}; most frequent mistakes {miss}")
+        out.append(f"- {res.get('variant') or res['model']['name']} on the board: correct {text}; most frequent mistakes {miss}")
     return out

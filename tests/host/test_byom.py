@@ -71,7 +71,7 @@ def deploy_and_bench(bundle: Path, board: dict, artifacts: Path) -> dict:
 
 
 def check_device_matches_host(doc: dict, manifest: dict) -> None:
-    by_variant = {doc["deploy"]["variants"][r["model"]["name"]]: r for r in doc["results"]}
+    by_variant = {r["variant"]: r for r in doc["results"]}
     assert set(by_variant) == set(manifest["variants"])
     for variant, res in by_variant.items():
         assert res["status"] == "ok", res.get("error")
