@@ -88,9 +88,9 @@ def _fix_legacy(config: object, fixups: list[str]) -> None:
 
 def load_keras(source: Source):
     """A Keras model from .keras or .h5 (legacy configs fixed up in a temp copy, never in place)."""
-    import keras
-
     if source.format == "keras":
+        import keras
+
         try:
             return keras.models.load_model(source.path, compile=False)
         except Exception as exc:
@@ -108,6 +108,8 @@ def load_keras(source: Source):
                          "build the model in code, load the weights, then model.save('model.keras')")
     config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     _fix_legacy(config, source.fixups)
+    import keras
+
     with tempfile.TemporaryDirectory(prefix="edgekit-h5-") as tmp:
         copy = Path(tmp) / source.path.name
         shutil.copyfile(source.path, copy)
