@@ -287,13 +287,23 @@ def print_table(manifest: dict) -> None:
 # ---------------------------------------------------------------- make quantize MODEL=...
 
 def _convert(saved: Path, variant: str, calib: np.ndarray | None, signature: str | None) -> bytes:
-    from host.quantize import convert
+    """One variant; for int8, an op left in float is named with its layer (TFLITE_BUILTINS_INT8 only)."""
+    from host.importers import int8_blockers
+    from host.quantize import check_full_int8, make_converter, run_converter
 
     try:
-        return convert(saved, variant, calib, signature)
+        data = run_converter(make_converter(saved, variant, calib, signature), variant)
     except ConversionError as exc:
         cause = conversion_cause(exc)
         raise (ModelError(f"{variant}: {cause}") if cause else exc) from None
+    if variant == "int8":
+        blockers = int8_blockers(data)
+        if blockers:
+            named = ", ".join(f"{op} in layer {layer!r}" for op, layer in blockers[:4])
+            raise ModelError(f"int8: {named} has no INT8 kernel (TFLITE_BUILTINS_INT8); replace that layer, "
+                             "or bundle without int8 (--variants fp32,dynamic,fp16)")
+        check_full_int8(data)
+    return data
 
 
 def run_quantize_model(opts: Options) -> dict:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from host.importers import layer_of
+
 DEBUG_SAMPLES = 32
 
 
@@ -42,17 +44,11 @@ def worst_layers(saved_model: Path, calibration: np.ndarray, signature: str | No
             continue
         if scale <= 0 or not np.isfinite(rmse):
             continue
-        rows.append({"tensor": r["tensor_name"], "layer": _layer(r["tensor_name"]), "op": r.get("op_name", ""),
+        rows.append({"tensor": r["tensor_name"], "layer": layer_of(r["tensor_name"]), "op": r.get("op_name", ""),
                      "rmse_over_scale": round(rmse / scale, 4), "rmse": rmse,
                      "max_abs_error": float(r.get("max_abs_error") or "nan"), "scale": scale})
     rows.sort(key=lambda r: -r["rmse_over_scale"])
     return rows[:top]
-
-
-def _layer(tensor: str) -> str:
-    """'model/conv2d_1/Relu6;model/conv2d_1/BiasAdd' -> 'conv2d_1' (the Keras layer behind the tensor)."""
-    parts = tensor.split(";")[0].split("/")
-    return parts[1] if len(parts) > 2 else parts[0]
 
 
 def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | None, layers: list[str]) -> bytes:

@@ -56,6 +56,8 @@ def identify(path: str | Path) -> Source:
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model not found: {p} (MODEL= a .keras, .h5, .tflite file or a SavedModel directory)")
+    if p.is_file() and p.stat().st_size == 0:
+        raise ModelError(f"{p} is an empty file: not a model")
     if p.is_dir():
         if not (p / "saved_model.pb").is_file():
             raise ModelError(f"{p} is a directory without saved_model.pb: not a SavedModel "
@@ -226,7 +228,8 @@ def conversion_cause(exc: BaseException) -> str | None:
     text = str(exc.__cause__ or exc)
     flex = sorted(set(re.findall(r"\bFlex(\w+)", text)))
     tf_ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)))
-    layers = sorted(set(re.findall(r'loc\([^)]*?"([^"@]+)', text)))[:3]
+    # locations read like fused["Igamma:", "functional_1/igamma_layer/Igamma@__inference..."]
+    layers = sorted(set(re.findall(r'"[^"/@]+/([^"/@]+)/[^"]*@', text)))[:3]
     if flex or tf_ops:
         return (f"the model needs TensorFlow ops outside TFLite's builtins ({', '.join(flex or tf_ops)}"
                 f"{', in ' + ', '.join(layers) if layers else ''}); replace those layers (SELECT_TF_OPS "
@@ -236,6 +239,24 @@ def conversion_cause(exc: BaseException) -> str | None:
         return (f"op {', '.join(quant)}{' in ' + ', '.join(layers) if layers else ''} has no INT8 kernel "
                 "(TFLITE_BUILTINS_INT8); replace the layer, or use INT8_FALLBACK / the dynamic variant")
     return None
+
+
+def layer_of(tensor: str) -> str:
+    """'model/conv2d_1/Relu6;model/conv2d_1/BiasAdd' -> 'conv2d_1' (the Keras layer behind a tensor)."""
+    parts = tensor.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else parts[0]
+
+
+def int8_blockers(model_bytes: bytes) -> list[tuple[str, str]]:
+    """(op, layer) for every compute op an INT8 conversion left in float (boundary casts excluded)."""
+    from host.quantize import graph_summary
+
+    skip = {"QUANTIZE", "DEQUANTIZE", "DELEGATE"}
+    seen: dict[tuple[str, str], None] = {}
+    for op, tensor in graph_summary(model_bytes)["float_op_tensors"]:
+        if op not in skip:
+            seen[(op, layer_of(tensor))] = None
+    return list(seen)
 
 
 def _first(exc: BaseException) -> str:

@@ -103,9 +103,9 @@ def graph_summary(model_bytes: bytes) -> dict:
                                         for i in list(op["inputs"]) + list(op["outputs"]) if i in tensors)]
     float_ops = sorted({op["op_name"] for op in floating})
     # where each float op sits: its output tensor's name carries the layer's name
-    float_at = [f"{op['op_name']} at {tensors[op['outputs'][0]]['name']}" for op in floating
+    float_at = [(op["op_name"], tensors[op["outputs"][0]]["name"]) for op in floating
                 if len(op["outputs"]) and op["outputs"][0] in tensors]
-    return {"ops": [op["op_name"] for op in ops], "float_ops": float_ops, "float_ops_at": float_at,
+    return {"ops": [op["op_name"] for op in ops], "float_ops": float_ops, "float_op_tensors": float_at,
             "inputs": [spec(d) for d in interp.get_input_details()],
             "outputs": [spec(d) for d in interp.get_output_details()]}
 
@@ -114,7 +114,7 @@ def check_full_int8(model_bytes: bytes) -> None:
     """Fail loudly unless every op is integer and the input/output are int8."""
     g = graph_summary(model_bytes)
     if g["float_ops"]:
-        where = "; ".join(g["float_ops_at"][:5])
+        where = "; ".join(f"{op} at {t}" for op, t in g["float_op_tensors"][:5])
         raise ConversionError(f"int8 model still has float ops: {', '.join(g['float_ops'])} ({where})")
     bad = [f"{t['name']}:{t['dtype']}" for t in g["inputs"] + g["outputs"] if t["dtype"] != "int8"]
     if bad:

@@ -183,6 +183,9 @@ def _bad_cases(data: Path, tmp: Path) -> dict:
         "dynamic spatial shape": ([*q, "--model", str(tmp / "dynamic.keras")], "dynamic size"),
         "no calibration": (["quantize", "--model", str(data / "model.keras")], "CALIB="),
         "two inputs": ([*q, "--model", str(tmp / "two.keras")], "2 inputs"),
+        "TF op in a layer": ([*q, "--model", str(tmp / "igamma_saved")], "(Igamma, in igamma_layer"),
+        "no INT8 kernel": ([*q, "--model", str(tmp / "sine_saved")], "SIN in layer 'sine_layer"),
+        "flex tflite": (["bundle", "--model", str(tmp / "flex.tflite")], "(FlexCumprod)"),
         "not an image model": (["bundle", "--model", str(tmp / "vector.tflite"), "--eval", f"folder:{data}/eval"],
                                "not an image"),
     }
@@ -202,6 +205,16 @@ def odd_models(tmp_path_factory) -> Path:
     v = keras.Input((20,))
     vec = keras.Model(v, keras.layers.Dense(4)(v))
     (tmp / "vector.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(vec).convert())
+    for name, fn in (("igamma", lambda t: tf.math.igamma(t * t + 1.0, t * t + 2.0)),   # not a TFLite builtin
+                     ("sine", tf.math.sin)):                                            # builtin, no INT8 kernel
+        i = keras.Input((8, 8, 1))
+        h = keras.layers.Lambda(fn, name=f"{name}_layer")(keras.layers.Conv2D(4, 3)(i))
+        m = keras.Model(i, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h)))
+        m.export(str(tmp / f"{name}_saved"), format="tf_saved_model", verbose=False)
+    flex = tf.function(lambda x: tf.math.cumprod(x, axis=1)).get_concrete_function(tf.TensorSpec([1, 8, 8, 1]))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([flex])
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    (tmp / "flex.tflite").write_bytes(conv.convert())
     return tmp
 
 
