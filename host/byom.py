@@ -267,7 +267,8 @@ def print_table(manifest: dict) -> None:
           + (f", {count} eval images" if count else ", no eval set (accuracy not checked)"))
     if manifest.get("input"):
         i = manifest["input"]
-        print(f"input {i['height']}x{i['width']}x{i['channels']} {i['color_order']}, resize {i['resize']}, "
+        colour = i["color_order"] if i["channels"] == 3 else "gray"
+        print(f"input {i['height']}x{i['width']}x{i['channels']} {colour}, resize {i['resize']}, "
               f"preprocess {i['preprocess']} (f = pixel*{i['pixel_scale']} + {i['pixel_offset']})")
     print("\n".join(lines))
     if manifest.get("accuracy_checked") is False:
@@ -278,8 +279,12 @@ def print_table(manifest: dict) -> None:
         print(f"\nint8 loses accuracy ({dbg['reason']}); worst layers (RMSE / quantisation step):")
         for r in dbg["worst_layers"]:
             print(f"  {r['rmse_over_scale']:>8.3f}  {r['op']:<20} {r['layer']}")
-        if "mixed" in v:
-            print(f"mixed keeps {len(dbg.get('kept_float', []))} layer(s) float: see the 'mixed' row")
+        if "mixed" in v and "int8" in v:
+            m, i8 = v["mixed"], v["int8"]
+            gain = (100 * (m["host_top1"] - i8["host_top1"])
+                    if m["host_top1"] is not None and i8["host_top1"] is not None else float("nan"))
+            print(f"mixed keeps {', '.join(dbg.get('kept_float', []))} in float: {gain:+.2f} pp top-1 vs int8, "
+                  f"size x{m['size_bytes'] / i8['size_bytes']:.2f}, host latency x{m['host_us'] / max(i8['host_us'], 1e-9):.2f}")
         else:
             print("  INT8_FALLBACK=N re-converts with the N worst layers kept in float (variant 'mixed')")
 
@@ -472,4 +477,24 @@ def run_bundle(opts: Options) -> dict:
                             labels or (ev.class_names if ev else None), origin, extra)
     print_table(manifest)
     print(f"bundle -> {_bundle_dir(opts.name)}")
+    return manifest
+
+
+def reevaluate(out: Path, manifest: dict) -> dict:
+    """`make evaluate` on a bring-your-own bundle: the files on disk, with the manifest's own rule."""
+    from device.inputs import preprocess_for
+
+    if not manifest.get("eval"):
+        print_table(manifest)
+        return manifest
+    data = np.load(out / manifest["eval"]["file"])
+    for variant, v in manifest["variants"].items():
+        model = (out / v["file"]).read_bytes()
+        pre = preprocess_for({"name": "input", "shape": v["input"]["shape"], "dtype": v["input"]["dtype"],
+                              "quantization": None}, manifest)
+        top1 = float(np.mean(predict(model, data["x"], pre, f"evaluating {variant}").predictions == data["y"]))
+        if v["host_top1"] is not None and abs(top1 - v["host_top1"]) > 1e-9:
+            print(f"warning: {variant} top-1 {top1:.4f} differs from the manifest's {v['host_top1']:.4f}")
+        v["host_top1"] = top1
+    print_table(manifest)
     return manifest
