@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -57,7 +58,8 @@ def _byom_args(p: argparse.ArgumentParser, quantize: bool) -> None:
 def _byom_options(args, quantize: bool):
     from host.byom import Options
 
-    opts = Options(model=args.model, name=args.name, eval=args.eval, labels=args.labels,
+    first = Path(args.model.split(",")[0].strip().rstrip("/"))
+    opts = Options(model=args.model, name=args.name or first.stem, eval=args.eval, labels=args.labels,
                    preprocess=args.preprocess, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset,
                    color_order=args.color_order, resize=args.resize)
     if quantize:
@@ -83,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=DEFAULTS.seed)
     t.add_argument("--image-size", type=_size, default=None, help="HxW for folder: datasets")
     q = sub.add_parser("quantize", help="convert to fp32/dynamic/fp16/int8, evaluate, write the bundle")
-    q.add_argument("--name", default=DEFAULTS.dataset)
+    q.add_argument("--name", default=None, help="bundle name; default the dataset, or with --model the model's file name")
     q.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
     q.add_argument("--variants", default=",".join(DEFAULTS.variants))
     _byom_args(q, quantize=True)
     b = sub.add_parser("bundle", help="bundle .tflite files as they are (+ labels, eval set)")
-    b.add_argument("--name", required=True)
+    b.add_argument("--name", default=None, help="bundle name; default the first model's file name")
     _byom_args(b, quantize=False)
     e = sub.add_parser("evaluate", help="re-evaluate a bundle's variants on the host")
     e.add_argument("--name", default=DEFAULTS.dataset)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_bundle(_byom_options(args, quantize=False))
         elif args.cmd == "quantize":
-            pipeline.run_quantize(args.name, args.calibration_samples, tuple(args.variants.split(",")))
+            pipeline.run_quantize(args.name or DEFAULTS.dataset, args.calibration_samples, tuple(args.variants.split(",")))
         elif args.cmd == "evaluate":
             pipeline.run_evaluate(args.name)
         elif args.cmd == "report":

@@ -161,9 +161,10 @@ def _eval_folder(root: Path, pre: Preprocess, labels: list[str] | None, spec: st
     if not dirs:
         raise DatasetError(f"eval folder {root} has no class sub-folders (one sub-folder of images per class)")
     index: dict[str, int] = {}
+    numbered = labels is None and all(d.name.isdigit() for d in dirs)   # folders 0..9, 10, ...: the index itself
     for d in dirs:
         if labels is None:
-            index[d.name] = len(index)
+            index[d.name] = int(d.name) if numbered else len(index)
             continue
         i = match_label(d.name, labels)
         if i is None:
@@ -179,8 +180,10 @@ def _eval_folder(root: Path, pre: Preprocess, labels: list[str] | None, spec: st
         for f in files:
             xs.append(_read(f, pre))
             ys.append(index[d.name])
-    return EvalSet(np.stack(xs), np.asarray(ys, dtype=np.int64), spec,
-                   None if labels is not None else [d.name for d in dirs])
+    names = None
+    if labels is None and not numbered:
+        names = [d.name for d in dirs]          # sorted folder names are the class order
+    return EvalSet(np.stack(xs), np.asarray(ys, dtype=np.int64), spec, names)
 
 
 def _eval_csv(path: Path, pre: Preprocess, spec: str) -> EvalSet:
