@@ -83,7 +83,8 @@ def check_device_matches_host(doc: dict, manifest: dict) -> None:
 
 MODELS = {   # model file -> how its data is given (every CALIB=/EVAL= form gets used once)
     "legacy.h5": ("folder:{d}/calib", "folder:{d}/eval", ["--labels", "{d}/labels.txt"]),
-    "model.keras": ("npz:{d}/calib.npz", "npz:{d}/test.npz", ["--preprocess", "unit"]),
+    # a negative MAX_DROP_PP makes any INT8 result "lose accuracy": the debugger must run and report
+    "model.keras": ("npz:{d}/calib.npz", "npz:{d}/test.npz", ["--preprocess", "unit", "--max-drop-pp", "-1"]),
     "saved_model": ("{d}/calib", "csv:{d}/csv/y_labels.csv", ["--int8-fallback", "1"]),
 }
 
@@ -109,6 +110,11 @@ def test_own_model_to_full_int8_bundle_and_board(model, data, board, artifacts):
     assert i8["host_top1"] > 0.5          # the tiny net learned something; the board must see the same
     if model == "legacy.h5":
         assert any("groups" in f for f in origin["fixups"])
+    if model == "model.keras":            # the debugger ran on its own: five worst layers, no mixed variant
+        dbg = manifest["int8_debug"]
+        assert "top-1 drop" in dbg["reason"] and len(dbg["worst_layers"]) == 5 and "mixed" not in manifest["variants"]
+        assert dbg["worst_layers"][0]["rmse_over_scale"] >= dbg["worst_layers"][-1]["rmse_over_scale"]
+        assert "INT8_FALLBACK=N" in proc.stdout
     if model == "saved_model":            # INT8_FALLBACK=1: the debugger ran and a mixed variant exists
         dbg = manifest["int8_debug"]
         assert len(dbg["worst_layers"]) == 5 and dbg["kept_float"] == [dbg["worst_layers"][0]["layer"]]
