@@ -21,7 +21,7 @@ from device.fileio import atomic_write_text, sha256_file
 from device.inputs import COLOR_ORDERS, PRESETS, RESIZE_MODES, Preprocess, pixels_to_float, pixels_to_input
 from host.config import ARTIFACTS, DEFAULTS
 from host.data import DatasetError
-from host.datasets_in import RANDOM, EvalSet, load_calibration, load_eval, read_labels
+from host.datasets_in import NO_CALIBRATION, RANDOM, EvalSet, load_calibration, load_eval, read_labels
 from host.importers import (ModelError, Source, check_fixed_inputs, check_keras_inputs, conversion_cause,
                             identify, image_input, io_details, load_keras, saved_model_signature, variant_name)
 from host.quantize import ConversionError
@@ -320,8 +320,8 @@ def run_quantize_model(opts: Options) -> dict:
                          "(python -m host bundle) to bundle it as it is")
     _bundle_dir(opts.name)
     labels = read_labels(opts.labels) if opts.labels else None
-    if not opts.calib:
-        load_calibration(None, 0, None)  # raises: names the option
+    if not opts.calib:                  # never random data silently
+        raise DatasetError(NO_CALIBRATION)
     with tempfile.TemporaryDirectory(prefix="edgekit-byom-") as tmp:
         signature = None
         if src.format in ("keras", "h5"):

@@ -18,6 +18,8 @@ from device.inputs import IMAGE_EXTS, Preprocess, fit_pixels, read_image
 from host.data import DatasetError, load_dataset
 
 RANDOM = "random"
+NO_CALIBRATION = ("no calibration data: give CALIB= (--calib) a folder of images, npz:PATH, a dataset name, "
+                  "or CALIB=random to accept an unchecked INT8 model")
 
 
 @dataclass
@@ -112,8 +114,7 @@ def load_calibration(spec: str | None, n: int, pre: Preprocess, seed: int = 42) 
     `random` only when asked for (the bundle then says its INT8 accuracy is unchecked).
     """
     if not spec:
-        raise DatasetError("no calibration data: give CALIB= (--calib) a folder of images, npz:PATH, "
-                           "a dataset name, or CALIB=random to accept an unchecked INT8 model")
+        raise DatasetError(NO_CALIBRATION)
     rng = np.random.default_rng(seed)
     if spec == RANDOM:
         return rng.integers(0, 256, size=(n, pre.height, pre.width, pre.channels), dtype=np.uint8)
