@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from device import __version__, defaults, inputs, runtime
 from device.accesslog import AccessLog
+from device.isolate import package_root
 from device.errors import EXIT_OK, AgentError, one_line
 from device.metrics import CONTENT_TYPE, Metrics
 from device.predictor import Busy, Predictor
@@ -211,7 +212,10 @@ def main(args, labels: Optional[list]) -> int:
     signal.signal(signal.SIGINT, stop)
     if args.state:
         follower.state_path = args.state
+        root = package_root()     # the release whose agent.pyz this process runs: deploy must not prune it
         follower.state_extra = {"host": host, "port": port, "token": args.token or None,
+                                "agent_release": os.path.basename(os.path.dirname(os.path.realpath(root)))
+                                if root.endswith(".pyz") else None,
                                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         follower.write_state()
     follower.start()
