@@ -27,7 +27,7 @@ from device.isolate import package_root
 from device.errors import EXIT_OK, AgentError, one_line
 from device.metrics import CONTENT_TYPE, Metrics
 from device.predictor import Busy, Predictor
-from device.swap import Follower, Served, release_loader, release_of, self_check, variant_of
+from device.swap import Follower, Served, release_loader, release_of, variant_of
 
 MAX_CONNECTIONS = 64
 
@@ -184,7 +184,6 @@ def main(args, labels: Optional[list]) -> int:
     rt = runtime.resolve(args.runtime)
     path = os.path.realpath(args.model) if args.follow else args.model   # name the release actually served
     model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels)
-    self_check(model)
     metrics = Metrics()
     served = Served(model, release_of(args.model) if args.follow else None, variant_of(manifest, args.model))
     if args.follow and served.variant is None:
