@@ -17,7 +17,7 @@ Commands (argv[1]), with a JSON request in argv[2]; the answer is one JSON line 
   list       {"home"}                            -> {"releases": [{id, bundle, created, size_bytes,
                                                     current, served}], "current", "served"}
   switch     {"home", "id": id|null}             -> {"release", "previous"}   (rollback; null: the
-                                                    release that was current before this one)
+                                                    release deployed before the current one)
   prune      {"home", "keep": N}                 -> {"removed": [id...], "freed_bytes"}  keeps the N
                                                     most recently used releases, never current/served
   served     {"home", "release", "timeout"}      -> {"service": false} or {"service": true, "release",
@@ -180,20 +180,28 @@ def complete(home, rid):
     return os.path.isfile(os.path.join(home, "releases", rid, "release.json"))
 
 
+def previous_of(home, current):
+    """The release deployed just before `current` (by release.json's deployed_utc), so repeated
+    rollbacks walk back in time instead of toggling between two releases."""
+    rows = listing({"home": home})["releases"]          # sorted by creation time
+    ids = [r["id"] for r in rows]
+    if current not in ids:
+        return ids[-1] if ids else None
+    i = ids.index(current)
+    return ids[i - 1] if i > 0 else None
+
+
 def switch(req):
-    """Rollback: to a named release, or to the one that was current before the current one."""
+    """Rollback: to a named release, or to the one deployed before the current one."""
     home = req["home"]
     with open(os.path.join(home, ".deploy.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = current_id(home)
         rid = req.get("id")
         if rid is None:
-            for entry in reversed(history(home)):
-                if entry.get("id") == current and entry.get("from") and complete(home, entry["from"]):
-                    rid = entry["from"]
-                    break
+            rid = previous_of(home, current)
             if rid is None:
-                raise SystemExit("no previous release to roll back to (see `make releases`)")
+                raise SystemExit("no release older than %s to roll back to (see `make releases`)" % current)
         if not re.fullmatch(r"[0-9a-f]{12}", rid) or not complete(home, rid):
             raise SystemExit("no release %s on the board (see `make releases`)" % rid)
         return {"release": rid, "previous": switch_to(home, rid)}
@@ -234,8 +242,9 @@ def listing(req):
         except (OSError, ValueError):
             continue
         out.append({"id": e.name, "bundle": meta.get("bundle"), "created": meta.get("deployed_utc"),
-                    "size_bytes": release_size(e.path), "current": e.name == current, "served": e.name == served})
-    out.sort(key=lambda r: r["created"] or "")
+                    "size_bytes": release_size(e.path), "current": e.name == current, "served": e.name == served,
+                    "_mtime": e.stat().st_mtime})
+    out.sort(key=lambda r: (r["created"] or "", r.pop("_mtime")))
     return {"releases": out, "current": current, "served": served}
 
 
