@@ -19,7 +19,8 @@ KEEP_DEFAULT = 3
 
 
 def mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    """A size as people read it (a tiny test model frees bytes, a real one megabytes)."""
+    return f"{n} bytes" if n < 1000 else f"{n / 1e3:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
 def handover(target: Target, home: str, release_id: str, timeout: float = HANDOVER_TIMEOUT_S) -> dict:
