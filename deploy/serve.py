@@ -36,8 +36,8 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
         if not answer.get("service"):
             log = target.run(f"tail -n 3 {q(home + '/serve.log')}", timeout=30).stdout.strip()
             raise DeployError(f"{target.name}: the server did not come up: {log.splitlines()[-1] if log else 'no log'}")
-        return (f"serving {name} of release {answer.get('release')} on {bind}:{port} ({how}; log {home}/serve.log)",
-                answer)
+        return (f"serving {name} on {bind}:{port} (release {answer.get('release')}, following deploys; {how}; "
+                f"log {home}/serve.log)", answer)
     finally:
         target.close()
 
