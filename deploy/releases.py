@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.release import board_call
 from deploy.target import Target
 
@@ -49,7 +49,7 @@ def listing(target: Target, home: str) -> dict:
 def switch(target: Target, home: str, release_id: str | None) -> dict:
     """Point `current` at `release_id` (None: the previous one), then wait for the service."""
     if release_id is not None and not re.fullmatch(r"[0-9a-f]{12}", release_id):
-        raise DeployError(f"RELEASE={release_id!r} is not a release id (12 hex digits; see `make releases`)")
+        raise UsageError(f"RELEASE={release_id!r} is not a release id (12 hex digits; see `make releases`)")
     answer = board_call(target, "switch", {"home": home, "id": release_id})
     served = handover(target, home, answer["release"])
     return dict(answer, served=served)

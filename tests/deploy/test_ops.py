@@ -162,7 +162,7 @@ def test_local_service_follows_deploy_refuses_broken_rolls_back_and_prunes(
         rb2 = release_of(edgekit)
         assert get_json(port, "/info")["release"] == r1
         from deploy.releases import prune
-        from deploy.target import LocalTarget
+        from deploy.local_target import LocalTarget
         answer = prune(LocalTarget(), str(edgekit), 2)
         assert releases_on(edgekit) == {rb2, r1}, answer
         # `make releases` shows it
@@ -193,7 +193,7 @@ def three_boards(board, first_deploy, tmp_path):
         s.stop()
 
 
-PROFILE = "name: {name}\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 5\nwarmup_runs: 1\nvariants: [int8]\n"
+PROFILE = "name: {name}\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nvariants: [int8]\n"
 
 
 def test_canary_stops_at_the_first_board_when_a_budget_breaks(client_home, three_boards, bundle, agent,
