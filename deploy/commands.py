@@ -65,7 +65,9 @@ def releases_(args: argparse.Namespace, hosts: list[str]) -> int:
 
 
 def rollback(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.releases import check_id
     from deploy.rollout import rollback_one
+    check_id(args.release)          # a malformed id is a usage error before any board is contacted
     outcomes = fleet.run_all(hosts, lambda h: rollback_one(h, args.release, options_from(args)))
     fleet.print_summary(outcomes, "rollback")
     return 0 if all(o.ok for o in outcomes) else 1

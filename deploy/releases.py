@@ -46,10 +46,14 @@ def listing(target: Target, home: str) -> dict:
     return board_call(target, "list", {"home": home})
 
 
-def switch(target: Target, home: str, release_id: str | None) -> dict:
-    """Point `current` at `release_id` (None: the previous one), then wait for the service."""
+def check_id(release_id: str | None) -> None:
     if release_id is not None and not re.fullmatch(r"[0-9a-f]{12}", release_id):
         raise UsageError(f"RELEASE={release_id!r} is not a release id (12 hex digits; see `make releases`)")
+
+
+def switch(target: Target, home: str, release_id: str | None) -> dict:
+    """Point `current` at `release_id` (None: the previous one), then wait for the service."""
+    check_id(release_id)
     answer = board_call(target, "switch", {"home": home, "id": release_id})
     served = handover(target, home, answer["release"])
     return dict(answer, served=served)
