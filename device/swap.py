@@ -135,7 +135,10 @@ class Follower:
 
     def run(self) -> None:
         while not self.stopped.wait(POLL_SECS):
-            self.check_once()
+            try:
+                self.check_once()
+            except Exception as exc:   # e.g. the state file on a full disk: keep serving, keep following
+                sys.stderr.write(f"edgekit-agent: follow: {type(exc).__name__}: {one_line(exc)}\n")
 
     def start(self) -> None:
         if self.link:

@@ -223,3 +223,26 @@ def test_canary_stops_at_the_first_board_when_a_budget_breaks(client_home, three
                "--rollout", "rolling", "--batch", "2", "--profile", loose) == 0
     new = release_of(homes[0])
     assert new != old and [release_of(h) for h in homes] == [new] * 3
+
+
+def test_service_on_an_ssh_board_follows_deploy_and_rollback(first_deploy, client_home, trusted_board, board,
+                                                             bundle, agent, tmp_path, capsys):
+    """The same hand-over through a real sshd: deploy waits for the board's service, rollback too."""
+    changed = changed_bundle(bundle, tmp_path / "ssh-new", "42")
+    assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
+    old = release_of(board.board_home)
+    port = free_port()
+    assert cli("serve", "--bundle", bundle, "--host", trusted_board, "--port", port) == 0
+    try:
+        assert get_json(port, "/info")["release"] == old          # serve returned once /info answered
+        assert cli("push", "--bundle", changed, "--host", trusted_board, "--agent", agent) == 0
+        new = release_of(board.board_home)
+        assert new != old and get_json(port, "/info")["release"] == new
+        capsys.readouterr()
+        assert cli("releases", "--host", trusted_board) == 0
+        rows = {l.split()[0]: l for l in capsys.readouterr().out.splitlines() if l.startswith("  ")}
+        assert rows[new].count("*") == 2 and "*" not in rows[old]
+        assert cli("rollback", "--host", trusted_board, "--release", old) == 0
+        assert get_json(port, "/info")["release"] == old
+    finally:
+        assert cli("stop", "--host", trusted_board) == 0
