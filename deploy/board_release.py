@@ -6,6 +6,7 @@ Layout under the board's edgekit home:
   current -> releases/<id>  switched with one rename(2), so it is always a complete release
   history.jsonl           one line per switch {utc, id, from}: what "previous" means for rollback
   serve.json              written by a running `serve --follow` (pid, port, release it serves)
+  served -> releases/<id>   the release the service last served (a restart starts there)
 
 Commands (argv[1]), with a JSON request in argv[2]; the answer is one JSON line on stdout:
   inventory  {"home", "files": {name: sha}}      -> {"have": [sha...]}
@@ -260,8 +261,10 @@ def prune(req):
 def _prune(home, keep):
     releases = os.path.join(home, "releases")
     state = served_state(home)
-    protected = {r for r in (current_id(home), state and state.get("release"), state and state.get("agent_release"))
-                 if r}
+    served_link = os.path.join(home, "served")        # where a restarted service starts (see serve.sh)
+    last_served = os.path.basename(os.readlink(served_link)) if os.path.islink(served_link) else None
+    protected = {r for r in (current_id(home), state and state.get("release"), state and state.get("agent_release"),
+                             last_served) if r}
     last_used = {}
     for i, entry in enumerate(history(home)):
         last_used[entry.get("id")] = i

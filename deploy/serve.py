@@ -30,6 +30,7 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
         if name not in variants:
             raise DeployError(f"no variant {name!r} in the deployed bundle ({', '.join(variants)})")
         _stop(target, home)
+        target.run(f"rm -f {q(home + '/served')}", timeout=30)      # `make serve` starts from `current`
         argv = _write_launcher(target, home, variants[name]["file"], bind, port)
         how = _start_systemd(target, argv) if _has_user_systemd(target) else _start_supervised(target, home, argv)
         answer = _wait_serving(target, home)
@@ -43,10 +44,11 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
 
 
 def _write_launcher(target, home: str, model_file: str, bind: str, port: int) -> str:
-    """<home>/serve.sh: each (re)start serves the release `current` names at that moment, and
-    --follow moves the running service to every later one (deploy, rollback) after checking it."""
+    """<home>/serve.sh: a (re)start serves the release the service last served (`served`, kept by the
+    service itself), else `current`; --follow then moves it to `current` and to every later release
+    (deploy, rollback) after checking each, so a crash never restarts into a model that failed."""
     script = (f"#!/bin/sh\n# written by `make serve`\n"
-              f"r=$(cd {q(home + '/current')} && pwd -P) || exit 1\n"
+              f"r=$(cd {q(home + '/served')} 2>/dev/null && pwd -P) || r=$(cd {q(home + '/current')} && pwd -P) || exit 1\n"
               f"exec {q(home + '/venv/bin/python')} \"$r/agent.pyz\" serve \"$r/\"{q(model_file)} "
               f"--manifest \"$r/manifest.json\" --follow {q(home + '/current')} --state {q(home + '/serve.json')} "
               f"--host {q(bind)} --port {int(port)}\n")

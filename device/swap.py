@@ -50,6 +50,22 @@ class Served:
     def sha256(self) -> str:
         return self.predictor.meta["sha256"]
 
+    def mark_served(self) -> None:
+        """<link's dir>/served -> the release serving now: a restart (supervisor, systemd) starts from
+        the last good release instead of crash-looping on a `current` that failed its check."""
+        if not self.link or not self.served.release:
+            return
+        home = os.path.dirname(os.path.abspath(self.link))
+        release_dir = os.path.dirname(os.path.realpath(self.served.predictor.meta["path"]))
+        new = os.path.join(home, "served.new")
+        try:
+            if os.path.lexists(new):
+                os.unlink(new)
+            os.symlink(os.path.relpath(release_dir, home), new)
+            os.replace(new, os.path.join(home, "served"))
+        except OSError as exc:
+            sys.stderr.write(f"edgekit-agent: cannot update {home}/served: {exc.strerror}\n")
+
     def facts(self) -> dict:
         return {"release": self.release, "sha256": self.sha256, "variant": self.variant,
                 "served_since_utc": utc(self.since)}
@@ -103,6 +119,7 @@ class Follower:
         self.failed: set = set()
         self.stopped = threading.Event()
         self.write_state()
+        self.mark_served()
 
     def target(self) -> Optional[str]:
         try:
@@ -128,6 +145,7 @@ class Follower:
         else:
             old, self.served = self.served, new      # the switch: one reference assignment
             self.error = None
+            self.mark_served()
             print(f"switched {old.release} -> {new.release} ({new.predictor.meta['name']} "
                   f"sha256 {new.sha256[:12]}) in {time.monotonic() - started:.2f}s", flush=True)
             self.on_switch(True)
@@ -143,6 +161,22 @@ class Follower:
     def start(self) -> None:
         if self.link:
             threading.Thread(target=self.run, name="edgekit-follow", daemon=True).start()
+
+    def mark_served(self) -> None:
+        """<link's dir>/served -> the release serving now: a restart (supervisor, systemd) starts from
+        the last good release instead of crash-looping on a `current` that failed its check."""
+        if not self.link or not self.served.release:
+            return
+        home = os.path.dirname(os.path.abspath(self.link))
+        release_dir = os.path.dirname(os.path.realpath(self.served.predictor.meta["path"]))
+        new = os.path.join(home, "served.new")
+        try:
+            if os.path.lexists(new):
+                os.unlink(new)
+            os.symlink(os.path.relpath(release_dir, home), new)
+            os.replace(new, os.path.join(home, "served"))
+        except OSError as exc:
+            sys.stderr.write(f"edgekit-agent: cannot update {home}/served: {exc.strerror}\n")
 
     def facts(self) -> dict:
         return dict(self.served.facts(), follow=self.link, switch_error=self.error)

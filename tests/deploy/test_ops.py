@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 from pathlib import Path
@@ -48,6 +49,20 @@ def get_json(port: int, path: str) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", path)
     return json.loads(conn.getresponse().read())
+
+
+def wait_info(port: int, ready, secs: float = 120) -> dict:
+    """Poll GET /info until `ready(info)` (the server may be restarting meanwhile)."""
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        try:
+            info = get_json(port, "/info")
+            if ready(info):
+                return info
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"/info never became ready within {secs}s")
 
 
 class Load:
@@ -242,6 +257,15 @@ def test_service_on_an_ssh_board_follows_deploy_and_rollback(first_deploy, clien
         assert cli("releases", "--host", trusted_board) == 0
         rows = {l.split()[0]: l for l in capsys.readouterr().out.splitlines() if l.startswith("  ")}
         assert rows[new].count("*") == 2 and "*" not in rows[old]
+        # a crash after a refused deploy restarts into the last served release, not the broken current
+        broken = broken_bundle(bundle, tmp_path / "ssh-broken", b"\x03")
+        assert cli("push", "--bundle", broken, "--host", trusted_board, "--agent", agent) == 1
+        bad = release_of(board.board_home)
+        pid = json.loads((board.board_home / "serve.json").read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+        info = wait_info(port, lambda i: i.get("switch_error") and i["switch_error"]["release"] == bad
+                         and json.loads((board.board_home / "serve.json").read_text())["pid"] != pid)
+        assert info["release"] == new
         assert cli("rollback", "--host", trusted_board, "--release", old) == 0
         assert get_json(port, "/info")["release"] == old
     finally:
