@@ -11,6 +11,7 @@ import yaml
 
 from deploy.errors import UsageError
 from deploy.settings import PROFILES_DIR
+from deploy.runtime import NAMES as runtime_names
 from device import params
 
 BUDGET_KEYS = ("max_p50_us", "max_p99_us", "max_peak_rss_mb", "min_top1")
@@ -36,7 +37,7 @@ class Profile:
 
 _TYPES = {"name": str, "description": str, "arch": list, "match_model": str, "runtime": str,
           "variants": list, "budgets": dict}
-RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime")
+RUNTIMES = ("auto",) + runtime_names
 
 
 def validate(data: object, source: str) -> Profile:
