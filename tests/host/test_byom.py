@@ -247,3 +247,27 @@ def test_non_image_model_bundles_for_bench_without_eval(odd_models, artifacts):
     manifest = json.loads((artifacts / "vector" / "manifest.json").read_text())
     assert manifest["eval"] is None and manifest["accuracy_checked"] is False
     assert list(manifest["variants"]) == ["fp32"] and "input" not in manifest
+
+
+def test_colour_order_crop_and_per_channel_rule_reach_the_board(data, board, artifacts):
+    """BGR + centre crop + ImageNet mean/std: recorded in the manifest, and the board's top-1 matches."""
+    zoo = data / "zoo"
+    run_host("bundle", "--model", str(zoo / "model_uint8.tflite"), "--labels", str(zoo / "labels.txt"),
+             "--eval", f"folder:{zoo / 'eval'}", "--name", "zoo_bgr", "--preprocess", "imagenet",
+             "--color-order", "BGR", "--resize", "crop", artifacts=artifacts)
+    manifest = json.loads((artifacts / "zoo_bgr" / "manifest.json").read_text())
+    inp = manifest["input"]
+    assert (inp["preprocess"], inp["color_order"], inp["resize"]) == ("imagenet", "BGR", "crop")
+    assert len(inp["pixel_scale"]) == 3 and len(inp["pixel_offset"]) == 3
+    # red images read as BGR put the colour in the third channel: no longer 'tench' (class 1)
+    assert manifest["variants"]["uint8"]["host_top1"] < 1.0
+    check_device_matches_host(deploy_and_bench(artifacts / "zoo_bgr", board, artifacts), manifest)
+
+
+def test_random_calibration_only_on_request_and_marked_unchecked(data, artifacts):
+    proc = run_host("quantize", "--model", str(data / "model.keras"), "--calib", "random", "--calib-n", "10",
+                    "--eval", f"npz:{data}/test.npz", "--name", "randcal", "--variants", "fp32,int8",
+                    artifacts=artifacts)
+    manifest = json.loads((artifacts / "randcal" / "manifest.json").read_text())
+    assert manifest["accuracy_checked"] is False and manifest["calibration"] == {"source": "random", "count": 10}
+    assert "accuracy: UNCHECKED (CALIB=random)" in proc.stdout
