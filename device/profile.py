@@ -20,15 +20,15 @@ from device import report, results
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, AgentError, one_line
 
 
-def add_parser(sub: Any, common: Any, at_least_0: Any, at_least_1: Any) -> None:
-    """The `profile` subcommand's flags (cli.py calls this)."""
-    from device import defaults
+def add_parser(sub: Any, common: Any) -> None:
+    """The `profile` subcommand's flags (cli.py calls this); run settings come from device/params.py."""
+    from device import defaults, params
     p = sub.add_parser("profile", help="per-operator latency and the static memory plan")
     p.add_argument("models", nargs="+", metavar="MODEL")
-    common(p)
-    p.add_argument("--num_runs", type=at_least_1, default=defaults.NUM_RUNS, help="timed runs per operator")
-    p.add_argument("--warmup_runs", type=at_least_0, default=defaults.WARMUP_RUNS)
+    common(p)                                             # --json --runtime --num_threads N --timeout
+    params.add_arguments(p, ("num_runs", "warmup_runs"))  # per operator, as bench per model
     p.add_argument("--no_xnnpack", action="store_true", help="builtin kernels only (no default delegate)")
+    p.add_argument("--manifest", help="the bundle's manifest.json: names each model's variant")
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor (as bench); default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
@@ -36,26 +36,60 @@ def add_parser(sub: Any, common: Any, at_least_0: Any, at_least_1: Any) -> None:
 
 def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_input: Any) -> int:
     """The parent side: one isolated child per model, its result appended to doc."""
-    from device import defaults
-    doc["settings"] = {"num_threads": [args.num_threads], "xnnpack": [not args.no_xnnpack],
-                       "num_runs": args.num_runs, "warmup_runs": args.warmup_runs,
-                       "input": args.input or "random", "seed": args.seed, "timeout": args.timeout}
+    from device import inputs, params
+    manifest = inputs.load_manifest(args.manifest)
+    doc["settings"] = {"num_threads": [args.num_threads], "xnnpack": "off" if args.no_xnnpack else "on",
+                       "num_runs": args.num_runs, "warmup_runs": args.warmup_runs, "timeout": args.timeout,
+                       "input": args.input or "random", "seed": args.seed,
+                       "manifest": os.path.abspath(args.manifest) if args.manifest else None}
     job = {"job": "profile", "runtime": runtime_job(doc), "threads": args.num_threads,
            "xnnpack": not args.no_xnnpack, "num_runs": args.num_runs, "warmup_runs": args.warmup_runs,
-           "min_secs": 0.0, "max_samples": defaults.MAX_SAMPLES,
+           "min_secs": 0.0, "max_samples": params.defaults()["max_samples"],
            "input_files": [abs_input(p) for p in args.input], "seed": args.seed}
     for i, path in enumerate(args.models):
         label = f"[{i + 1}/{len(args.models)}] {os.path.basename(path)}"
         report.progress(f"{label} profile ({path})")
-        result = run_model_job(doc, path, dict(job, progress_label=label), args.timeout)
-        if result is None:
+        result, failure = run_model_job(path, dict(job, progress_label=label), args.timeout, manifest)
+        if failure:
+            doc["results"].append(failure)
+            doc["errors"].append(failure["error"]["message"])
             continue
         doc["warnings"].extend(result.get("warnings", []))
-        doc["results"].append(results.model_result(result["model"], runs=result["runs"],
+        doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
                                                    memory=result["memory"], warnings=result["warnings"],
                                                    profile=result["profile"],
                                                    memory_plan=result["memory_plan"]))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def render(result: dict, table: Any, top: int = 10) -> str:
+    """The human view: the most expensive operators, time by op type, the check figure, the plan."""
+    prof, plan = result.get("profile") or {}, result.get("memory_plan") or {}
+    lines = []
+    ops = prof.get("ops") or []
+    if ops:
+        ranked = sorted(ops, key=lambda o: -(o["latency_us"] if o["latency_us"] is not None else -1))[:top]
+        rows = [[o["index"], o["op"], "yes" if o["delegated"] else "no", "x".join(map(str, o["output_shape"])),
+                 o["output_dtype"], o["macs"], o["weight_bytes"], o["latency_us"], o["p90_us"],
+                 f"{100 * o['share']:.1f}" if o.get("share") is not None else "-",
+                 o.get("reason") or ""] for o in ranked]
+        lines.append(table(rows, ["op#", "op", "xnnpack", "output", "dtype", "MACs", "weights B", "p50 us",
+                                  "p90 us", "share %", "not timed because"]))
+        lines.append(table([[r["op"], r["count"], r["latency_us"], f"{100 * r['share']:.1f}" if r.get("share")
+                             is not None else "-", r["macs"]] for r in prof.get("by_type", [])],
+                           ["op type", "count", "p50 us", "share %", "MACs"]))
+        ratio = prof.get("ratio")
+        lines.append(f"sum of operators {prof.get('sum_p50_us')} us (incl. one invoke's fixed cost "
+                     f"{prof.get('invoke_overhead_us')} us) vs whole model {prof.get('whole_p50_us')} us"
+                     + (f": ratio {ratio:.2f}" if ratio else ""))
+    if plan:
+        mem = result.get("memory") or {}
+        peak = plan.get("peak_op")
+        lines.append(f"memory plan: weights {plan['weights_bytes'] / 1024:.1f} KB, activation arena "
+                     f"{plan['arena_bytes'] / 1024:.1f} KB (peak at op {peak} {plan.get('peak_op_type') or ''}, "
+                     f"{len(plan.get('live_at_peak') or [])} tensors live); measured model share of RSS "
+                     f"{mem.get('model_mb')} MB")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- the child's side
