@@ -1,4 +1,4 @@
-"""`python -m deploy {push,bench,serve,stop}`: what the Makefile's deploy/bench/serve/stop call.
+"""`python -m deploy {push,bench,profile,serve,stop}`: what the Makefile's deploy/bench/serve/stop call.
 
 Every user-fixable problem is one line on stderr and a non-zero exit (1 failed, 2 usage).
 """
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("push", "ship runtime, agent and bundle to the board(s)"),
                        ("bench", "run info/bench/eval on the board(s), store results/<host>/...json"),
+                       ("profile", "per-operator latency and memory plan on the board(s), "
+                                   "store results/<host>/...-profile.json"),
                        ("serve", "start the agent's HTTP server on the board"),
                        ("stop", "stop a server started by serve")):
         p = sub.add_parser(name, help=text, description=text)
@@ -71,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "push":
             p.add_argument("--wheelhouse", action="store_true",
                            help="install the runtime from a host-built wheelhouse even if the board is online")
-        if name == "bench":
+        if name in ("bench", "profile"):
             p.add_argument("--results", help="results directory (default: results/)")
+        if name == "profile":
+            p.add_argument("--variant", help="profile only this variant (default: the profile's variants)")
         if name == "serve":
             p.add_argument("--variant", help="model variant to serve (default: int8 if present)")
             p.add_argument("--port", type=int, default=8080)

@@ -35,6 +35,17 @@ def bench(args: argparse.Namespace, hosts: list[str]) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def profile(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.profile_ops import profile_one
+    if args.results:
+        os.environ["EDGEKIT_RESULTS"] = args.results
+    options = options_from(args)
+    options.stream = len(hosts) == 1
+    outcomes = fleet.run_all(hosts, lambda h: profile_one(h, bundle_path(args.bundle), options, args.variant))
+    fleet.print_summary(outcomes, "profile")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def serve(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.serve import serve_one
     bundle_path(args.bundle)

@@ -11,6 +11,8 @@ of the main graph in one arena, planned the way `arena_planner.cc` + `simple_mem
 * placement: each tensor at the best-fitting 64-byte-aligned gap among the tensors already placed
   whose lifetimes overlap its own, else after the last of them.
 
+Weights are the constant buffers; fp16/sparse weights that DEQUANTIZE/DENSIFY unpack once at load
+are kept apart (`unpacked_weights_bytes`, persistent memory, not arena).
 Not included (so the interpreter's real arena can differ a little): kernels' scratch buffers
 (e.g. im2col), tensors TFLite shares in place (RESHAPE), subgraphs other than the first, and
 what a delegate allocates (XNNPACK repacks the weights into its own buffers).
@@ -104,11 +106,14 @@ def intervals_of(model: Any) -> tuple:
     for i in outputs:
         first.setdefault(i, 0)
         last[i] = _END
+    from device.opcut import weight_ops
+    unpacked = set(weight_ops(model).values())
     out = []
     for i in sorted(first):
         t = tensors[i]
-        if flatmodel.buffer_data(model, t) is not None or flatmodel.is_external(model, t) or t.isVariable:
-            continue  # weights (read-only, mapped from the file) and variables (persistent arena)
+        if flatmodel.buffer_data(model, t) is not None or flatmodel.is_external(model, t) or t.isVariable \
+                or i in unpacked:
+            continue  # weights (mapped from the file, or unpacked once at load) and variables (persistent)
         end = last.get(i, _END if i in produced or i in inputs else first[i])
         out.append(Interval(i, flatmodel.tensor_bytes(t), first[i], end))
     return out, sum(weight_buffers.values())
@@ -117,6 +122,7 @@ def intervals_of(model: Any) -> tuple:
 def plan(model: Any, top: Optional[int] = None) -> dict:
     """The memory_plan block of a result (see docs/contracts.md)."""
     from device import flatmodel
+    from device.opcut import weight_ops
     sg = model.subgraphs[0]
     ops = sg.operators or []
     intervals, weights = intervals_of(model)
@@ -139,6 +145,8 @@ def plan(model: Any, top: Optional[int] = None) -> dict:
     return {
         "arena_bytes": int(arena),
         "weights_bytes": int(weights),
+        "unpacked_weights_bytes": int(sum(flatmodel.tensor_bytes(sg.tensors[t]) for t in
+                                          weight_ops(model).values())),
         "activations_total_bytes": int(sum(t.bytes for t in intervals)),
         "peak_op": peak,
         "peak_op_type": flatmodel.op_name(model, ops[peak]) if peak is not None else None,

@@ -30,6 +30,25 @@ def _ids(values: Any) -> list:
     return [int(i) for i in (values if values is not None else [])]
 
 
+_WEIGHT_OPS = {"DEQUANTIZE", "DENSIFY"}  # on constant inputs: weights unpacked once, at load
+
+
+def weight_ops(model: Any) -> dict:
+    """Ops that only unpack constant weights (fp16 -> fp32 DEQUANTIZE, DENSIFY of sparse weights):
+    op index -> the tensor they produce. TFLite runs them once (their output is persistent) and
+    XNNPACK folds them into its packed weights, so they cost nothing per invoke; their consumers
+    take them along into their own pieces."""
+    sg = model.subgraphs[0]
+    out = {}
+    for n, op in enumerate(sg.operators or []):
+        ins = [i for i in _ids(op.inputs) if i >= 0]
+        outs = [i for i in _ids(op.outputs) if i >= 0]
+        if (flatmodel.op_name(model, op) in _WEIGHT_OPS and ins and len(outs) == 1
+                and all(flatmodel.buffer_data(model, sg.tensors[i]) is not None for i in ins)):
+            out[n] = outs[0]
+    return out
+
+
 def why_not(model: Any, index: int) -> str:
     """'' when op `index` of the main graph can be cut out, else the reason."""
     sg = model.subgraphs[0]
@@ -50,9 +69,10 @@ def why_not(model: Any, index: int) -> str:
 def piece_inputs(model: Any, index: int) -> list:
     """Tensor indices (of the whole model) that become the piece's inputs, in the piece's order."""
     sg = model.subgraphs[0]
+    unpacked = set(weight_ops(model).values())
     seen = []
     for i in _ids(sg.operators[index].inputs):
-        if i >= 0 and i not in seen and flatmodel.buffer_data(model, sg.tensors[i]) is None:
+        if i >= 0 and i not in seen and i not in unpacked and flatmodel.buffer_data(model, sg.tensors[i]) is None:
             seen.append(i)
     return seen
 
@@ -86,34 +106,42 @@ def cut(model: Any, index: int) -> bytes:
     s = flatmodel.schema()
     sg = model.subgraphs[0]
     op = sg.operators[index]
+    unpackers = {t: n for n, t in weight_ops(model).items()}
+    # The op itself, preceded by whatever unpacks its weights (kept with it, as the runtime does).
+    members = [unpackers[i] for i in _ids(op.inputs) if i in unpackers and unpackers[i] != index] + [index]
     buffers = [_AlignedBuffer(s, None)]
-    tensors, new_index = [], {}
-    for i in _ids(op.inputs) + _ids(op.outputs) + _ids(op.intermediates):
-        if i < 0 or i in new_index:
-            continue
-        t = copy.copy(sg.tensors[i])
-        data = flatmodel.buffer_data(model, t)
-        if data is not None:
-            buffers.append(_AlignedBuffer(s, data))
-            t.buffer = len(buffers) - 1
-        else:
-            t.buffer = 0
-        new_index[i] = len(tensors)
-        tensors.append(t)
-    piece = copy.copy(op)
-    piece.opcodeIndex = 0
-    piece.inputs = [new_index[i] if i >= 0 else -1 for i in _ids(op.inputs)]
-    piece.outputs = [new_index[i] for i in _ids(op.outputs) if i >= 0]
-    piece.intermediates = [new_index[i] for i in _ids(op.intermediates) if i >= 0] or None
+    tensors, new_index, codes, ops = [], {}, [], []
+    for n in members:
+        member = sg.operators[n]
+        for i in _ids(member.inputs) + _ids(member.outputs) + _ids(member.intermediates):
+            if i < 0 or i in new_index:
+                continue
+            t = copy.copy(sg.tensors[i])
+            data = flatmodel.buffer_data(model, t)
+            if data is not None:
+                buffers.append(_AlignedBuffer(s, data))
+                t.buffer = len(buffers) - 1
+            else:
+                t.buffer = 0
+            new_index[i] = len(tensors)
+            tensors.append(t)
+        piece = copy.copy(member)
+        if member.opcodeIndex not in codes:
+            codes.append(member.opcodeIndex)
+        piece.opcodeIndex = codes.index(member.opcodeIndex)
+        piece.inputs = [new_index[i] if i >= 0 else -1 for i in _ids(member.inputs)]
+        piece.outputs = [new_index[i] for i in _ids(member.outputs) if i >= 0]
+        piece.intermediates = [new_index[i] for i in _ids(member.intermediates) if i >= 0] or None
+        ops.append(piece)
     graph = s.SubGraphT()
     graph.tensors = tensors
     graph.inputs = [new_index[i] for i in piece_inputs(model, index)]
-    graph.outputs = list(piece.outputs)
-    graph.operators = [piece]
+    graph.outputs = [new_index[i] for i in _ids(op.outputs) if i >= 0]
+    graph.operators = ops
     graph.name = f"op{index}"
     out = s.ModelT()
     out.version = model.version or 3
-    out.operatorCodes = [model.operatorCodes[op.opcodeIndex]]
+    out.operatorCodes = [model.operatorCodes[c] for c in codes]
     out.subgraphs = [graph]
     out.buffers = buffers
     out.description = f"edgekit piece: op {index}"
@@ -174,6 +202,7 @@ def facts(model: Any, index: int) -> dict:
     sg = model.subgraphs[0]
     op = sg.operators[index]
     name = flatmodel.op_name(model, op)
+    unpackers = {t: n for n, t in weight_ops(model).items()}
     weight, act_in, in_shapes, buffers = 0, 0, [], set()
     for i in _ids(op.inputs):
         if i < 0:
@@ -181,6 +210,13 @@ def facts(model: Any, index: int) -> dict:
             continue
         t = sg.tensors[i]
         in_shapes.append(flatmodel.shape(t))
+        if i in unpackers:  # weights unpacked at load: count the file's bytes they come from
+            for j in _ids(sg.operators[unpackers[i]].inputs):
+                src = sg.tensors[j]
+                if j >= 0 and src.buffer not in buffers:
+                    buffers.add(src.buffer)
+                    weight += len(flatmodel.buffer_data(model, src))
+            continue
         data = flatmodel.buffer_data(model, t)
         if data is not None:
             if t.buffer not in buffers:
@@ -188,6 +224,8 @@ def facts(model: Any, index: int) -> dict:
                 weight += len(data)
         else:
             act_in += flatmodel.tensor_bytes(t)
+    if index in weight_ops(model):
+        weight = 0  # counted with the op that uses them
     outs = [sg.tensors[i] for i in _ids(op.outputs) if i >= 0]
     out_shapes = [flatmodel.shape(t) for t in outs]
     return {"op": name, "output_shape": out_shapes[0] if out_shapes else [],

@@ -184,6 +184,7 @@ def run(spec: dict) -> dict:
             values.update({int(t): a for t, a in zip(sg.inputs, feeds)})
         ops = []
         n_ops = len(sg.operators or [])
+        unpackers = opcut.weight_ops(flat)
         for i in range(n_ops):
             if fd is not None:
                 report.progress(f"{label} op {i + 1}/{n_ops}", fd)
@@ -191,6 +192,11 @@ def run(spec: dict) -> dict:
             row.update(opcut.facts(flat, i))
             row.update({"latency_us": None, "p90_us": None, "gross_p50_us": None, "piece_delegated": None,
                         "reason": None})
+            if i in unpackers:
+                row.update(latency_us=0.0, p90_us=0.0,
+                           note="unpacks constant weights once at load; timed with the op that uses them")
+                ops.append(row)
+                continue
             try:
                 piece = os.path.join(tmp, f"op{i}.tflite")
                 with open(piece, "wb") as f:

@@ -20,7 +20,7 @@ needs_shared = pytest.mark.skipif(not SHARED, reason=f"no third-party models in 
 @pytest.fixture(scope="module")
 def default_models(tmp_path_factory):
     """The default MobileNet-style model (host/model.py, mnist5k's 28x28x1, 10 classes) with random
-    weights, converted by the host's own converter to FP32 and full INT8."""
+    weights, converted by the host's own converter to every variant (FP32, FP16, dynamic, INT8)."""
     os.environ.setdefault("EDGEKIT_QUIET", "1")
     import tensorflow as tf
     from host.model import build_model
@@ -30,7 +30,7 @@ def default_models(tmp_path_factory):
     calib = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
     out = tmp_path_factory.mktemp("default_models")
     paths = {}
-    for variant, blob in convert_all(model, calib, ["fp32", "int8"]).items():
+    for variant, blob in convert_all(model, calib, ["fp32", "fp16", "dynamic", "int8"]).items():
         paths[variant] = str(out / f"{variant}.tflite")
         with open(paths[variant], "wb") as f:
             f.write(blob)
@@ -125,7 +125,10 @@ def _chain(path: str, feeds: list, tmp_path, xnnpack: bool) -> list:
     flat = flatmodel.read(path)
     sg = flat.subgraphs[0]
     values = {int(t): a for t, a in zip(sg.inputs, feeds)}
+    unpackers = opcut.weight_ops(flat)
     for i, op in enumerate(sg.operators):
+        if i in unpackers:
+            continue          # fp16 -> fp32 weights: carried inside the pieces that use them
         piece = tmp_path / f"op{i}.tflite"
         piece.write_bytes(opcut.cut(flat, i))
         outs = _run(str(piece), [values[t] for t in opcut.piece_inputs(flat, i)], xnnpack)
@@ -153,7 +156,7 @@ def _assert_chain_reproduces(path: str, tmp_path, xnnpack: bool) -> None:
             assert np.abs(c.astype(np.int64) - w.astype(np.int64)).max() <= (1 if xnnpack else 0)
 
 
-@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("variant", ["fp32", "fp16", "dynamic", "int8"])
 @pytest.mark.parametrize("xnnpack", [False, True])
 def test_chained_pieces_reproduce_the_default_model(default_models, variant, xnnpack, tmp_path):
     _assert_chain_reproduces(default_models[variant], tmp_path, xnnpack)
@@ -218,6 +221,21 @@ def test_profile_default_models(agent, default_models):
     plans = [r["memory_plan"] for r in doc["results"]]
     assert plans[0]["weights_bytes"] > 3 * plans[1]["weights_bytes"]   # float32 vs int8 weights
     assert plans[0]["arena_bytes"] > 3 * plans[1]["arena_bytes"]
+
+
+def test_fp16_weights_are_unpacked_inside_their_consumers(agent, default_models):
+    """FP16 files carry DEQUANTIZE ops that turn weights into float32 once, at load: they cost
+    nothing per invoke, and the convolutions that use them are timed with static weights."""
+    doc = _profile(agent, default_models["fp16"], default_models["fp32"])
+    fp16, fp32 = (_check_profile(r) for r in doc["results"])
+    deq = [o for o in fp16["ops"] if o["op"] == "DEQUANTIZE"]
+    assert deq and all(o["latency_us"] == 0.0 and o["weight_bytes"] == 0 for o in deq)
+    convs16 = [o for o in fp16["ops"] if o["op"] == "CONV_2D"]
+    convs32 = [o for o in fp32["ops"] if o["op"] == "CONV_2D"]
+    assert [2 * o["weight_bytes"] for o in convs16] == pytest.approx([o["weight_bytes"] for o in convs32], rel=0.01)
+    plan16, plan32 = (r["memory_plan"] for r in doc["results"])
+    assert plan16["arena_bytes"] == plan32["arena_bytes"]          # unpacked weights are not activations
+    assert plan16["unpacked_weights_bytes"] >= plan32["weights_bytes"] * 0.99
 
 
 def test_profile_without_xnnpack_marks_nothing_delegated(agent, default_models):
