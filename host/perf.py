@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import perf_profile
 from host.config import ARTIFACTS, REPORTS
 from device.fileio import atomic_write_text
 
@@ -151,7 +152,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("tf_lite_memory", lambda: tf_lite_peak(bundle / "int8.tflite")),
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
-             ("deploy", deploy_figures)]
+             ("deploy", deploy_figures),
+             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env()))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -203,8 +205,9 @@ def render(fig: dict) -> str:
     if "requests" in sl:
         lines.append("8. agent serve under load (loopback, 8 clients)")
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in sl.items() if k not in ("model",) and not isinstance(v, (list, dict))))
+    lines += perf_profile.render(fig.get("op_profile"))
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
-                "serve_load", "deploy"):
+                "serve_load", "deploy", "op_profile"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")
