@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--results", help="results directory (default: results/)")
         if name == "profile":
             p.add_argument("--variant", help="profile only this variant (default: the profile's variants)")
+            p.add_argument("--cut-on-host", action="store_true",
+                           help="cut the models here and ship the pieces (automatic on tflite-runtime boards)")
         if name == "serve":
             p.add_argument("--variant", help="model variant to serve (default: int8 if present)")
             p.add_argument("--port", type=int, default=8080)

@@ -41,7 +41,8 @@ def profile(args: argparse.Namespace, hosts: list[str]) -> int:
         os.environ["EDGEKIT_RESULTS"] = args.results
     options = options_from(args)
     options.stream = len(hosts) == 1
-    outcomes = fleet.run_all(hosts, lambda h: profile_one(h, bundle_path(args.bundle), options, args.variant))
+    outcomes = fleet.run_all(hosts, lambda h: profile_one(h, bundle_path(args.bundle), options, args.variant,
+                                                          args.cut_on_host))
     fleet.print_summary(outcomes, "profile")
     return 0 if all(o.ok for o in outcomes) else 1
 

@@ -4,11 +4,14 @@ Like bench (and through the same Session): the bundle must be deployed, every do
 agent returns is validated, and the merged result is stored as
 results/<host>/<UTC>-<bundle>-profile.json, never overwriting an earlier one. One agent call per
 variant; the profile's first thread count and its XNNPACK setting ("both" profiles with it on).
+A board whose runtime lacks the flatbuffer schema (tflite-runtime) gets its pieces cut here and
+shipped to a temporary directory on the board (`--cut-on-host` forces that path).
 """
 from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +50,28 @@ def _render(doc: dict) -> str:
     return "\n".join(out)
 
 
-def profile_one(spec: str, bundle: Path, options: Options, variant: str | None = None) -> tuple[str, dict]:
+_HAS_SCHEMA = ("ai_edge_litert", "tensorflow")   # runtimes that ship the flatbuffer schema
+
+
+def _ship_pieces(s: Session, home: str, model: Path, sha256: str, tmp: Path) -> str:
+    """Cut `model` here and put the pieces on the board; returns the remote directory."""
+    from device import flatmodel, pieces
+    local = tmp / sha256[:12]
+    try:
+        pieces.prepare(flatmodel.read(str(model)), str(local), sha256)
+    except Exception as exc:
+        raise DeployError(f"cannot cut {model.name} on the host: {exc}") from None
+    remote = f"{home}/tmp/pieces-{sha256[:12]}"
+    res = s.target.run(f"rm -rf {q(remote)} && mkdir -p {q(remote)}", timeout=60)
+    if not res.ok:
+        raise DeployError(f"{s.host}: cannot create {remote} on the board")
+    for f in sorted(local.iterdir()):
+        s.target.put(f, f"{remote}/{f.name}")
+    return remote
+
+
+def profile_one(spec: str, bundle: Path, options: Options, variant: str | None = None,
+                cut_on_host: bool = False) -> tuple[str, dict]:
     manifest, files = bundle_files(bundle)
     bundle_name = manifest.get("name", bundle.name)
     if variant and variant not in manifest["variants"]:
@@ -66,14 +90,24 @@ def profile_one(spec: str, bundle: Path, options: Options, variant: str | None =
         s = Session(target, host, release_dir, board.home + "/venv/bin/python", bundle_name, options.stream)
         info_before, _ = s.agent("info", "info", 120)
         flags = _flags(prof.bench, s)
+        board_runtime = (info_before.get("runtime") or {}).get("name")
+        if board_runtime not in _HAS_SCHEMA and not cut_on_host:
+            say(f"{host}: the board's runtime ({board_runtime}) cannot cut models: cutting on the host")
+            cut_on_host = True
         parts, in_order, lost, code = [], [], [], 0
         for i, v in enumerate(wanted):
             file = manifest["variants"][v]["file"]
             if i and prof.bench["cooldown"]:
                 time.sleep(prof.bench["cooldown"])
             say(f"{host}: profile {file} ({i + 1}/{len(wanted)})")
+            remote = None
             try:
-                part, rc = s.agent(f"profile {s.path(file)} {flags}", f"profile {file}",
+                extra = ""
+                if cut_on_host:
+                    with tempfile.TemporaryDirectory(prefix="edgekit-pieces-") as tmp:
+                        remote = _ship_pieces(s, board.home, files[file], local[file], Path(tmp))
+                    extra = f" --pieces {q(remote)}"
+                part, rc = s.agent(f"profile {s.path(file)} {flags}{extra}", f"profile {file}",
                                    prof.bench["timeout"] + 120)
             except DeployError as e:
                 say(f"{host}: profile {file} failed: {e}")
@@ -82,6 +116,9 @@ def profile_one(spec: str, bundle: Path, options: Options, variant: str | None =
                 lost.append(f"{file}: {e}")
                 code = max(code, 1)
                 continue
+            finally:
+                if remote:
+                    s.target.run(f"rm -rf {q(remote)}", timeout=60)
             code = max(code, rc)
             parts.append(part)
             in_order += part["results"]

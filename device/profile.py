@@ -17,7 +17,7 @@ import tempfile
 from typing import Any, Optional
 
 from device import report, results
-from device.errors import EXIT_MODEL_FAILED, EXIT_OK, AgentError, one_line
+from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError, one_line
 
 
 def add_parser(sub: Any, common: Any) -> None:
@@ -32,6 +32,8 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor (as bench); default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
+    p.add_argument("--pieces", metavar="DIR", help="pieces cut elsewhere (python -m device.pieces MODEL DIR), "
+                                                   "for runtimes without the flatbuffer schema (tflite-runtime)")
 
 
 def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_input: Any) -> int:
@@ -46,10 +48,19 @@ def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_inpu
            "xnnpack": not args.no_xnnpack, "num_runs": args.num_runs, "warmup_runs": args.warmup_runs,
            "min_secs": 0.0, "max_samples": params.defaults()["max_samples"],
            "input_files": [abs_input(p) for p in args.input], "seed": args.seed}
+    if args.pieces and len(args.models) != 1:
+        raise AgentError("--pieces DIR goes with exactly one MODEL", EXIT_USAGE, "usage")
     for i, path in enumerate(args.models):
         label = f"[{i + 1}/{len(args.models)}] {os.path.basename(path)}"
         report.progress(f"{label} profile ({path})")
-        result, failure = run_model_job(path, dict(job, progress_label=label), args.timeout, manifest)
+        cut = os.path.abspath(args.pieces) if args.pieces else _cut_here(path, job["runtime"]["name"])
+        try:
+            result, failure = run_model_job(path, dict(job, progress_label=label, pieces_dir=cut,
+                                                       pieces_given=bool(args.pieces)),
+                                            args.timeout, manifest)
+        finally:
+            if cut and not args.pieces:
+                shutil.rmtree(cut, ignore_errors=True)
         if failure:
             doc["results"].append(failure)
             doc["errors"].append(failure["error"]["message"])
@@ -92,12 +103,20 @@ def render(result: dict, table: Any, top: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _cut_here(path: str, runtime_name: str) -> Optional[str]:
+    """Cut in this (parent) process, so reading the flatbuffer never counts in the child's memory
+    figures; None when it cannot (the child then tries, and reports why it cannot, per model)."""
+    from device import flatmodel, modelfile, pieces
+    out = tempfile.mkdtemp(prefix="edgekit-pieces-")
+    try:
+        pieces.prepare(flatmodel.read(path, runtime_name), out, modelfile.describe(path)["sha256"])
+        return out
+    except Exception:
+        shutil.rmtree(out, ignore_errors=True)
+        return None
+
+
 # ---------------------------------------------------------------------------- the child's side
-
-def _spec_of(tensor: Any) -> dict:
-    from device import flatmodel
-    return {"name": str(tensor.name), "shape": flatmodel.shape(tensor), "dtype": flatmodel.dtype_name(tensor)}
-
 
 def _time(module: Any, path: str, feeds: Optional[list], spec: dict) -> tuple:
     """(interpreter, bench-style stats) of one model file; the interpreter keeps its outputs."""
@@ -132,7 +151,7 @@ def run(spec: dict) -> dict:
     """The child job: whole model, invoke overhead, every operator, and the memory plan."""
     import numpy as np
 
-    from device import flatmodel, graph, inputs, jobs, memory, memplan, opcut, runtime
+    from device import graph, inputs, memory, pieces, runtime
     info = runtime.RuntimeInfo(**spec["runtime"])
     module = runtime.load_module(info)
     mem = {"rss_start_mb": spec.get("rss_start_mb"), "rss_imports_mb": memory.rss_mb()}
@@ -140,9 +159,26 @@ def run(spec: dict) -> dict:
     path = spec["model_path"]
     label = spec.get("progress_label", os.path.basename(path))
     fd = spec.get("progress_fd")
-    flat = flatmodel.read(path, info.name)
-    sg = flat.subgraphs[0]
-    plan = memplan.plan(flat)
+    tmp = None
+    if spec.get("pieces_dir"):         # cut on the host (this runtime has no flatbuffer schema)
+        where = spec["pieces_dir"]
+        index = pieces.load(where, spec.get("sha256"))
+    else:
+        from device import flatmodel
+        flat = flatmodel.read(path, info.name)
+        where = tmp = tempfile.mkdtemp(prefix="edgekit-profile-")
+    try:
+        if tmp:
+            index = pieces.prepare(flat, tmp, spec.get("sha256"))
+            del flat
+        return _measure_all(spec, module, index, where, mem, baseline, label, fd, np, graph, inputs, memory)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure_all(spec, module, index, where, mem, baseline, label, fd, np, graph, inputs, memory) -> dict:
+    path = spec["model_path"]
     warnings, runs, model = [], [], {}
     partitions: dict = {}
     whole_p50, feeds = None, None
@@ -150,7 +186,7 @@ def run(spec: dict) -> dict:
         interp, whole, feeds = _time(module, path, None, spec)
         delegation = graph.analyse(interp)
         partitions = graph.partitions(interp) if spec["xnnpack"] else {}
-        in_specs, out_specs = jobs._specs(interp)
+        in_specs, out_specs = jobs_specs(interp)
         model = {"inputs": [graph.public_spec(s) for s in in_specs],
                  "outputs": [graph.public_spec(s) for s in out_specs]}
         model.update({k: delegation[k] for k in ("ops_total", "ops_delegated", "delegate_nodes",
@@ -164,62 +200,47 @@ def run(spec: dict) -> dict:
     except AgentError as exc:  # e.g. a custom op without a kernel: profile the rest anyway
         warnings.append(f"{os.path.basename(path)}: the whole model cannot run ({exc}); "
                         "operators are profiled on their own")
-        model = {"ops_total": len(sg.operators or []), "ops_delegated": None}
+        model = {"ops_total": len(index["ops"]), "ops_delegated": None}
     gc.collect()
     peak = memory.peak_rss_mb()
     mem["peak_rss_mb"] = peak
     mem["model_mb"] = round(peak - baseline, 2) if peak is not None and baseline is not None else None
 
-    tmp = tempfile.mkdtemp(prefix="edgekit-profile-")
-    try:
-        trivial = os.path.join(tmp, "trivial.tflite")
-        with open(trivial, "wb") as f:
-            f.write(opcut.trivial_model())
-        t_interp, t_stats, _ = _time(module, trivial, [np.zeros([1], np.float32)], spec)
-        overhead = t_stats["p50_us"]
-        del t_interp
-        rng = np.random.default_rng(spec.get("seed", 0))
-        values = {}
-        if feeds is not None:
-            values.update({int(t): a for t, a in zip(sg.inputs, feeds)})
-        ops = []
-        n_ops = len(sg.operators or [])
-        unpackers = opcut.weight_ops(flat)
-        for i in range(n_ops):
-            if fd is not None:
-                report.progress(f"{label} op {i + 1}/{n_ops}", fd)
-            row = {"index": i, "delegated": i in partitions, "partition": partitions.get(i)}
-            row.update(opcut.facts(flat, i))
-            row.update({"latency_us": None, "p90_us": None, "gross_p50_us": None, "piece_delegated": None,
-                        "reason": None})
-            if i in unpackers:
-                row.update(latency_us=0.0, p90_us=0.0,
-                           note="unpacks constant weights once at load; timed with the op that uses them")
-                ops.append(row)
-                continue
+    t_interp, t_stats, _ = _time(module, os.path.join(where, index["trivial"]), [np.zeros([1], np.float32)], spec)
+    overhead = t_stats["p50_us"]
+    del t_interp
+    rng = np.random.default_rng(spec.get("seed", 0))
+    values = {}
+    if feeds is not None:
+        values.update({int(t): a for t, a in zip(index["inputs"], feeds)})
+    ops = []
+    n_ops = len(index["ops"])
+    for i, piece in enumerate(index["ops"]):
+        if fd is not None:
+            report.progress(f"{label} op {i + 1}/{n_ops}", fd)
+        row = {"index": i, "delegated": i in partitions, "partition": partitions.get(i)}
+        row.update(piece["facts"])
+        row.update({"latency_us": None, "p90_us": None, "gross_p50_us": None, "piece_delegated": None,
+                    "reason": piece["reason"]})
+        if piece["weight_op"]:
+            row.update(latency_us=0.0, p90_us=0.0,
+                       note="unpacks constant weights once at load; timed with the op that uses them")
+        elif piece["file"]:
             try:
-                piece = os.path.join(tmp, f"op{i}.tflite")
-                with open(piece, "wb") as f:
-                    f.write(opcut.cut(flat, i))
-                wanted = opcut.piece_inputs(flat, i)
-                piece_feeds = [values[t] if t in values else inputs.random_input(_spec_of(sg.tensors[t]), rng)
-                               for t in wanted]
-                p_interp, stats, _ = _time(module, piece, piece_feeds, spec)
-                for detail, t in zip(p_interp.get_output_details(), [o for o in sg.operators[i].outputs if o >= 0]):
+                piece_feeds = [values[t] if t in values else inputs.random_input(s, rng)
+                               for t, s in zip(piece["inputs"], piece["input_specs"])]
+                p_interp, stats, _ = _time(module, os.path.join(where, piece["file"]), piece_feeds, spec)
+                for detail, t in zip(p_interp.get_output_details(), piece["outputs"]):
                     values[int(t)] = p_interp.get_tensor(detail["index"])
                 row["piece_delegated"] = graph.analyse(p_interp)["ops_delegated"] == 1
                 row.update(latency_us=round(max(0.0, stats["p50_us"] - overhead), 3),
                            p90_us=round(max(0.0, stats["p90_us"] - overhead), 3), gross_p50_us=stats["p50_us"])
                 del p_interp
-            except opcut.Uncuttable as exc:
-                row["reason"] = str(exc)
             except AgentError as exc:
                 row["reason"] = one_line(exc)
             except Exception as exc:  # a piece the runtime refuses in some other way: that op only
                 row["reason"] = f"{type(exc).__name__}: {one_line(exc)}"
-            ops.append(row)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ops.append(row)
     timed = [o["latency_us"] for o in ops if o["latency_us"] is not None]
     total = sum(timed)
     for o in ops:
@@ -233,6 +254,11 @@ def run(spec: dict) -> dict:
                "sum_p50_us": sum_p50, "invoke_overhead_us": overhead,
                "ratio": round(sum_p50 / whole_p50, 4) if sum_p50 and whole_p50 else None,
                "threads": spec["threads"], "xnnpack": spec["xnnpack"],
-               "ops_timed": len(timed), "ops_total": len(ops)}
+               "ops_timed": len(timed), "ops_total": len(ops), "cut_elsewhere": bool(spec.get("pieces_given"))}
     return {"model": model, "runs": runs, "memory": mem, "warnings": warnings,
-            "profile": profile, "memory_plan": plan}
+            "profile": profile, "memory_plan": index["memory_plan"]}
+
+
+def jobs_specs(interp: Any) -> tuple:
+    from device import jobs
+    return jobs._specs(interp)
