@@ -44,3 +44,19 @@ def test_profile_unknown_variant_is_one_line(first_deploy, client_home, trusted_
     err = capsys.readouterr().err
     assert "has no variant 'nope'" in err and "Traceback" not in err
     assert not _profiles(client_home)
+
+
+def test_profile_cut_on_host_ships_the_pieces(first_deploy, client_home, trusted_board, board, bundle, tmp_path):
+    """What a tflite-runtime board gets (forced here): pieces cut on the host, timed on the board,
+    and removed from the board afterwards."""
+    profile = tmp_path / "quick.yaml"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nnum_runs: 5\nwarmup_runs: 1\n")
+    assert cli("profile", "--bundle", bundle, "--host", trusted_board, "--profile", profile,
+               "--variant", "int8", "--cut-on-host") == 0
+    [path] = _profiles(client_home)
+    doc = json.loads(path.read_text())
+    [r] = doc["results"]
+    assert r["profile"]["cut_elsewhere"] and all(o["latency_us"] is not None for o in r["profile"]["ops"])
+    assert "--pieces" in doc["agent"]["argv"]
+    leftovers = board.board_home / "tmp"
+    assert not leftovers.exists() or not any(leftovers.iterdir())

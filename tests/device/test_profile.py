@@ -281,3 +281,26 @@ def test_profile_bad_input_is_one_line(agent, tmp_path):
     assert run.doc["results"][0]["status"] == "failed"
     run = agent("profile", str(bad), "--num_runs", "0")
     assert run.code == 2 and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_pieces_cut_elsewhere_profile_the_same(agent, default_models, models, tmp_path):
+    """The tflite-runtime path: pieces cut by `python -m device.pieces`, timed by `profile --pieces`."""
+    import subprocess
+    import sys
+    from tests.device.conftest import REPO, agent_env
+    out = tmp_path / "pieces"
+    proc = subprocess.run([sys.executable, "-m", "device.pieces", default_models["fp16"], str(out)],
+                          capture_output=True, text=True, cwd=REPO, env=agent_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shipped = _profile(agent, default_models["fp16"], "--pieces", out)["results"][0]
+    direct = _profile(agent, default_models["fp16"])["results"][0]
+    strip = ("latency_us", "p90_us", "gross_p50_us", "share")
+    assert [{k: v for k, v in o.items() if k not in strip} for o in shipped["profile"]["ops"]] == \
+           [{k: v for k, v in o.items() if k not in strip} for o in direct["profile"]["ops"]]
+    assert shipped["profile"]["cut_elsewhere"] and not direct["profile"]["cut_elsewhere"]
+    assert shipped["memory_plan"] == direct["memory_plan"]
+    _check_profile(shipped)
+    wrong = agent("profile", default_models["int8"], "--pieces", out, "--json", "-")
+    assert wrong.code == 1 and "cut from another model" in wrong.doc["errors"][0]
+    both = agent("profile", default_models["int8"], models["fp32"], "--pieces", out)
+    assert both.code == 2 and "exactly one MODEL" in both.stderr
