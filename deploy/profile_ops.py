@@ -21,7 +21,7 @@ from device.schema import validate
 
 from deploy import store
 from deploy.bench import Session, _deployed
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
 from deploy.push import Options, open_board, resolve_profile
 from deploy.release import bundle_files
@@ -39,7 +39,7 @@ def _flags(bench: dict, s: Session) -> str:
 
 
 def _render(doc: dict) -> str:
-    from device.profile import render
+    from device.profile_view import render
     from device.report import _table
     out = []
     for r in doc["results"]:
@@ -70,13 +70,18 @@ def _ship_pieces(s: Session, home: str, model: Path, sha256: str, tmp: Path) -> 
     return remote
 
 
+def check_variant(bundle: Path, variant: str | None) -> None:
+    manifest, _ = bundle_files(bundle)
+    if variant and variant not in manifest["variants"]:
+        raise UsageError(f"bundle {manifest.get('name', bundle.name)} has no variant {variant!r} "
+                         f"(it has {', '.join(manifest['variants'])})")
+
+
 def profile_one(spec: str, bundle: Path, options: Options, variant: str | None = None,
                 cut_on_host: bool = False) -> tuple[str, dict]:
     manifest, files = bundle_files(bundle)
     bundle_name = manifest.get("name", bundle.name)
-    if variant and variant not in manifest["variants"]:
-        raise DeployError(f"bundle {bundle_name} has no variant {variant!r} "
-                          f"(it has {', '.join(manifest['variants'])})")
+    check_variant(bundle, variant)
     target, board = open_board(spec, options)
     try:
         host = target.name
@@ -85,7 +90,7 @@ def profile_one(spec: str, bundle: Path, options: Options, variant: str | None =
         if any(release.get("files", {}).get(n) != h for n, h in local.items()):
             raise DeployError(f"{host}: the board runs release {release.get('id')} "
                               f"({release.get('bundle')}), not this bundle; run `make deploy` first")
-        prof = resolve_profile(options, board, spec)
+        prof = resolve_profile(options, board, target)
         wanted = [variant] if variant else (prof.variants or list(manifest["variants"]))
         s = Session(target, host, release_dir, board.home + "/venv/bin/python", bundle_name, options.stream)
         info_before, _ = s.agent("info", "info", 120)

@@ -295,9 +295,4 @@ def infer(spec: dict) -> dict:
             "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
 
 
-def _profile(spec: dict) -> dict:
-    from device import profile  # imports this module, so it is loaded on demand
-    return profile.run(spec)
-
-
-JOBS = {"bench": bench, "eval": evaluate, "infer": infer, "profile": _profile}
+JOBS = {"bench": bench, "eval": evaluate, "infer": infer}

@@ -153,7 +153,7 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
              ("deploy", deploy_figures),
-             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env()))]
+             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -205,7 +205,7 @@ def render(fig: dict) -> str:
     if "requests" in sl:
         lines.append("8. agent serve under load (loopback, 8 clients)")
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in sl.items() if k not in ("model",) and not isinstance(v, (list, dict))))
-    lines += perf_profile.render(fig.get("op_profile"))
+    lines += perf_profile.render(fig.get("op_profile"), _line)
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
                 "serve_load", "deploy", "op_profile"):
         v = fig.get(key, {})

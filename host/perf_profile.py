@@ -28,8 +28,8 @@ def _profile(model: Path, env: dict, *extra: str) -> dict:
     return doc["results"][0]
 
 
-def measure(bundle: Path, repeats: int, env: dict) -> dict:
-    from host.perf import spread
+def measure(bundle: Path, repeats: int, env: dict, spread) -> dict:
+    """`spread` is host.perf's min/median/max summary (passed in: host.perf imports this module)."""
     models = {"default_int8": (bundle / "int8.tflite", ())}
     shared = sorted(SHARED_MODELS.glob("*.tflite"), key=lambda p: p.stat().st_size) if SHARED_MODELS.is_dir() else []
     if shared:
@@ -59,10 +59,10 @@ def measure(bundle: Path, repeats: int, env: dict) -> dict:
     return out
 
 
-def render(fig: dict) -> list:
+def render(fig: dict, _line) -> list:
+    """Lines for perf's printout; `_line` is host.perf's figure formatter."""
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    from host.perf import _line
     lines = [f"9. per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "
              f"(target {TARGET[0]}-{TARGET[1]} when whole p50 >= {LONG_ENOUGH_US:g} µs); memory plan vs RSS"]
     for label, v in fig.items():

@@ -53,9 +53,8 @@ def top_ops_table(prof: dict, top: int = 10) -> list[str]:
 
 
 def _bars(by_type: list, title: str, path: Path) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from host.plots import pyplot, save_png
+    plt = pyplot()
     rows = [r for r in by_type if r["latency_us"] > 0][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1))
     ax.barh([f"{r['op']} ×{r['count']}" for r in rows], [r["latency_us"] for r in rows], color="#4477aa")
@@ -63,12 +62,7 @@ def _bars(by_type: list, title: str, path: Path) -> str:
         ax.text(r["latency_us"], i, f" {100 * (r.get('share') or 0):.0f} %", va="center", fontsize=8)
     ax.set_xlabel("sum of per-operator p50 (µs)")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path.name
+    return save_png(fig, path)
 
 
 def _bench_memory(bench_docs: list[tuple[Path, dict]], board: str, bundle: str, variant: str) -> dict | None:

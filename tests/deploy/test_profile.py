@@ -40,7 +40,7 @@ def test_profile_stores_a_profile_result(first_deploy, client_home, trusted_boar
 
 
 def test_profile_unknown_variant_is_one_line(first_deploy, client_home, trusted_board, bundle, capsys):
-    assert cli("profile", "--bundle", bundle, "--host", trusted_board, "--variant", "nope") == 1
+    assert cli("profile", "--bundle", bundle, "--host", trusted_board, "--variant", "nope") == 2   # bad input
     err = capsys.readouterr().err
     assert "has no variant 'nope'" in err and "Traceback" not in err
     assert not _profiles(client_home)
