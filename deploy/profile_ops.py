@@ -42,6 +42,9 @@ def _render(doc: dict) -> str:
     from device.profile_view import render
     from device.report import _table
     out = []
+    if doc["device"].get("emulated"):
+        out.append(f"EMULATED ({doc['device'].get('emulator') or 'qemu'}): these latencies are not a board's; "
+                   "the graph facts and the memory plan are")
     for r in doc["results"]:
         if r["status"] == "ok":
             out.append(f"{r['variant']} ({r['model']['name']}):\n{render(r, _table)}")
