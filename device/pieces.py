@@ -13,6 +13,7 @@ import sys
 from typing import Any, Optional
 
 from device.errors import AgentError
+from device.fileio import atomic_write_bytes, atomic_write_text
 
 FORMAT = "edgekit/pieces-v1"
 INDEX = "pieces.json"
@@ -30,8 +31,7 @@ def prepare(flat: Any, out_dir: str, sha256: Optional[str] = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     sg = flat.subgraphs[0]
     unpackers = opcut.weight_ops(flat)
-    with open(os.path.join(out_dir, "trivial.tflite"), "wb") as f:
-        f.write(opcut.trivial_model())
+    atomic_write_bytes(os.path.join(out_dir, "trivial.tflite"), opcut.trivial_model())
     ops = []
     for i, op in enumerate(sg.operators or []):
         wanted = opcut.piece_inputs(flat, i)
@@ -42,16 +42,14 @@ def prepare(flat: Any, out_dir: str, sha256: Optional[str] = None) -> dict:
             try:
                 blob = opcut.cut(flat, i)
                 row["file"] = f"op{i}.tflite"
-                with open(os.path.join(out_dir, row["file"]), "wb") as f:
-                    f.write(blob)
+                atomic_write_bytes(os.path.join(out_dir, row["file"]), blob)
             except opcut.Uncuttable as exc:
                 row["reason"] = str(exc)
         ops.append(row)
     index = {"format": FORMAT, "model_sha256": sha256, "inputs": [int(t) for t in sg.inputs],
              "input_specs": [_spec(sg.tensors[t]) for t in sg.inputs],
              "memory_plan": memplan.plan(flat), "trivial": "trivial.tflite", "ops": ops}
-    with open(os.path.join(out_dir, INDEX), "w") as f:
-        json.dump(index, f)
+    atomic_write_text(os.path.join(out_dir, INDEX), json.dumps(index))   # last: it vouches for the pieces
     return index
 
 

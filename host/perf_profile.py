@@ -8,7 +8,6 @@ of RSS. Each repeat is one `python -m device profile` process, as on a board.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
