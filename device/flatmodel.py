@@ -39,7 +39,9 @@ def schema(preferred: Optional[str] = None) -> Any:
         except Exception:  # absent, or flatbuffers missing: try the next one
             continue
     raise AgentError("the TFLite flatbuffer schema is not available with this runtime "
-                     "(it ships with ai-edge-litert; tflite-runtime lacks it)", kind="runtime")
+                     "(it ships with ai-edge-litert; tflite-runtime lacks it): cut elsewhere with "
+                     "`python -m device.pieces MODEL DIR` and pass --pieces DIR (make profile does this)",
+                     kind="runtime")
 
 
 def read(path: str, preferred: Optional[str] = None) -> Any:
