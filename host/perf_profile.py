@@ -1,4 +1,4 @@
-"""`make perf` step 9: does the per-operator profile add up, and what does the memory plan explain?
+"""`make perf` step 10: does the per-operator profile add up, and what does the memory plan explain?
 
 For the default INT8 model and the largest model in ../shared/models: the ratio
 sum_p50_us / whole_p50_us at 1 thread with XNNPACK (target 0.8-1.2 for models whose whole p50 is
@@ -62,7 +62,7 @@ def render(fig: dict, _line) -> list:
     """Lines for perf's printout; `_line` is host.perf's figure formatter."""
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    lines = [f"9. per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "
+    lines = [f"10. per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "
              f"(target {TARGET[0]}-{TARGET[1]} when whole p50 >= {LONG_ENOUGH_US:g} µs); memory plan vs RSS"]
     for label, v in fig.items():
         if not isinstance(v, dict) or "ratio" not in v:
