@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
-       KEEP ROLLOUT BATCH MAX_FAIL RELEASE
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
        INT8_FALLBACK SIGNATURE
 # Optional flags are passed only when the variable is set.
@@ -36,7 +36,7 @@ endif
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize bundle evaluate agent deploy bench report compare perf \
+.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf \
         board board-stop serve stop releases rollback fuzz test clean
 
 help:
@@ -49,7 +49,7 @@ help:
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
-	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -88,6 +88,10 @@ deploy: venv
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
 	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+
+## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)
+profile: venv
+	$(PY) -m deploy profile --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VARIANT,--variant)
 
 ## make report       reports/benchmark_report.md and plots from results/
 report: venv
