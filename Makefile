@@ -15,13 +15,24 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU
+export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
+# make search: NAME only when the user gave one (the default NAME is the dataset's, which would
+# overwrite the default bundle; the search's own default is DATASET-best).
+SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$NAME") \
+               $(call opt,MAX_P50_US,--max-p50-us) $(call opt,MAX_P99_US,--max-p99-us) \
+               $(call opt,MAX_RSS_MB,--max-rss-mb) $(call opt,MAX_SIZE_KB,--max-size-kb) \
+               $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--threads) $(call opt,TRIALS,--trials) \
+               $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
+               $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
+               $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
+
+.PHONY: help venv all train quantize evaluate agent deploy bench report compare perf search search-perf \
         board board-stop serve stop fuzz test clean
 
 help:
@@ -29,6 +40,8 @@ help:
 	@echo
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
+	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=12 EPOCHS=12'
+	@echo '                   SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
@@ -73,6 +86,14 @@ compare: venv
 ## make perf         the toolkit's own figures -> reports/perf.json
 perf: venv
 	$(PY) -m host perf
+
+## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
+search: venv
+	$(PY) -m host search --dataset "$$DATASET" $(SEARCH_FLAGS)
+
+## make search-perf  the search's own figures (mnist5k, HOST=local, budget = half the default p50) -> reports/perf.json
+search-perf: venv
+	$(PY) -m host search-perf
 
 ## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
 board: venv

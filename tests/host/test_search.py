@@ -145,3 +145,10 @@ def test_no_budget_is_one_line_exit_2(env):
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert "no budget set" in line and "MAX_P50_US" in line
+
+
+def test_same_name_other_search_is_refused(first_run, env):
+    proc = host(env, *[a if a != "4" else "5" for a in SEARCH])      # --trials 5: another search
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "holds another search (different trials)" in line
