@@ -32,10 +32,10 @@ from deploy.settings import bars_off, cache_dir
 from device.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from host import search_space as sp
 from host.config import ARTIFACTS, DEFAULTS
-from host.search_board import BenchSettings, BoardFailure, BoardOptions, BoardRun, on_board
+from host.search_board import BoardOptions, BoardRun, bench_settings, on_board, settings_key
 
 SCHEMA = "edgekit/search-v1"
-SHORT = {"num_runs": 30, "warmup_runs": 5, "min_secs": 0.0}     # the pre-training measurement
+SHORT = {"num_runs": 30, "warmup_runs": 5, "min_secs": 0.0, "cooldown": 0.0}   # the pre-training measurement
 UNTRAINED_CALIBRATION = 16      # images: enough for ranges of an untrained model (latency only)
 
 # budget key -> (figure it limits, label, unit, "max" or "min"); the CLI/Makefile names map here.
@@ -57,7 +57,7 @@ class Request:
     options: BoardOptions = field(default_factory=BoardOptions)
     threads: int = 1
     trials: int = 12
-    epochs: int = 12                # the last rung; the first rung trains max(1, epochs // 4)
+    epochs: int = 16                # the last rung; the first rung trains max(1, epochs // 4)
     space: Path = sp.DEFAULT_SPACE
     time_budget_min: float | None = None
     calibration: int = DEFAULTS.calibration_samples
@@ -197,17 +197,16 @@ class Search:
 
     def measure_untrained(self, todo: list[dict]) -> None:
         """(3) short bench of untrained INT8 files; cached; spread over the boards."""
-        settings = BenchSettings(self.req.threads, **SHORT, xnnpack=self.board.profile["xnnpack"],
-                                 timeout_s=self.board.profile["timeout_s"])
+        settings = bench_settings(self.board.profile["bench"], self.req.threads, **SHORT)
         self._bench(todo, "short", settings, lambda c: self.dir / "cands" / c["id"] / "untrained_int8.tflite",
                     lambda c: c["static"]["graph"])
 
-    def _bench(self, todo: list[dict], kind: str, settings: BenchSettings, file_of, ident_of) -> None:
+    def _bench(self, todo: list[dict], kind: str, settings: dict, file_of, ident_of) -> None:
         hosts = self.req.hosts
         by_host: dict[str, list[dict]] = {}
         for c in todo:
             host = hosts[int(c["id"][1:]) % len(hosts)]
-            key = self.cache.key(kind, ident_of(c), host, self.board.runtime, settings.key())
+            key = self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings))
             hit = self.cache.get(key)
             if hit:
                 c[kind] = hit
@@ -226,10 +225,10 @@ class Search:
             for c in by_host[host]:
                 figures = run.bench[sha256_file(file_of(c))]
                 entry = {**figures, "board": run.board, "runtime": run.runtime, "emulated": run.emulated,
-                         "settings": settings.key(), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                         "settings": settings_key(settings), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 c[kind] = entry
                 if "error" not in figures:
-                    self.cache.put(self.cache.key(kind, ident_of(c), host, self.board.runtime, settings.key()), entry)
+                    self.cache.put(self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings)), entry)
 
     def train(self, c: dict, epochs: int) -> None:
         """(4) train a candidate for `epochs` from scratch (a longer cosine schedule, not a resume)."""
@@ -273,9 +272,7 @@ class Search:
 
     def measure_final(self, todo: list[dict]) -> None:
         """(4) the finalists' trained INT8 on the board with the profile's normal settings + on-board eval."""
-        p = self.board.profile
-        settings = BenchSettings(self.req.threads, p["num_runs"], p["warmup_runs"], p["min_secs"], p["xnnpack"],
-                                 p["timeout_s"])
+        settings = bench_settings(self.board.profile["bench"], self.req.threads)
         bundle = lambda c: self.dir / "cands" / c["id"] / "bundle"  # noqa: E731
         self._bench(todo, "final", settings, lambda c: bundle(c) / "int8.tflite", lambda c: c["int8"]["sha256"])
         for c in todo:

@@ -26,19 +26,21 @@ class BoardOptions:
     trust_new_host: bool = False
 
 
-@dataclass
-class BenchSettings:
-    threads: int
-    num_runs: int
-    warmup_runs: int
-    min_secs: float
-    xnnpack: bool = True
-    timeout_s: float = 900.0
+def bench_settings(profile_bench: dict, threads: int, **overrides) -> dict:
+    """Complete agent bench settings (device/params.py) from a profile's, for one thread count and
+    one XNNPACK mode (a profile's `both` sweep measures with XNNPACK on, as deployments run)."""
+    from device import params
 
-    def key(self) -> str:
-        """The part of a measurement's cache key that these settings make."""
-        return (f"t{self.threads} r{self.num_runs} w{self.warmup_runs} s{self.min_secs:g} "
-                f"{'xnn' if self.xnnpack else 'builtin'}")
+    values = dict(profile_bench, num_threads=[threads], **overrides)
+    if values.get("xnnpack") == "both":
+        values["xnnpack"] = "on"
+    return params.from_mapping(values)
+
+
+def settings_key(values: dict) -> str:
+    """The part of a measurement's cache key that the settings make (cooldown and timeout do not
+    change a figure, so they are left out)."""
+    return " ".join(f"{k}={v}" for k, v in sorted(values.items()) if k not in ("cooldown", "timeout"))
 
 
 @dataclass
@@ -46,7 +48,7 @@ class BoardRun:
     """What one visit to a board gave: who it is and the figures per file sha256."""
     board: str
     runtime: str                      # the runtime pin the board runs, e.g. ai-edge-litert==2.3.0
-    profile: dict                     # name, budgets, num_runs, warmup_runs, min_secs, xnnpack, timeout_s
+    profile: dict                     # name, budgets, bench (every bench setting, device/params.py)
     emulated: bool = False
     bench: dict[str, dict] = field(default_factory=dict)    # sha256 -> p50_us, p99_us, peak_rss_mb, ...
     evals: dict[str, dict] = field(default_factory=dict)    # sha256 -> top1, count (or error)
@@ -54,10 +56,14 @@ class BoardRun:
 
 
 class BoardFailure(Exception):
-    """The board could not be reached or used (one line)."""
+    """The board could not be reached or used (one line); exit_code 2 for bad input (a profile, a host)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
-def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings: BenchSettings | None = None,
+def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings: dict | None = None,
              evals: list[tuple[Path, Path, Path]] = ()) -> BoardRun:
     """Connect to `spec`, make sure the runtime is there, bench `bench` files with `settings` and
     run on-board eval for (model, eval.npz, manifest.json) triples. With no work: only the board's
@@ -67,37 +73,36 @@ def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings:
     from deploy.errors import DeployError
     from deploy.preflight import check
     from deploy.push import Options, open_board, resolve_profile
+    from device import params
 
     opts = Options(ssh_key=options.ssh_key, trust_new_host=options.trust_new_host, profile=options.profile)
     try:
         target, board = open_board(spec, opts)
         try:
-            prof = resolve_profile(opts, board, spec)
+            prof = resolve_profile(opts, board, target)
             rt = runtimes.choose(board, None if prof.runtime == "auto" else prof.runtime)
             if runtimes.needs_install(board, rt):
                 check(target, board, need_runtime=True)
                 runtimes.ensure(target, board, rt, log=lambda line: None)
-            run = BoardRun(target.name, rt.pin, {k: getattr(prof, k) for k in (
-                "name", "budgets", "num_runs", "warmup_runs", "min_secs", "xnnpack", "timeout_s")})
+            run = BoardRun(target.name, rt.pin, {"name": prof.name, "budgets": dict(prof.budgets),
+                                                 "bench": dict(prof.bench)})
             if not bench and not evals:
                 return run
             scratch = f"{board.home}/search"
             agent = _ship(target, scratch, [build_agent()] + list(bench) + [p for job in evals for p in job])
             python = q(board.home + "/venv/bin/python")
             if bench:
-                s = settings
-                flags = (f"--num_threads {s.threads} --num_runs {s.num_runs} --warmup_runs {s.warmup_runs} "
-                         f"--min_secs {s.min_secs:g} --timeout {s.timeout_s:g}" + ("" if s.xnnpack else " --no_xnnpack"))
+                flags = " ".join(q(a) for a in params.to_argv(settings))
                 models = " ".join(q(agent[p]) for p in bench)
                 doc = _agent(target, f"{python} {q(agent['agent'])} bench {models} {flags} --json -",
-                             s.timeout_s * len(bench) + 120)
+                             settings["timeout"] * len(bench) + 120)
                 run.emulated = bool(doc["device"].get("emulated"))
                 run.bench_calls = len(bench)
                 for path, result in zip(bench, doc["results"]):
                     run.bench[sha256_file(path)] = _figures(result)
             for model, eval_set, manifest in evals:
                 doc = _agent(target, f"{python} {q(agent['agent'])} eval {q(agent[model])} {q(agent[eval_set])} "
-                                     f"--manifest {q(agent[manifest])} --num_threads 1 --json -", prof.timeout_s + 120)
+                                     f"--manifest {q(agent[manifest])} --num_threads 1 --json -", prof.bench["timeout"] + 120)
                 run.emulated = run.emulated or bool(doc["device"].get("emulated"))
                 res = doc["results"][0] if doc["results"] else {"status": "failed", "accuracy": None}
                 acc = res.get("accuracy") if res.get("status") == "ok" else None
@@ -107,7 +112,7 @@ def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings:
         finally:
             target.close()
     except DeployError as e:
-        raise BoardFailure(str(e)) from None
+        raise BoardFailure(str(e), e.exit_code) from None
 
 
 def _ship(target, scratch: str, files: list[Path]) -> dict:
@@ -168,4 +173,4 @@ def parse_hosts(host: str | None, hosts: str | None) -> list[str]:
     try:
         return deploy_hosts(argparse.Namespace(host=host, hosts=hosts))
     except DeployError as e:
-        raise BoardFailure(str(e)) from None
+        raise BoardFailure(str(e), e.exit_code) from None

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
         s.add_argument(flag, dest=key, type=float, help=f"budget {key} (default: the profile's)")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--trials", type=int, default=12, help="candidates drawn from the space (c00 = default model)")
-    s.add_argument("--epochs", type=int, default=12, help="epochs of the last rung (the first rung trains a quarter)")
+    s.add_argument("--epochs", type=int, default=16, help="epochs of the last rung (the first rung trains a quarter)")
     s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
     s.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
         hosts = parse_hosts(args.host, args.hosts)
     except BoardFailure as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     name = args.name or f"{args.dataset.replace('/', '_').replace(':', '_')}-best"
     budgets = {key: getattr(args, key) for _, key in BUDGET_FLAGS if getattr(args, key) is not None}
     req = Request(args.dataset, name, hosts, budgets,
@@ -73,8 +73,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BoardFailure as e:
-        print(f"error: {e} (finished candidates are kept; the same command continues)", file=sys.stderr)
-        return 1
+        print(f"error: {e}" + ("" if e.exit_code == 2 else " (finished candidates are kept; the same command "
+                                                          "continues)"), file=sys.stderr)
+        return e.exit_code
 
 
 def perf(dataset: str = "mnist5k") -> int:
@@ -82,7 +83,7 @@ def perf(dataset: str = "mnist5k") -> int:
     find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
     A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
     from host.search import Request, run_search
-    from host.search_board import BenchSettings, BoardOptions, on_board
+    from host.search_board import BoardOptions, bench_settings, on_board
 
     bundle = ARTIFACTS / dataset
     if not (bundle / "manifest.json").is_file():
@@ -95,9 +96,7 @@ def perf(dataset: str = "mnist5k") -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-search-perf-") as cache:
         os.environ["EDGEKIT_SEARCH_CACHE"] = cache
         board = on_board("local", BoardOptions())
-        p = board.profile
-        ref = on_board("local", BoardOptions(), [bundle / "int8.tflite"],
-                       BenchSettings(1, p["num_runs"], p["warmup_runs"], p["min_secs"], p["xnnpack"], p["timeout_s"]))
+        ref = on_board("local", BoardOptions(), [bundle / "int8.tflite"], bench_settings(board.profile["bench"], 1))
         default_p50 = next(iter(ref.bench.values()))["p50_us"]
         budget = round(default_p50 / 2, 2)
         t0 = time.monotonic()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def make_local_runtime(edgekit_home: Path) -> Path:
     from deploy import preflight, runtime
-    from deploy.target import LocalTarget
+    from deploy.local_target import LocalTarget
 
     venv = edgekit_home / "venv"
     if not (venv / "edgekit-runtime").is_file():
