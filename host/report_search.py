@@ -59,7 +59,7 @@ def plot_pareto(lb: dict, path: Path) -> Path:
     ax.set_title(f"search {lb['name']}: accuracy vs latency (marker size = INT8 size)", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     if not done:
         ax.text(0.5, 0.5, "no candidate was trained and measured", transform=ax.transAxes, ha="center")
     fig.tight_layout()
