@@ -152,3 +152,38 @@ def test_same_name_other_search_is_refused(first_run, env):
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert "holds another search (different trials)" in line
+
+
+def test_ctrl_c_keeps_finished_candidates_and_the_same_command_continues(env):
+    import signal
+    import time
+
+    args = ["search", "--dataset", "digits", "--name", "intr", "--trials", "3", "--epochs", "1",
+            "--max-p50-us", "10", "--calibration-samples", "20"]
+    board = Path(env["EDGEKIT_ARTIFACTS"]) / "search-intr"
+    proc = subprocess.Popen([sys.executable, "-m", "host", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            lb = json.loads((board / "leaderboard.json").read_text())
+            if any("static" in c for c in lb["candidates"]):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "run the same command to continue" in err.strip().splitlines()[-1]
+    kept = json.loads((board / "leaderboard.json").read_text())
+    done = {c["id"]: (board / "cands" / c["id"] / "untrained_int8.tflite").stat().st_mtime_ns
+            for c in kept["candidates"] if "static" in c}
+    assert done
+
+    again = host(env, *args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = json.loads((board / "leaderboard.json").read_text())
+    for cid, mtime in done.items():     # finished work is not redone
+        assert (board / "cands" / cid / "untrained_int8.tflite").stat().st_mtime_ns == mtime
+    assert after["winner"] and all("static" in c for c in after["candidates"])
