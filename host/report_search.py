@@ -15,11 +15,9 @@ from host.config import ARTIFACTS
 def plot_pareto(lb: dict, path: Path) -> Path:
     """Accuracy (INT8 test top-1, host) against re-measured p50; marker area = INT8 size; budget
     lines; winner starred; the default model as a reference; untrained discards as a rug."""
-    import matplotlib
+    from host.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     budgets = lb.get("budgets", {})
     done = [c for c in lb["candidates"] if c.get("int8") and (c.get("final") or {}).get("p50_us")]
@@ -64,10 +62,7 @@ def plot_pareto(lb: dict, path: Path) -> Path:
         ax.text(0.5, 0.5, "no candidate was trained and measured", transform=ax.transAxes, ha="center")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=110)
     return path
 
 
