@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
-       KEEP ROLLOUT BATCH MAX_FAIL RELEASE
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
@@ -33,7 +33,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize evaluate agent deploy bench report compare perf search search-perf \
+.PHONY: help venv all train quantize evaluate agent deploy bench profile report compare perf search search-perf \
         board board-stop serve stop releases rollback fuzz test clean
 
 help:
@@ -44,7 +44,7 @@ help:
 	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=12 EPOCHS=16'
 	@echo '                   SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
-	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -78,6 +78,10 @@ deploy: venv
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
 	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+
+## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)
+profile: venv
+	$(PY) -m deploy profile --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VARIANT,--variant)
 
 ## make report       reports/benchmark_report.md and plots from results/
 report: venv

@@ -155,23 +155,22 @@ def graph_facts(model_bytes: bytes) -> dict:
 
     text = "\n".join(f"{op['op_name']} {[sig(i) for i in op['inputs']]} {[sig(i) for i in op['outputs']]}"
                      for op in ops)
-    return {"graph": hashlib.sha256(text.encode()).hexdigest()[:16], "arena_bytes": activation_arena_bytes(interp, ops),
-            "arena_method": ARENA_METHOD}
+    return {"graph": hashlib.sha256(text.encode()).hexdigest()[:16],
+            "arena_bytes": activation_arena_bytes(model_bytes), "arena_method": ARENA_METHOD}
 
 
-ARENA_METHOD = "tensor sizes: largest op's activations in + out (lower bound)"
+ARENA_METHOD = "static memory plan (device/memplan.py)"
 
 
-def activation_arena_bytes(interp, ops: list) -> int:
-    """Activation memory the interpreter needs at least: the largest op's non-constant inputs plus
-    outputs (both must be live at once). The one place to swap in the static memory planner of
-    issue 13 when it lands in device/ (then ARENA_METHOD changes with it)."""
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    produced = {i for op in ops for i in op["outputs"]} | {d["index"] for d in interp.get_input_details()}
+def activation_arena_bytes(model_bytes: bytes) -> int:
+    """The activation arena TFLite's planner needs for this model (issue 13's static memory plan):
+    a lower bound of the process's peak RSS, so a candidate whose arena alone exceeds the RSS
+    budget cannot meet it."""
+    import tempfile
 
-    def nbytes(i: int) -> int:
-        t = tensors.get(i)
-        return 0 if t is None else int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+    from device.memplan import plan_file
 
-    return max((sum(nbytes(i) for i in op["inputs"] if i in produced) + sum(nbytes(i) for i in op["outputs"])
-                for op in ops), default=0)
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(model_bytes)
+        f.flush()
+        return int(plan_file(f.name)["arena_bytes"])
