@@ -126,12 +126,9 @@ class SSHTarget:
         relay = _LineRelay() if stream else None
         started = time.monotonic()
         try:
-            res = self.conn.run(remote, hide="out" if stream else True,
-                                warn=True, timeout=local_timeout, err_stream=relay,
-                                in_stream=io.StringIO(stdin) if stdin is not None else False)
-        except KeyboardInterrupt:
-            self._cancel(marker)
-            raise
+            res = self._run_interruptible(marker, lambda: self.conn.run(
+                remote, hide="out" if stream else True, warn=True, timeout=local_timeout, err_stream=relay,
+                in_stream=io.StringIO(stdin) if stdin is not None else False))
         except invoke.CommandTimedOut:
             raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s", kind="timeout") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
@@ -142,6 +139,31 @@ class SSHTarget:
         if timeout is not None and res.return_code in (124, 137) and time.monotonic() - started >= timeout - 0.5:
             raise DeployError(f"{self.name}: command timed out after {timeout:.0f}s", kind="timeout")
         return RunResult(res.return_code, res.stdout, res.stderr)
+
+    def _run_interruptible(self, marker: str, call):
+        """`call()` in a worker, so Ctrl-C here stops the remote command at once: invoke catches a
+        KeyboardInterrupt in its own wait, forwards it, and keeps waiting until the command ends
+        (a model being timed on the board: tens of seconds)."""
+        outcome: list = []
+
+        def work() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as e:  # handed to the caller's thread below
+                outcome.append((False, e))
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.2)
+        except KeyboardInterrupt:
+            self._cancel(marker)
+            raise
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def put(self, local: Path, remote: str) -> None:
         size = Path(local).stat().st_size
