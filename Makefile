@@ -76,11 +76,11 @@ perf: venv
 
 ## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
 board: venv
-	$(PY) -m tests.board start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
+	$(PY) -m emuboard start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
 
 ## make board-stop   tear the emulated board(s) down
 board-stop: venv
-	$(PY) -m tests.board stop
+	$(PY) -m emuboard stop
 
 ## make serve        start `agent serve` on HOST; make stop stops it
 serve: venv

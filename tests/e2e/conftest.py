@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.board import board as boards
-from tests.board.errors import BoardError
+from emuboard import board as boards
+from emuboard.errors import BoardError
 
 REPO = Path(__file__).resolve().parents[2]
 # The first test to touch a board may build its image (~10 min on 2 busy cores).

@@ -11,7 +11,7 @@ from shlex import quote as shlex_quote
 
 import pytest
 
-from tests.board import board as boards
+from emuboard import board as boards
 from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, _start, _teardown, private_home, ssh
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)

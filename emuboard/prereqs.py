@@ -73,7 +73,7 @@ def install_packages(log=print) -> None:
         raise BoardError("apt-get not found: the emulated board needs a Debian/Ubuntu host")
     if not BACKPORTS_FILE.exists():
         BACKPORTS_FILE.write_text(
-            "# Added by edgekit's emulated-board tool (tests/board): qemu-user 10 for aarch64.\n"
+            "# Added by edgekit's emulated-board tool (emuboard): qemu-user 10 for aarch64.\n"
             "Types: deb\n"
             f"URIs: {debian_mirror()}\n"
             "Suites: bookworm-backports\n"

@@ -28,7 +28,7 @@ READY_TIMEOUT_S = 90  # sshd's first start under emulation takes a few seconds
 # qemu's CPU model: the Raspberry Pi 4's core (ARMv8.0 + crc, no dotprod/SVE), so XNNPACK picks
 # the kernels a Pi 4 would. "cortex-a76" is a Pi 5; "max" is everything qemu can emulate.
 DEFAULT_CPU = "cortex-a72"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def edgekit_home() -> Path:
@@ -178,7 +178,7 @@ exec chroot {r} /usr/bin/tini -- /usr/sbin/sshd -D -e
 def _start_relay(board: Board) -> None:
     routes = [f"{addr}={name}" for addr, name in board.net.index_hosts().items()]
     with (board.dir / "relay.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.board.relay", *routes], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "emuboard.relay", *routes], cwd=REPO,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True)
     _pidfile(board, "relay").write_text(f"{proc.pid}\n")
@@ -223,7 +223,7 @@ def _belongs(pid: int, board: Board, what: str) -> bool:
         if what == "relay":
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
             routes = {f"{addr}={name}" for addr, name in board.net.index_hosts().items()}
-            return "tests.board.relay" in cmd and routes <= set(cmd)
+            return "emuboard.relay" in cmd and routes <= set(cmd)
         ours = os.stat(f"/run/netns/{board.netns}").st_ino
         return os.stat(f"/proc/{pid}/ns/net").st_ino == ours
     except OSError:

@@ -1,4 +1,7 @@
-"""`python -m tests.board start [--boards N] [--offline] | stop | status` (make board / board-stop)."""
+"""`python -m emuboard start [--boards N] [--offline] | stop | status` (make board / board-stop).
+
+Exit status: 0 ok, 1 the board failed (build, start, ssh check), 2 usage or bad input.
+"""
 
 from __future__ import annotations
 
@@ -41,8 +44,25 @@ def hand_over(home: Path, started: list[boards.Board]) -> None:
             os.chown(path, user.pw_uid, user.pw_gid)
 
 
+class UsageError(Exception):
+    """Bad command line: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage block and exit
+        raise UsageError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.board",
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"board: error: {exc} (see python -m emuboard --help)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _Parser(prog="python -m emuboard",
                                      description="Emulated aarch64 boards (Debian bookworm under "
                                                  "qemu-user, one network namespace each). Needs root.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             if not 1 <= args.boards <= 16:
-                raise BoardError("--boards must be between 1 and 16")
+                raise UsageError("--boards must be between 1 and 16")
             home = home_for_cli()
             started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu)
             hand_over(home, started)
@@ -73,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             if boards.stop(home_for_cli()) == 0:
                 print("board: no boards running")
         else:
+            if not boards.load_boards(home_for_cli()):
+                print("board: no boards running")
             for b in boards.load_boards(home_for_cli()):
                 print(f"{b.name}\t{b.user}@{b.board_ip}\t{b.cpu}\t{'offline' if b.offline else 'online'}")
     except BoardError as exc:

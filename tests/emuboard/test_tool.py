@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.board import image, network, sshconfig
+from emuboard import image, network, sshconfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,9 +61,43 @@ def test_without_root_a_clear_one_line_error(tmp_path):
     env = dict(os.environ, EDGEKIT_HOME=str(tmp_path), HOME=str(tmp_path))
     tmp_path.chmod(0o777)
     proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-m", "tests.board", "start"], cwd=REPO, env=env,
+                           sys.executable, "-m", "emuboard", "start"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "board: error: the emulated board needs root (network namespaces, mounts, chroot); "
         "run `sudo make board`"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([], "the following arguments are required: command"),
+    (["start", "--boards", "0"], "--boards must be between 1 and 16"),
+    (["start", "--boards", "two"], "argument --boards: invalid int value: 'two'"),
+    (["reboot"], "argument command: invalid choice: 'reboot'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, says, tmp_path):
+    env = dict(os.environ, EDGEKIT_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "emuboard", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("board: error: ") and says in lines[0], lines
+
+
+def test_the_board_package_stands_alone():
+    """emuboard is a product of its own: it imports none of host/, deploy/, device/, tests/;
+    and deploy/ (which host/ and boards both use) never imports emuboard/ or host/."""
+    import ast
+
+    def imported(package: str) -> set[str]:
+        names = set()
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+        return names
+
+    assert not imported("emuboard") & {"host", "deploy", "device", "tests"}
+    assert not imported("deploy") & {"host", "emuboard", "tests"}
