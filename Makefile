@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
-export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU
+export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU SUITE
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
@@ -22,14 +22,14 @@ TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFI
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
-        board board-stop serve stop fuzz test clean
+        board board-stop board-status serve stop fuzz test clean
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
 	@echo
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
-	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -74,13 +74,15 @@ compare: venv
 perf: venv
 	$(PY) -m host perf
 
-## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
+## make board        build/start emulated aarch64 board(s) (root; SUITE=trixie (Debian 13, default)|bookworm (Debian 12), BOARDS=N, OFFLINE=1)
 board: venv
-	$(PY) -m emuboard start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
+	$(PY) -m emuboard start $(call opt,SUITE,--suite) $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
 
-## make board-stop   tear the emulated board(s) down
+## make board-stop   tear every emulated board down (all suites); make board-status lists them
 board-stop: venv
 	$(PY) -m emuboard stop
+board-status: venv
+	$(PY) -m emuboard status
 
 ## make serve        start `agent serve` on HOST; make stop stops it
 serve: venv

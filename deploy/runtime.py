@@ -48,8 +48,10 @@ def choose(board: Board, prefer: str | None = None) -> Runtime:
                       _read_requirements(settings.DEVICE_REQUIREMENTS))
     fallback = Runtime(settings.RUNTIME_FALLBACK, "tflite_runtime",
                        _read_requirements(settings.DEVICE_REQUIREMENTS_FALLBACK))
-    if prefer == settings.RUNTIME_FALLBACK and fallback_ok:
-        return fallback
+    if prefer == settings.RUNTIME_FALLBACK:
+        if fallback_ok:
+            return fallback
+        raise DeployError(_no_fallback(board, primary_ok))
     if primary_ok:
         return primary
     if fallback_ok:
@@ -58,6 +60,21 @@ def choose(board: Board, prefer: str | None = None) -> Runtime:
     raise DeployError(f"no TFLite runtime for {board.arch} / Python {board.py_tag} / glibc {glibc} "
                       "(ai-edge-litert: aarch64/x86_64 + Python 3.10-3.13; tflite-runtime 2.14: "
                       "Python <= 3.11 + glibc >= 2.34)")
+
+
+def _no_fallback(board: Board, primary_ok: bool) -> str:
+    """Why the profile's `runtime: tflite-runtime` cannot work here (asked before any change)."""
+    if board.python[:2] not in settings.FALLBACK_PYTHONS:
+        why = (f"tflite-runtime 2.14 has no wheels for Python {board.py_tag} (only "
+               f"{', '.join('%d.%d' % v for v in settings.FALLBACK_PYTHONS)})")
+    elif board.arch not in settings.SUPPORTED_ARCHES:
+        why = f"tflite-runtime 2.14 has no wheels for {board.arch}"
+    else:
+        why = (f"tflite-runtime 2.14 needs glibc >= "
+               f"{'.'.join(map(str, settings.FALLBACK_MIN_GLIBC))}")
+    instead = "use `runtime: ai-edge-litert` (or auto) in the profile" if primary_ok else \
+        "this board has no supported TFLite runtime"
+    return f"runtime tflite-runtime refused: {why}; {instead}"
 
 
 def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
@@ -94,8 +111,11 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     sent = 0
     board.online = preflight.can_reach_index(target)
     offline = force_wheelhouse or not board.online
+    numpy_note = (f", board numpy {board.numpy}" if system_numpy else
+                  f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
+                  f"work with {runtime.name}" if board.numpy else "")
     log(f"{target.name}: installing {runtime.pin} ({'wheelhouse' if offline else 'from the index'}"
-        f"{', board numpy ' + board.numpy if system_numpy else ''})")
+        f"{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
              f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
     res = target.run(" && ".join(steps), timeout=300)
@@ -138,6 +158,10 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
     return {"runtime": runtime.pin, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
             "via": "wheelhouse" if offline else "index"}
+
+
+def _numpy_pin(runtime: Runtime) -> str:
+    return next((r for r in runtime.requirements if Requirement(r).name == "numpy"), "numpy")
 
 
 def _ship_dir(target: Target, local_dir: Path, remote_dir: str) -> int:

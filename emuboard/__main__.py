@@ -1,4 +1,5 @@
-"""`python -m emuboard start [--boards N] [--offline] | stop | status` (make board / board-stop).
+"""`python -m emuboard start [--suite trixie|bookworm] [--boards N] [--offline] [--cpu C] | stop |
+status` (make board / board-stop / board-status).
 
 Exit status: 0 ok, 1 the board failed (build, start, ssh check), 2 usage or bad input.
 """
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import board as boards
+from .image import DEFAULT_SUITE, SUITES
 from .errors import BoardError
 
 
@@ -63,10 +65,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     parser = _Parser(prog="python -m emuboard",
-                                     description="Emulated aarch64 boards (Debian bookworm under "
-                                                 "qemu-user, one network namespace each). Needs root.")
+                     description="Emulated aarch64 boards (Debian arm64 under qemu-user, one "
+                                 "network namespace each). Needs root.")
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="build (once) and start boards")
+    start.add_argument("--suite", choices=list(SUITES), default=DEFAULT_SUITE,
+                       help="; ".join(f"{k}: {v}" for k, v in SUITES.items()) +
+                            f" (default {DEFAULT_SUITE})")
     start.add_argument("--boards", type=int, default=1, help="how many (default 1)")
     start.add_argument("--offline", action="store_true",
                        help="no route to any package index (exercises the offline wheelhouse)")
@@ -80,7 +85,8 @@ def _main(argv: list[str] | None) -> int:
             if not 1 <= args.boards <= 16:
                 raise UsageError("--boards must be between 1 and 16")
             home = home_for_cli()
-            started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu)
+            started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu,
+                                   suite=args.suite)
             hand_over(home, started)
             for b in started:
                 print(f"  {b.name}: " + shlex.join(b.ssh_argv(home / "known_hosts")))
@@ -96,7 +102,8 @@ def _main(argv: list[str] | None) -> int:
             if not boards.load_boards(home_for_cli()):
                 print("board: no boards running")
             for b in boards.load_boards(home_for_cli()):
-                print(f"{b.name}\t{b.user}@{b.board_ip}\t{b.cpu}\t{'offline' if b.offline else 'online'}")
+                print(f"{b.name}\t{b.suite}\t{b.user}@{b.board_ip}\t{b.cpu}\t"
+                      f"{'offline' if b.offline else 'online'}\t{'up' if boards.healthy(b) else 'down'}")
     except BoardError as exc:
         print(f"board: error: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,7 @@ class Board:
     state_dir: str
     base: str
     cpu: str = DEFAULT_CPU
+    suite: str = "bookworm"  # state files written before trixie boards existed
 
     @property
     def dir(self) -> Path:
@@ -259,16 +260,19 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------- start / stop
 
 def start(count: int = 1, offline: bool = False, home: Path | None = None,
-          cpu: str = DEFAULT_CPU, log=print) -> list[Board]:
-    """Make sure `count` boards of this kind run (built/extracted on first use); return them.
+          cpu: str = DEFAULT_CPU, suite: str = image.DEFAULT_SUITE, log=print) -> list[Board]:
+    """Make sure `count` boards of this kind (suite, online/offline, CPU) run; return them.
 
-    Running `make board` twice reuses the boards already up; a board whose processes are gone
-    (after a reboot, say) is cleaned up and replaced.
+    The suite's image is built or extracted on first use. Running `make board` twice reuses the
+    boards already up; boards of another kind keep running beside them (stop ends all); a board
+    whose processes are gone (after a reboot, say) is cleaned up and replaced.
     """
-    prereqs.ensure_host_ready(log)
+    if suite not in image.SUITES:
+        raise BoardError(f"unknown suite {suite!r} (known: {', '.join(image.SUITES)})")
+    prereqs.ensure_host_ready(suite, log)
     home = home or edgekit_home()
-    base = image.ensure_base(log=log)
-    recipe = image.Recipe()
+    recipe = image.Recipe(suite=suite)
+    base = image.ensure_base(recipe, log=log)
     for board in load_boards(home):
         if not healthy(board):
             log(f"board: {board.name} is not running any more; cleaning it up")
@@ -286,14 +290,14 @@ def start(count: int = 1, offline: bool = False, home: Path | None = None,
         state_dir = boards_dir(home) / name
         board = Board(name=name, index=index, offline=offline, user=recipe.user,
                       host_ip=net.host_ip, board_ip=net.board_ip, netns=net.netns,
-                      state_dir=str(state_dir), base=str(base), cpu=cpu)
+                      state_dir=str(state_dir), base=str(base), cpu=cpu, suite=suite)
         t0 = time.monotonic()
         try:
             _start_one(board, home)
         except BaseException:
             teardown(board, home)
             raise
-        log(f"board: {name} up in {time.monotonic() - t0:.1f} s "
+        log(f"board: {name} ({suite}) up in {time.monotonic() - t0:.1f} s "
             f"({'offline: no route to any package index' if offline else 'online: reaches PyPI only'})")
         started.append(board)
     return started
