@@ -173,7 +173,7 @@ def ensure_base(recipe: Recipe = Recipe(), log=print) -> Path:
     if base.is_dir():
         return base
     root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
+    with (root / f".lock-{key}").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second `make board` waits for the first build
         if base.is_dir():
             return base
