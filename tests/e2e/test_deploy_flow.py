@@ -60,8 +60,8 @@ def light_profile(tmp_path: Path, runtime: str = "auto", variants: str = "[]") -
     """Enough to run the agent and the full eval without minutes of emulated timing."""
     profile = tmp_path / f"light-{runtime}.yaml"
     profile.write_text(f"name: aarch64-light\ndescription: e2e (test)\narch: [aarch64]\n"
-                       f"threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nruntime: {runtime}\n"
-                       f"variants: {variants}\ncooldown_s: 0\ntimeout_s: 1200\n")
+                       f"num_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nruntime: {runtime}\n"
+                       f"variants: {variants}\ncooldown: 0\ntimeout: 1200\n")
     return profile
 
 

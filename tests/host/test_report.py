@@ -30,8 +30,8 @@ def results_tree(tiny_bundle, tmp_path_factory):
                       "--num_threads", "1,2")
     doc = json.loads(raw.read_text())
     raw.unlink()
-    doc["deploy"] = {"host": "testboard", "bundle": "digits", "profile": "local",
-                     "variants": {r["model"]["name"]: Path(r["model"]["path"]).stem for r in doc["results"]}}
+    doc["deploy"] = {"host": "testboard", "bundle": "digits", "profile": "local", "release": "r1",
+                     "info_before": None, "info_after": None}
     (root / "testboard").mkdir()
     (root / "testboard" / "20260101T000000Z-digits.json").write_text(json.dumps(doc))
     (root / "testboard" / "20250101T000000Z-broken.json").write_text("{not json")
