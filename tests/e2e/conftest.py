@@ -24,8 +24,8 @@ from emuboard.errors import BoardError
 from emuboard.image import DEFAULT_SUITE
 
 REPO = Path(__file__).resolve().parents[2]
-# The first test to touch a board may build its image (~10 min on 2 busy cores).
-BUILD_TIMEOUT_S = 1200
+# The first test to touch a suite's board may build its image (~6 min on 2 cores, 20+ when shared).
+BUILD_TIMEOUT_S = 2400
 
 
 def unavailable() -> str | None:
