@@ -7,7 +7,7 @@ import pytest
 from deploy import preflight, runtime, wheelhouse
 from deploy.errors import DeployError
 from deploy.preflight import Board
-from deploy.target import LocalTarget
+from deploy.local_target import LocalTarget
 
 
 def board(arch="aarch64", py=(3, 11, 2), glibc=(2, 36), free=5000, numpy=""):
@@ -36,7 +36,7 @@ def test_tflite_runtime_on_python_313_is_refused_up_front_with_one_line():
     trixie = board(py=(3, 13, 5), glibc=(2, 41), numpy="2.2.4")
     with pytest.raises(DeployError) as err:
         runtime.choose(trixie, "tflite-runtime")
-    assert str(err.value) == ("runtime tflite-runtime refused: tflite-runtime 2.14 has no wheels for "
+    assert str(err.value) == ("runtime tflite-runtime refused: tflite-runtime 2.14.0 has no wheels for "
                               "Python 3.13 (only 3.9, 3.10, 3.11); use `runtime: ai-edge-litert` "
                               "(or auto) in the profile")
     assert runtime.choose(trixie).name == "ai-edge-litert"      # auto: the one that works

@@ -102,21 +102,3 @@ def test_usage_errors_are_one_line_and_exit_2(argv, says, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("board: error: ") and says in lines[0], lines
 
-
-def test_the_board_package_stands_alone():
-    """emuboard is a product of its own: it imports none of host/, deploy/, device/, tests/;
-    and deploy/ (which host/ and boards both use) never imports emuboard/ or host/."""
-    import ast
-
-    def imported(package: str) -> set[str]:
-        names = set()
-        for path in (REPO / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    names |= {a.name.split(".")[0] for a in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names.add(node.module.split(".")[0])
-        return names
-
-    assert not imported("emuboard") & {"host", "deploy", "device", "tests"}
-    assert not imported("deploy") & {"host", "emuboard", "tests"}

@@ -54,6 +54,7 @@ def test_report(results_tree, tiny_bundle, tmp_path, monkeypatch):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     html = (out / "benchmark_report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html
+    assert "<li>" in html and "<h2>" in html and "**" not in html      # markdown, not paragraphs of it
 
 
 def test_compare_same_model_is_within_noise(tiny_bundle, tmp_path):
