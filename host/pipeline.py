@@ -81,7 +81,8 @@ def summary_rows(manifest: dict) -> list[dict]:
                      "size_ratio": v["size_bytes"] / base["size_bytes"] if base else float("nan"),
                      "top1": v["host_top1"],
                      "delta_pp": 100 * (v["host_top1"] - base["host_top1"]) if base else float("nan"),
-                     "agreement": v["agreement_with_fp32"] if v["agreement_with_fp32"] is not None else float("nan")})
+                     "agreement": v["agreement_with_fp32"] if v["agreement_with_fp32"] is not None else float("nan"),
+                     "plan": v.get("memory_plan")})
     return rows
 
 
@@ -116,6 +117,10 @@ def run_evaluate(name: str) -> dict:
 
     out = bundle_dir(name)
     manifest = load_manifest(out)
+    if manifest.get("origin"):          # your own model (host/byom.py): its own preprocessing and table
+        from host.byom import reevaluate
+
+        return reevaluate(out, manifest)
     data = np.load(out / manifest["eval"]["file"])
     for variant, v in manifest["variants"].items():
         preds = predict_tflite((out / v["file"]).read_bytes(), data["x"], f"evaluating {variant}")
