@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
-       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
        INT8_FALLBACK SIGNATURE
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
@@ -48,7 +48,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf search search-perf \
-        board board-stop serve stop releases rollback fuzz test clean
+        board board-stop board-status serve stop releases rollback fuzz test clean
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
@@ -62,7 +62,7 @@ help:
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
-	@echo '           A= B= (compare)   VARIANT=int8 (profile)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -126,13 +126,15 @@ search: venv
 search-perf: venv
 	$(PY) -m host search-perf
 
-## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
+## make board        build/start emulated aarch64 board(s) (root; SUITE=trixie (Debian 13, default)|bookworm (Debian 12), BOARDS=N, OFFLINE=1)
 board: venv
-	$(PY) -m tests.board start $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
+	$(PY) -m emuboard start $(call opt,SUITE,--suite) $(call opt,BOARDS,--boards) $(if $(OFFLINE),--offline) $(call opt,BOARD_CPU,--cpu)
 
-## make board-stop   tear the emulated board(s) down
+## make board-stop   tear every emulated board down (all suites); make board-status lists them
 board-stop: venv
-	$(PY) -m tests.board stop
+	$(PY) -m emuboard stop
+board-status: venv
+	$(PY) -m emuboard status
 
 ## make serve        start `agent serve` on HOST; make stop stops it
 serve: venv

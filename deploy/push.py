@@ -36,6 +36,7 @@ def resolve_profile(options: Options, board: preflight.Board, target: Target) ->
 def describe(board: preflight.Board) -> str:
     glibc = ".".join(map(str, board.glibc)) if board.glibc else "?"
     return (f"{board.arch}, {board.model or board.os or 'unknown OS'}, Python {'.'.join(map(str, board.python))}, "
+            f"NumPy {board.numpy or 'none'}, "
             f"glibc {glibc}, {board.ram_mb} MB RAM, {board.free_mb} MB free")
 
 

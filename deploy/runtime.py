@@ -65,8 +65,12 @@ NAMES = tuple(r.name for r in RUNTIMES)
 
 
 def choose(board: Board, prefer: str | None = None) -> Runtime:
-    """The profile's runtime when it fits the board, else the first one that does."""
+    """The profile's runtime when it fits the board, else the first one that does; a profile
+    asking for one that cannot fit is refused before anything on the board changes."""
     fitting = [r for r in RUNTIMES if r.fits(board)]
+    wanted = next((r for r in RUNTIMES if r.name == prefer), None)
+    if wanted and wanted not in fitting:
+        raise DeployError(_refused(wanted, board, fitting))
     for r in fitting:
         if r.name == prefer:
             return r
@@ -75,6 +79,21 @@ def choose(board: Board, prefer: str | None = None) -> Runtime:
     glibc = ".".join(map(str, board.glibc)) if board.glibc else "unknown"
     raise DeployError(f"no TFLite runtime for {board.arch} / Python {board.py_tag} / glibc {glibc} "
                       f"({'; '.join(r.describe() for r in RUNTIMES)})")
+
+
+def _refused(wanted: Runtime, board: Board, fitting: list[Runtime]) -> str:
+    """One line: why the profile's runtime cannot work on this board, and what to use instead."""
+    name = wanted.pin.replace("==", " ")
+    if board.python[:2] not in wanted.pythons:
+        why = (f"{name} has no wheels for Python {board.py_tag} (only "
+               f"{', '.join('%d.%d' % v for v in wanted.pythons)})")
+    elif board.arch not in wanted.arches:
+        why = f"{name} has no wheels for {board.arch}"
+    else:
+        why = f"{name} needs glibc >= {'.'.join(map(str, wanted.min_glibc))}"
+    instead = (f"use `runtime: {fitting[0].name}` (or auto) in the profile" if fitting
+               else "this board has no supported TFLite runtime")
+    return f"runtime {wanted.name} refused: {why}; {instead}"
 
 
 def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
@@ -110,8 +129,11 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     sent = 0
     board.online = preflight.can_reach_index(target)
     offline = force_wheelhouse or not board.online
+    numpy_note = (f", board numpy {board.numpy}" if system_numpy else
+                  f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
+                  f"work with {runtime.name}" if board.numpy else "")
     log(f"{target.name}: installing {runtime.pin} ({'wheelhouse' if offline else 'from the index'}"
-        f"{', board numpy ' + board.numpy if system_numpy else ''})")
+        f"{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
              f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
     res = target.run(" && ".join(steps), timeout=300)
@@ -154,6 +176,10 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
     return {"runtime": runtime.pin, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
             "via": "wheelhouse" if offline else "index"}
+
+
+def _numpy_pin(runtime: Runtime) -> str:
+    return next((r for r in runtime.requirements if Requirement(r).name == "numpy"), "numpy")
 
 
 def _ship_dir(target: Target, local_dir: Path, remote_dir: str) -> int:

@@ -95,11 +95,15 @@ def _meminfo_mb() -> dict:
     return {"ram_total_mb": out.get("MemTotal"), "ram_available_mb": out.get("MemAvailable")}
 
 
-def _os_name() -> Optional[str]:
+def _os_release() -> dict:
+    """/etc/os-release: which OS generation (e.g. Debian 13 trixie = Pi OS since late 2025)."""
+    fields = {}
     for line in (_read("/etc/os-release") or "").splitlines():
-        if line.startswith("PRETTY_NAME="):
-            return line.split("=", 1)[1].strip().strip('"')
-    return None
+        key, _, value = line.partition("=")
+        fields[key.strip()] = value.strip().strip('"')
+    return {"os": fields.get("PRETTY_NAME"), "os_id": fields.get("ID"),
+            "os_version": fields.get("VERSION_ID"), "os_codename": fields.get("VERSION_CODENAME"),
+            "glibc": "-".join(platform.libc_ver()) or None}
 
 
 def _temperatures() -> dict:
@@ -172,7 +176,6 @@ def collect(requested_runtime: Optional[str] = None) -> dict:
         "arch": platform.machine(),
         "kernel_arch": _read("/proc/sys/kernel/arch"),
         "kernel": platform.release(),
-        "os": _os_name(),
         "board_model": board,
         "cpu_model": _cpu_model(cpu),
         "cpu_count": os.cpu_count(),
@@ -189,6 +192,7 @@ def collect(requested_runtime: Optional[str] = None) -> dict:
         "load_avg": load,
     }
     info.update(_meminfo_mb())
+    info.update(_os_release())
     emulation = detect_emulation()
     info["emulated"] = emulation["emulated"]
     info["emulator"] = emulation.get("emulator")

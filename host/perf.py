@@ -126,9 +126,9 @@ def serve_load(model: Path) -> dict:
 
 
 def deploy_figures() -> dict:
-    """6 and 7: deploy to a local sshd and a fleet (deploy/perf.py, when present)."""
+    """6 and 7: deploy to a local sshd and a fleet (host/perf_deploy.py)."""
     try:
-        from deploy.perf import measure as deploy_measure
+        from host.perf_deploy import measure as deploy_measure
     except ImportError as exc:
         return {"skipped": f"deploy figures unavailable ({exc})"}
     return deploy_measure(repeats=REPEATS)

@@ -209,7 +209,8 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                    "those of real hardware; accuracy (and the ARM code path) are.", ""]
         dep = doc.get("deploy", {})
         md += [f"- device: {dev.get('arch')}, {dev.get('cpu_model') or '?'}, {dev.get('cpu_count')} cores, "
-               f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
+               f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, {dev.get('os') or 'OS ?'}, Python {dev.get('python')}, "
+               f"NumPy {dev.get('numpy') or '?'}",
                f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
                f"profile {dep.get('profile', '–')}",
                f"- temperature before/after: {resultdoc.thermal_text(dep.get('info_before'))} / {resultdoc.thermal_text(dep.get('info_after'))}",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy import sshd as sshd_tool
+from emuboard import loopback as sshd_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.deploy import sshd as sshd_tool
+from emuboard import loopback as sshd_tool
 from tests.deploy.conftest import cli, release_of, trust
 
 pytestmark = pytest.mark.timeout(300)

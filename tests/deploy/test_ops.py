@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.deploy import sshd as sshd_tool
+from emuboard import loopback as sshd_tool
 from tests.deploy.conftest import cli, release_of, trust
-from tests.deploy.sshd import free_port
+from emuboard.loopback import free_port
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -30,6 +30,21 @@ def test_no_runtime_is_a_clear_error(arch, py, glibc):
         runtime.choose(board(arch, py, glibc))
 
 
+def test_tflite_runtime_on_python_313_is_refused_up_front_with_one_line():
+    """A trixie Pi (Python 3.13): tflite-runtime 2.14 has cp39-cp311 wheels only (checked with
+    `pip download --only-binary=:all: --platform manylinux_2_34_aarch64 --python-version 3.13`)."""
+    trixie = board(py=(3, 13, 5), glibc=(2, 41), numpy="2.2.4")
+    with pytest.raises(DeployError) as err:
+        runtime.choose(trixie, "tflite-runtime")
+    assert str(err.value) == ("runtime tflite-runtime refused: tflite-runtime 2.14.0 has no wheels for "
+                              "Python 3.13 (only 3.9, 3.10, 3.11); use `runtime: ai-edge-litert` "
+                              "(or auto) in the profile")
+    assert runtime.choose(trixie).name == "ai-edge-litert"      # auto: the one that works
+    assert runtime.board_numpy_usable(trixie, runtime.choose(trixie))  # reuses Debian's NumPy 2
+    bookworm = board(py=(3, 11, 2), glibc=(2, 36), numpy="1.24.2")
+    assert runtime.choose(bookworm, "tflite-runtime").name == "tflite-runtime"
+
+
 def test_board_numpy_reused_only_when_compatible():
     primary = runtime.choose(board())
     fallback = runtime.choose(board("armv7l"))

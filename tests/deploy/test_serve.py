@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 
 from tests.deploy.conftest import cli
-from tests.deploy.sshd import free_port
+from emuboard.loopback import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ import pytest
 from deploy.errors import DeployError
 from deploy.ssh_target import SSHTarget
 from tests.deploy.conftest import REPO, trust
-from tests.deploy.sshd import free_port, keygen
+from emuboard.loopback import free_port, keygen
 
 pytestmark = pytest.mark.timeout(60)
 

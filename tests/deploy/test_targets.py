@@ -9,8 +9,8 @@ from deploy.errors import DeployError
 from deploy.release import board_call
 from deploy.ssh_target import SSHTarget
 from deploy.local_target import LocalTarget
-from tests.deploy import sshd as sshd_tool
-from tests.deploy.sshd import keygen
+from emuboard import loopback as sshd_tool
+from emuboard.loopback import keygen
 
 pytestmark = pytest.mark.timeout(90)
 

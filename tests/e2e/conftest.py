@@ -1,7 +1,10 @@
 """Emulated aarch64 boards for the end-to-end tests, always torn down (also when a test fails).
 
-The first use builds the board's root filesystem (several minutes, cached under
-~/.cache/edgekit/board/); later sessions start a board in seconds. Needs root, as CI is.
+Two suites: trixie (Debian 13, today's Raspberry Pi OS: Python 3.13, NumPy 2) gets the full flow;
+bookworm (Debian 12, the Pi OS still in the field: Python 3.11, NumPy 1.24) a reduced one (board,
+deploy + eval, the tflite-runtime fallback, which has no Python 3.13 wheels). The first use of a
+suite builds its root filesystem (~6 min each, cached under ~/.cache/edgekit/board/); later
+sessions start a board in seconds. Needs root, as CI is.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.board import board as boards
-from tests.board.errors import BoardError
+from emuboard import board as boards
+from emuboard.errors import BoardError
+from emuboard.image import DEFAULT_SUITE
 
 REPO = Path(__file__).resolve().parents[2]
-# The first test to touch a board may build its image (~10 min on 2 busy cores).
-BUILD_TIMEOUT_S = 1200
+# The first test to touch a suite's board may build its image (~6 min on 2 cores, 20+ when shared).
+BUILD_TIMEOUT_S = 2400
 
 
 def unavailable() -> str | None:
@@ -57,12 +61,12 @@ def board_home():
         yield home
 
 
-def _start(home: Path, offline: bool, count: int = 1) -> list[boards.Board]:
+def _start(home: Path, offline: bool, count: int = 1, suite: str = DEFAULT_SUITE) -> list[boards.Board]:
     reason = unavailable()
     if reason:
         pytest.skip(reason)
     try:
-        return boards.start(count, offline=offline, home=home, log=_log)
+        return boards.start(count, offline=offline, home=home, suite=suite, log=_log)
     except BoardError as exc:
         pytest.fail(f"could not start the emulated board: {exc}", pytrace=False)
 
@@ -94,6 +98,22 @@ def offline_board(board_home):
         yield started[0]
     finally:
         _teardown(board_home, started)
+
+
+@pytest.fixture(scope="session")
+def bookworm_board(board_home):
+    """One online Debian 12 board: the Raspberry Pi OS generation still in the field."""
+    started: list[boards.Board] = []
+    try:
+        started = _start(board_home, offline=False, suite="bookworm")
+        yield started[0]
+    finally:
+        _teardown(board_home, started)
+
+
+# What each suite's board must be: the Debian release, its Python and NumPy, glibc.
+SUITE_FACTS = {"trixie": {"os_version": "13", "py": [3, 13], "numpy_major": "2", "glibc": "2.41"},
+               "bookworm": {"os_version": "12", "py": [3, 11], "numpy_major": "1", "glibc": "2.36"}}
 
 
 def ssh(board: boards.Board, home: Path, command: str, timeout: float = 300,

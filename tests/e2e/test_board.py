@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from shlex import quote as shlex_quote
 
 import pytest
 
-from tests.board import board as boards
-from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, _start, _teardown, private_home, ssh
+from emuboard import board as boards
+from tests.e2e.conftest import (BUILD_TIMEOUT_S, REPO, SUITE_FACTS, _start, _teardown,
+                                private_home, ssh)
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
@@ -22,15 +24,22 @@ def test_ssh_login_runs_aarch64_userland(board, board_home):
     assert out == ["aarch64", board.name, "pi"]
 
 
-def test_board_python_and_numpy_are_debian_bookworms(board, board_home):
+@pytest.mark.parametrize("which", ["board", "bookworm_board"])
+def test_board_os_python_and_numpy_are_its_suites(which, request, board_home):
+    """trixie: Debian 13, Python 3.13, NumPy 2.2, glibc 2.41; bookworm: 12, 3.11, 1.24, 2.36."""
+    board = request.getfixturevalue(which)
     code = ("import json, platform, sys, numpy; print(json.dumps({'machine': platform.machine(), "
             "'py': list(sys.version_info[:2]), 'numpy': numpy.__version__, "
-            "'sum': int(numpy.arange(10).sum())}))")
+            "'glibc': platform.libc_ver()[1], 'sum': int(numpy.arange(10).sum())}))")
     out = json.loads(ssh(board, board_home, f"python3 -c {shlex_quote(code)}").stdout)
+    facts = SUITE_FACTS[board.suite]
     assert out["machine"] == "aarch64"
-    assert out["py"] == [3, 11]                    # Raspberry Pi OS bookworm's Python
-    assert out["numpy"].startswith("1.24.")        # and its NumPy
+    assert out["py"] == facts["py"]
+    assert out["numpy"].split(".")[0] == facts["numpy_major"]
+    assert out["glibc"] == facts["glibc"]
     assert out["sum"] == 45
+    version = ssh(board, board_home, ". /etc/os-release; echo $VERSION_ID $VERSION_CODENAME").stdout
+    assert version.split() == [facts["os_version"], board.suite]
     assert ssh(board, board_home, "python3 -c 'import ensurepip, venv'").returncode == 0
 
 
@@ -67,6 +76,12 @@ def test_agent_runs_on_the_board_and_knows_it_is_emulated(board, board_home, tmp
     info = info.get("device", info)
     assert info["arch"] == "aarch64" and info["hostname"] == board.name
     assert info["emulated"] is True  # detected by the agent itself, not only told by SetEnv
+    facts = SUITE_FACTS[board.suite]  # and it says which OS generation, Python and NumPy
+    assert (info["os_id"], info["os_version"], info["os_codename"]) == \
+        ("debian", facts["os_version"], board.suite)
+    assert info["python"].startswith("%d.%d." % tuple(facts["py"]))
+    assert info["numpy"].split(".")[0] == facts["numpy_major"]
+    assert info["glibc"] == "glibc-" + facts["glibc"]
 
 
 def test_unknown_host_key_is_refused(board, board_home, tmp_path):
@@ -120,8 +135,9 @@ def test_offline_board_has_no_route_to_the_index(offline_board, board_home):
 
 
 def test_fleet_boards_are_separate_and_stop_leaves_nothing():
-    """Two more boards share the read-only base through their own overlays; stop removes
-    every trace: processes, namespaces, mounts, ssh entries."""
+    """Two more boards share the read-only base through their own overlays, a board of the
+    other suite runs beside them; `status` lists all three, `stop` removes every trace of all:
+    processes, namespaces, mounts, ssh entries."""
     with private_home() as home:
         _fleet_checks(home)
 
@@ -140,7 +156,19 @@ def _fleet_checks(home: Path) -> None:
         keys = {(Path(x.root) / "etc/ssh/ssh_host_ed25519_key.pub").read_text() for x in fleet}
         assert len(keys) == 2
         assert not (Path(a.base) / "home/pi/mark").exists()  # the shared base is untouched
+        fleet += _start(home, offline=False, suite="bookworm")
+        assert fleet[2].base != a.base and fleet[2].name not in (a.name, b.name)
         pids = [int((x.dir / f"{w}.pid").read_text()) for x in fleet for w in ("unshare", "init")]
+        env = dict(os.environ, EDGEKIT_HOME=str(home))
+        status = subprocess.run([sys.executable, "-m", "emuboard", "status"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=120)
+        rows = sorted(tuple(line.split("\t")[:2]) + (line.split("\t")[-1],)
+                      for line in status.stdout.splitlines())
+        assert rows == sorted([(a.name, "trixie", "up"), (b.name, "trixie", "up"),
+                               (fleet[2].name, "bookworm", "up")]), status.stdout
+        stop = subprocess.run([sys.executable, "-m", "emuboard", "stop"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert stop.returncode == 0 and stop.stdout.count(" stopped") == 3, stop.stdout + stop.stderr
     finally:
         _teardown(home, fleet)
     assert boards.load_boards(home) == []

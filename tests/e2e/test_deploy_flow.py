@@ -2,7 +2,9 @@
 
 What only an ARM board can prove: the runtime chosen and installed for aarch64 (from the index,
 or from the host's wheelhouse when the board is offline), the board's own Python and NumPy, the
-agent's INT8 accuracy equal to the host's, and results marked as emulated.
+agent's INT8 accuracy equal to the host's, and results marked as emulated. The full flow runs on
+trixie (Python 3.13 over Debian's NumPy 2, cp313 wheels); bookworm gets deploy + eval and the
+tflite-runtime fallback (which has no Python 3.13 wheels, so trixie refuses it up front).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, deploy_env
+from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, SUITE_FACTS, deploy_env, ssh
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
@@ -38,11 +40,29 @@ def bundle(tmp_path_factory) -> Path:
     return out
 
 
-def run_deploy(home: Path, *args: str) -> subprocess.CompletedProcess:
+def run_deploy(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "deploy", *args], cwd=REPO, env=deploy_env(home),
                           capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_S)
-    assert proc.returncode == 0, f"deploy {args[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    if ok:
+        assert proc.returncode == 0, f"deploy {args[0]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return proc
+
+
+def assert_board_facts(doc: dict, board) -> None:
+    """The stored result says which OS generation, Python and NumPy the numbers come from."""
+    facts, device = SUITE_FACTS[board.suite], doc["device"]
+    assert (device["os_version"], device["os_codename"]) == (facts["os_version"], board.suite)
+    assert device["python"].startswith("%d.%d." % tuple(facts["py"]))
+    assert device["numpy"].split(".")[0] == facts["numpy_major"]
+
+
+def light_profile(tmp_path: Path, runtime: str = "auto", variants: str = "[]") -> Path:
+    """Enough to run the agent and the full eval without minutes of emulated timing."""
+    profile = tmp_path / f"light-{runtime}.yaml"
+    profile.write_text(f"name: aarch64-light\ndescription: e2e (test)\narch: [aarch64]\n"
+                       f"num_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nruntime: {runtime}\n"
+                       f"variants: {variants}\ncooldown: 0\ntimeout: 1200\n")
+    return profile
 
 
 def last_deploy_record(home: Path, host: str) -> dict:
@@ -72,8 +92,12 @@ def test_make_deploy_then_bench_on_the_board(board, board_home, bundle, tmp_path
     assert record["board"]["arch"] == "aarch64"
     assert record["runtime"]["runtime"].startswith("ai-edge-litert==")   # chosen for aarch64
     assert record["runtime"]["via"] == "index"                         # online board
+    # trixie: the venv sees Debian's NumPy 2 (ai-edge-litert 2.3 works with it), nothing extra
+    assert record["runtime"]["numpy"].startswith("2.")
+    assert f"board numpy {record['runtime']['numpy']}" in make.stdout + make.stderr
 
     doc = bench(board_home, board, bundle, tmp_path / "results")
+    assert_board_facts(doc, board)
     assert doc["device"]["arch"] == "aarch64"
     assert doc["device"]["hostname"] == board.name
     assert doc["device"]["emulated"] is True                  # never passed off as a real Pi
@@ -107,18 +131,55 @@ def test_offline_board_installs_from_the_wheelhouse(offline_board, board_home, b
     record = last_deploy_record(board_home, offline_board.name)
     assert record["board"]["online"] is False, record
     assert record["runtime"].get("via") == "wheelhouse", record
+    assert record["runtime"]["numpy"].startswith("2.")   # cp313 wheels over the board's NumPy 2
     doc = bench(board_home, offline_board, bundle, tmp_path / "results")
     assert doc["device"]["arch"] == "aarch64" and doc["runtime"]["name"] == "ai_edge_litert"
+    assert_board_facts(doc, offline_board)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert by_variant(doc)["int8"]["accuracy"]["top1"] == manifest["variants"]["int8"]["host_top1"]
 
 
-def test_tflite_runtime_fallback_on_the_board(board, board_home, bundle, tmp_path):
-    """The fallback runtime (for boards without ai-edge-litert wheels), on real aarch64 code."""
-    profile = tmp_path / "fallback.yaml"
-    profile.write_text("name: aarch64-fallback\ndescription: tflite-runtime on aarch64 (test)\n"
-                       "arch: [aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\n"
-                       "runtime: tflite-runtime\ncooldown: 0\ntimeout: 1200\n")
+def test_tflite_runtime_on_trixie_is_refused_up_front(board, board_home, bundle, tmp_path):
+    """tflite-runtime 2.14 has no cp313 wheels: one line before anything on the board changes."""
+    run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name)
+    before = last_deploy_record(board_home, board.name)
+    proc = run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name,
+                      "--profile", str(light_profile(tmp_path, "tflite-runtime")), ok=False)
+    assert proc.returncode == 1
+    error = [line for line in proc.stderr.splitlines() if "refused" in line]
+    assert len(error) == 1 and "no wheels for Python 3.13" in error[0] and \
+        "runtime: ai-edge-litert" in error[0], proc.stderr
+    marker = ssh_out(board, board_home, "cat ~/.edgekit/venv/edgekit-runtime")
+    assert marker.startswith("ai-edge-litert==")             # the working runtime is untouched
+    assert last_deploy_record(board_home, board.name)["ok"] is False and before["ok"] is True
+
+
+def test_bookworm_deploy_and_eval(bookworm_board, board_home, bundle, tmp_path):
+    """The reduced flow on the Pi OS still in the field: deploy, then INT8 eval equal to the host's."""
+    run_deploy(board_home, "push", "--bundle", str(bundle), "--host", bookworm_board.name)
+    record = last_deploy_record(board_home, bookworm_board.name)
+    assert record["runtime"]["runtime"].startswith("ai-edge-litert==")
+    assert record["runtime"]["numpy"].startswith("1.24.")     # Debian 12's own NumPy, reused
+    results = tmp_path / "results"
+    run_deploy(board_home, "bench", "--bundle", str(bundle), "--host", bookworm_board.name,
+               "--profile", str(light_profile(tmp_path, variants="[int8]")), "--results", str(results))
+    doc = json.loads(sorted((results / bookworm_board.name).glob("*.json"))[-1].read_text())
+    assert_board_facts(doc, bookworm_board)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    int8 = by_variant(doc)["int8"]["accuracy"]
+    assert int8["top1"] == manifest["variants"]["int8"]["host_top1"]
+    assert int8["agreement_with_host"] == 1.0
+
+
+def ssh_out(board, home: Path, command: str) -> str:
+    return ssh(board, home, command).stdout.strip()
+
+
+def test_tflite_runtime_fallback_on_the_board(bookworm_board, board_home, bundle, tmp_path):
+    """The fallback runtime (for boards without ai-edge-litert wheels), on real aarch64 code:
+    bookworm's Python 3.11 has tflite-runtime wheels, and its NumPy 1.24 suits it."""
+    board = bookworm_board
+    profile = light_profile(tmp_path, "tflite-runtime")
     run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name,
                "--profile", str(profile))
     record = last_deploy_record(board_home, board.name)

@@ -110,7 +110,7 @@ def start_sshd_like(board, base: Path, *, setenv: str = "", host_key: Path | Non
                     board_home: Path | None = None):
     """Another real sshd like `board` (same client key, same board state unless `board_home`),
     optionally with another host key or extra environment (e.g. a wrong clock via libfaketime)."""
-    from tests.deploy import sshd as sshd_tool
+    from emuboard import loopback as sshd_tool
     base.mkdir(parents=True, exist_ok=True)
     port = sshd_tool.free_port()
     lines = []

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.deploy import sshd as sshd_tool
+from emuboard import loopback as sshd_tool
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers

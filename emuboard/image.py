@@ -1,4 +1,8 @@
-"""The board's root filesystem: Debian bookworm arm64 (the base of Raspberry Pi OS), built once.
+"""The board's root filesystem: Debian arm64 (the base of Raspberry Pi OS), one per suite, built once.
+
+Two suites, because two Raspberry Pi OS generations are in the field: trixie (Debian 13, what a
+Pi flashed since late 2025 runs: Python 3.13, NumPy 2.2, glibc 2.41) and bookworm (Debian 12:
+Python 3.11, NumPy 1.24, glibc 2.36).
 
 Building takes minutes (the second debootstrap stage runs under emulation), so the result is
 cached as a tarball under ~/.cache/edgekit/board/, named by a hash of everything that goes into
@@ -25,9 +29,15 @@ from .prereqs import debian_mirror
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")  # TLS interception CAs pip needs
 
 
+# suite -> what a board of that suite stands for (shown by `status` and `--help`)
+SUITES = {"trixie": "Debian 13: Raspberry Pi OS since late 2025 (Python 3.13, NumPy 2.2)",
+          "bookworm": "Debian 12: Raspberry Pi OS 2023-2025 (Python 3.11, NumPy 1.24)"}
+DEFAULT_SUITE = "trixie"  # what a Pi flashed today runs
+
+
 @dataclass(frozen=True)
 class Recipe:
-    suite: str = "bookworm"
+    suite: str = DEFAULT_SUITE
     arch: str = "arm64"
     variant: str = "minbase"
     # python3-venv brings ensurepip's wheels, so deploy can make its venv; tini reaps orphans
@@ -73,7 +83,7 @@ def recipe_key(recipe: Recipe = Recipe()) -> str:
     return h.hexdigest()[:12]
 
 
-STEP_TIMEOUT_S = 1200  # the second stage takes ~5 min on 2 busy cores; this only catches hangs
+STEP_TIMEOUT_S = 3600  # the second stage: ~6 min on 2 cores, 20+ min when they are shared; catches hangs only
 
 
 def _run(cmd: list[str], logfile: Path, what: str) -> None:
@@ -163,7 +173,7 @@ def ensure_base(recipe: Recipe = Recipe(), log=print) -> Path:
     if base.is_dir():
         return base
     root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
+    with (root / f".lock-{key}").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second `make board` waits for the first build
         if base.is_dir():
             return base

@@ -28,7 +28,7 @@ READY_TIMEOUT_S = 90  # sshd's first start under emulation takes a few seconds
 # qemu's CPU model: the Raspberry Pi 4's core (ARMv8.0 + crc, no dotprod/SVE), so XNNPACK picks
 # the kernels a Pi 4 would. "cortex-a76" is a Pi 5; "max" is everything qemu can emulate.
 DEFAULT_CPU = "cortex-a72"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def edgekit_home() -> Path:
@@ -47,6 +47,7 @@ class Board:
     state_dir: str
     base: str
     cpu: str = DEFAULT_CPU
+    suite: str = "bookworm"  # state files written before trixie boards existed
 
     @property
     def dir(self) -> Path:
@@ -178,7 +179,7 @@ exec chroot {r} /usr/bin/tini -- /usr/sbin/sshd -D -e
 def _start_relay(board: Board) -> None:
     routes = [f"{addr}={name}" for addr, name in board.net.index_hosts().items()]
     with (board.dir / "relay.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.board.relay", *routes], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "emuboard.relay", *routes], cwd=REPO,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True)
     _pidfile(board, "relay").write_text(f"{proc.pid}\n")
@@ -223,7 +224,7 @@ def _belongs(pid: int, board: Board, what: str) -> bool:
         if what == "relay":
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
             routes = {f"{addr}={name}" for addr, name in board.net.index_hosts().items()}
-            return "tests.board.relay" in cmd and routes <= set(cmd)
+            return "emuboard.relay" in cmd and routes <= set(cmd)
         ours = os.stat(f"/run/netns/{board.netns}").st_ino
         return os.stat(f"/proc/{pid}/ns/net").st_ino == ours
     except OSError:
@@ -259,16 +260,19 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------- start / stop
 
 def start(count: int = 1, offline: bool = False, home: Path | None = None,
-          cpu: str = DEFAULT_CPU, log=print) -> list[Board]:
-    """Make sure `count` boards of this kind run (built/extracted on first use); return them.
+          cpu: str = DEFAULT_CPU, suite: str = image.DEFAULT_SUITE, log=print) -> list[Board]:
+    """Make sure `count` boards of this kind (suite, online/offline, CPU) run; return them.
 
-    Running `make board` twice reuses the boards already up; a board whose processes are gone
-    (after a reboot, say) is cleaned up and replaced.
+    The suite's image is built or extracted on first use. Running `make board` twice reuses the
+    boards already up; boards of another kind keep running beside them (stop ends all); a board
+    whose processes are gone (after a reboot, say) is cleaned up and replaced.
     """
-    prereqs.ensure_host_ready(log)
+    if suite not in image.SUITES:
+        raise BoardError(f"unknown suite {suite!r} (known: {', '.join(image.SUITES)})")
+    prereqs.ensure_host_ready(suite, log)
     home = home or edgekit_home()
-    base = image.ensure_base(log=log)
-    recipe = image.Recipe()
+    recipe = image.Recipe(suite=suite)
+    base = image.ensure_base(recipe, log=log)
     for board in load_boards(home):
         if not healthy(board):
             log(f"board: {board.name} is not running any more; cleaning it up")
@@ -286,14 +290,14 @@ def start(count: int = 1, offline: bool = False, home: Path | None = None,
         state_dir = boards_dir(home) / name
         board = Board(name=name, index=index, offline=offline, user=recipe.user,
                       host_ip=net.host_ip, board_ip=net.board_ip, netns=net.netns,
-                      state_dir=str(state_dir), base=str(base), cpu=cpu)
+                      state_dir=str(state_dir), base=str(base), cpu=cpu, suite=suite)
         t0 = time.monotonic()
         try:
             _start_one(board, home)
         except BaseException:
             teardown(board, home)
             raise
-        log(f"board: {name} up in {time.monotonic() - t0:.1f} s "
+        log(f"board: {name} ({suite}) up in {time.monotonic() - t0:.1f} s "
             f"({'offline: no route to any package index' if offline else 'online: reaches PyPI only'})")
         started.append(board)
     return started

@@ -6,7 +6,7 @@ exactly those two addresses, port 443, and pipes bytes to the real host of that 
 end to end (the board checks the certificates itself), and deploy's "can the board reach the
 index?" probe works unchanged. An offline board simply gets no relay.
 
-Run as `python -m tests.board.relay IP=HOST [IP=HOST...]`; the board tool starts and stops it.
+Run as `python -m emuboard.relay IP=HOST [IP=HOST...]`; the board tool starts and stops it.
 """
 
 from __future__ import annotations

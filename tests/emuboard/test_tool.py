@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.board import image, network, sshconfig
+from emuboard import image, network, sshconfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +46,24 @@ def test_recipe_key_changes_with_the_recipe():
     assert image.recipe_key(other) != image.recipe_key()
 
 
+def test_one_image_per_suite_trixie_by_default():
+    """A Pi flashed today runs trixie; bookworm is cached beside it under its own key."""
+    assert image.DEFAULT_SUITE == "trixie" and set(image.SUITES) == {"trixie", "bookworm"}
+    keys = {image.recipe_key(image.Recipe(suite=s)) for s in image.SUITES}
+    assert len(keys) == 2 and image.recipe_key() in keys
+
+
+def test_a_board_recorded_before_suites_existed_loads_as_bookworm(tmp_path):
+    import json
+    from emuboard import board as boards
+    state = {"name": "edgekit-board1", "index": 1, "offline": False, "user": "pi",
+             "host_ip": "10.213.1.1", "board_ip": "10.213.1.2", "netns": "edgekit-b1",
+             "state_dir": str(tmp_path / "boards/edgekit-board1"), "base": "/x", "cpu": "cortex-a72"}
+    (tmp_path / "boards/edgekit-board1").mkdir(parents=True)
+    (tmp_path / "boards/edgekit-board1/state.json").write_text(json.dumps(state))
+    assert [b.suite for b in boards.load_boards(tmp_path)] == ["bookworm"]
+
+
 def test_subnets_are_private_and_distinct():
     a, b = network.Net(1), network.Net(2)
     assert a.subnet != b.subnet and a.board_ip == "10.213.1.2" and a.host_ip == "10.213.1.1"
@@ -61,9 +79,26 @@ def test_without_root_a_clear_one_line_error(tmp_path):
     env = dict(os.environ, EDGEKIT_HOME=str(tmp_path), HOME=str(tmp_path))
     tmp_path.chmod(0o777)
     proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-m", "tests.board", "start"], cwd=REPO, env=env,
+                           sys.executable, "-m", "emuboard", "start"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "board: error: the emulated board needs root (network namespaces, mounts, chroot); "
         "run `sudo make board`"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([], "the following arguments are required: command"),
+    (["start", "--boards", "0"], "--boards must be between 1 and 16"),
+    (["start", "--boards", "two"], "argument --boards: invalid int value: 'two'"),
+    (["reboot"], "argument command: invalid choice: 'reboot'"),
+    (["start", "--suite", "buster"], "argument --suite: invalid choice: 'buster'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, says, tmp_path):
+    env = dict(os.environ, EDGEKIT_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "emuboard", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("board: error: ") and says in lines[0], lines
+

@@ -1,4 +1,8 @@
-"""`python -m tests.board start [--boards N] [--offline] | stop | status` (make board / board-stop)."""
+"""`python -m emuboard start [--suite trixie|bookworm] [--boards N] [--offline] [--cpu C] | stop |
+status` (make board / board-stop / board-status).
+
+Exit status: 0 ok, 1 the board failed (build, start, ssh check), 2 usage or bad input.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import board as boards
+from .image import DEFAULT_SUITE, SUITES
 from .errors import BoardError
 
 
@@ -41,12 +46,32 @@ def hand_over(home: Path, started: list[boards.Board]) -> None:
             os.chown(path, user.pw_uid, user.pw_gid)
 
 
+class UsageError(Exception):
+    """Bad command line: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage block and exit
+        raise UsageError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.board",
-                                     description="Emulated aarch64 boards (Debian bookworm under "
-                                                 "qemu-user, one network namespace each). Needs root.")
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"board: error: {exc} (see python -m emuboard --help)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _Parser(prog="python -m emuboard",
+                     description="Emulated aarch64 boards (Debian arm64 under qemu-user, one "
+                                 "network namespace each). Needs root.")
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="build (once) and start boards")
+    start.add_argument("--suite", choices=list(SUITES), default=DEFAULT_SUITE,
+                       help="; ".join(f"{k}: {v}" for k, v in SUITES.items()) +
+                            f" (default {DEFAULT_SUITE})")
     start.add_argument("--boards", type=int, default=1, help="how many (default 1)")
     start.add_argument("--offline", action="store_true",
                        help="no route to any package index (exercises the offline wheelhouse)")
@@ -58,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             if not 1 <= args.boards <= 16:
-                raise BoardError("--boards must be between 1 and 16")
+                raise UsageError("--boards must be between 1 and 16")
             home = home_for_cli()
-            started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu)
+            started = boards.start(args.boards, args.offline, home=home, cpu=args.cpu,
+                                   suite=args.suite)
             hand_over(home, started)
             for b in started:
                 print(f"  {b.name}: " + shlex.join(b.ssh_argv(home / "known_hosts")))
@@ -73,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             if boards.stop(home_for_cli()) == 0:
                 print("board: no boards running")
         else:
+            if not boards.load_boards(home_for_cli()):
+                print("board: no boards running")
             for b in boards.load_boards(home_for_cli()):
-                print(f"{b.name}\t{b.user}@{b.board_ip}\t{b.cpu}\t{'offline' if b.offline else 'online'}")
+                print(f"{b.name}\t{b.suite}\t{b.user}@{b.board_ip}\t{b.cpu}\t"
+                      f"{'offline' if b.offline else 'online'}\t{'up' if boards.healthy(b) else 'down'}")
     except BoardError as exc:
         print(f"board: error: {exc}", file=sys.stderr)
         return 1

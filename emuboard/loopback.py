@@ -1,4 +1,7 @@
-"""A real OpenSSH server on 127.0.0.1 for the deploy tests: its own host key, one authorized key.
+"""A loopback board: a real OpenSSH server on 127.0.0.1, its own host key, one authorized key.
+
+The lightweight stand-in beside the emulated board: the same machine and CPU, no namespace or
+emulation, started in well under a second (the deploy tests, `make perf`'s deploy figures).
 
 Board-side state goes to `board_home` (sshd's SetEnv EDGEKIT_HOME), never to the real ~/.edgekit.
 """

@@ -1,8 +1,8 @@
 """The toolkit's own deploy figures (for `make perf`): first deploy, re-deploy, fleet wall time.
 
-`python -m deploy.perf [--bundle artifacts/NAME] [--boards 4] [--json OUT]` starts N throwaway
+`python -m host.perf_deploy [--bundle artifacts/NAME] [--boards 4] [--json OUT]` starts N throwaway
 loopback boards (a real sshd each, on 127.0.0.1, needs root and openssh-server; helper in
-tests/deploy/sshd.py) and prints the figures. Everything runs in temp dirs: the real ~/.ssh and
+emuboard/loopback.py) and prints the figures. Everything runs in temp dirs: the real ~/.ssh and
 ~/.edgekit are not touched. `measure(...)` is the same as a function for host/perf.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def measure(bundle: Path | None = None, boards: int = 4, agent: str | None = Non
 
     first deploy (runtime + release), re-deploy with nothing changed, a changed release pushed to
     1 vs `boards` boards, and bench on 1 vs `boards` boards (a light profile: 1 thread, 20 runs)."""
-    from tests.deploy import sshd
+    from emuboard import loopback as sshd
     bundle = Path(bundle) if bundle else REPO / "artifacts" / "mnist5k"
     if not (bundle / "manifest.json").is_file():
         raise DeployError(f"perf: no bundle at {bundle}")
@@ -149,7 +149,7 @@ def render(f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deploy.perf", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m host.perf_deploy", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", help="default artifacts/mnist5k")
     p.add_argument("--boards", type=int, default=4)
     p.add_argument("--agent")
