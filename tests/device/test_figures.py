@@ -104,6 +104,7 @@ def test_summarize_edges():
     assert one["count"] == 1 and one["p50_us"] == one["min_us"] == one["max_us"] == one["mean_us"] == 1.235
     assert one["std_us"] == 0.0 and one["throughput_ips"] == round(1e6 / 1.23456, 3)
     assert stats.summarize([0.0, 0.0])["throughput_ips"] is None
+    assert stats.summarize([0.5])["throughput_ips"] == 2e6  # sub-microsecond invokes still count
     inf = stats.summarize([math.inf])  # never a non-finite number in the JSON
     assert inf["mean_us"] == 0.0 and inf["std_us"] == 0.0 and inf["max_us"] == 0.0
     assert stats.summarize([-1.0])["throughput_ips"] is None
