@@ -141,6 +141,48 @@ def test_warm_up_runs_all_but_times_at_most_keep(slow):
     assert len(jobs._warm_up(c, 2, 10)) == 2 and c.calls == 2
     c = Counting(slow["interp"])
     assert jobs._warm_up(c, 0, 10) == [] and c.calls == 0
+    c = Counting(slow["interp"])
+    assert len(jobs._warm_up(c, 1, 10)) == 1 and c.calls == 1
+
+
+class StepClock:
+    """A clock that advances exactly `step` ns per reading: the loop's arithmetic, checked exactly."""
+
+    def __init__(self, step: int):
+        self.t, self.step = 10 ** 12, step
+
+    def __call__(self) -> int:
+        self.t += self.step
+        return self.t
+
+
+class Noop:
+    calls = 0
+
+    def invoke(self):
+        self.calls += 1
+
+    def get_input_details(self):
+        return []
+
+
+def test_time_runs_deadline_is_exact(monkeypatch):
+    """deadline = start + min_secs in ns; the loop stops at the first sample ending at or after it."""
+    monkeypatch.setattr(jobs, "_clock", StepClock(1000))
+    n = Noop()
+    samples = jobs._time_runs(n, 1, 1.0, 10 ** 7)
+    # readings: deadline at t0+1000 ns... each sample takes two readings (2000 ns): t1 = start + 2000 k
+    assert len(samples) == n.calls == 500_000 and set(samples) == {1000}
+
+
+def test_measure_units_are_exact(monkeypatch):
+    """ns -> µs conversion and rounding for first, warm-up and timed runs on an exact clock."""
+    monkeypatch.setattr(jobs, "_clock", StepClock(1_234_567))
+    monkeypatch.setattr(jobs.runtime, "invoke", lambda interp: interp.invoke())
+    r = jobs._measure(Noop(), [], _spec(num_runs=3, warmup_runs=2))
+    assert r["first_us"] == 1234.567
+    assert r["samples_us"] == [1234.567] * 3 and r["p50_us"] == 1234.567
+    assert r["warmup"]["mean_us"] == 1234.567 and r["warmup"]["count"] == 2
 
 
 def test_measure_microseconds_against_an_outside_clock(slow):
@@ -230,10 +272,20 @@ def test_peak_falls_back_to_getrusage(monkeypatch):
     assert memory.peak_rss_mb() == round(kb / 1024.0, 2)
     assert memory.rss_mb() is None
     monkeypatch.setattr(sys, "platform", "darwin")  # ru_maxrss is in bytes there
-    assert memory.peak_rss_mb() == round((kb // 1024) / 1024.0, 2)
+
+    class Usage:
+        ru_maxrss = 2_000_000_000 + 1023  # bytes
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: Usage)
+    assert memory.peak_rss_mb() == round(1_953_125 / 1024.0, 2) == 1907.35
+    Usage.ru_maxrss = 5 * 1024 + 1023  # whole kB only: 5 kB, not 5.999 kB
+    assert memory.peak_rss_mb() == 0.0
 
 
 def test_rss_of_a_child_read_from_outside():
+    """The child's peak is its own VmHWM, not ru_maxrss: after fork/exec Linux carries the parent's
+    high-water mark into ru_maxrss, so this test makes the parent (this process) big first."""
+    ballast = np.ones(300 * 2**20 // 8)  # noqa: F841  (kept alive during the child's life)
     code = ("import sys, numpy as np; from device import memory; b = np.ones(60 * 2**20 // 8); "
             "print(memory.rss_mb(), memory.peak_rss_mb(), flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
