@@ -132,10 +132,10 @@ def run_module(spec: str, tests: list) -> dict:
     secs = time.monotonic() - t0
     statuses = _statuses(work, spec)
     error = None
-    if proc.returncode != 0 or not statuses:
+    if proc.returncode != 0 or not statuses or all(s == "not checked" for s in statuses.values()):
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         error = f"mutmut run exited {proc.returncode}: " + " | ".join(tail)[-400:]
-    survivors = {n: _diff(work, mutmut, n, env) for n, s in statuses.items() if s != "killed"}
+    survivors = {n: _diff(work, mutmut, n, env) for n, s in statuses.items() if s in ("survived", "timeout")}
     result = {"spec": spec, "tests": tests, "secs": secs, "statuses": statuses, "diffs": survivors,
               "error": error}
     (SCRATCH / (_slug(_split(spec)[0]) + ".json")).write_text(json.dumps(result, indent=1))
