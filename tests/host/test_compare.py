@@ -56,18 +56,8 @@ def _dense_model(name: str, width: int, depth: int) -> Path:
 
 def _test_bundle() -> Path:
     """The device tests' generated bundle (int8 CNN, manifest, eval.npz with host predictions)."""
-    bundle = CACHE / "device-models-v1" / "bundle"
-    if not (bundle / "manifest.json").exists():
-        from tests.device.models import build_all
-        out = CACHE / f"device-models-v1.tmp{os.getpid()}"
-        out.mkdir(parents=True, exist_ok=True)
-        build_all(str(out))
-        # build_all writes absolute paths nowhere but the bundle dir: move the whole tree at once
-        try:
-            os.replace(out, CACHE / "device-models-v1")
-        except OSError:
-            pass  # another process won the race; its copy is identical
-    return bundle
+    from tests.cached_models import device_models
+    return Path(device_models()["bundle"])
 
 
 def _agent_key(*parts) -> str:
