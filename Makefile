@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
-export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU
+export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU MODULES
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
@@ -22,7 +22,7 @@ TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFI
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
-        board board-stop serve stop fuzz test clean
+        board board-stop serve stop fuzz test mutate clean
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
@@ -30,6 +30,7 @@ help:
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
 	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -95,6 +96,13 @@ fuzz: venv
 ## make test         the test suite (what CI runs)
 test: venv
 	$(PY) -m pytest -q tests
+
+## make mutate       mutation testing of the figure/safety code -> reports/mutation.md (slow, not CI; MODULES=...)
+mutate: venv $(VENV)/.requirements-dev.sha256
+	$(PY) scripts/mutate.py $$MODULES
+$(VENV)/.requirements-dev.sha256: requirements-dev.txt $(VENV)/.requirements.sha256
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+	@$(VENV)/bin/python -c "import mutmut" && sha256sum requirements-dev.txt | cut -d' ' -f1 > $@
 
 clean:
 	rm -rf build artifacts results reports .pytest_cache
