@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from device import params, results
 from device.schema import validate
 
 from deploy import budgets, store, table
@@ -76,74 +77,39 @@ class Session:
         return q(f"{self.release_dir}/{name}")
 
 
-def _thermal_facts(info_doc: dict | None) -> dict:
-    """The few `agent info` fields stored with a result (table.render prints them)."""
-    d = (info_doc or {}).get("device", {})
-    return {k: d.get(k) for k in ("temperature_c", "throttling", "cpufreq", "load_avg")}
-
-
-def _failed_entry(s: Session, file: str, sha256: str | None, error: DeployError) -> dict:
+def _failed_entry(s: Session, file: str, variant: str, sha256: str | None, error: DeployError) -> dict:
     """A model whose agent call gave nothing usable: recorded as failed, like the agent's own."""
-    return {"model": {"path": f"{s.release_dir}/{file}", "name": file, "sha256": sha256,
-                      "size_bytes": None, "ops_total": None, "ops_delegated": None},
-            "status": "failed", "runs": [], "memory": None, "accuracy": None, "warnings": [],
-            "error": {"kind": error.kind or "crash", "message": str(error), "signal": None}}
+    model = {"path": f"{s.release_dir}/{file}", "name": file, "sha256": sha256}
+    return results.failed_result(model, variant, error.kind or "crash", str(error))
 
 
-def _bench_models(s: Session, prof: Profile, files: dict[str, str | None], info: dict) -> tuple[dict, int]:
-    """One agent call per model, so a passively cooled board can cool down in between.
-    A call that fails is that model's failure: the models measured before and after are kept."""
-    flags = (f"--num_threads {','.join(map(str, prof.threads))} --num_runs {prof.num_runs} "
-             f"--warmup_runs {prof.warmup_runs} --min_secs {prof.min_secs} --timeout {prof.timeout_s}"
-             + ("" if prof.xnnpack else " --no_xnnpack"))
-    doc, code = None, 0
-    merged = {"results": [], "warnings": [], "errors": []}
-    for i, (file, sha256) in enumerate(files.items()):
-        if i and prof.cooldown_s:
-            time.sleep(prof.cooldown_s)
+def _bench_models(s: Session, prof: Profile, files: dict[str, tuple[str, str | None]], info: dict,
+                  with_eval: bool) -> tuple[dict, int]:
+    """One agent call per model (bench, then accuracy on the eval set in the same call), so a
+    passively cooled board can cool down in between and a call that dies costs only its model."""
+    flags = " ".join(q(a) for a in params.to_argv(prof.bench))
+    flags += f" --manifest {s.path('manifest.json')}" + (f" --eval {s.path('eval.npz')}" if with_eval else "")
+    timeout = 2 * prof.bench["timeout"] + 120    # bench child + eval child, plus the agent's own start
+    parts, in_order, lost, code = [], [], [], 0
+    for i, (file, (variant, sha256)) in enumerate(files.items()):
+        if i and prof.bench["cooldown"]:
+            time.sleep(prof.bench["cooldown"])
         say(f"{s.host}: bench {file} ({i + 1}/{len(files)})")
         try:
-            part, rc = s.agent(f"bench {s.path(file)} {flags}", f"bench {file}", prof.timeout_s + 120)
+            part, rc = s.agent(f"bench {s.path(file)} {flags}", f"bench {file}", timeout)
         except DeployError as e:
             say(f"{s.host}: bench {file} failed: {e}")
-            merged["results"].append(_failed_entry(s, file, sha256, e))
-            merged["errors"].append(f"{file}: {e}")
+            in_order.append(_failed_entry(s, file, variant, sha256, e))
+            lost.append(f"{file}: {e}")
             code = max(code, 1)
             continue
         code = max(code, rc)
-        doc = doc or part
-        for key in merged:
-            merged[key] += part[key]
-        doc["finished_utc"] = part["finished_utc"]
-    if doc is None:       # no model gave a document: the info document carries agent/device/runtime
-        doc = dict(info, command="bench")
-    doc.update(merged)
+        parts.append(part)
+        in_order += part["results"]
+    doc = results.combine(parts or [dict(info, results=[], warnings=[], errors=[])])
+    doc["results"] = in_order
+    doc["errors"] += lost
     return doc, code
-
-
-def _add_accuracy(s: Session, prof: Profile, doc: dict) -> int:
-    """Fill each benchmarked model's `accuracy` from the agent's eval on the bundle's eval.npz."""
-    code = 0
-    for result in doc["results"]:
-        if result["status"] != "ok":
-            continue
-        file = Path(result["model"]["path"]).name
-        say(f"{s.host}: eval {file} on eval.npz")
-        try:
-            ev, rc = s.agent(f"eval {s.path(file)} {s.path('eval.npz')} --manifest {s.path('manifest.json')} "
-                             f"--num_threads {prof.threads[0]} --timeout {prof.timeout_s}",
-                             f"eval {file}", prof.timeout_s + 120)
-        except DeployError as e:       # the measurement stays; the board is still reported failed
-            say(f"{s.host}: eval {file} failed: {e}")
-            doc["errors"].append(f"eval {file}: {e}")
-            code = max(code, 1)
-            continue
-        code = max(code, rc)
-        doc["warnings"] += ev["warnings"]
-        doc["errors"] += ev["errors"]
-        if ev["results"] and ev["results"][0]["status"] == "ok":
-            result["accuracy"] = ev["results"][0]["accuracy"]
-    return code
 
 
 def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
@@ -162,13 +128,12 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
         unknown = [v for v in wanted if v not in manifest["variants"]]
         if unknown:
             raise DeployError(f"profile {prof.name}: bundle has no variant(s) {', '.join(unknown)}")
-        by_file = {manifest["variants"][v]["file"]: v for v in wanted}
+        to_run = {manifest["variants"][v]["file"]: (v, local.get(manifest["variants"][v]["file"])) for v in wanted}
         s = Session(target, host, release_dir, board.home + "/venv/bin/python", bundle_name, options.stream)
         info_before, _ = s.agent("info", "info", 120)
         say(f"{host}: benchmarking {', '.join(wanted)} with profile {prof.name} "
-            f"(threads {','.join(map(str, prof.threads))}, {prof.num_runs} runs)")
-        doc, code = _bench_models(s, prof, {f: local.get(f) for f in by_file}, info_before)
-        code = max(code, _add_accuracy(s, prof, doc))
+            f"(threads {','.join(map(str, prof.threads))}, {prof.bench['num_runs']} runs)")
+        doc, code = _bench_models(s, prof, to_run, info_before, with_eval="eval.npz" in files)
         try:
             info_after, _ = s.agent("info", "info", 120)
         except DeployError as e:      # keep what was measured; the board is reported failed below
@@ -177,19 +142,13 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
             info_after, code = None, max(code, 1)
     finally:
         target.close()
-
-    def variant_of(model: dict) -> str:
-        return by_file.get(Path(model["path"]).name, model["name"])
-
     doc["deploy"] = {"host": host, "spec": spec, "profile": prof.name, "bundle": bundle_name,
-                     "release": release.get("id"),
-                     "variants": {r["model"]["name"]: variant_of(r["model"]) for r in doc["results"]},
-                     "info_before": _thermal_facts(info_before),
-                     "info_after": _thermal_facts(info_after)}
-    return _keep(doc, host, bundle_name, prof, variant_of, code)
+                     "release": release.get("id"), "info_before": results.thermal_facts(info_before),
+                     "info_after": results.thermal_facts(info_after)}
+    return _keep(doc, host, bundle_name, prof, code)
 
 
-def _keep(doc: dict, host: str, bundle_name: str, prof: Profile, variant_of, code: int) -> tuple[str, dict]:
+def _keep(doc: dict, host: str, bundle_name: str, prof: Profile, code: int) -> tuple[str, dict]:
     """Validate and store the merged result, print the table, then judge failures and budgets."""
     try:
         validate(doc)
@@ -197,11 +156,11 @@ def _keep(doc: dict, host: str, bundle_name: str, prof: Profile, variant_of, cod
         kept = store.save_rejected(json.dumps(doc), host, bundle_name, str(e))
         raise DeployError(f"{host}: merged result fails the schema ({e}); kept in {kept}") from None
     path = store.save(doc, host, bundle_name)
-    say(f"{host}: result stored in {path}\n{table.render(doc, variant_of)}")
-    broken = budgets.check(doc, prof.budgets, variant_of)
+    say(f"{host}: result stored in {path}\n{table.render(doc)}")
+    broken = budgets.check(doc, prof.budgets)
     for line in broken:
         say(f"{host}: BUDGET BROKEN {line}")
-    failed = [r for r in doc["results"] if r["status"] != "ok"]
+    failed = results.failed(doc)
     if failed or code:
         what = f"{len(failed)} model(s) failed" if failed else "a step failed"
         raise DeployError(f"{host}: {what} on the board "

@@ -4,69 +4,66 @@ Validated on load: an unknown key (a typo) is an error, not silently ignored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from deploy.errors import DeployError
 from deploy.settings import PROFILES_DIR
+from device import params
 
-BUDGET_KEYS = {"max_p50_us": float, "max_p99_us": float, "max_peak_rss_mb": float, "min_top1": float}
+BUDGET_KEYS = ("max_p50_us", "max_p99_us", "max_peak_rss_mb", "min_top1")
 
 
 @dataclass
 class Profile:
+    """A board profile. `bench` holds every benchmark setting (device/params.py), complete: a key
+    the YAML file does not set has the agent's own default."""
     name: str
     description: str = ""
     arch: list[str] = field(default_factory=lambda: ["aarch64"])   # expected arch(es)
     match_model: str = ""          # substring of /proc/device-tree/model that picks this profile
-    threads: list[int] = field(default_factory=lambda: [1])
-    num_runs: int = 50
-    warmup_runs: int = 5
-    min_secs: float = 0.0
-    xnnpack: bool = True           # False: run with --no_xnnpack
     runtime: str = "auto"          # auto | ai-edge-litert | tflite-runtime
-    cooldown_s: float = 0.0        # pause between models so a passively cooled board recovers
-    timeout_s: float = 900.0       # per agent command on the board
     variants: list[str] = field(default_factory=list)   # empty: every variant in the bundle
     budgets: dict = field(default_factory=dict)
+    bench: dict = field(default_factory=params.defaults)
+
+    @property
+    def threads(self) -> list[int]:
+        return self.bench["num_threads"]
 
 
-_TYPES = {"name": str, "description": str, "arch": list, "match_model": str, "threads": list,
-          "num_runs": int, "warmup_runs": int, "min_secs": (int, float), "xnnpack": bool,
-          "runtime": str, "cooldown_s": (int, float), "timeout_s": (int, float),
+_TYPES = {"name": str, "description": str, "arch": list, "match_model": str, "runtime": str,
           "variants": list, "budgets": dict}
+RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime")
 
 
 def validate(data: object, source: str) -> Profile:
     if not isinstance(data, dict):
         raise DeployError(f"{source}: a profile must be a mapping of keys")
-    known = {f.name for f in fields(Profile)}
-    unknown = sorted(set(data) - known)
+    bench_keys = set(params.BY_NAME) | set(params.ALIASES)
+    unknown = sorted(set(data) - set(_TYPES) - bench_keys)
     if unknown:
-        raise DeployError(f"{source}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
-    for key, value in data.items():
-        if not isinstance(value, _TYPES[key]) or (key != "xnnpack" and isinstance(value, bool)):
-            raise DeployError(f"{source}: {key} has the wrong type ({type(value).__name__})")
+        allowed = ", ".join(sorted(set(_TYPES) | set(params.BY_NAME)))
+        raise DeployError(f"{source}: unknown key(s) {', '.join(unknown)} (allowed: {allowed})")
+    for key, kind in _TYPES.items():
+        if key in data and not isinstance(data[key], kind):
+            raise DeployError(f"{source}: {key} has the wrong type ({type(data[key]).__name__})")
     if "name" not in data:
         raise DeployError(f"{source}: missing key name")
-    threads = data.get("threads", [1])
-    if not threads or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in threads):
-        raise DeployError(f"{source}: threads must be a list of positive integers")
-    if data.get("runtime", "auto") not in ("auto", "ai-edge-litert", "tflite-runtime"):
-        raise DeployError(f"{source}: runtime must be auto, ai-edge-litert or tflite-runtime")
+    if data.get("runtime", "auto") not in RUNTIMES:
+        raise DeployError(f"{source}: runtime must be {', '.join(RUNTIMES)}")
     for key, value in data.get("budgets", {}).items():
         if key not in BUDGET_KEYS:
             raise DeployError(f"{source}: unknown budget {key} (allowed: {', '.join(BUDGET_KEYS)})")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise DeployError(f"{source}: budget {key} must be a number")
-    # the agent refuses num_runs 0, and a zero timeout would fail every command: say so at load
-    for key, least, strict in (("num_runs", 1, False), ("warmup_runs", 0, False), ("min_secs", 0, False),
-                               ("cooldown_s", 0, False), ("timeout_s", 0, True)):
-        if key in data and (data[key] <= least if strict else data[key] < least):
-            raise DeployError(f"{source}: {key} must be {'>' if strict else '>='} {least} (got {data[key]})")
-    return Profile(**data)
+    try:   # the same rules the agent applies to its flags, so a bad value fails here, not on the board
+        bench = params.from_mapping({k: v for k, v in data.items() if k in bench_keys})
+    except ValueError as e:
+        raise DeployError(f"{source}: {e}") from None
+    return Profile(bench=bench, **{k: v for k, v in data.items() if k in _TYPES})
 
 
 def load(name_or_path: str, directory: Path = PROFILES_DIR) -> Profile:

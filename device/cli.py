@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Optional
 
-from device import __version__, defaults, isolate, modelfile, report, results, runtime, sysinfo
+from device import __version__, defaults, inputs, isolate, modelfile, params, report, results, runtime, sysinfo
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
 
 PROG = "edgekit-agent"
@@ -21,16 +22,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise AgentError(f"{message} (see {self.prog} --help)", EXIT_USAGE, "usage")
-
-
-def _threads(text: str) -> list:
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}")
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
-    return values
 
 
 def _int_at_least(lowest: int):
@@ -50,32 +41,19 @@ _at_least_0 = _int_at_least(0)   # --warmup_runs 0, --port 0 (any free port)
 _at_least_1 = _int_at_least(1)   # counts, sizes, threads
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
                                             "TFLite models on this board.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,serve}", parser_class=_Parser)
 
-    def common(p, threads_help="threads for the interpreter", threads_list=False):
+    def common(p, single_run=True):
         p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")
         p.add_argument("--runtime", help="ai_edge_litert | tflite_runtime | tensorflow (default: first found)")
-        if threads_list:
-            p.add_argument("--num_threads", type=_threads, default=list(defaults.NUM_THREADS),
-                           help="comma-separated sweep, e.g. 1,2,4 (default 1)")
-        else:
-            p.add_argument("--num_threads", type=_at_least_1, default=defaults.NUM_THREADS[0], help=threads_help)
-        p.add_argument("--timeout", type=_non_negative_float, default=defaults.TIMEOUT_SECS,
-                       help="seconds per model before its child process is killed")
+        if single_run:      # eval and infer run one setting: one thread count, the table's timeout
+            p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0],
+                           help="threads for the interpreter")
+            params.add_arguments(p, ("timeout",))
 
     p = sub.add_parser("info", help="describe this board and its runtime")
     p.add_argument("--json", metavar="PATH|-")
@@ -83,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="latency and memory of one or more models")
     p.add_argument("models", nargs="+", metavar="MODEL")
-    common(p, threads_list=True)
-    p.add_argument("--num_runs", type=_at_least_1, default=defaults.NUM_RUNS)
-    p.add_argument("--warmup_runs", type=_at_least_0, default=defaults.WARMUP_RUNS)
-    p.add_argument("--min_secs", type=_non_negative_float, default=defaults.MIN_SECS)
-    p.add_argument("--max_samples", type=_at_least_1, default=defaults.MAX_SAMPLES,
-                   help=f"stop a run after this many invokes (default {defaults.MAX_SAMPLES})")
-    p.add_argument("--no_xnnpack", action="store_true", help="builtin kernels only (no default delegate)")
-    p.add_argument("--xnnpack", choices=["on", "off", "both"], help="on, off, or both (a sweep)")
+    common(p, single_run=False)
+    params.add_arguments(p)      # every bench setting, from device/params.py
+    p.add_argument("--no_xnnpack", dest="xnnpack", action="store_const", const="off", default=argparse.SUPPRESS,
+                   help="builtin kernels only (the same as --xnnpack off)")
+    p.add_argument("--manifest", help="the bundle's manifest.json: names each model's variant "
+                                      "(and preprocessing for --eval)")
+    p.add_argument("--eval", metavar="EVAL.npz", help="also measure on-device accuracy on this eval set, "
+                                                      "in a separate child after the timing")
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
@@ -120,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=defaults.SERVE_HOST)
     p.add_argument("--port", type=_at_least_0, default=defaults.SERVE_PORT)
     p.add_argument("--workers", type=_at_least_1, default=defaults.SERVE_WORKERS)
-    p.add_argument("--num_threads", type=_at_least_1, default=defaults.NUM_THREADS[0])
+    p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0])
     p.add_argument("--max_body", type=_at_least_1, default=defaults.SERVE_MAX_BODY, help="bytes")
     p.add_argument("--access_log", action="store_true", help="log every request (default: failures only)")
     p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
@@ -151,23 +129,26 @@ def _describe_or_fail(path: str) -> tuple:
                 {"kind": exc.kind, "message": str(exc), "signal": None})
 
 
-def _run_model_job(doc: dict, path: str, job: dict, timeout: float) -> Optional[dict]:
-    """Run a job in a child; on failure append a failed entry to doc and return None."""
+def _run_model_job(path: str, job: dict, timeout: float, manifest: Optional[dict]) -> tuple:
+    """Run a job for one model in a child: (result, None), or (None, a failed entry) when the file
+    is bad or the child fails. The result carries the model's fields and its variant."""
     model, error = _describe_or_fail(path)
+    variant = results.variant_for(manifest, path, model.get("sha256"))
     if error is None:
         payload = isolate.run(dict(job, model_path=model["path"], sha256=model["sha256"]), timeout or None)
         if payload["ok"]:
             result = payload["result"]
             result["model"] = dict(model, **result["model"])
-            return result
+            result["variant"] = variant
+            return result, None
         error = payload["error"]
-    message = error["message"]
-    if not message.startswith(path):
-        message = f"{path}: {message}"
-    error = dict(error, message=message)
-    doc["results"].append(results.model_result(model, "failed", error=error))
-    doc["errors"].append(message)
-    return None
+    message = error["message"] if error["message"].startswith(path) else f"{path}: {error['message']}"
+    return None, results.failed_result(model, variant, error["kind"], message, error.get("signal"))
+
+
+def _record_failure(doc: dict, entry: dict) -> None:
+    doc["results"].append(entry)
+    doc["errors"].append(entry["error"]["message"])
 
 
 def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[str]:
@@ -196,24 +177,28 @@ def cmd_info(args, doc: dict) -> int:
 
 
 def cmd_bench(args, doc: dict) -> int:
-    xnnpack = {"on": [True], "off": [False], "both": [True, False]}[args.xnnpack or
-                                                                    ("off" if args.no_xnnpack else "on")]
-    max_samples = args.max_samples
-    if args.num_runs > max_samples:
-        doc["warnings"].append(f"--num_runs {args.num_runs} capped at --max_samples {max_samples}")
-    doc["settings"] = {"num_threads": args.num_threads, "xnnpack": xnnpack, "num_runs": args.num_runs,
-                       "warmup_runs": args.warmup_runs, "min_secs": args.min_secs,
-                       "max_samples": max_samples, "timeout": args.timeout,
-                       "input": args.input or "random", "seed": args.seed}
+    xnnpack = params.XNNPACK_MODES[args.xnnpack]
+    manifest = inputs.load_manifest(args.manifest)
+    if args.eval and not os.path.isfile(args.eval):
+        raise AgentError(f"{args.eval}: no such eval set", EXIT_USAGE, "usage")
+    if args.num_runs > args.max_samples:
+        doc["warnings"].append(f"--num_runs {args.num_runs} capped at --max_samples {args.max_samples}")
+    doc["settings"] = dict({p.name: getattr(args, p.name) for p in params.BENCH_PARAMS},
+                           input=args.input or "random", seed=args.seed,
+                           manifest=os.path.abspath(args.manifest) if args.manifest else None,
+                           eval_set=os.path.abspath(args.eval) if args.eval else None)
     job = {"job": "bench", "runtime": _runtime_job(doc), "threads": args.num_threads, "xnnpack": xnnpack,
-           "num_runs": min(args.num_runs, max_samples), "warmup_runs": args.warmup_runs,
-           "min_secs": args.min_secs, "max_samples": max_samples,
+           "num_runs": min(args.num_runs, args.max_samples), "warmup_runs": args.warmup_runs,
+           "min_secs": args.min_secs, "max_samples": args.max_samples,
            "input_files": [_abs_input(p) for p in args.input], "seed": args.seed}
     for i, path in enumerate(args.models):
+        if i and args.cooldown:
+            time.sleep(args.cooldown)
         label = f"[{i + 1}/{len(args.models)}] {os.path.basename(path)}"
         report.progress(f"{label} ({path})")
-        result = _run_model_job(doc, path, dict(job, progress_label=label), args.timeout)
-        if result is None:
+        result, failure = _run_model_job(path, dict(job, progress_label=label), args.timeout, manifest)
+        if failure:
+            _record_failure(doc, failure)
             continue
         warnings = list(result.get("warnings", []))
         warning = _delegation_warning(result["model"]["name"], result["model"], doc["runtime"]) \
@@ -221,9 +206,39 @@ def cmd_bench(args, doc: dict) -> int:
         if warning:
             warnings.append(warning)
             doc["warnings"].append(warning)
-        doc["results"].append(results.model_result(result["model"], runs=result["runs"],
-                                                   memory=result["memory"], warnings=warnings))
+        accuracy = _eval_after_bench(args, doc, path, manifest, warnings) if args.eval else None
+        doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
+                                                   memory=result["memory"], accuracy=accuracy,
+                                                   warnings=warnings))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def _eval_job(doc: dict, eval_set: str, manifest_path: Optional[str], threads: int) -> dict:
+    return {"job": "eval", "runtime": _runtime_job(doc), "threads": threads,
+            "eval_path": os.path.abspath(eval_set),
+            "manifest": os.path.abspath(manifest_path) if manifest_path else None}
+
+
+def _accuracy_warnings(result: dict) -> list:
+    acc = result["accuracy"]
+    if acc.get("agreement_with_host") is not None and acc["agreement_with_host"] < 1.0:
+        return [f"{result['model']['name']}: top-1 differs from the host's on "
+                f"{acc['disagreements']} of {acc['count']} images"]
+    return []
+
+
+def _eval_after_bench(args, doc: dict, path: str, manifest: Optional[dict], warnings: list) -> Optional[dict]:
+    """Accuracy for a benchmarked model, in a child of its own (so it never adds to the bench's
+    memory figures). A failure keeps the timing and is reported in `errors`."""
+    result, failure = _run_model_job(path, _eval_job(doc, args.eval, args.manifest, args.num_threads[0]),
+                                     args.timeout, manifest)
+    if failure:
+        doc["errors"].append(f"eval: {failure['error']['message']}")
+        return None
+    more = _accuracy_warnings(result)
+    warnings.extend(more)
+    doc["warnings"].extend(more)
+    return result["accuracy"]
 
 
 def cmd_eval(args, doc: dict) -> int:
@@ -232,18 +247,15 @@ def cmd_eval(args, doc: dict) -> int:
             raise AgentError(f"{path}: no such {what}", EXIT_MODEL_FAILED, what.replace(" ", "_"))
     doc["settings"] = {"num_threads": args.num_threads, "eval_set": os.path.abspath(args.eval_set),
                        "manifest": os.path.abspath(args.manifest) if args.manifest else None}
-    job = {"job": "eval", "runtime": _runtime_job(doc), "threads": args.num_threads,
-           "eval_path": os.path.abspath(args.eval_set),
-           "manifest": os.path.abspath(args.manifest) if args.manifest else None}
-    result = _run_model_job(doc, args.model, job, args.timeout)
-    if result is not None:
-        acc = result["accuracy"]
-        warnings = list(result.get("warnings", []))
-        if acc.get("agreement_with_host") is not None and acc["agreement_with_host"] < 1.0:
-            warnings.append(f"{result['model']['name']}: top-1 differs from the host's on "
-                            f"{acc['disagreements']} of {acc['count']} images")
+    result, failure = _run_model_job(args.model, _eval_job(doc, args.eval_set, args.manifest, args.num_threads),
+                                     args.timeout, inputs.load_manifest(args.manifest))
+    if failure:
+        _record_failure(doc, failure)
+    else:
+        warnings = list(result.get("warnings", [])) + _accuracy_warnings(result)
         doc["warnings"].extend(warnings)
-        doc["results"].append(results.model_result(result["model"], accuracy=acc, memory=result["memory"],
+        doc["results"].append(results.model_result(result["model"], result["variant"],
+                                                   accuracy=result["accuracy"], memory=result["memory"],
                                                    warnings=warnings))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
@@ -255,12 +267,14 @@ def cmd_infer(args, doc: dict) -> int:
            "top_k": args.top_k, "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
            "manifest": os.path.abspath(args.manifest) if args.manifest else None}
     doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest")}
-    result = _run_model_job(doc, args.model, job, args.timeout)
-    if result is not None:
+    result, failure = _run_model_job(args.model, job, args.timeout, inputs.load_manifest(args.manifest))
+    if failure:
+        _record_failure(doc, failure)
+    else:
         for p in result["predictions"]:
             if "error" in p:
                 doc["errors"].append(p["error"])
-        doc["results"].append(results.model_result(result["model"], memory=result["memory"],
+        doc["results"].append(results.model_result(result["model"], result["variant"], memory=result["memory"],
                                                    predictions=result["predictions"],
                                                    preprocess=result["preprocess"]))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK

@@ -1,12 +1,6 @@
-"""Every default of the agent in one place."""
+"""The agent's defaults outside benchmarking (bench settings: device/params.py)."""
 from __future__ import annotations
 
-NUM_THREADS = (1,)
-NUM_RUNS = 100
-WARMUP_RUNS = 10
-MIN_SECS = 0.0
-MAX_SAMPLES = 10_000          # raw samples kept per run (reports draw distributions from them)
-TIMEOUT_SECS = 300.0          # per model, for the child process
 STDERR_TAIL_LINES = 20
 RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 RANDOM_SEED = 0

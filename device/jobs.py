@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from device import graph, inputs, memory, report, runtime, stats
+from device import graph, inputs, memory, report, results, runtime, stats
 from device.errors import AgentError, one_line
 from device.predictor import Predictor, output_scores
 
@@ -163,21 +163,6 @@ def bench(spec: dict) -> dict:
     return {"model": model, "runs": runs, "memory": mem, "warnings": warnings}
 
 
-def _host_variant(manifest: Optional[dict], model_path: str, sha256: Optional[str]) -> Optional[str]:
-    """Which manifest variant this model file is: by sha256, else by file name."""
-    if not manifest:
-        return None
-    variants = manifest.get("variants") or {}
-    for name, v in variants.items():
-        if sha256 and v.get("sha256") == sha256:
-            return name
-    base = os.path.basename(model_path)
-    for name, v in variants.items():
-        if v.get("file") == base:
-            return name
-    return None
-
-
 def _check_eval_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
     """The eval set's own shape rules (docs/contracts.md): x uint8 (N,H,W[,C]), y integer (N,).
 
@@ -253,17 +238,14 @@ def evaluate(spec: dict) -> dict:
            "latency": stats.summarize(samples)}
     if n_classes > 5:
         acc["top5"] = round(top5_hits / len(labels), 6)
-    variant = _host_variant(manifest, spec["model_path"], spec.get("sha256"))
-    if variant is None:
-        stem = os.path.splitext(os.path.basename(spec["model_path"]))[0]
-        variant = stem if f"pred_{stem}" in data.files else None
+    variant = results.variant_for(manifest, spec["model_path"], spec.get("sha256"))
     acc["host_variant"] = variant
-    if variant and f"pred_{variant}" in data.files:
+    if f"pred_{variant}" in data.files:
         host_pred = np.asarray(data[f"pred_{variant}"]).astype(np.int64)
         if host_pred.shape == preds.shape:
             acc["agreement_with_host"] = round(float((host_pred == preds).mean()), 6)
             acc["disagreements"] = int((host_pred != preds).sum())
-    if manifest and variant:
+    if manifest:
         host_top1 = (manifest.get("variants", {}).get(variant) or {}).get("host_top1")
         if host_top1 is not None:
             acc["host_top1"] = host_top1

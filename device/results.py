@@ -1,15 +1,23 @@
-"""Building, validating and writing the result document (device/schema/result-v1.json)."""
+"""The one result model: build, validate, write and read result documents (device/schema/).
+
+The agent builds a document here; deploy adds its `deploy` block and stores it; reports and
+compare read it through the helpers at the bottom. Nothing re-derives a field another part
+already wrote: a result's `variant` is written once, by the agent, from the bundle's manifest.
+Stdlib only and Python 3.9-compatible: this runs on boards.
+"""
 from __future__ import annotations
 
 import datetime
 import json
 import os
 import sys
-from typing import Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from device import __version__
 from device.fileio import atomic_write_text
 from device.schema import SCHEMA_ID, validate
+
+RunKey = Tuple[str, int, bool]      # (variant, threads, xnnpack): how runs are matched everywhere
 
 
 def utc_now() -> str:
@@ -44,17 +52,37 @@ def minimal_device() -> dict:
             "python": platform.python_version()}
 
 
-def model_result(model: dict, status: str = "ok", runs: Optional[list] = None,
+def variant_for(manifest: Optional[dict], model_path: str, sha256: Optional[str] = None) -> str:
+    """Which variant a model file is: the manifest's entry with its sha256, else with its file
+    name, else the file's own stem (a model measured outside any bundle)."""
+    variants = (manifest or {}).get("variants") or {}
+    base = os.path.basename(model_path)
+    for name, v in variants.items():
+        if sha256 and v.get("sha256") == sha256:
+            return name
+    for name, v in variants.items():
+        if v.get("file") == base:
+            return name
+    return os.path.splitext(base)[0]
+
+
+def model_result(model: dict, variant: str, status: str = "ok", runs: Optional[list] = None,
                  memory: Optional[dict] = None, accuracy: Optional[dict] = None,
                  warnings: Optional[list] = None, error: Optional[dict] = None, **extra) -> dict:
     """One entry of `results`, with every field the schema requires present (None when unknown)."""
     full_model = {"path": "", "name": "", "sha256": None, "size_bytes": None,
                   "ops_total": None, "ops_delegated": None}
     full_model.update(model)
-    entry = {"model": full_model, "status": status, "runs": runs or [], "memory": memory,
-             "accuracy": accuracy, "warnings": warnings or [], "error": error}
+    entry = {"model": full_model, "variant": variant, "status": status, "runs": runs or [],
+             "memory": memory, "accuracy": accuracy, "warnings": warnings or [], "error": error}
     entry.update(extra)
     return entry
+
+
+def failed_result(model: dict, variant: str, kind: str, message: str, signal: Optional[str] = None) -> dict:
+    """The shape of a model that gave no figures (bad file, crash, timeout, lost link)."""
+    return model_result(model, variant, "failed",
+                        error={"kind": kind, "message": message, "signal": signal})
 
 
 def finish(doc: dict) -> dict:
@@ -75,3 +103,111 @@ def write(doc: dict, dest: str) -> None:
         sys.stdout.flush()
         return
     atomic_write_text(dest, text + "\n")
+
+
+def combine(parts: List[dict], command: str = "bench") -> dict:
+    """Several agent documents of one session (one per model) as one: results, warnings and
+    errors in order, the first one's device/runtime/settings, the last one's end time."""
+    doc = dict(parts[0], command=command, results=[], warnings=[], errors=[])
+    for part in parts:
+        for key in ("results", "warnings", "errors"):
+            doc[key] = doc[key] + part[key]
+    doc["finished_utc"] = parts[-1]["finished_utc"]
+    return doc
+
+
+# --- reading: every consumer (deploy's table and budgets, reports, compare) goes through these --
+
+def upgrade(doc: dict) -> dict:
+    """An older document in today's shape (migration on read; the file itself is never changed).
+
+    result-v1: the variant of each result lived in `deploy.variants` (model name -> variant),
+    or was the file's stem when no deploy block existed."""
+    if not isinstance(doc, dict) or doc.get("schema") != "edgekit/result-v1":
+        return doc
+    doc = json.loads(json.dumps(doc))
+    names = (doc.get("deploy") or {}).pop("variants", None) or {}
+    for res in doc.get("results") or []:
+        if isinstance(res, dict) and isinstance(res.get("model"), dict):
+            model = res["model"]
+            res["variant"] = names.get(model.get("name")) or \
+                os.path.splitext(os.path.basename(str(model.get("path") or model.get("name") or "")))[0]
+    doc["schema"] = SCHEMA_ID
+    return doc
+
+
+def load(path: str) -> dict:
+    """A stored result, upgraded and validated; ValueError (one line) when it is neither."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    doc = upgrade(doc)
+    try:
+        validate(doc)
+    except ValueError as exc:
+        raise ValueError(f"{path} fails the result schema: {exc}") from None
+    return doc
+
+
+def runs(doc: dict) -> Iterator[Tuple[dict, dict]]:
+    """(result, run) for every timed setting of every model that succeeded."""
+    for res in doc.get("results", []):
+        if res.get("status") == "ok":
+            for run in res.get("runs", []):
+                yield res, run
+
+
+def run_key(res: dict, run: dict) -> RunKey:
+    return res["variant"], int(run["threads"]), bool(run["xnnpack"])
+
+
+def run_index(doc: dict) -> Dict[RunKey, Tuple[dict, dict]]:
+    return {run_key(res, run): (res, run) for res, run in runs(doc)}
+
+
+def find_run(doc: dict, variant: str, threads: int, xnnpack: bool) -> Optional[Tuple[dict, dict]]:
+    return run_index(doc).get((variant, threads, xnnpack))
+
+
+def failed(doc: dict) -> List[dict]:
+    return [res for res in doc.get("results", []) if res.get("status") != "ok"]
+
+
+def board_name(doc: dict) -> str:
+    """The board as the user named it to deploy (HOST=...), else the hostname the agent saw."""
+    return (doc.get("deploy") or {}).get("host") or doc["device"]["hostname"]
+
+
+def bundle_name(doc: dict) -> str:
+    return (doc.get("deploy") or {}).get("bundle") or "?"
+
+
+def top1(res: dict) -> Optional[float]:
+    return (res.get("accuracy") or {}).get("top1")
+
+
+def peak_rss_mb(res: dict) -> Optional[float]:
+    return (res.get("memory") or {}).get("peak_rss_mb")
+
+
+def thermal_text(info: Optional[dict]) -> str:
+    """The hottest thermal zone and the throttling state, from `agent info` facts."""
+    if not info:
+        return "-"
+    temps = info.get("temperature_c") or {}
+    hottest = max(temps.values()) if isinstance(temps, dict) and temps else None
+    throttled = (info.get("throttling") or {}).get("throttled")
+    if hottest is None and throttled is None:
+        return "not available"
+    text = f"{hottest:.1f} C" if isinstance(hottest, (int, float)) else "n/a"
+    return text + ("" if throttled is None else (", THROTTLED" if throttled else ", not throttled"))
+
+
+def thermal_facts(info_doc: Optional[dict]) -> Optional[dict]:
+    """The few `agent info` fields a stored result keeps from before and after a run."""
+    if info_doc is None:
+        return None
+    d = info_doc.get("device", {})
+    return {k: d.get(k) for k in ("temperature_c", "throttling", "cpufreq", "load_avg")}

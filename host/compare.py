@@ -6,10 +6,11 @@ fails a gate. Accuracy: any drop beyond `acc_threshold_pp`. Memory: peak RSS bey
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from device import results
 
 
 ALPHA = 0.01  # significance level for the latency test
@@ -27,33 +28,9 @@ class Delta:
 
 
 def _load(path: str) -> dict:
-    from device.schema import validate
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"result file not found: {p}")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p} is not JSON: {exc}") from None
-    try:
-        validate(doc)
-    except ValueError as exc:
-        raise ValueError(f"{p} fails the result schema: {exc}") from None
-    return doc
-
-
-def _variant(doc: dict, res: dict) -> str:
-    return doc.get("deploy", {}).get("variants", {}).get(res["model"]["name"], Path(res["model"]["path"]).stem)
-
-
-def _index(doc: dict) -> dict[tuple[str, int, bool], tuple[dict, dict]]:
-    out = {}
-    for res in doc["results"]:
-        if res.get("status") == "ok":
-            for run in res.get("runs", []):
-                out[(_variant(doc, res), int(run["threads"]), bool(run["xnnpack"]))] = (res, run)
-    return out
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"result file not found: {path}")
+    return results.load(path)
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
@@ -66,7 +43,7 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
 
 
 def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: float = 0.5) -> list[Delta]:
-    ia, ib = _index(a), _index(b)
+    ia, ib = results.run_index(a), results.run_index(b)
     deltas = []
     for key in sorted(set(ia) & set(ib)):
         (ra, runa), (rb, runb) = ia[key], ib[key]
@@ -77,11 +54,11 @@ def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: floa
             sig = p < ALPHA
             deltas.append(Delta(label, metric, runa[metric], runb[metric], change, sig,
                                 metric == "p50_us" and sig and change > threshold_pct))
-        ma, mb = (ra.get("memory") or {}).get("peak_rss_mb"), (rb.get("memory") or {}).get("peak_rss_mb")
+        ma, mb = results.peak_rss_mb(ra), results.peak_rss_mb(rb)
         if ma and mb and key[1] == min(k[1] for k in ia if k[0] == key[0]):
             change = 100 * (mb - ma) / ma
             deltas.append(Delta(label, "peak_rss_mb", ma, mb, change, abs(change) > 2, change > threshold_pct))
-        aa, ab = (ra.get("accuracy") or {}).get("top1"), (rb.get("accuracy") or {}).get("top1")
+        aa, ab = results.top1(ra), results.top1(rb)
         if aa is not None and ab is not None and key[1] == min(k[1] for k in ia if k[0] == key[0]):
             pp = 100 * (ab - aa)
             deltas.append(Delta(label, "top1", aa, ab, pp, abs(pp) > 0, pp < -acc_threshold_pp))

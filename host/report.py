@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
+from device import results
 from device.fileio import atomic_write_text
 
 
@@ -35,22 +36,19 @@ class Row:
 
 def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[str]]:
     """Newest valid result per (board, bundle); invalid files are listed, never used."""
-    from device.schema import validate
-
     newest: dict[tuple[str, str], tuple[Path, dict, tuple]] = {}
     skipped: list[str] = []
     for path in sorted(root.glob("**/*.json")):
         if "rejected" in path.relative_to(root).parts:
             continue
         try:
-            doc = json.loads(path.read_text())
-            validate(doc)
+            doc = results.load(str(path))
         except (ValueError, OSError) as exc:
-            skipped.append(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            skipped.append(str(exc).splitlines()[0] if str(exc) else f"{path}: {type(exc).__name__}")
             continue
         if doc.get("command") != "bench":
             continue
-        key = (board_name(doc), doc.get("deploy", {}).get("bundle", "?"))
+        key = (results.board_name(doc), results.bundle_name(doc))
         # "Newest" by the host's clock (the file name starts with the UTC time it was received),
         # not the board's: a board with a wrong clock must not hide its newer results.
         received = (path.name[:16], path.stat().st_mtime_ns)  # YYYYmmddTHHMMSSZ, then write order
@@ -59,36 +57,23 @@ def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[st
     return [newest[k][:2] for k in sorted(newest)], skipped
 
 
-def board_name(doc: dict) -> str:
-    return doc.get("deploy", {}).get("host") or doc["device"]["hostname"]
-
-
 def _manifest(bundle: str) -> dict:
     path = ARTIFACTS / bundle / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def variant_of(doc: dict, result: dict) -> str:
-    names = doc.get("deploy", {}).get("variants", {})
-    return names.get(result["model"]["name"], Path(result["model"]["path"]).stem)
-
-
 def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
     rows = []
     for _, doc in docs:
-        bundle = doc.get("deploy", {}).get("bundle", "?")
+        bundle = results.bundle_name(doc)
         manifest = _manifest(bundle)
-        for res in doc["results"]:
-            if res.get("status") != "ok":
-                continue
-            variant = variant_of(doc, res)
+        for res, run in results.runs(doc):
             # Prefer the host accuracy the agent read from the manifest it actually ran with.
             host = (res.get("accuracy") or {}).get("host_top1")
             if host is None:
-                host = manifest.get("variants", {}).get(variant, {}).get("host_top1")
-            for run in res.get("runs", []):
-                rows.append(Row(board_name(doc), bundle, variant, int(run["threads"]), bool(run["xnnpack"]),
-                                run, res, doc, host))
+                host = manifest.get("variants", {}).get(res["variant"], {}).get("host_top1")
+            variant, threads, xnnpack = results.run_key(res, run)
+            rows.append(Row(results.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
     return rows
 
 
@@ -98,17 +83,6 @@ def _fmt(x, spec: str = ".1f", none: str = "–") -> str:
 
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
-
-
-def _thermal(info: dict | None) -> str:
-    if not info:
-        return "–"
-    temps = info.get("temperature_c") or {}
-    t = max(temps.values()) if isinstance(temps, dict) and temps else None
-    thr = (info.get("throttling") or {}).get("throttled")
-    if t is None and thr is None:
-        return "not available"
-    return f"{_fmt(t)} °C" + ("" if thr is None else (", throttled" if thr else ", not throttled"))
 
 
 def _baseline(rows: list[Row], r: Row) -> Row | None:
@@ -242,7 +216,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
               [f"- {h}" for h in emulated] + [""]
     images: list[str] = []
     for path, doc in docs:
-        board, bundle = board_name(doc), doc.get("deploy", {}).get("bundle", "?")
+        board, bundle = results.board_name(doc), results.bundle_name(doc)
         mine = [r for r in rows if (r.board, r.bundle) == (board, bundle)]
         dev, rt = doc["device"], doc["runtime"]
         md += [f"## {board} — bundle `{bundle}`", ""]
@@ -254,7 +228,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
                f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
                f"profile {dep.get('profile', '–')}",
-               f"- temperature before/after: {_thermal(dep.get('info_before'))} / {_thermal(dep.get('info_after'))}",
+               f"- temperature before/after: {results.thermal_text(dep.get('info_before'))} / {results.thermal_text(dep.get('info_after'))}",
                f"- measured from {doc['started_utc']}; file `{path}`"]
         load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
         if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
@@ -264,8 +238,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
         md += board_table(mine) + [""]
         for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")
-        failed = [r for r in doc["results"] if r.get("status") != "ok"]
-        for r in failed:
+        for r in results.failed(doc):
             md.append(f"- FAILED {r['model']['name']}: {(r.get('error') or {}).get('message', '?')}")
         if mine:
             pics = _plots(mine, out, _slug(f"{board}_{bundle}"))
@@ -300,35 +273,19 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
 
 
 def to_html(md: str, out: Path) -> str:
-    """A single self-contained HTML file: tables and headings converted, plots inlined."""
-    import html as h
+    """A single self-contained HTML file (markdown-it-py, GitHub tables), the plots inlined."""
+    from markdown_it import MarkdownIt
 
-    body, table = [], []
+    def inline(match: re.Match) -> str:
+        path = out / match.group(2)
+        if not path.is_file():
+            return match.group(0)
+        return f"![{match.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
 
-    def flush():
-        if table:
-            cells = [[c.strip() for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|-")]
-            body.append("<table>" + "".join(
-                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{h.escape(c)}</{'th' if i == 0 else 'td'}>" for c in row)
-                + "</tr>" for i, row in enumerate(cells)) + "</table>")
-            table.clear()
-
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if m := re.match(r"!\[(.*)\]\((.*)\)", line):
-            data = base64.b64encode((out / m.group(2)).read_bytes()).decode()
-            body.append(f'<img alt="{h.escape(m.group(1))}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{h.escape(line.lstrip('# '))}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{h.escape(line.lstrip('->').strip())}</p>")
-    flush()
-    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
-    return f"<!doctype html><meta charset=utf-8><title>edgekit report</title><style>{style}</style>" + "\n".join(body)
+    body = MarkdownIt("commonmark").enable("table").render(re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", inline, md))
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}")
+    return f"<!doctype html><meta charset=utf-8><title>edgekit report</title><style>{style}</style>\n{body}"
 
 
 def write_report(html: bool = False, results: Path = RESULTS, out: Path = REPORTS) -> Path:

@@ -1,4 +1,4 @@
-"""The results contract: result-v1.json and a small stdlib-only validator for it.
+"""The results contract: result-v2.json and a small stdlib-only validator for it.
 
 A full JSON Schema library is too heavy for a board, so this checks the subset the schema uses:
 type, required, properties, items, enum, const, minimum, maximum and local $ref.
@@ -9,7 +9,8 @@ import json
 import pkgutil
 from typing import Any, Optional
 
-SCHEMA_ID = "edgekit/result-v1"
+SCHEMA_ID = "edgekit/result-v2"
+SCHEMA_FILE = "result-v2.json"
 _cache: dict = {}
 
 _TYPES = {
@@ -26,7 +27,7 @@ _TYPES = {
 def load_schema() -> dict:
     """The schema document (read with pkgutil so it also works from inside agent.pyz)."""
     if "schema" not in _cache:
-        _cache["schema"] = json.loads(pkgutil.get_data(__name__, "result-v1.json").decode("utf-8"))
+        _cache["schema"] = json.loads(pkgutil.get_data(__name__, SCHEMA_FILE).decode("utf-8"))
     return _cache["schema"]
 
 

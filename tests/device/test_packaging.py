@@ -13,7 +13,7 @@ pytestmark = pytest.mark.timeout(300)
 
 def test_pyz_holds_only_the_agent(pyz):
     names = zipfile.ZipFile(pyz).namelist()
-    assert "__main__.py" in names and "device/schema/result-v1.json" in names
+    assert "__main__.py" in names and "device/schema/result-v2.json" in names
     assert not any(n.startswith(("host/", "deploy/", "tests/")) for n in names)
 
 

@@ -16,7 +16,7 @@ def _good() -> dict:
            "std_us": 0.5, "min_us": 1.0, "p50_us": 1.5, "p90_us": 1.9, "p95_us": 1.95, "p99_us": 2.0,
            "max_us": 2.0, "samples_us": [1.0, 2.0]}
     doc["results"].append(model_result({"path": "/m.tflite", "name": "m.tflite", "sha256": "ab", "size_bytes": 9,
-                                        "ops_total": 3, "ops_delegated": 3}, runs=[run],
+                                        "ops_total": 3, "ops_delegated": 3}, "m", runs=[run],
                                        memory={"peak_rss_mb": 40.0}))
     return finish(doc)
 
@@ -38,6 +38,8 @@ def test_good_document_passes():
     (lambda d: d["results"][0]["model"].pop("ops_delegated"), "ops_delegated"),
     (lambda d: d["results"][0].update(accuracy={"top1": 98.5, "count": 10}), "accuracy.top1"),
     (lambda d: d["results"][0].update(status="maybe"), "status"),
+    (lambda d: d["results"][0].pop("variant"), "variant"),
+    (lambda d: d.update(deploy={"host": "b"}), "deploy"),
     (lambda d: d["device"].pop("emulated"), "emulated"),
     (lambda d: d["results"][0]["memory"].update(peak_rss_mb=float("nan")), "NaN"),
 ])
@@ -53,7 +55,7 @@ def test_bad_documents_name_the_field(mutate, needle):
 
 def test_schema_file_is_the_contract():
     s = schema.load_schema()
-    assert s["properties"]["schema"]["const"] == schema.SCHEMA_ID == "edgekit/result-v1"
+    assert s["properties"]["schema"]["const"] == schema.SCHEMA_ID == "edgekit/result-v2"
     run_fields = s["$defs"]["run"]["required"]
     for field in ("threads", "xnnpack", "p50_us", "p99_us", "samples_us"):
         assert field in run_fields
