@@ -282,7 +282,7 @@ def test_render_columns(heavy):
 def test_compare_main_refusals(heavy, tmp_path, capsys):
     a = bench(heavy, "heavy")
     other = copy.deepcopy(a)
-    other["results"][0]["model"]["path"] = "/x/int8.tflite"   # another variant: nothing shared
+    other["results"][0]["variant"] = "int8"   # another variant: nothing shared
     assert cmp.compare_main(write(tmp_path, "a.json", a), write(tmp_path, "o.json", other)) == 2
     assert "the two results share no model variant x threads setting" in capsys.readouterr().err
     assert cmp.compare_main(write(tmp_path, "a.json", a), "") == 2
@@ -299,14 +299,13 @@ def test_compare_main_refusals(heavy, tmp_path, capsys):
         cmp.compare_main(str(tmp_path / "bad.json"), str(tmp_path / "bad.json"))
 
 
-def test_variant_name_comes_from_the_deploy_block(heavy):
+def test_settings_are_matched_by_variant_and_only_ok_results(heavy):
     a = bench(heavy, "heavy")
     b = copy.deepcopy(a)
-    name = b["results"][0]["model"]["name"]
-    b["deploy"] = {"variants": {name: "renamed"}}
+    b["results"][0]["variant"] = "renamed"
     assert cmp.compare(a, b) == []
     a2 = copy.deepcopy(a)
-    a2["deploy"] = {"variants": {name: "renamed"}}
+    a2["results"][0]["variant"] = "renamed"
     assert {d.key for d in cmp.compare(a2, b)} == {"renamed t=1 xnnpack=on"}
     failed = copy.deepcopy(a)
     failed["results"][0]["status"] = "failed"
