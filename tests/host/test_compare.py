@@ -310,3 +310,52 @@ def test_settings_are_matched_by_variant_and_only_ok_results(heavy):
     failed = copy.deepcopy(a)
     failed["results"][0]["status"] = "failed"
     assert cmp.compare(failed, a) == []
+
+
+def test_default_threshold_is_five_percent(heavy):
+    """A clean 5.5 % shift (real samples from a narrow band, so the shift is significant) fails the
+    default gate and passes a 6 % one."""
+    doc = bench(heavy, "heavy-noise", runs=400)
+    samples = doc["results"][0]["runs"][0]["samples_us"]
+    mid = float(np.median(samples))
+    band = [s for s in samples if abs(s - mid) <= 0.02 * mid][:60]
+    assert len(band) >= 10
+    a, b = copy.deepcopy(doc), copy.deepcopy(doc)
+    for d, factor in ((a, 1.0), (b, 1.055)):
+        run = d["results"][0]["runs"][0]
+        run["samples_us"] = [s * factor for s in band]
+        run["p50_us"] = float(np.percentile(band, 50)) * factor
+        run["p99_us"] = float(np.percentile(band, 99)) * factor
+        d["results"][0]["memory"] = None
+    assert verdicts(cmp.compare(a, b), "p50_us")[0].regression
+    assert not verdicts(cmp.compare(a, b, threshold_pct=6.0), "p50_us")[0].regression
+
+
+def test_compare_main_messages_and_threshold(light, heavy, tmp_path, capsys):
+    a, b = bench(light, "light"), bench(heavy, "heavy")
+    pa, pb = write(tmp_path, "a.json", a), write(tmp_path, "b.json", b)
+    assert cmp.compare_main(pa, pb, threshold_pct=1e6) == 0, "the threshold reaches the gates"
+    out = capsys.readouterr().out
+    assert out.endswith("\n\nno regression beyond the noise and the threshold\n")
+    assert any(ln.split()[3] == "p50_us" and ln.endswith("  changed") for ln in out.splitlines()[1:])
+    assert cmp.compare_main(pa, "") == 2
+    assert capsys.readouterr().err == \
+        "error: give two result files: make compare A=results/x.json B=results/y.json\n"
+    for change in ({"arch": "aarch64"}, {"emulated": not a["device"]["emulated"]}):
+        other = copy.deepcopy(b)
+        other["device"].update(change)
+        assert cmp.compare_main(pa, write(tmp_path, "o.json", other)) == 2, change
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: A ran on {cmp._board(a)}, B on {cmp._board(other)}: ")
+        assert err.endswith("a regression gate needs one board (pass --cross-board to compare anyway)\n")
+    emu = copy.deepcopy(a)
+    emu["device"].update(emulated=True, arch="aarch64")
+    assert cmp._board(emu) == f"{a['device']['hostname']} (aarch64, emulated)"
+    assert cmp._board(a) == f"{a['device']['hostname']} ({a['device']['arch']})"
+    other = copy.deepcopy(a)
+    other["results"][0]["variant"] = "elsewhere"
+    assert cmp.compare_main(pa, write(tmp_path, "n.json", other)) == 2
+    assert capsys.readouterr().err == \
+        "error: the two results share no model variant x threads setting to compare\n"
+    with pytest.raises(FileNotFoundError, match="^result file not found: /nonexistent/x.json$"):
+        cmp.compare_main("/nonexistent/x.json", pb)
