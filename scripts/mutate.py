@@ -36,7 +36,7 @@ MODULES = {
     "device/jobs.py::_time_runs,_warm_up,_measure": ["tests/device/test_figures.py"],
     "device/memory.py": ["tests/device/test_figures.py"],
     "device/isolate.py": ["tests/device/test_isolate_run.py"],
-    "device/schema/__init__.py": ["tests/device/test_schema.py"],
+    "device/schema/__init__.py": ["tests/device/test_schema_validator.py", "tests/device/test_schema.py"],
     "host/compare.py": ["tests/host/test_compare.py"],
     "host/quantize.py::check_int8,_float_ops": ["tests/host/test_int8_check.py"],
     "deploy/board_release.py": ["tests/deploy/test_board_release.py"],
