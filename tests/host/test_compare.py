@@ -84,8 +84,8 @@ def agent(*args, cache_as: str, inputs: tuple = ()) -> dict:
     return json.loads(out.read_text())
 
 
-def bench(model: Path, tag: str, runs: int = 150, threads: str = "1") -> dict:
-    return agent("bench", model, "--num_runs", runs, "--warmup_runs", 10, "--num_threads", threads,
+def bench(model: Path, tag: str, runs: int = 150, threads: str = "1", *extra) -> dict:
+    return agent("bench", model, "--num_runs", runs, "--warmup_runs", 10, "--num_threads", threads, *extra,
                  cache_as=f"bench-{tag}", inputs=(model,))
 
 
@@ -238,9 +238,13 @@ def accuracy_pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("evalsets")
     wrong = pred.copy()
     wrong[:6] = (wrong[:6] + 1) % 6
+    x2, pred2 = np.concatenate([x, x]), np.concatenate([pred, pred])    # 120 images: one label = 0.83 pp
+    wrong1 = pred2.copy()
+    wrong1[0] = (wrong1[0] + 1) % 6
     sets = {}
-    for tag, y in (("right", pred), ("wrong6", wrong)):
-        np.savez(d / f"{tag}.npz", x=x, y=y, pred_int8=pred)
+    for tag, xs, y, p in (("right", x, pred, pred), ("wrong6", x, wrong, pred), ("right120", x2, pred2, pred2),
+                          ("wrong1of120", x2, wrong1, pred2)):
+        np.savez(d / f"{tag}.npz", x=xs, y=y, pred_int8=p)
         sets[tag] = agent("eval", model, d / f"{tag}.npz", "--manifest", manifest, cache_as=f"eval-{tag}",
                           inputs=(model, d / f"{tag}.npz"))
     b = agent("bench", model, "--num_runs", 50, "--num_threads", 1, cache_as="bench-int8", inputs=(model,))
@@ -359,3 +363,48 @@ def test_compare_main_messages_and_threshold(light, heavy, tmp_path, capsys):
         "error: the two results share no model variant x threads setting to compare\n"
     with pytest.raises(FileNotFoundError, match="^result file not found: /nonexistent/x.json$"):
         cmp.compare_main("/nonexistent/x.json", pb)
+
+
+def test_a_sub_point_accuracy_drop_fails_the_default_gate(accuracy_pair):
+    good, bad = accuracy_pair["right120"], accuracy_pair["wrong1of120"]
+    assert bad["results"][0]["accuracy"]["top1"] == pytest.approx(119 / 120)
+    d = verdicts(cmp.compare(good, bad), "top1")[0]
+    assert d.significant and d.regression and d.change_pct == pytest.approx(-100 / 120, abs=1e-3)  # top1 has 6 decimals
+    assert not verdicts(cmp.compare(good, bad, acc_threshold_pp=1.0), "top1")[0].regression
+    exact = -d.change_pct                      # a drop of exactly the threshold is allowed
+    assert not verdicts(cmp.compare(good, bad, acc_threshold_pp=exact), "top1")[0].regression
+
+
+def test_accuracy_on_one_side_only_is_not_compared(accuracy_pair, heavy):
+    with_acc = accuracy_pair["right"]
+    without = copy.deepcopy(with_acc)
+    without["results"][0]["accuracy"] = None
+    for a, b in ((with_acc, without), (without, with_acc)):
+        assert verdicts(cmp.compare(a, b), "top1") == []
+
+
+def test_xnnpack_off_is_its_own_setting(heavy):
+    a = bench(heavy, "heavy-xoff", 30, "1", "--xnnpack", "off")
+    keys = {d.key for d in cmp.compare(a, a)}
+    assert keys == {"fp32 t=1 xnnpack=off"}
+
+
+def test_memory_and_accuracy_use_the_fewest_threads_measured(accuracy_pair, heavy):
+    """Threads 2,3: memory and accuracy are judged once, on the 2-thread row (not on `threads == 1`)."""
+    doc = bench(heavy, "heavy-t23", 20, "2,3")
+    doc["results"][0]["accuracy"] = accuracy_pair["right"]["results"][0]["accuracy"]
+    deltas = cmp.compare(doc, doc)
+    assert [d.key for d in verdicts(deltas, "peak_rss_mb")] == ["fp32 t=2 xnnpack=on"]
+    assert [d.key for d in verdicts(deltas, "top1")] == ["fp32 t=2 xnnpack=on"]
+
+
+def test_memory_band_and_threshold_boundaries(heavy):
+    """Exact boundaries: +2 % is still noise, +5 % is still within the default threshold."""
+    a = bench(heavy, "heavy")
+    b = copy.deepcopy(a)
+    a["results"][0]["memory"]["peak_rss_mb"] = 50.0
+    for mb, significant, regression in ((51.0, False, False), (51.5, True, False), (52.5, True, False),
+                                        (53.0, True, True)):
+        b["results"][0]["memory"]["peak_rss_mb"] = mb
+        d = verdicts(cmp.compare(a, b), "peak_rss_mb")[0]
+        assert (d.significant, d.regression) == (significant, regression), mb
