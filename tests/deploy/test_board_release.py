@@ -20,6 +20,12 @@ from deploy import board_release as br
 ID1, ID2, ID3, ID4, ID5 = "aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4", "aaaaaaaaaaa5"
 
 
+@pytest.fixture(autouse=True)
+def _sandbox_cwd(tmp_path, monkeypatch):
+    """A broken commit/prune (a mutant) may resolve paths relative to the cwd: keep that in tmp."""
+    monkeypatch.chdir(tmp_path)
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
