@@ -98,3 +98,17 @@ def test_parallel_records_do_not_interleave(tmp_path):
     lines = sorted(record.read_text().splitlines())
     assert lines == sorted(f"h{i} {k.get_name()} {k.get_base64()}" for i, k in enumerate(keys))
     assert os.path.getsize(record) == sum(len(ln) + 1 for ln in lines)
+
+
+def test_record_creates_missing_parents(tmp_path, key):
+    record = tmp_path / "a" / "b" / "known_hosts"
+    hostkeys.RecordNewHost(record).missing_host_key(paramiko.SSHClient(), "h", key)
+    assert record.read_text() == f"h {key.get_name()} {key.get_base64()}\n"
+
+
+def test_record_replaces_a_key_of_the_same_type_in_the_session(tmp_path):
+    old, new = paramiko.ECDSAKey.generate(bits=256), paramiko.ECDSAKey.generate(bits=256)
+    client = paramiko.SSHClient()
+    client.get_host_keys().add("h", old.get_name(), old)
+    hostkeys.RecordNewHost(tmp_path / "kh").missing_host_key(client, "h", new)
+    assert client.get_host_keys().lookup("h")[new.get_name()] == new
