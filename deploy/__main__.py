@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
+from deploy.targets import LOCAL_SPEC
 
 
 def parse_hosts(args: argparse.Namespace) -> list[str]:
@@ -18,33 +19,30 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
         if args.hosts.startswith("@"):
             path = Path(args.hosts[1:])
             if not path.is_file():
-                raise DeployError(f"fleet file {path} not found")
+                raise UsageError(f"fleet file {path} not found")
             items = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
         else:
             items = [h.strip() for h in args.hosts.split(",")]
         hosts = [h for h in items if h]
     else:
-        hosts = [args.host or "local"]
+        hosts = [args.host or LOCAL_SPEC]
     if not hosts:
-        raise DeployError("no hosts given")
+        raise UsageError("no hosts given")
     if len(set(hosts)) != len(hosts):
-        raise DeployError("a host is listed twice")
-    if len(hosts) > 1:
-        _refuse_shared_names(hosts)
+        raise UsageError("a host is listed twice")
+    _refuse_bad_or_shared_names(hosts)
     return hosts
 
 
-def _refuse_shared_names(hosts: list[str]) -> None:
-    """results/<name>/ and messages use the board's name: two hosts must not share one."""
-    from deploy.ssh_target import target_name
+def _refuse_bad_or_shared_names(hosts: list[str]) -> None:
+    """A malformed host is bad input (exit 2, before any board is touched); results/<name>/ and
+    messages use the board's name, so two hosts must not share one."""
+    from deploy.targets import board_name
     seen: dict[str, str] = {}
     for h in hosts:
-        try:
-            name = target_name(h)
-        except DeployError:
-            continue            # a malformed host fails on its own, as one board of the fleet
+        name = board_name(h)
         if name in seen:
-            raise DeployError(f"hosts {seen[name]} and {h} would share results/{name}/; "
+            raise UsageError(f"hosts {seen[name]} and {h} would share results/{name}/; "
                               "give each board a distinct name (an ssh-config alias)")
         seen[name] = h
 
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(commands, args.command)(args, hosts)
     except DeployError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; the board keeps its previous release", file=sys.stderr)
         return 130

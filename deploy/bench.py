@@ -123,7 +123,7 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
         if any(release.get("files", {}).get(n) != h for n, h in local.items()):
             raise DeployError(f"{host}: the board runs release {release.get('id')} "
                               f"({release.get('bundle')}), not this bundle; run `make deploy` first")
-        prof = resolve_profile(options, board, spec)
+        prof = resolve_profile(options, board, target)
         wanted = prof.variants or list(manifest["variants"])
         unknown = [v for v in wanted if v not in manifest["variants"]]
         if unknown:

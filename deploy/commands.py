@@ -28,9 +28,10 @@ def bench(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.bench import bench_one
     if args.results:
         os.environ["EDGEKIT_RESULTS"] = args.results
+    bundle = bundle_path(args.bundle)
     options = options_from(args)
     options.stream = len(hosts) == 1
-    outcomes = fleet.run_all(hosts, lambda h: bench_one(h, bundle_path(args.bundle), options))
+    outcomes = fleet.run_all(hosts, lambda h: bench_one(h, bundle, options))
     fleet.print_summary(outcomes, "bench")
     return 0 if all(o.ok for o in outcomes) else 1
 

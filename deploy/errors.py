@@ -1,4 +1,7 @@
-"""The one exception deploy/ raises for anything the user can fix; __main__ prints it as one line."""
+"""The exceptions deploy/ raises for anything the user can fix; __main__ prints them as one line."""
+from __future__ import annotations
+
+from device.errors import EXIT_FAILED, EXIT_USAGE
 
 
 class DeployError(Exception):
@@ -8,6 +11,14 @@ class DeployError(Exception):
     error kind): "timeout", "transport" (the link to the board) or "crash" (the agent gave no
     usable result); empty otherwise."""
 
+    exit_code = EXIT_FAILED
+
     def __init__(self, message: str, kind: str = ""):
         super().__init__(message)
         self.kind = kind
+
+
+class UsageError(DeployError):
+    """Bad input (a missing bundle, a malformed host, an unknown profile): exit 2, nothing was tried."""
+
+    exit_code = EXIT_USAGE

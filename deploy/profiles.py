@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from deploy.errors import DeployError
+from deploy.errors import UsageError
 from deploy.settings import PROFILES_DIR
+from deploy.runtime import NAMES as runtime_names
 from device import params
 
 BUDGET_KEYS = ("max_p50_us", "max_p99_us", "max_peak_rss_mb", "min_top1")
@@ -36,33 +37,33 @@ class Profile:
 
 _TYPES = {"name": str, "description": str, "arch": list, "match_model": str, "runtime": str,
           "variants": list, "budgets": dict}
-RUNTIMES = ("auto", "ai-edge-litert", "tflite-runtime")
+RUNTIMES = ("auto",) + runtime_names
 
 
 def validate(data: object, source: str) -> Profile:
     if not isinstance(data, dict):
-        raise DeployError(f"{source}: a profile must be a mapping of keys")
+        raise UsageError(f"{source}: a profile must be a mapping of keys")
     bench_keys = set(params.BY_NAME) | set(params.ALIASES)
     unknown = sorted(set(data) - set(_TYPES) - bench_keys)
     if unknown:
         allowed = ", ".join(sorted(set(_TYPES) | set(params.BY_NAME)))
-        raise DeployError(f"{source}: unknown key(s) {', '.join(unknown)} (allowed: {allowed})")
+        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)} (allowed: {allowed})")
     for key, kind in _TYPES.items():
         if key in data and not isinstance(data[key], kind):
-            raise DeployError(f"{source}: {key} has the wrong type ({type(data[key]).__name__})")
+            raise UsageError(f"{source}: {key} has the wrong type ({type(data[key]).__name__})")
     if "name" not in data:
-        raise DeployError(f"{source}: missing key name")
+        raise UsageError(f"{source}: missing key name")
     if data.get("runtime", "auto") not in RUNTIMES:
-        raise DeployError(f"{source}: runtime must be {', '.join(RUNTIMES)}")
+        raise UsageError(f"{source}: runtime must be {', '.join(RUNTIMES)}")
     for key, value in data.get("budgets", {}).items():
         if key not in BUDGET_KEYS:
-            raise DeployError(f"{source}: unknown budget {key} (allowed: {', '.join(BUDGET_KEYS)})")
+            raise UsageError(f"{source}: unknown budget {key} (allowed: {', '.join(BUDGET_KEYS)})")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise DeployError(f"{source}: budget {key} must be a number")
+            raise UsageError(f"{source}: budget {key} must be a number")
     try:   # the same rules the agent applies to its flags, so a bad value fails here, not on the board
         bench = params.from_mapping({k: v for k, v in data.items() if k in bench_keys})
     except ValueError as e:
-        raise DeployError(f"{source}: {e}") from None
+        raise UsageError(f"{source}: {e}") from None
     return Profile(bench=bench, **{k: v for k, v in data.items() if k in _TYPES})
 
 
@@ -73,11 +74,11 @@ def load(name_or_path: str, directory: Path = PROFILES_DIR) -> Profile:
         path = directory / f"{name_or_path}.yaml"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
-        raise DeployError(f"no profile {name_or_path!r} (available: {names})")
+        raise UsageError(f"no profile {name_or_path!r} (available: {names})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise DeployError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise UsageError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     return validate(data, str(path))
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import preflight, profiles, release as releases, runtime
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
 from deploy.settings import deploy_log
-from deploy.target import Target, open_target
+from deploy.target import Target
+from deploy.targets import open_target
 
 
 @dataclass
@@ -22,13 +23,13 @@ class Options:
     stream: bool = False           # pass the agent's stderr through (single board only)
 
 
-def resolve_profile(options: Options, board: preflight.Board, spec: str) -> profiles.Profile:
+def resolve_profile(options: Options, board: preflight.Board, target: Target) -> profiles.Profile:
     if options.profile:
         prof = profiles.load(options.profile)
         if board.arch not in prof.arch:
             raise DeployError(f"profile {prof.name} expects {'/'.join(prof.arch)} but the board is {board.arch}")
         return prof
-    return profiles.pick(board.model, board.arch, spec == "local")
+    return profiles.pick(board.model, board.arch, target.local)
 
 
 def describe(board: preflight.Board) -> str:
@@ -66,7 +67,7 @@ def _push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, 
     try:
         board = preflight.probe(target)
         say(f"{target.name}: {describe(board)}")
-        prof = resolve_profile(options, board, spec)
+        prof = resolve_profile(options, board, target)
         rt = runtime.choose(board, None if prof.runtime == "auto" else prof.runtime)
         preflight.check(target, board, need_runtime=runtime.needs_install(board, rt))
         rt_info = runtime.ensure(target, board, rt, force_wheelhouse=options.force_wheelhouse,
@@ -109,5 +110,5 @@ def open_board(spec: str, options: Options) -> tuple[Target, preflight.Board]:
 def bundle_path(path: str) -> Path:
     p = Path(path)
     if not p.is_dir():
-        raise DeployError(f"bundle {path} not found; run `make train quantize` first")
+        raise UsageError(f"bundle {path} not found; run `make train quantize` first")
     return p

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from device.fileio import sha256_file
 from deploy.target import Target
 
@@ -35,27 +35,27 @@ def bundle_files(bundle: Path) -> tuple[dict, dict[str, Path]]:
     """The files of a bundle (manifest, variants, eval set), checked against the manifest."""
     manifest_path = bundle / "manifest.json"
     if not manifest_path.is_file():
-        raise DeployError(f"{bundle} is not a bundle (no manifest.json); run `make quantize` first")
+        raise UsageError(f"{bundle} is not a bundle (no manifest.json); run `make quantize` first")
     try:
         manifest = json.loads(manifest_path.read_text())
         variants = manifest["variants"]
         if not isinstance(variants, dict):
             raise TypeError("variants is not a mapping")
     except (ValueError, KeyError, TypeError) as e:
-        raise DeployError(f"{manifest_path}: not a valid bundle manifest ({e})") from None
+        raise UsageError(f"{manifest_path}: not a valid bundle manifest ({e})") from None
     files = {"manifest.json": manifest_path}
     entries = [(name, v) for name, v in variants.items()]
     if isinstance(manifest.get("eval"), dict):
         entries.append(("eval", manifest["eval"]))
     for label, entry in entries:
         if not isinstance(entry, dict):
-            raise DeployError(f"{manifest_path}: {label} is not a mapping")
+            raise UsageError(f"{manifest_path}: {label} is not a mapping")
         _check_name(manifest_path, label, entry.get("file"))
         path = bundle / entry["file"]
         if not path.is_file():
-            raise DeployError(f"{bundle}: {label} file {entry.get('file')!r} is missing")
+            raise UsageError(f"{bundle}: {label} file {entry.get('file')!r} is missing")
         if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-            raise DeployError(f"{bundle}: {path.name} does not match the sha256 in manifest.json")
+            raise UsageError(f"{bundle}: {path.name} does not match the sha256 in manifest.json")
         files[entry["file"]] = path
     return manifest, files
 
@@ -63,9 +63,9 @@ def bundle_files(bundle: Path) -> tuple[dict, dict[str, Path]]:
 def _check_name(manifest_path: Path, label: str, name: object) -> None:
     """A file name is joined onto the release directory on the board: a plain name only."""
     if not isinstance(name, str) or not name:
-        raise DeployError(f"{manifest_path}: {label} has no file name")
+        raise UsageError(f"{manifest_path}: {label} has no file name")
     if Path(name).name != name or name.startswith(".") or name in RESERVED_NAMES or "\\" in name:
-        raise DeployError(f"{manifest_path}: {label} file {name!r} is not allowed (a plain file name, "
+        raise UsageError(f"{manifest_path}: {label} file {name!r} is not allowed (a plain file name, "
                           f"not hidden, not {', '.join(RESERVED_NAMES)})")
 
 

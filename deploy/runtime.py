@@ -23,41 +23,58 @@ from deploy.preflight import Board
 from deploy.target import Target
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
-    name: str               # ai-edge-litert | tflite-runtime
-    module: str             # what the agent imports
-    requirements: list[str]
+    """A runtime deploy can install on a board; the first in RUNTIMES that fits a board wins."""
+    name: str                      # the pip distribution, as profiles name it
+    module: str                    # what the agent imports (device/runtime.py knows it by this name)
+    requirements_file: str         # device/<file>: the pins shipped to the board
+    arches: tuple[str, ...]
+    pythons: tuple[tuple[int, int], ...]
+    min_glibc: tuple[int, int] = (0, 0)
+    numpy_below: str = "3"         # the board's own NumPy is reused only when older than this
+
+    @property
+    def requirements(self) -> list[str]:
+        lines = [l.split("#", 1)[0].strip() for l in (settings.DEVICE_DIR / self.requirements_file).read_text().splitlines()]
+        return [l for l in lines if l]
 
     @property
     def pin(self) -> str:
         return next(r for r in self.requirements if Requirement(r).name == self.name)
 
+    def fits(self, board: Board) -> bool:
+        return (board.arch in self.arches and board.python[:2] in self.pythons
+                and (board.glibc or (0, 0)) >= self.min_glibc)
 
-def _read_requirements(path: Path) -> list[str]:
-    lines = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
-    return [l for l in lines if l]
+    def describe(self) -> str:
+        pys = f"{'.'.join(map(str, self.pythons[0]))}-{'.'.join(map(str, self.pythons[-1]))}"
+        glibc = f" + glibc >= {'.'.join(map(str, self.min_glibc))}" if self.min_glibc > (0, 0) else ""
+        return f"{self.name}: {'/'.join(self.arches)} + Python {pys}{glibc}"
+
+
+# In order of preference. ai-edge-litert hands INT8 graphs to XNNPACK; tflite-runtime 2.14 is the
+# fallback for boards it has no wheels for (armv7l, Python 3.9) and needs numpy<2.
+RUNTIMES = (
+    Runtime("ai-edge-litert", "ai_edge_litert", "requirements.txt", ("aarch64", "x86_64"),
+            ((3, 10), (3, 11), (3, 12), (3, 13))),
+    Runtime("tflite-runtime", "tflite_runtime", "requirements-fallback.txt", ("aarch64", "armv7l", "x86_64"),
+            ((3, 9), (3, 10), (3, 11)), min_glibc=(2, 34), numpy_below="2"),
+)
+NAMES = tuple(r.name for r in RUNTIMES)
 
 
 def choose(board: Board, prefer: str | None = None) -> Runtime:
-    py = board.python[:2]
-    primary_ok = board.arch in settings.PRIMARY_ARCHES and py in settings.PRIMARY_PYTHONS
-    fallback_ok = (py in settings.FALLBACK_PYTHONS and board.arch in settings.SUPPORTED_ARCHES
-                   and (board.glibc or (0, 0)) >= settings.FALLBACK_MIN_GLIBC)
-    primary = Runtime(settings.RUNTIME_PRIMARY, "ai_edge_litert",
-                      _read_requirements(settings.DEVICE_REQUIREMENTS))
-    fallback = Runtime(settings.RUNTIME_FALLBACK, "tflite_runtime",
-                       _read_requirements(settings.DEVICE_REQUIREMENTS_FALLBACK))
-    if prefer == settings.RUNTIME_FALLBACK and fallback_ok:
-        return fallback
-    if primary_ok:
-        return primary
-    if fallback_ok:
-        return fallback
+    """The profile's runtime when it fits the board, else the first one that does."""
+    fitting = [r for r in RUNTIMES if r.fits(board)]
+    for r in fitting:
+        if r.name == prefer:
+            return r
+    if fitting:
+        return fitting[0]
     glibc = ".".join(map(str, board.glibc)) if board.glibc else "unknown"
     raise DeployError(f"no TFLite runtime for {board.arch} / Python {board.py_tag} / glibc {glibc} "
-                      "(ai-edge-litert: aarch64/x86_64 + Python 3.10-3.13; tflite-runtime 2.14: "
-                      "Python <= 3.11 + glibc >= 2.34)")
+                      f"({'; '.join(r.describe() for r in RUNTIMES)})")
 
 
 def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
@@ -66,8 +83,7 @@ def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
         have = Version(board.numpy)
     except Exception:
         return False
-    upper = Version("2") if runtime.name == settings.RUNTIME_FALLBACK else Version("3")
-    return Version("1.23.2") <= have < upper
+    return Version("1.23.2") <= have < Version(runtime.numpy_below)
 
 
 def marker(runtime: Runtime, board: Board, system_numpy: bool) -> str:

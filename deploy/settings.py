@@ -7,17 +7,10 @@ from pathlib import Path
 CONNECT_TIMEOUT_S = 10          # bounded: an unreachable board fails in seconds, not minutes
 MIN_PYTHON = (3, 9)             # oldest board Python any of our runtimes supports
 MIN_FREE_MB = 200               # refuse before touching a board with less room than a runtime needs
-RUNTIME_PRIMARY = "ai-edge-litert"
-RUNTIME_FALLBACK = "tflite-runtime"
-PRIMARY_PYTHONS = ((3, 10), (3, 11), (3, 12), (3, 13))   # ai-edge-litert 2.3.0 wheels
-PRIMARY_ARCHES = ("aarch64", "x86_64")
-FALLBACK_PYTHONS = ((3, 9), (3, 10), (3, 11))            # tflite-runtime 2.14.0 wheels
-FALLBACK_MIN_GLIBC = (2, 34)
-SUPPORTED_ARCHES = ("aarch64", "armv7l", "x86_64")
+SUPPORTED_ARCHES = ("aarch64", "armv7l", "x86_64")        # runtimes per arch: deploy/runtime.py
 
 REPO = Path(__file__).resolve().parent.parent
-DEVICE_REQUIREMENTS = REPO / "device" / "requirements.txt"
-DEVICE_REQUIREMENTS_FALLBACK = REPO / "device" / "requirements-fallback.txt"
+DEVICE_DIR = REPO / "device"
 PROFILES_DIR = REPO / "profiles"
 
 

@@ -23,9 +23,9 @@ from paramiko.ssh_exception import NoValidConnectionsError
 from tqdm import tqdm
 
 from deploy import hostkeys
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.settings import bars_off, connect_timeout, edgekit_home
-from deploy.target import RunResult, platform_of, relay_line
+from deploy.target import RunResult, relay_line
 
 KILL_GRACE_S = 10      # after TERM at the timeout, `timeout -k` sends KILL this much later
 
@@ -44,7 +44,7 @@ def parse_spec(spec: str) -> tuple[str | None, str, int | None]:
     """`user@host:port` -> (user, host, port); user and port are optional."""
     m = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?", spec)
     if not m:
-        raise DeployError(f"bad host {spec!r}: expected user@host:port, a name, or an ssh-config alias")
+        raise UsageError(f"bad host {spec!r}: expected user@host:port, a name, or an ssh-config alias")
     user, host, port = m.groups()
     return user, host, int(port) if port else None
 
@@ -59,12 +59,13 @@ class SSHTarget:
     def __init__(self, spec: str, *, ssh_key: str | None = None, trust_new_host: bool = False):
         user, host, port = parse_spec(spec)
         self.name = target_name(spec)
+        self.local = False
         self.spec = spec
         timeout = connect_timeout()
         connect_kwargs = {"banner_timeout": timeout, "auth_timeout": timeout}
         if ssh_key:
             if not Path(ssh_key).expanduser().is_file():
-                raise DeployError(f"SSH key {ssh_key} not found")
+                raise UsageError(f"SSH key {ssh_key} not found")
             connect_kwargs["key_filename"] = [str(Path(ssh_key).expanduser())]
         config = Config(ssh_config=ssh_config())
         self.conn = Connection(host, user=user, port=port, config=config,
@@ -187,14 +188,6 @@ class SSHTarget:
         if transport is not None:
             transport.close()
 
-    def get(self, remote: str, local: Path) -> None:
-        try:
-            self.conn.get(remote, str(local))
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            raise DeployError(f"{self.name}: download of {remote} failed: {_short(e)}") from None
-
-    def platform(self) -> dict:
-        return platform_of(self)
 
     def close(self) -> None:
         try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 STDERR_TAIL_LINES = 20
-RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 RANDOM_SEED = 0
 TOP_K = 5
 SERVE_HOST = "127.0.0.1"

@@ -1,9 +1,11 @@
 """The one exception type the agent turns into a one-line message and an exit code."""
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_MODEL_FAILED = 1
-EXIT_USAGE = 2
+# The exit codes of every edgekit command (host, deploy, device, emuboard), said once here:
+EXIT_OK = 0           # everything asked for was done
+EXIT_FAILED = 1       # something failed: a model, a board, a budget, a regression
+EXIT_USAGE = 2        # usage or bad input: nothing was attempted
+EXIT_MODEL_FAILED = EXIT_FAILED
 
 
 class AgentError(Exception):

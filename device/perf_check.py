@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from device.isolate import package_root
+from device.runtime import resolve
 
 TARGET_OVERHEAD = 0.05
 TARGET_PEAK_MB = 45.0
@@ -87,8 +88,7 @@ def measure(model: str, rounds: int = 5, runs: int = 2000, warmup: int = 50) -> 
         agent_p50.append(r["runs"][0]["p50_us"])
         peak.append(r["memory"]["peak_rss_mb"])
         runtime = doc["runtime"]
-        module = {"ai_edge_litert": "ai_edge_litert.interpreter", "tflite_runtime": "tflite_runtime.interpreter",
-                  "tensorflow": "tensorflow.lite.python.interpreter"}[runtime["name"]]
+        module = resolve(runtime["name"]).module
         loop = bare_loop(model, runs, warmup, module)
         bare.append(loop["p50_us"])
         bare_peak.append(loop["peak_rss_mb"] or 0.0)

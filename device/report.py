@@ -75,7 +75,8 @@ def print_human(doc: dict) -> None:
             continue
         ops = f"{_fmt(m.get('ops_delegated'))}/{_fmt(m.get('ops_total'))} ops delegated"
         mem = (r.get("memory") or {}).get("peak_rss_mb")
-        print(f"{m['name']}  ({m.get('size_bytes')} bytes, {ops}, peak RSS {_fmt(mem)} MB)")
+        variant = '' if r.get('variant') in (None, m['name'].rsplit('.', 1)[0]) else f"{r['variant']}, "
+        print(f"{m['name']}  ({variant}{m.get('size_bytes')} bytes, {ops}, peak RSS {_fmt(mem)} MB)")
         if r["runs"]:
             rows = [[x["threads"], "on" if x["xnnpack"] else "off", x.get("ops_delegated"), x["count"],
                      x["init_us"], x["first_us"], x["mean_us"], x["p50_us"], x["p90_us"], x["p99_us"],

@@ -11,7 +11,8 @@ import datetime
 import json
 import os
 import sys
-from typing import Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from device import __version__
 from device.fileio import atomic_write_text
@@ -211,3 +212,37 @@ def thermal_facts(info_doc: Optional[dict]) -> Optional[dict]:
         return None
     d = info_doc.get("device", {})
     return {k: d.get(k) for k in ("temperature_c", "throttling", "cpufreq", "load_avg")}
+
+
+# --- the measured figures, declared once: `make report` shows each as a column, `make compare`
+# --- judges each by its gate. A new figure = its schema field, the code that measures it, one entry.
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str                       # column header in the report
+    get: Callable[[dict, dict], Optional[float]]   # (result, run) -> value, None when not measured
+    fmt: str = ".1f"
+    per_run: bool = True             # False: one value per model (memory, accuracy), not per setting
+    gate: str = ""                   # compare: "latency" (threshold % and Mann-Whitney on the samples),
+                                     # "percent" (threshold %), "points" (a drop in percentage points),
+                                     # "shown" (listed with its significance, never a regression), "" not compared
+    scale: float = 1.0               # shown as value * scale (fractions as percent)
+
+
+METRICS: Tuple[Metric, ...] = (
+    Metric("top1", "device top-1 %", lambda res, run: top1(res), ".2f", per_run=False, gate="points", scale=100),
+    Metric("count", "runs", lambda res, run: run.get("count"), "d"),
+    Metric("p50_us", "p50 µs", lambda res, run: run.get("p50_us"), gate="latency"),
+    Metric("p90_us", "p90 µs", lambda res, run: run.get("p90_us")),
+    Metric("p99_us", "p99 µs", lambda res, run: run.get("p99_us"), gate="shown"),
+    Metric("throughput_ips", "ips", lambda res, run: run.get("throughput_ips"), ".0f"),
+    Metric("peak_rss_mb", "peak RSS MB", lambda res, run: peak_rss_mb(res), per_run=False, gate="percent"),
+    Metric("model_mb", "model MB", lambda res, run: (res.get("memory") or {}).get("model_mb"), ".2f",
+           per_run=False),
+)
+
+
+def metric_text(metric: Metric, res: dict, run: dict, none: str = "–") -> str:
+    value = metric.get(res, run)
+    return none if value is None else format(value * metric.scale if metric.scale != 1 else value, metric.fmt)

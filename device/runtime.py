@@ -11,10 +11,10 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from device import defaults
 from device.errors import EXIT_USAGE, AgentError, one_line
 
-# runtime name -> (module to import, module holding Interpreter, distributions to ask for a version)
+# runtime name -> (module to import, module holding Interpreter, distributions to ask for a version).
+# The order is the order of preference when no --runtime is given.
 _RUNTIMES = {
     "ai_edge_litert": ("ai_edge_litert", "ai_edge_litert.interpreter", ("ai-edge-litert",)),
     "tflite_runtime": ("tflite_runtime", "tflite_runtime.interpreter", ("tflite-runtime",)),
@@ -52,7 +52,7 @@ def _version(name: str) -> Optional[str]:
 
 
 def resolve(requested: Optional[str] = None) -> RuntimeInfo:
-    """The runtime to use: the requested one, else the first installed in RUNTIME_ORDER."""
+    """The runtime to use: the requested one, else the first installed in _RUNTIMES' order."""
     if requested:
         name = _ALIASES.get(requested, requested)
         if name not in _RUNTIMES:
@@ -61,7 +61,7 @@ def resolve(requested: Optional[str] = None) -> RuntimeInfo:
         if not _installed(name):
             raise AgentError(f"runtime {name} is not installed", EXIT_USAGE, "runtime")
         return RuntimeInfo(name, _version(name), _RUNTIMES[name][1])
-    for name in defaults.RUNTIME_ORDER:
+    for name in _RUNTIMES:
         if _installed(name):
             return RuntimeInfo(name, _version(name), _RUNTIMES[name][1])
     raise AgentError("no TFLite runtime found: install ai-edge-litert (or tflite-runtime)",

@@ -14,6 +14,7 @@ from device import results
 
 
 ALPHA = 0.01  # significance level for the latency test
+GATES = {m.key: m.gate for m in results.METRICS}
 
 
 @dataclass
@@ -43,32 +44,40 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
 
 
 def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: float = 0.5) -> list[Delta]:
+    """A Delta per shared setting and gated metric (device.results.METRICS); per-model metrics
+    (memory, accuracy) once per variant, at its fewest threads."""
     ia, ib = results.run_index(a), results.run_index(b)
     deltas = []
     for key in sorted(set(ia) & set(ib)):
         (ra, runa), (rb, runb) = ia[key], ib[key]
         label = f"{key[0]} t={key[1]} xnnpack={'on' if key[2] else 'off'}"
-        p = mann_whitney_p(runa.get("samples_us") or [], runb.get("samples_us") or [])
-        for metric in ("p50_us", "p99_us"):
-            change = 100 * (runb[metric] - runa[metric]) / runa[metric]
-            sig = p < ALPHA
-            deltas.append(Delta(label, metric, runa[metric], runb[metric], change, sig,
-                                metric == "p50_us" and sig and change > threshold_pct))
-        ma, mb = results.peak_rss_mb(ra), results.peak_rss_mb(rb)
-        if ma and mb and key[1] == min(k[1] for k in ia if k[0] == key[0]):
-            change = 100 * (mb - ma) / ma
-            deltas.append(Delta(label, "peak_rss_mb", ma, mb, change, abs(change) > 2, change > threshold_pct))
-        aa, ab = results.top1(ra), results.top1(rb)
-        if aa is not None and ab is not None and key[1] == min(k[1] for k in ia if k[0] == key[0]):
-            pp = 100 * (ab - aa)
-            deltas.append(Delta(label, "top1", aa, ab, pp, abs(pp) > 0, pp < -acc_threshold_pp))
+        first_setting = key[1] == min(k[1] for k in ia if k[0] == key[0])
+        p = None
+        for m in results.METRICS:
+            if not m.gate or (not m.per_run and not first_setting):
+                continue
+            va, vb = m.get(ra, runa), m.get(rb, runb)
+            if va is None or vb is None or (m.gate != "points" and not va):
+                continue
+            if m.gate in ("latency", "shown"):
+                if p is None:
+                    p = mann_whitney_p(runa.get("samples_us") or [], runb.get("samples_us") or [])
+                change = 100 * (vb - va) / va
+                gated = m.gate == "latency" and p < ALPHA and change > threshold_pct
+                deltas.append(Delta(label, m.key, va, vb, change, p < ALPHA, gated))
+            elif m.gate == "percent":
+                change = 100 * (vb - va) / va
+                deltas.append(Delta(label, m.key, va, vb, change, abs(change) > 2, change > threshold_pct))
+            elif m.gate == "points":
+                pp = 100 * (vb - va)
+                deltas.append(Delta(label, m.key, va, vb, pp, abs(pp) > 0, pp < -acc_threshold_pp))
     return deltas
 
 
 def render(deltas: list[Delta]) -> str:
     lines = [f"{'setting':<30} {'metric':<12} {'A':>10} {'B':>10} {'change':>9}  verdict"]
     for d in deltas:
-        unit = "pp" if d.metric == "top1" else "%"
+        unit = "pp" if GATES.get(d.metric) == "points" else "%"
         verdict = "REGRESSION" if d.regression else ("changed" if d.significant else "within noise")
         lines.append(f"{d.key:<30} {d.metric:<12} {d.a:>10.4g} {d.b:>10.4g} {d.change_pct:>+8.2f}{unit}  {verdict}")
     return "\n".join(lines)

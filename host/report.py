@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
-from device import results
+from host.plots import pyplot, save_png
+from device import results as resultdoc
 from device.fileio import atomic_write_text
 
 
@@ -42,13 +43,13 @@ def load_results(root: Path = RESULTS) -> tuple[list[tuple[Path, dict]], list[st
         if "rejected" in path.relative_to(root).parts:
             continue
         try:
-            doc = results.load(str(path))
+            doc = resultdoc.load(str(path))
         except (ValueError, OSError) as exc:
             skipped.append(str(exc).splitlines()[0] if str(exc) else f"{path}: {type(exc).__name__}")
             continue
         if doc.get("command") != "bench":
             continue
-        key = (results.board_name(doc), results.bundle_name(doc))
+        key = (resultdoc.board_name(doc), resultdoc.bundle_name(doc))
         # "Newest" by the host's clock (the file name starts with the UTC time it was received),
         # not the board's: a board with a wrong clock must not hide its newer results.
         received = (path.name[:16], path.stat().st_mtime_ns)  # YYYYmmddTHHMMSSZ, then write order
@@ -65,15 +66,15 @@ def _manifest(bundle: str) -> dict:
 def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
     rows = []
     for _, doc in docs:
-        bundle = results.bundle_name(doc)
+        bundle = resultdoc.bundle_name(doc)
         manifest = _manifest(bundle)
-        for res, run in results.runs(doc):
+        for res, run in resultdoc.runs(doc):
             # Prefer the host accuracy the agent read from the manifest it actually ran with.
             host = (res.get("accuracy") or {}).get("host_top1")
             if host is None:
                 host = manifest.get("variants", {}).get(res["variant"], {}).get("host_top1")
-            variant, threads, xnnpack = results.run_key(res, run)
-            rows.append(Row(results.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
+            variant, threads, xnnpack = resultdoc.run_key(res, run)
+            rows.append(Row(resultdoc.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
     return rows
 
 
@@ -93,19 +94,19 @@ def _baseline(rows: list[Row], r: Row) -> Row | None:
 
 
 def board_table(rows: list[Row]) -> list[str]:
-    out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | device top-1 % | runs | p50 µs | "
-           "p90 µs | p99 µs | ips | peak RSS MB | model MB | speed-up vs FP32 | delegated ops |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """Sizes and ratios computed here; every measured column comes from device.results.METRICS."""
+    metrics = resultdoc.METRICS
+    out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | "
+           + " | ".join(m.label for m in metrics) + " | speed-up vs FP32 | delegated ops |",
+           "|---" * (8 + len(metrics)) + "|"]
     for r in sorted(rows, key=lambda r: (r.variant != "fp32", r.variant, not r.xnnpack, r.threads)):
         base = _baseline(rows, r)
-        m, mem, acc = r.result["model"], r.result.get("memory") or {}, r.result.get("accuracy") or {}
+        m = r.result["model"]
         size_ratio = m["size_bytes"] / base.result["model"]["size_bytes"] if base else None
         speed = base.run["p50_us"] / r.run["p50_us"] if base else None
+        measured = " | ".join(resultdoc.metric_text(x, r.result, r.run) for x in metrics)
         out.append(f"| {r.variant} | {r.threads} | {'on' if r.xnnpack else 'off'} | {m['size_bytes'] / 1024:.1f} | "
-                   f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {_pct(acc.get('top1'))} | {r.run['count']} | "
-                   f"{r.run['p50_us']:.1f} | {r.run['p90_us']:.1f} | {r.run['p99_us']:.1f} | "
-                   f"{_fmt(r.run.get('throughput_ips'), '.0f')} | {_fmt(mem.get('peak_rss_mb'))} | "
-                   f"{_fmt(mem.get('model_mb'), '.2f')} | {_fmt(speed, '.2f')}× | "
+                   f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {measured} | {_fmt(speed, '.2f')}× | "
                    f"{r.run.get('ops_delegated', m['ops_delegated'])}/{m['ops_total']} |")
     return out
 
@@ -129,10 +130,7 @@ def headline(rows: list[Row], board: str, bundle: str) -> str | None:
 
 
 def _plots(rows: list[Row], out: Path, slug: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     made = []
     one = [r for r in rows if r.xnnpack and r.threads == min(x.threads for x in rows)]
@@ -145,7 +143,7 @@ def _plots(rows: list[Row], out: Path, slug: str) -> list[str]:
         ax.set_ylabel("latency per inference (µs)")
         emu = " — EMULATED" if one[0].doc["device"].get("emulated") else ""
         ax.set_title(f"{slug}{emu}\nlatency, {one[0].threads} thread, XNNPACK (whiskers p1–p99)", fontsize=10)
-        made.append(_save(fig, out / f"latency_{slug}.png"))
+        made.append(save_png(fig, out / f"latency_{slug}.png"))
     by_variant: dict[str, list[Row]] = {}
     for r in rows:
         if r.xnnpack:
@@ -157,15 +155,12 @@ def _plots(rows: list[Row], out: Path, slug: str) -> list[str]:
             ax.plot([r.threads for r in rs], [r.run["p50_us"] for r in rs], marker="o", label=v)
         ax.set_xlabel("threads"), ax.set_ylabel("p50 latency (µs)"), ax.legend()
         ax.set_title(f"{slug}: thread scaling")
-        made.append(_save(fig, out / f"threads_{slug}.png"))
+        made.append(save_png(fig, out / f"threads_{slug}.png"))
     return made
 
 
 def _tradeoff(rows: list[Row], out: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pts = [r for r in rows if r.xnnpack and r.threads == 1 and (r.result.get("accuracy") or {}).get("top1") is not None]
     if not pts:
@@ -181,18 +176,7 @@ def _tradeoff(rows: list[Row], out: Path) -> str | None:
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, 1 thread (µs, log)"), ax.set_ylabel("on-device top-1 (%)")
     ax.set_title("accuracy vs latency (marker area ∝ model size)")
-    return _save(fig, out / "tradeoff.png")
-
-
-def _save(fig, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path.name
+    return save_png(fig, out / "tradeoff.png")
 
 
 def _slug(text: str) -> str:
@@ -216,7 +200,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
               [f"- {h}" for h in emulated] + [""]
     images: list[str] = []
     for path, doc in docs:
-        board, bundle = results.board_name(doc), results.bundle_name(doc)
+        board, bundle = resultdoc.board_name(doc), resultdoc.bundle_name(doc)
         mine = [r for r in rows if (r.board, r.bundle) == (board, bundle)]
         dev, rt = doc["device"], doc["runtime"]
         md += [f"## {board} — bundle `{bundle}`", ""]
@@ -228,7 +212,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                f"{_fmt(dev.get('ram_total_mb'), '.0f')} MB RAM, Python {dev.get('python')}",
                f"- runtime: {rt.get('name')} {rt.get('version')}; agent {doc['agent']['version']}; "
                f"profile {dep.get('profile', '–')}",
-               f"- temperature before/after: {results.thermal_text(dep.get('info_before'))} / {results.thermal_text(dep.get('info_after'))}",
+               f"- temperature before/after: {resultdoc.thermal_text(dep.get('info_before'))} / {resultdoc.thermal_text(dep.get('info_after'))}",
                f"- measured from {doc['started_utc']}; file `{path}`"]
         load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
         if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
@@ -238,7 +222,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
         md += board_table(mine) + [""]
         for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")
-        for r in results.failed(doc):
+        for r in resultdoc.failed(doc):
             md.append(f"- FAILED {r['model']['name']}: {(r.get('error') or {}).get('message', '?')}")
         if mine:
             pics = _plots(mine, out, _slug(f"{board}_{bundle}"))

@@ -89,12 +89,9 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
 
 
 def plot_history(history: dict, path: Path) -> None:
-    import matplotlib
+    from host.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a1, a2) = pyplot().subplots(1, 2, figsize=(9, 3.5))
     epochs = range(1, len(history["loss"]) + 1)
     a1.plot(epochs, history["loss"], label="train")
     a1.plot(epochs, history["val_loss"], label="validation")
@@ -102,8 +99,4 @@ def plot_history(history: dict, path: Path) -> None:
     a2.plot(epochs, history["accuracy"], label="train")
     a2.plot(epochs, history["val_accuracy"], label="validation")
     a2.set_title("accuracy"), a2.set_xlabel("epoch"), a2.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)

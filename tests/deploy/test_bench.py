@@ -18,7 +18,7 @@ def results_for(client_home, host="board"):
 def test_bench_stores_a_valid_result_and_prints_a_table(first_deploy, client_home, trusted_board, bundle,
                                                           capsys, tmp_path):
     profile = tmp_path / "quick.yaml"
-    profile.write_text("name: quick\narch: [x86_64, aarch64]\nthreads: [1, 2]\nnum_runs: 5\nwarmup_runs: 1\n"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nnum_threads: [1, 2]\nnum_runs: 5\nwarmup_runs: 1\n"
                        "budgets: {min_top1: 0.0, max_peak_rss_mb: 4000}\n")
     assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile) == 0
     out = capsys.readouterr().out
@@ -26,7 +26,7 @@ def test_bench_stores_a_valid_result_and_prints_a_table(first_deploy, client_hom
     doc = json.loads(path.read_text())
     validate(doc)
     assert doc["deploy"]["release"] == first_deploy["release"] and doc["deploy"]["profile"] == "quick"
-    by_variant = {doc["deploy"]["variants"][r["model"]["name"]]: r for r in doc["results"]}
+    by_variant = {r["variant"]: r for r in doc["results"]}
     assert sorted(by_variant) == ["fp32", "int8"]
     manifest = json.loads((bundle / "manifest.json").read_text())
     for name, r in by_variant.items():
@@ -99,7 +99,7 @@ def test_a_broken_model_fails_the_board_but_the_others_are_kept(first_deploy, cl
         assert "1 model(s) failed on the board" in capsys.readouterr().err
         [path] = results_for(client_home)
         doc = json.loads(path.read_text())
-        status = {doc["deploy"]["variants"][r["model"]["name"]]: r["status"] for r in doc["results"]}
+        status = {r["variant"]: r["status"] for r in doc["results"]}
         assert status == {"fp32": "ok", "int8": "failed"}
     finally:
         assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0

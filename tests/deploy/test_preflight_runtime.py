@@ -7,7 +7,7 @@ import pytest
 from deploy import preflight, runtime, wheelhouse
 from deploy.errors import DeployError
 from deploy.preflight import Board
-from deploy.target import LocalTarget
+from deploy.local_target import LocalTarget
 
 
 def board(arch="aarch64", py=(3, 11, 2), glibc=(2, 36), free=5000, numpy=""):

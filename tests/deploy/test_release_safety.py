@@ -10,7 +10,7 @@ import pytest
 from deploy import release as releases
 from deploy.errors import DeployError
 from deploy.release import board_call, bundle_files, prepare, ship
-from deploy.target import LocalTarget
+from deploy.local_target import LocalTarget
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -31,5 +31,5 @@ def test_parallel_saves_in_one_process_each_keep_their_document(client_home):
 
 @pytest.mark.parametrize("hosts", ["pi,admin@pi", "pi:22,root@pi:22"])
 def test_two_hosts_with_one_results_name_are_refused(client_home, tmp_path, capsys, hosts):
-    assert cli("bench", "--bundle", tmp_path, "--hosts", hosts) == 1
+    assert cli("bench", "--bundle", tmp_path, "--hosts", hosts) == 2
     assert "would share results/pi" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 from deploy.errors import DeployError
 from deploy.release import board_call
 from deploy.ssh_target import SSHTarget
-from deploy.target import LocalTarget
+from deploy.local_target import LocalTarget
 from tests.deploy import sshd as sshd_tool
 from tests.deploy.sshd import keygen
 

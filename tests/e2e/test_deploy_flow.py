@@ -117,8 +117,8 @@ def test_tflite_runtime_fallback_on_the_board(board, board_home, bundle, tmp_pat
     """The fallback runtime (for boards without ai-edge-litert wheels), on real aarch64 code."""
     profile = tmp_path / "fallback.yaml"
     profile.write_text("name: aarch64-fallback\ndescription: tflite-runtime on aarch64 (test)\n"
-                       "arch: [aarch64]\nthreads: [1]\nnum_runs: 5\nwarmup_runs: 1\n"
-                       "runtime: tflite-runtime\ncooldown_s: 0\ntimeout_s: 1200\n")
+                       "arch: [aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\n"
+                       "runtime: tflite-runtime\ncooldown: 0\ntimeout: 1200\n")
     run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name,
                "--profile", str(profile))
     record = last_deploy_record(board_home, board.name)

@@ -30,8 +30,8 @@ def results_tree(tiny_bundle, tmp_path_factory):
                       "--num_threads", "1,2")
     doc = json.loads(raw.read_text())
     raw.unlink()
-    doc["deploy"] = {"host": "testboard", "bundle": "digits", "profile": "local",
-                     "variants": {r["model"]["name"]: Path(r["model"]["path"]).stem for r in doc["results"]}}
+    doc["deploy"] = {"host": "testboard", "bundle": "digits", "profile": "local", "release": "r1",
+                     "info_before": None, "info_after": None}
     (root / "testboard").mkdir()
     (root / "testboard" / "20260101T000000Z-digits.json").write_text(json.dumps(doc))
     (root / "testboard" / "20250101T000000Z-broken.json").write_text("{not json")
@@ -56,6 +56,7 @@ def test_report(results_tree, tiny_bundle, tmp_path, monkeypatch):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     html = (out / "benchmark_report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html
+    assert "<li>" in html and "<h2>" in html and "**" not in html      # markdown, not paragraphs of it
 
 
 def test_compare_same_model_is_within_noise(tiny_bundle, tmp_path):

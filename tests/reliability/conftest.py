@@ -32,7 +32,7 @@ def seeds(tmp_path_factory) -> Path:
 def quick_profile(tmp_path) -> Path:
     """A profile fast enough for fault tests (the measurement itself is not what is tested)."""
     path = tmp_path / "quick.yaml"
-    path.write_text("name: quick\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 0\n"
+    path.write_text("name: quick\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 3\nwarmup_runs: 0\n"
                     "budgets: {min_top1: 0.0}\n")
     return path
 

@@ -51,7 +51,7 @@ def test_full_disk_on_the_board(first_deploy, client_home, trusted_board, bundle
 def test_agent_killed_mid_benchmark(first_deploy, client_home, trusted_board, bundle, board, earlier_result,
                                     tmp_path, capsys):
     profile = tmp_path / "long.yaml"
-    profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\n"
+    profile.write_text("name: long\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 3\n"
                        "warmup_runs: 3000000\n")    # warm-up is not capped by max_samples: seconds
     before = helpers.snapshot(earlier_result)
     killed: list[int] = []
@@ -130,7 +130,7 @@ def clock_run(first_deploy, board, bundle, tmp_path_factory):
     home, results = base / "home", base / "results"
     (home / ".edgekit").mkdir(parents=True)
     profile = base / "quick.yaml"
-    profile.write_text("name: quick\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 0\n")
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 3\nwarmup_runs: 0\n")
     mp = pytest.MonkeyPatch()
     for key, value in (("HOME", home), ("EDGEKIT_HOME", home / ".edgekit"), ("EDGEKIT_RESULTS", results)):
         mp.setenv(key, str(value))

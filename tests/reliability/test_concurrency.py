@@ -28,7 +28,7 @@ def test_two_benches_at_once_on_one_board(first_deploy, client_home, trusted_boa
     for path in paths:
         doc = json.loads(path.read_text())
         validate(doc)
-        assert sorted(doc["deploy"]["variants"].values()) == sorted(manifest["variants"])
+        assert sorted(r["variant"] for r in doc["results"]) == sorted(manifest["variants"])
         assert all(r["status"] == "ok" and r["runs"] and r["accuracy"] for r in doc["results"])
     assert {str(p) for p in paths} == {line.split("result stored in ")[1].strip()
                                        for out, _ in outs for line in out.splitlines() if "result stored in" in line}

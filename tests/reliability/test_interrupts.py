@@ -118,7 +118,7 @@ def interrupted_bench(first_deploy, board, bundle, tmp_path_factory):
     earlier.write_text(json.dumps({"schema": "edgekit/result-v1", "marker": "earlier"}))
     helpers.alias(home, "board", board.port, board.client_key, board.host_key_line)
     profile = base / "long.yaml"
-    profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\nwarmup_runs: 6000000\n")
+    profile.write_text("name: long\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 3\nwarmup_runs: 6000000\n")
     before = helpers.snapshot(results)
     proc = start("-m", "deploy", "bench", "--bundle", str(bundle), "--host", "board", "--profile", str(profile),
                  HOME=str(home), EDGEKIT_HOME=str(home / ".edgekit"), EDGEKIT_RESULTS=str(results))

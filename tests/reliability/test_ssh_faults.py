@@ -96,7 +96,7 @@ def test_connection_dropped_mid_upload(first_deploy, client_home, trusted_board,
 def test_connection_dropped_mid_bench(first_deploy, client_home, trusted_board, bundle, board, earlier_result,
                                       tmp_path, capsys):
     profile = tmp_path / "long.yaml"
-    profile.write_text("name: long\narch: [x86_64, aarch64]\nthreads: [1]\nnum_runs: 3\n"
+    profile.write_text("name: long\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 3\n"
                        "warmup_runs: 3000000\n")    # warm-up is not capped by max_samples: seconds
     before = helpers.snapshot(earlier_result)
     done = threading.Event()
