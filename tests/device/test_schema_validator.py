@@ -91,3 +91,14 @@ def test_the_project_schema_is_loaded_once():
     assert first["properties"]["schema"]["const"] == schema.SCHEMA_ID
     with pytest.raises(ValueError, match=r"^\$: missing required field 'schema'$"):
         schema.validate({})
+
+
+def test_items_apply_to_arrays_only():
+    check("abc", {"items": {"type": "integer"}})
+    check({"k": "v"}, {"items": {"type": "integer"}})
+
+
+def test_the_schema_file_is_read_when_not_cached(monkeypatch):
+    monkeypatch.setattr(schema, "_cache", {})
+    doc = schema.load_schema()
+    assert doc["$id"] == schema.SCHEMA_ID and schema._cache == {"schema": doc}
