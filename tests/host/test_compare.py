@@ -243,7 +243,7 @@ def accuracy_pair(tmp_path_factory):
     wrong1[0] = (wrong1[0] + 1) % 6
     sets = {}
     for tag, xs, y, p in (("right", x, pred, pred), ("wrong6", x, wrong, pred), ("right120", x2, pred2, pred2),
-                          ("wrong1of120", x2, wrong1, pred2)):
+                          ("wrong1of120", x2, wrong1, pred2), ("allwrong", x, (pred + 1) % 6, pred)):
         np.savez(d / f"{tag}.npz", x=xs, y=y, pred_int8=p)
         sets[tag] = agent("eval", model, d / f"{tag}.npz", "--manifest", manifest, cache_as=f"eval-{tag}",
                           inputs=(model, d / f"{tag}.npz"))
@@ -408,3 +408,13 @@ def test_memory_band_and_threshold_boundaries(heavy):
         b["results"][0]["memory"]["peak_rss_mb"] = mb
         d = verdicts(cmp.compare(a, b), "peak_rss_mb")[0]
         assert (d.significant, d.regression) == (significant, regression), mb
+
+
+def test_zero_accuracy_is_still_compared(accuracy_pair):
+    """top1 = 0.0 is a measurement (every label wrong), not a missing value: it is compared."""
+    zero, good = accuracy_pair["allwrong"], accuracy_pair["right"]
+    assert zero["results"][0]["accuracy"]["top1"] == 0.0
+    up = verdicts(cmp.compare(zero, good), "top1")
+    assert len(up) == 1 and up[0].change_pct == pytest.approx(100.0) and not up[0].regression
+    down = verdicts(cmp.compare(good, zero), "top1")
+    assert len(down) == 1 and down[0].regression
