@@ -96,7 +96,12 @@ def test_a_child_killed_by_a_signal_is_a_crash(models, private_tmp, sig, name):
     box = {}
     worker = threading.Thread(target=lambda: box.update(out=isolate.run(bench_job(models["hang"]), timeout=90)))
     worker.start()
-    _child_of_this_process().send_signal(sig)   # readiness: the child process exists
+    child = _child_of_this_process()   # readiness: the child process exists
+    # while it runs, its result file waits under a recognisable name (found and removed by name)
+    assert [os.path.basename(p) for p in glob.glob(str(private_tmp / "*"))] == \
+        glob.glob("edgekit-child-*.json", root_dir=private_tmp)
+    assert len(glob.glob(str(private_tmp / "edgekit-child-*.json"))) == 1
+    child.send_signal(sig)
     worker.join(120)
     err = box["out"]["error"]
     assert box["out"]["ok"] is False
@@ -105,6 +110,7 @@ def test_a_child_killed_by_a_signal_is_a_crash(models, private_tmp, sig, name):
 
 
 EXITS = """import os, sys
+print("noise on the child's stdout", flush=True)
 sys.stderr.write("first line\\n\\n   \\n")
 for i in range(30):
     sys.stderr.write("line %d\\n" % i)
@@ -115,7 +121,7 @@ sys.exit(7)
 """
 
 
-def test_exit_without_a_result_and_the_stderr_tail(models, private_tmp, monkeypatch):
+def test_exit_without_a_result_and_the_stderr_tail(models, private_tmp, monkeypatch, capfd):
     """A runtime module that exits on import: the child ends with code 7 and no result file."""
     (private_tmp / "exits_on_import.py").write_text(EXITS)
     monkeypatch.setenv("PYTHONPATH", str(private_tmp))
@@ -131,6 +137,7 @@ def test_exit_without_a_result_and_the_stderr_tail(models, private_tmp, monkeypa
     assert len(tail) == 20 and tail[-2:] == ["TF_CPP_MIN_LOG_LEVEL=2", f"path0={REPO}"]
     assert tail[0] == "line 12" and not any("XNNPACK delegate for CPU" in ln for ln in tail)
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ, "the child's default is set in its env, not ours"
+    assert "noise" not in capfd.readouterr().out, "the child's stdout never reaches ours (it may be JSON)"
 
 
 def test_tail_filters_blank_and_delegate_lines():
