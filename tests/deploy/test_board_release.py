@@ -239,7 +239,7 @@ def test_crash_between_upload_and_switch_leaves_the_previous_release(tmp_path, p
     new = b"new model"
     req = request(home, ID2, {"m.tflite": new}, upload(home, new, "c"))
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-c", CRASH, repo, point, json.dumps(req)], capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", CRASH, repo, point, json.dumps(req)], capture_output=True, cwd=repo)
     assert proc.returncode == -9, proc.stderr.decode()
     assert current(home) == os.path.join("releases", ID1)
     assert (home / "current" / "m.tflite").read_bytes() == b"old model"
@@ -285,7 +285,7 @@ def test_commit_holds_the_board_lock(tmp_path):
         data = b"locked"
         req = request(home, ID1, {"m": data}, upload(home, data))
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        proc = subprocess.Popen([sys.executable, "-c", code, repo, json.dumps(req)], stdout=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-c", code, repo, json.dumps(req)], stdout=subprocess.PIPE, cwd=repo)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=1.0)     # blocked on the lock (it would finish in ~0.1 s)
         assert not (home / "current").exists()
