@@ -14,7 +14,8 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
-export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU MODULES
+export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE MODULES
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
@@ -22,13 +23,14 @@ TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFI
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
-        board board-stop serve stop fuzz test mutate clean
+        board board-stop serve stop releases rollback fuzz test mutate clean
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
 	@echo
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
+	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
 
@@ -55,9 +57,11 @@ evaluate: venv
 agent: venv
 	$(PY) -m device.build build/agent.pyz
 
-## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c)
+## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c); a running service follows
+##                   ROLLOUT=canary|rolling BATCH=N MAX_FAIL=P: batch by batch, each benched; KEEP=3 releases
 deploy: venv
-	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS)
+	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,KEEP,--keep) \
+	    $(call opt,ROLLOUT,--rollout) $(call opt,BATCH,--batch) $(call opt,MAX_FAIL,--max-fail)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
@@ -88,6 +92,14 @@ serve: venv
 	$(PY) -m deploy serve --bundle "$$BUNDLE" $(TARGET_FLAGS)
 stop: venv
 	$(PY) -m deploy stop $(TARGET_FLAGS)
+
+## make releases     the releases on HOST: id, bundle, created, size, which is current and which is served
+releases: venv
+	$(PY) -m deploy releases $(TARGET_FLAGS)
+
+## make rollback     back to the previous release on HOST (or RELEASE=id); the running service follows
+rollback: venv
+	$(PY) -m deploy rollback $(TARGET_FLAGS) $(call opt,RELEASE,--release)
 
 ## make fuzz         the longer reliability run -> reports/reliability.md
 fuzz: venv

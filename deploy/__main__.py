@@ -1,4 +1,4 @@
-"""`python -m deploy {push,bench,serve,stop}`: what the Makefile's deploy/bench/serve/stop call.
+"""`python -m deploy {push,bench,serve,stop,releases,rollback}`: what the Makefile's deploy/bench/serve/stop call.
 
 Every user-fixable problem is one line on stderr and a non-zero exit (1 failed, 2 usage).
 """
@@ -47,15 +47,33 @@ def _refuse_bad_or_shared_names(hosts: list[str]) -> None:
         seen[name] = h
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage 0-100")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("push", "ship runtime, agent and bundle to the board(s)"),
                        ("bench", "run info/bench/eval on the board(s), store results/<host>/...json"),
                        ("serve", "start the agent's HTTP server on the board"),
-                       ("stop", "stop a server started by serve")):
+                       ("stop", "stop a server started by serve"),
+                       ("releases", "list the releases on the board(s): current, served, size"),
+                       ("rollback", "switch back to the previous (or a named) release; the service follows")):
         p = sub.add_parser(name, help=text, description=text)
-        if name != "stop":
+        if name not in ("stop", "releases", "rollback"):
             p.add_argument("--bundle", required=True, help="bundle directory (artifacts/<name>)")
         where = p.add_mutually_exclusive_group()
         where.add_argument("--host", help="local, user@host:port, a name or an ssh-config alias")
@@ -69,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "push":
             p.add_argument("--wheelhouse", action="store_true",
                            help="install the runtime from a host-built wheelhouse even if the board is online")
+            p.add_argument("--keep", type=_positive, default=3,
+                           help="releases kept on the board after a deploy (never the current or served one)")
+            p.add_argument("--rollout", choices=("canary", "rolling"),
+                           help="canary: one board first; rolling: --batch boards at a time (default: all at once)")
+            p.add_argument("--batch", type=_positive, help="boards per batch after the first (rolling; default 1)")
+            p.add_argument("--max-fail", type=_percent, default=0.0,
+                           help="percent of a batch's boards that may fail before the rollout stops (default 0)")
+        if name == "rollback":
+            p.add_argument("--release", help="release id (default: the one that was current before)")
         if name == "bench":
             p.add_argument("--results", help="results directory (default: results/)")
         if name == "serve":
@@ -85,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args.trust_new_host = trust
     try:
         hosts = parse_hosts(args)
-        return getattr(commands, args.command)(args, hosts)
+        return getattr(commands, {"releases": "releases_"}.get(args.command, args.command))(args, hosts)
     except DeployError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

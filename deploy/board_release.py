@@ -4,6 +4,9 @@ Layout under the board's edgekit home:
   blobs/<sha256>          every file ever shipped, named by its hash (so nothing is sent twice)
   releases/<id>/          one release: hard links to blobs under their real names + release.json
   current -> releases/<id>  switched with one rename(2), so it is always a complete release
+  history.jsonl           one line per switch {utc, id, from}: what "previous" means for rollback
+  serve.json              written by a running `serve --follow` (pid, port, release it serves)
+  served -> releases/<id>   the release the service last served (a restart starts there)
 
 Commands (argv[1]), with a JSON request in argv[2]; the answer is one JSON line on stdout:
   inventory  {"home", "files": {name: sha}}      -> {"have": [sha...]}
@@ -12,9 +15,20 @@ Commands (argv[1]), with a JSON request in argv[2]; the answer is one JSON line 
                                                  or {"missing": [sha...]} when a blob the inventory
                                                  reported is gone (another deploy pruned it): the
                                                  host uploads those and commits again
+  list       {"home"}                            -> {"releases": [{id, bundle, created, size_bytes,
+                                                    current, served}], "current", "served"}
+  switch     {"home", "id": id|null}             -> {"release", "previous"}   (rollback; null: the
+                                                    release deployed before the current one)
+  prune      {"home", "keep": N}                 -> {"removed": [id...], "freed_bytes"}  keeps the N
+                                                    most recently used releases, never current/served
+  served     {"home", "release", "timeout"}      -> {"service": false} or {"service": true, "release",
+                                                    "sha256", "error"}: waits (GET /info on the
+                                                    service's loopback port) until the service serves
+                                                    `release` or reports why it will not
 """
 import fcntl
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -136,6 +150,12 @@ def _commit(req):
             json.dump(dict(req["meta"], id=rid, files=files), f, indent=1, sort_keys=True)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
+    previous = switch_to(home, rid)
+    return {"release": final, "previous": previous}
+
+
+def switch_to(home, rid):
+    """Point `current` at releases/<rid> with one rename(2) and note it in history.jsonl."""
     previous = current_id(home)
     if previous != rid:
         new_link = os.path.join(home, "current.new")
@@ -143,27 +163,131 @@ def _commit(req):
             os.unlink(new_link)
         os.symlink(os.path.join("releases", rid), new_link)
         os.replace(new_link, os.path.join(home, "current"))   # the atomic switch
-    prune(home, keep={r for r in (rid, previous) if r})
-    return {"release": final, "previous": previous}
+        with open(os.path.join(home, "history.jsonl"), "a") as f:
+            f.write(json.dumps({"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                "id": rid, "from": previous}) + "\n")
+    return previous
 
 
-def prune(home, keep):
-    """Keep the newest few releases (and the previous one, for rollback); drop unreferenced blobs."""
+def history(home):
+    try:
+        with open(os.path.join(home, "history.jsonl")) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def complete(home, rid):
+    return os.path.isfile(os.path.join(home, "releases", rid, "release.json"))
+
+
+def previous_of(home, current):
+    """The release deployed just before `current` (by release.json's deployed_utc), so repeated
+    rollbacks walk back in time instead of toggling between two releases."""
+    rows = listing({"home": home})["releases"]          # sorted by creation time
+    ids = [r["id"] for r in rows]
+    if current not in ids:
+        return ids[-1] if ids else None
+    i = ids.index(current)
+    return ids[i - 1] if i > 0 else None
+
+
+def switch(req):
+    """Rollback: to a named release, or to the one deployed before the current one."""
+    home = req["home"]
+    with open(os.path.join(home, ".deploy.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = current_id(home)
+        rid = req.get("id")
+        if rid is None:
+            rid = previous_of(home, current)
+            if rid is None:
+                raise SystemExit("no release older than %s to roll back to (see `make releases`)" % current)
+        if not re.fullmatch(r"[0-9a-f]{12}", rid) or not complete(home, rid):
+            raise SystemExit("no release %s on the board (see `make releases`)" % rid)
+        return {"release": rid, "previous": switch_to(home, rid)}
+
+
+def served_state(home):
+    """The running service's state file, if its process is still alive."""
+    try:
+        with open(os.path.join(home, "serve.json")) as f:
+            state = json.load(f)
+        os.kill(int(state["pid"]), 0)
+        return state
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def release_size(path):
+    total = 0
+    for e in os.scandir(path):
+        if e.is_file(follow_symlinks=False):
+            total += e.stat().st_size
+    return total
+
+
+def listing(req):
+    home = req["home"]
+    root = os.path.join(home, "releases")
+    state = served_state(home)
+    served = state.get("release") if state else None
+    current = current_id(home)
+    out = []
+    for e in sorted(os.scandir(root), key=lambda e: e.name) if os.path.isdir(root) else []:
+        if not e.is_dir() or ".tmp" in e.name:
+            continue
+        try:
+            with open(os.path.join(e.path, "release.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            continue
+        out.append({"id": e.name, "bundle": meta.get("bundle"), "created": meta.get("deployed_utc"),
+                    "size_bytes": release_size(e.path), "current": e.name == current, "served": e.name == served,
+                    "_mtime": e.stat().st_mtime})
+    out.sort(key=lambda r: (r["created"] or "", r.pop("_mtime")))
+    return {"releases": out, "current": current, "served": served}
+
+
+def prune(req):
+    """Keep the `keep` most recently switched-to releases (never current nor served); drop blobs
+    no kept release uses. Returns what was removed and how many bytes that freed."""
+    home, keep = req["home"], max(1, int(req.get("keep", KEEP_RELEASES)))
+    with open(os.path.join(home, ".deploy.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prune(home, keep)
+
+
+def _prune(home, keep):
     releases = os.path.join(home, "releases")
-    entries = sorted((e for e in os.scandir(releases) if e.is_dir()), key=lambda e: e.stat().st_mtime,
-                     reverse=True)
-    kept = set(keep)
+    state = served_state(home)
+    served_link = os.path.join(home, "served")        # where a restarted service starts (see serve.sh)
+    last_served = os.path.basename(os.readlink(served_link)) if os.path.islink(served_link) else None
+    protected = {r for r in (current_id(home), state and state.get("release"), state and state.get("agent_release"),
+                             last_served) if r}
+    last_used = {}
+    for i, entry in enumerate(history(home)):
+        last_used[entry.get("id")] = i
+    entries = [e for e in os.scandir(releases) if e.is_dir()] if os.path.isdir(releases) else []
+    entries.sort(key=lambda e: (last_used.get(e.name, -1), e.stat().st_mtime), reverse=True)
+    kept, removed, freed = set(protected), [], 0
     for e in entries:
         if ".tmp" in e.name:
-            shutil.rmtree(e.path, ignore_errors=True)
-        elif len(kept) < KEEP_RELEASES or e.name in kept:
+            if time.time() - e.stat().st_mtime > STALE_UPLOAD_S:
+                shutil.rmtree(e.path, ignore_errors=True)
+        elif e.name in kept:
+            continue
+        elif len(kept) < keep:
             kept.add(e.name)
         else:
+            freed += sum(f.stat().st_size for f in os.scandir(e.path)
+                         if f.is_file(follow_symlinks=False) and f.stat().st_nlink == 1)
             shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(e.name)
     used = set()
-    for rid in kept:
+    for e in os.scandir(releases):     # every release left, kept or in the making
         try:
-            with open(os.path.join(releases, rid, "release.json")) as f:
+            with open(os.path.join(e.path, "release.json")) as f:
                 used.update(json.load(f)["files"].values())
         except (OSError, ValueError, KeyError):
             pass
@@ -171,15 +295,58 @@ def prune(home, keep):
     for e in os.scandir(blobs):
         if e.name.endswith(".part"):   # an interrupted upload, unless it is another deploy's, in flight
             if time.time() - e.stat().st_mtime > STALE_UPLOAD_S:
+                freed += e.stat().st_size
                 os.unlink(e.path)
         elif e.name not in used:
+            freed += e.stat().st_size
             os.unlink(e.path)
+    return {"removed": removed, "kept": sorted(kept), "freed_bytes": freed}
+
+
+def served(req):
+    """Wait until the running service serves `release`, reports it will not, or the time is up."""
+    home, want = req["home"], req.get("release")
+    deadline = time.time() + float(req.get("timeout", 60))
+    answer = {"service": False}
+    while True:
+        state = served_state(home)
+        if state is None:
+            return {"service": False}
+        info = None
+        try:
+            conn = http.client.HTTPConnection(_loopback(state.get("host")), int(state["port"]), timeout=5)
+            headers = {"Authorization": "Bearer " + state["token"]} if state.get("token") else {}
+            conn.request("GET", "/info", headers=headers)
+            resp = conn.getresponse()
+            if resp.status == 200:
+                info = json.loads(resp.read())
+            conn.close()
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        if info is not None and not info.get("follow"):
+            return {"service": True, "follows": False, "release": info.get("release")}
+        if info is not None:
+            error = info.get("switch_error") or {}
+            answer = {"service": True, "release": info.get("release"), "sha256": info.get("sha256"),
+                      "error": error.get("error") if error.get("release") == want else None}
+            if want is None or info.get("release") == want or answer["error"]:
+                return answer
+        if time.time() >= deadline:
+            answer = dict(answer, service=True, timed_out=True)
+            return answer
+        time.sleep(0.1)
+
+
+def _loopback(host):
+    """The service binds 127.0.0.1 (or an address given with --bind); 0.0.0.0/:: mean any."""
+    return "127.0.0.1" if host in (None, "", "0.0.0.0", "::") else host
 
 
 def main():
     command, req = sys.argv[1], json.loads(sys.argv[2])
     os.makedirs(os.path.join(req["home"], "blobs"), exist_ok=True)
-    result = {"inventory": inventory, "commit": commit}[command](req)
+    result = {"inventory": inventory, "commit": commit, "list": listing, "switch": switch, "prune": prune,
+              "served": served}[command](req)
     print(json.dumps(result))
 
 

@@ -1,4 +1,4 @@
-"""The four subcommands, each run over every board given (in parallel for fleets)."""
+"""The subcommands, each run over every board given (in parallel for fleets)."""
 from __future__ import annotations
 
 import argparse
@@ -13,12 +13,17 @@ def options_from(args: argparse.Namespace) -> Options:
     if args.profile:
         profiles.load(args.profile)  # a typo in PROFILE fails here, before any board is contacted
     return Options(ssh_key=args.ssh_key, trust_new_host=args.trust_new_host, profile=args.profile,
-                   force_wheelhouse=getattr(args, "wheelhouse", False))
+                   force_wheelhouse=getattr(args, "wheelhouse", False), keep=getattr(args, "keep", 3))
 
 
 def push(args: argparse.Namespace, hosts: list[str]) -> int:
     rel = releases.prepare(bundle_path(args.bundle), build_agent(args.agent))
     options = options_from(args)
+    if args.rollout:
+        from deploy.rollout import Plan, rollout
+        return rollout(hosts, rel, bundle_path(args.bundle), options,
+                       Plan(args.rollout, args.batch or (len(hosts) if args.rollout == "canary" else 1),
+                            args.max_fail))
     outcomes = fleet.run_all(hosts, lambda h: push_one(h, rel, options))
     fleet.print_summary(outcomes, "deploy")
     return 0 if all(o.ok for o in outcomes) else 1
@@ -49,4 +54,20 @@ def stop(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.serve import stop_one
     outcomes = fleet.run_all(hosts, lambda h: stop_one(h, options_from(args)))
     fleet.print_summary(outcomes, "stop")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def releases_(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.rollout import list_one
+    outcomes = fleet.run_all(hosts, lambda h: list_one(h, options_from(args)))
+    fleet.print_summary(outcomes, "releases")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def rollback(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.releases import check_id
+    from deploy.rollout import rollback_one
+    check_id(args.release)          # a malformed id is a usage error before any board is contacted
+    outcomes = fleet.run_all(hosts, lambda h: rollback_one(h, args.release, options_from(args)))
+    fleet.print_summary(outcomes, "rollback")
     return 0 if all(o.ok for o in outcomes) else 1

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import preflight, profiles, release as releases, runtime
+from deploy import preflight, profiles, release as releases, releases as board_releases, runtime
 from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
 from deploy.settings import deploy_log
@@ -21,6 +21,7 @@ class Options:
     profile: str | None = None
     force_wheelhouse: bool = False
     stream: bool = False           # pass the agent's stderr through (single board only)
+    keep: int = 3                  # releases kept on the board after a deploy (deploy.releases)
 
 
 def resolve_profile(options: Options, board: preflight.Board, target: Target) -> profiles.Profile:
@@ -73,6 +74,8 @@ def _push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, 
         rt_info = runtime.ensure(target, board, rt, force_wheelhouse=options.force_wheelhouse,
                                  log=say)
         shipped = releases.ship(target, board.home, rel)
+        served = board_releases.handover(target, board.home, rel.id)   # raises if the service refuses it
+        pruned = board_releases.prune(target, board.home, options.keep)
     finally:
         target.close()
     total = round(time.monotonic() - started, 2)
@@ -81,11 +84,12 @@ def _push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, 
               "bundle": rel.bundle_name, "release": rel.id, "profile": prof.name,
               "runtime": rt_info, "files_sent": shipped["files_sent"], "bytes_sent": bytes_sent,
               "release_bytes_sent": shipped["bytes_sent"], "previous": shipped["previous"],
-              "seconds": total, "board": board.__dict__}
+              "seconds": total, "board": board.__dict__, "served": served, "pruned": pruned}
     _append_log(record)
     rt_text = f"{rt_info['runtime']} ({'installed via ' + rt_info['via'] if rt_info['installed'] else 'already installed'})"
     line = (f"release {rel.id} ({rel.bundle_name}) active; runtime {rt_text}; sent {shipped['files_sent']} "
-            f"files, {bytes_sent} bytes in {total:.1f}s")
+            f"files, {bytes_sent} bytes in {total:.1f}s; {board_releases.served_text(served)}; pruned "
+            f"{len(pruned['removed'])} release(s), freed {board_releases.mb(pruned['freed_bytes'])}")
     say(f"{target.name}: {line}")
     return line, record
 

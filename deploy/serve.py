@@ -12,6 +12,7 @@ import time
 
 from deploy.errors import DeployError
 from deploy.push import Options, open_board
+from deploy.release import board_call
 
 q = shlex.quote
 
@@ -23,27 +24,57 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
         res = target.run(f"cd {q(home + '/current')} && pwd -P && cat manifest.json", timeout=30)
         if not res.ok:
             raise DeployError(f"{target.name}: nothing deployed yet; run `make deploy` first")
-        rel, _, body = res.stdout.partition("\n")
-        rel = rel.strip()
+        _, _, body = res.stdout.partition("\n")
         variants = json.loads(body)["variants"]
         name = variant or ("int8" if "int8" in variants else sorted(variants)[0])
         if name not in variants:
             raise DeployError(f"no variant {name!r} in the deployed bundle ({', '.join(variants)})")
         _stop(target, home)
-        argv = " ".join(q(a) for a in [home + "/venv/bin/python", rel + "/agent.pyz", "serve",
-                                        rel + "/" + variants[name]["file"], "--manifest", rel + "/manifest.json",
-                                        "--host", bind, "--port", str(int(port))])
+        target.run(f"rm -f {q(home + '/served')}", timeout=30)      # `make serve` starts from `current`
+        argv = _write_launcher(target, home, variants[name]["file"], bind, port)
         how = _start_systemd(target, argv) if _has_user_systemd(target) else _start_supervised(target, home, argv)
-        time.sleep(1.5)
-        if not _running(target, home):
+        answer = _wait_serving(target, home)
+        if not answer.get("service"):
             log = target.run(f"tail -n 3 {q(home + '/serve.log')}", timeout=30).stdout.strip()
-            raise DeployError(f"{target.name}: the server exited at once: {log.splitlines()[-1] if log else 'no log'}")
-        return f"serving {name} on {bind}:{port} ({how}; log {home}/serve.log)", {}
+            raise DeployError(f"{target.name}: the server did not come up: {log.splitlines()[-1] if log else 'no log'}")
+        return (f"serving {name} on {bind}:{port} (release {answer.get('release')}, following deploys; {how}; "
+                f"log {home}/serve.log)", answer)
     finally:
         target.close()
 
 
+def _write_launcher(target, home: str, model_file: str, bind: str, port: int) -> str:
+    """<home>/serve.sh: a (re)start serves the release the service last served (`served`, kept by the
+    service itself), else `current`; --follow then moves it to `current` and to every later release
+    (deploy, rollback) after checking each, so a crash never restarts into a model that failed."""
+    script = (f"#!/bin/sh\n# written by `make serve`\n"
+              f"r=$(cd {q(home + '/served')} 2>/dev/null && pwd -P) || r=$(cd {q(home + '/current')} && pwd -P) || exit 1\n"
+              f"exec {q(home + '/venv/bin/python')} \"$r/agent.pyz\" serve \"$r/\"{q(model_file)} "
+              f"--manifest \"$r/manifest.json\" --follow {q(home + '/current')} --state {q(home + '/serve.json')} "
+              f"--host {q(bind)} --port {int(port)}\n")
+    path = home + "/serve.sh"
+    res = target.run(f"printf %s {q(script)} > {q(path)}", timeout=30)
+    if not res.ok:
+        raise DeployError(f"{target.name}: cannot write {path}: {res.stderr.strip()[-200:]}")
+    return f"/bin/sh {q(path)}"
+
+
 UNIT = "edgekit-serve.service"
+START_TIMEOUT_S = 120.0
+
+
+def _wait_serving(target, home: str) -> dict:
+    """Poll until the new server answers /info on the board (it writes serve.json once listening),
+    or its process group is gone, or the time is up."""
+    started = time.monotonic()
+    while time.monotonic() < started + START_TIMEOUT_S:
+        answer = board_call(target, "served", {"home": home, "release": None, "timeout": 5}, timeout=60)
+        if answer.get("service"):
+            return answer
+        if time.monotonic() > started + 5 and not _running(target, home):   # 5 s: the launcher's exec
+            return answer
+        time.sleep(0.3)
+    return {"service": False}
 
 
 def _has_user_systemd(target) -> bool:

@@ -100,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_at_least_1, default=defaults.SERVE_WORKERS)
     p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0])
     p.add_argument("--max_body", type=_at_least_1, default=defaults.SERVE_MAX_BODY, help="bytes")
-    p.add_argument("--access_log", action="store_true", help="log every request (default: failures only)")
+    p.add_argument("--access_log", nargs="?", const="-", metavar="PATH",
+                   help="log every request: JSON lines to PATH, or (no PATH) to stderr; default: failures only")
+    p.add_argument("--access_log_max_mb", type=float, default=10.0,
+                   help="rotate the access log to PATH.1 at this size (default 10)")
+    p.add_argument("--follow", metavar="LINK",
+                   help="serve the same variant from whatever release LINK points to (zero-downtime updates)")
+    p.add_argument("--state", metavar="PATH", help="write the served release and port here (for deploy)")
     p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
                    help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
     p.add_argument("--runtime")

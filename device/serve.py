@@ -1,7 +1,9 @@
 """`serve`: a small HTTP inference service on the board (standard library only).
 
-Endpoints (a contract): GET /health, GET /info, POST /infer (?top_k=K) with an image or .npy
-as the raw body. Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
+Endpoints (a contract): GET /health, GET /info, GET /metrics (Prometheus text), POST /infer
+(?top_k=K) with an image or .npy as the raw body; /info and every /infer answer name the release
+and the model sha256 that served them. With --follow LINK the service moves to the release the
+link names without dropping a request (device/swap.py). Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
 thread-safe, so each of the --workers interpreters serves one request at a time; requests
 beyond that wait (up to the request timeout) and then get 503. SIGTERM stops accepting
 connections and lets in-flight requests finish.
@@ -10,16 +12,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
 from device import __version__, defaults, inputs, runtime
+from device.accesslog import AccessLog
+from device.isolate import package_root
 from device.errors import EXIT_OK, AgentError, one_line
+from device.metrics import CONTENT_TYPE, Metrics
 from device.predictor import Busy, Predictor
+from device.swap import Follower, Served, release_loader, release_of, variant_of
 
 MAX_CONNECTIONS = 64
 
@@ -30,9 +38,14 @@ class HttpError(Exception):
         self.status = status
 
 
-def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout: float,
-                 access_log: bool = False) -> type:
+ENDPOINTS = ("/health", "/info", "/infer", "/metrics")
+
+
+def make_handler(follower: Follower, max_body: int, token: Optional[str], timeout: float,
+                 access_log: Optional[AccessLog] = None, metrics: Optional[Metrics] = None) -> type:
+    """follower.served is read ONCE per request: that model answers it, even across a switch."""
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    metrics = metrics or Metrics()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = f"edgekit-agent/{__version__}"
@@ -45,14 +58,16 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
             sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            """Only failed requests are logged, so a long-running server's log stays small."""
-            if access_log or (str(code).isdigit() and int(code) >= 400):
+            """Only failed requests go to stderr (unless --access_log without a path), so a
+            long-running server's log stays small; --access_log PATH writes JSON lines instead."""
+            if (access_log and access_log.to_stderr) or (str(code).isdigit() and int(code) >= 400):
                 super().log_request(code, size)
 
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, payload: dict, content_type: str = "application/json") -> None:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.status = status
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -64,6 +79,22 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
             return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
         def _guard(self, work) -> None:
+            path = urlparse(self.path).path
+            endpoint = path if path in ENDPOINTS else "other"
+            self.status, self.release, started = 0, None, time.monotonic()
+            metrics.begin()
+            try:
+                self._guarded(work)
+            finally:
+                metrics.end(endpoint, self.status)
+                if access_log and access_log.path:
+                    access_log.write({"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                      "client": self.client_address[0], "method": self.command,
+                                      "path": path, "status": self.status,
+                                      "ms": round(1000 * (time.monotonic() - started), 3),
+                                      "release": getattr(self, "release", None)})
+
+        def _guarded(self, work) -> None:
             if not slots.acquire(blocking=False):
                 self.close_connection = True
                 self._send(503, {"error": "too many connections"})
@@ -87,12 +118,23 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
         def do_GET(self) -> None:
             def work():
                 path = urlparse(self.path).path
+                served = follower.served
                 if path == "/health":
-                    self._send(200, {"status": "ok", "model": model.meta["name"]})
+                    self._send(200, {"status": "ok", "model": served.predictor.meta["name"]})
                 elif path == "/info":
                     if not self._authorised():
                         raise HttpError(401, "missing or wrong token")
-                    self._send(200, model.info())
+                    self._send(200, dict(served.predictor.info(), **follower.facts()))
+                elif path == "/metrics":
+                    if not self._authorised():
+                        raise HttpError(401, "missing or wrong token")
+                    text = metrics.render({"release": served.release or "", "sha256": served.sha256,
+                                           "model": served.predictor.meta["name"],
+                                           "variant": served.variant or "",
+                                           "runtime": served.predictor.runtime["name"],
+                                           "runtime_version": served.predictor.runtime["version"] or "",
+                                           "version": __version__})
+                    self._send(200, text.encode(), CONTENT_TYPE)
                 elif path == "/infer":
                     raise HttpError(405, "use POST /infer with the image or .npy as the body")
                 else:
@@ -122,12 +164,15 @@ def make_handler(model: Predictor, max_body: int, token: Optional[str], timeout:
                     raise HttpError(400, "top_k must be an integer")
                 if k < 1:
                     raise HttpError(400, "top_k must be >= 1")
-                tensor = model.tensor_from_bytes(body)
+                served = follower.served
+                self.release = served.release
+                tensor = served.predictor.tensor_from_bytes(body)
                 try:
-                    result = model.predict(tensor, k, timeout)
+                    result = served.predictor.predict(tensor, k, timeout)
                 except Busy:
                     raise HttpError(503, "all workers are busy; try again")
-                self._send(200, result)
+                metrics.observe(result["latency_us"] / 1e6)
+                self._send(200, dict(result, release=served.release, sha256=served.sha256))
             self._guard(work)
 
     return Handler
@@ -137,11 +182,20 @@ def main(args, labels: Optional[list]) -> int:
     """Run until SIGTERM/SIGINT; errors before serving are one line and exit code 1 or 2."""
     manifest = inputs.load_manifest(args.manifest)
     rt = runtime.resolve(args.runtime)
-    model = Predictor(args.model, rt, args.workers, args.num_threads, manifest, labels)
+    path = os.path.realpath(args.model) if args.follow else args.model   # name the release actually served
+    model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels)
+    metrics = Metrics()
+    served = Served(model, release_of(args.model) if args.follow else None, variant_of(manifest, args.model))
+    if args.follow and served.variant is None:
+        raise AgentError("--follow needs --manifest naming the model as a variant (to pick the same "
+                         "variant from a new release)", kind="usage", exit_code=2)
+    follower = Follower(served, release_loader(rt, args.workers, args.num_threads, labels), args.follow,
+                        on_switch=metrics.switched)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"edgekit-agent: warning: serving on {args.host}, reachable from the network"
               + ("" if args.token else " without a token (set --token or EDGEKIT_TOKEN)"), file=sys.stderr)
-    handler = make_handler(model, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, args.access_log)
+    access_log = AccessLog.from_args(args.access_log, args.access_log_max_mb)
+    handler = make_handler(follower, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, access_log, metrics)
     try:
         server = ThreadingHTTPServer((args.host, args.port), handler)
     except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
@@ -155,11 +209,26 @@ def main(args, labels: Optional[list]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.state:
+        follower.state_path = args.state
+        root = package_root()     # the release whose agent.pyz this process runs: deploy must not prune it
+        follower.state_extra = {"host": host, "port": port, "token": args.token or None,
+                                "agent_release": os.path.basename(os.path.dirname(os.path.realpath(root)))
+                                if root.endswith(".pyz") else None,
+                                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        follower.write_state()
+    follower.start()
     print(f"serving {model.meta['name']} on http://{host}:{port} ({rt.name} {rt.version or ''}, "
           f"{model.workers} workers)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        follower.stopped.set()
         server.server_close()
+        if args.state:
+            try:
+                os.unlink(args.state)
+            except OSError:
+                pass
     print("stopped", flush=True)
     return EXIT_OK

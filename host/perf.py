@@ -133,6 +133,12 @@ def deploy_figures() -> dict:
     return deploy_measure(repeats=REPEATS)
 
 
+def model_switch(bundle: Path) -> dict:
+    """9. A deploy to HOST=local while the service is under load: failed requests, p99 around it."""
+    from deploy.switch_perf import measure as switch_measure
+    return switch_measure(bundle)
+
+
 def _line(name: str, s: dict, unit: str = "", fmt: str = ".3f") -> str:
     return (f"  {name:<44} min {format(s['min'], fmt)}{unit}  median {format(s['median'], fmt)}{unit}  "
             f"max {format(s['max'], fmt)}{unit}  (n={s['n']})")
@@ -151,7 +157,7 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("tf_lite_memory", lambda: tf_lite_peak(bundle / "int8.tflite")),
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
-             ("deploy", deploy_figures)]
+             ("deploy", deploy_figures), ("model_switch", lambda: model_switch(bundle))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -203,8 +209,14 @@ def render(fig: dict) -> str:
     if "requests" in sl:
         lines.append("8. agent serve under load (loopback, 8 clients)")
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in sl.items() if k not in ("model",) and not isinstance(v, (list, dict))))
+    ms = fig.get("model_switch", {})
+    if "requests" in ms:
+        lines.append("9. deploy to a serving HOST=local under load (target: 0 failed)")
+        lines.append(f"  {ms['requests']} requests, {ms['failed']} failed; p99 before/during/after "
+                     f"{ms['p99_us_before']}/{ms['p99_us_during']}/{ms['p99_us_after']} µs; deploy {ms['deploy_s']} s, "
+                     f"first answer from the new release {ms['deploy_start_to_first_new_answer_s']} s after its start")
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
-                "serve_load", "deploy"):
+                "serve_load", "deploy", "model_switch"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

@@ -10,6 +10,7 @@ setup.cfg that mutates only that file and selects only its tests, so runs stay s
 machine (`nice`, one worker). Writes reports/mutation.md. Not part of CI (minutes per module).
 
 Usage: python scripts/mutate.py [MODULE ...]     (default: every module in MODULES)
+       python scripts/mutate.py --collect MODULE   (re-read a finished run's scratch dir, rewrite the report)
 """
 from __future__ import annotations
 
@@ -188,7 +189,33 @@ def _mutmut_version() -> str:
     return version("mutmut")
 
 
+def collect(spec: str, tests: list) -> dict:
+    """Re-read a finished (or interrupted) run in its scratch directory without running mutmut."""
+    work = SCRATCH / _slug(_split(spec)[0])
+    env = dict(os.environ)
+    env.pop("MUTANT_UNDER_TEST", None)
+    statuses = _statuses(work, spec)
+    meta = work / "mutants" / (_split(spec)[0] + ".meta")
+    secs = meta.stat().st_mtime - (work / "setup.cfg").stat().st_mtime if meta.exists() else 0.0
+    diffs = {n: _diff(work, [sys.executable, "-m", "mutmut"], n, env) for n, st in statuses.items()
+             if st in ("survived", "timeout")}
+    result = {"spec": spec, "tests": tests, "secs": secs, "statuses": statuses, "diffs": diffs,
+              "error": None if statuses else "no mutmut results in " + str(work)}
+    (SCRATCH / (_slug(_split(spec)[0]) + ".json")).write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv: list) -> int:
+    if argv[:1] == ["--collect"]:      # rebuild a module's result (and the report) from its scratch dir
+        for spec, tests in MODULES.items():
+            if spec in argv[1:] or _split(spec)[0] in argv[1:]:
+                collect(spec, tests)
+        argv = ["--report-only"]
+    if argv == ["--report-only"]:
+        results = [json.loads(p.read_text()) for p in (SCRATCH / (_slug(_split(s)[0]) + ".json") for s in MODULES)
+                   if p.exists()]
+        write_report(results)
+        return 0
     wanted = argv or list(MODULES)
     unknown = [w for w in wanted if not any(s == w or _split(s)[0] == w for s in MODULES)]
     if unknown:
