@@ -183,18 +183,18 @@ def _umask() -> int:
     return m
 
 
-def test_prune_keeps_the_newest_and_the_previous(tmp_path):
+def test_prune_keeps_current_and_the_most_recently_used(tmp_path):
     home = tmp_path / "h"
     for i, rid in enumerate((ID1, ID2, ID3, ID4)):
         deploy(home, rid, {"m.tflite": f"model {i}".encode()}, tag=str(i))
-        os.utime(home / "releases" / rid, (1000 + i, 1000 + i))
-    # after the 4th: ID4 (current), ID3 (previous) and the newest other (ID2); ID1 and its blob gone
+    assert sorted(os.listdir(home / "releases")) == [ID1, ID2, ID3, ID4], "commit itself removes nothing"
+    meta_size = (home / "releases" / ID1 / "release.json").stat().st_size
+    out = br.prune({"home": str(home), "keep": 3})
+    assert out["removed"] == [ID1] and out["kept"] == [ID2, ID3, ID4]
+    assert out["freed_bytes"] == meta_size + len(b"model 0")   # its release.json and its (hard-linked) blob
     assert sorted(os.listdir(home / "releases")) == [ID2, ID3, ID4]
-    assert not (home / "blobs" / sha(b"model 0")).exists()
-    assert (home / "blobs" / sha(b"model 1")).exists()
-    # a rollback target older than the newest three is still kept when it is `keep`
-    br.prune(str(home), keep={ID2})
-    assert ID2 in os.listdir(home / "releases")
+    assert not (home / "blobs" / sha(b"model 0")).exists() and (home / "blobs" / sha(b"model 1")).exists()
+    assert current(home) == os.path.join("releases", ID4)
 
 
 def test_prune_leftovers(tmp_path):
@@ -207,11 +207,15 @@ def test_prune_leftovers(tmp_path):
     old = time.time() - br.STALE_UPLOAD_S - 60
     os.utime(stale, (old, old))
     (blobs / ("e" * 64)).write_bytes(b"unreferenced")
-    (home / "releases" / f"{ID2}.tmp99").mkdir()
-    br.prune(str(home), keep={ID1})
+    dead_tmp, live_tmp = home / "releases" / f"{ID2}.tmp99", home / "releases" / f"{ID3}.tmp98"
+    dead_tmp.mkdir()
+    live_tmp.mkdir()
+    os.utime(dead_tmp, (old, old))
+    out = br.prune({"home": str(home), "keep": 1})
     assert fresh.exists() and not stale.exists() and not (blobs / ("e" * 64)).exists()
-    assert not (home / "releases" / f"{ID2}.tmp99").exists()
-    assert (blobs / sha(b"one")).exists()
+    assert not dead_tmp.exists() and live_tmp.exists(), "another deploy's release in the making stays"
+    assert (blobs / sha(b"one")).exists() and out["removed"] == []
+    assert out["freed_bytes"] == len(b"abandoned") + len(b"unreferenced")
 
 
 CRASH = r"""
@@ -247,7 +251,7 @@ def test_crash_between_upload_and_switch_leaves_the_previous_release(tmp_path, p
     # the next deploy goes through and cleans up after the dead one
     answer = deploy(home, ID2, {"m.tflite": new}, tag="d")
     assert answer["previous"] == ID1 and (home / "current" / "m.tflite").read_bytes() == new
-    assert not [n for n in os.listdir(home / "releases") if ".tmp" in n]
+    assert [r["id"] for r in br.listing({"home": str(home)})["releases"]] == [ID1, ID2], "leftovers never listed"
     assert not (home / "current.new").exists()
 
 
