@@ -117,6 +117,8 @@ for i in range(30):
 sys.stderr.write("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
 sys.stderr.write("TF_CPP_MIN_LOG_LEVEL=%s\\n" % os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
 sys.stderr.write("path0=%s\\n" % sys.path[0])
+sys.stderr.flush()
+sys.stderr.buffer.write(b"bad \\xff bytes\\n")   # not UTF-8: reported, not a crash of the parent
 sys.exit(7)
 """
 
@@ -134,8 +136,8 @@ def test_exit_without_a_result_and_the_stderr_tail(models, private_tmp, monkeypa
         "kind": "crash", "message": "child process exited with code 7 without a result", "signal": None,
         "exit_code": 7}
     tail = err["stderr_tail"].split("\n")
-    assert len(tail) == 20 and tail[-2:] == ["TF_CPP_MIN_LOG_LEVEL=2", f"path0={REPO}"]
-    assert tail[0] == "line 12" and not any("XNNPACK delegate for CPU" in ln for ln in tail)
+    assert len(tail) == 20 and tail[-3:] == ["TF_CPP_MIN_LOG_LEVEL=2", f"path0={REPO}", "bad \ufffd bytes"]
+    assert tail[0] == "line 13" and not any("XNNPACK delegate for CPU" in ln for ln in tail)
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ, "the child's default is set in its env, not ours"
     assert "noise" not in capfd.readouterr().out, "the child's stdout never reaches ours (it may be JSON)"
 
@@ -172,3 +174,12 @@ def test_stderr_replaced_by_something_without_a_file(models, private_tmp, monkey
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     out = isolate.run(bench_job(models["fp32"]), timeout=60)
     assert out["ok"] is True
+
+
+def test_timeout_report_survives_bytes_that_are_not_utf8(models, private_tmp, monkeypatch):
+    (private_tmp / "hangs_on_import.py").write_text(
+        "import sys, time\nsys.stderr.buffer.write(b'stuck \\xfe here\\n'); sys.stderr.flush()\ntime.sleep(600)\n")
+    monkeypatch.setenv("PYTHONPATH", str(private_tmp))
+    job = bench_job(models["fp32"], runtime={"name": "x", "version": None, "module": "hangs_on_import"})
+    out = isolate.run(job, timeout=12)      # time for the child to start and reach the import, even when busy
+    assert out["error"]["kind"] == "timeout" and out["error"]["stderr_tail"] == "stuck \ufffd here"
