@@ -290,8 +290,76 @@ def test_commit_holds_the_board_lock(tmp_path):
         req = request(home, ID1, {"m": data}, upload(home, data))
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         proc = subprocess.Popen([sys.executable, "-c", code, repo, json.dumps(req)], stdout=subprocess.PIPE, cwd=repo)
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=1.0)     # blocked on the lock (it would finish in ~0.1 s)
+        # readiness: /proc/locks lists the child as a blocked waiter ("->") on our lock's inode
+        inode = os.fstat(held.fileno()).st_ino
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            with open("/proc/locks") as f:
+                if any(ln.split()[1] == "->" and ln.split()[5] == str(proc.pid) and
+                       ln.split()[6].endswith(f":{inode}") for ln in f if len(ln.split()) > 6):
+                    break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the second commit did not wait for the lock"
         assert not (home / "current").exists()
     out, _ = proc.communicate(timeout=30)
     assert json.loads(out)["previous"] is None and (home / "current").exists()
+
+
+def test_release_json_and_history_are_exact(tmp_path):
+    import re
+    home = tmp_path / "h"
+    deploy(home, ID1, {"m.tflite": b"one"})
+    deploy(home, ID2, {"m.tflite": b"two"})
+    meta = dict({"bundle": "b"}, id=ID2, files={"m.tflite": sha(b"two")})
+    assert (home / "current" / "release.json").read_text() == json.dumps(meta, indent=1, sort_keys=True)
+    lines = [json.loads(ln) for ln in (home / "history.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["from"]) for x in lines] == [(ID1, None), (ID2, ID1)]
+    assert all(set(x) == {"utc", "id", "from"} and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x["utc"])
+               for x in lines)
+    assert abs(time.mktime(time.strptime(lines[-1]["utc"], "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime())) < 300
+
+
+def test_a_complete_release_is_not_rebuilt(tmp_path):
+    home = tmp_path / "h"
+    deploy(home, ID1, {"m.tflite": b"one"})
+    before = (home / "releases" / ID1 / "release.json").stat().st_ino
+    br.commit(request(home, ID1, {"m.tflite": b"one"}, {}))
+    assert (home / "releases" / ID1 / "release.json").stat().st_ino == before
+
+
+def test_leftovers_of_a_dead_commit_are_replaced(tmp_path):
+    """A half-built release dir (no release.json) and our own stale tmp dir do not block the commit."""
+    home = tmp_path / "h"
+    deploy(home, ID1, {"m.tflite": b"one"})
+    half = home / "releases" / ID2
+    half.mkdir()
+    (half / "junk").write_bytes(b"partial")
+    mine = home / "releases" / f"{ID2}.tmp{os.getpid()}"
+    mine.mkdir()
+    (mine / "junk").write_bytes(b"partial")
+    data = b"two"
+    req = request(home, ID2, {"m.tflite": data}, upload(home, data))
+    del req["uploads"]
+    (home / "blobs" / sha(data)).write_bytes(data)       # already on the board: no uploads key at all
+    assert br.commit(req)["previous"] == ID1
+    assert sorted(os.listdir(half)) == ["m.tflite", "release.json"] and not mine.exists()
+
+
+def test_missing_blobs_accepts_a_blob_promoted_under_another_name(tmp_path):
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    (blobs / sha(b"x")).write_bytes(b"x")
+    assert br.missing_blobs(str(blobs), {"a": sha(b"x")}, {sha(b"x"): "gone.part"}) == []
+
+
+def test_overwrite_refusals_name_the_file(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(b"new")
+    dst.write_bytes(b"old")
+    with pytest.raises(SystemExit) as exc:
+        br.link_or_copy(str(src), str(dst))            # the hard-link path
+    assert str(exc.value) == f"refusing to overwrite {dst}" and dst.read_bytes() == b"old"
+    monkeypatch.setattr(br.os, "link", lambda a, b: (_ for _ in ()).throw(OSError(18, "cross-device")))
+    with pytest.raises(SystemExit) as exc:
+        br.link_or_copy(str(src), str(dst))            # the copy path
+    assert str(exc.value) == f"refusing to overwrite {dst}" and dst.read_bytes() == b"old"
