@@ -15,14 +15,14 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
-       KEEP ROLLOUT BATCH MAX_FAIL RELEASE MODULES
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT MODULES
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize evaluate agent deploy bench report compare perf \
+.PHONY: help venv all train quantize evaluate agent deploy bench profile report compare perf \
         board board-stop serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -31,7 +31,7 @@ help:
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
-	@echo '           A= B= (compare)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
@@ -66,6 +66,10 @@ deploy: venv
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
 	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+
+## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)
+profile: venv
+	$(PY) -m deploy profile --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VARIANT,--variant)
 
 ## make report       reports/benchmark_report.md and plots from results/
 report: venv

@@ -1,4 +1,4 @@
-"""`python -m deploy {push,bench,serve,stop,releases,rollback}`: what the Makefile's deploy/bench/serve/stop call.
+"""`python -m deploy {push,bench,profile,serve,stop,releases,rollback}`: what the Makefile's deploy/bench/serve/stop call.
 
 Every user-fixable problem is one line on stderr and a non-zero exit (1 failed, 2 usage).
 """
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("push", "ship runtime, agent and bundle to the board(s)"),
                        ("bench", "run info/bench/eval on the board(s), store results/<host>/...json"),
+                       ("profile", "per-operator latency and memory plan on the board(s), "
+                                   "store results/<host>/...-profile.json"),
                        ("serve", "start the agent's HTTP server on the board"),
                        ("stop", "stop a server started by serve"),
                        ("releases", "list the releases on the board(s): current, served, size"),
@@ -96,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="percent of a batch's boards that may fail before the rollout stops (default 0)")
         if name == "rollback":
             p.add_argument("--release", help="release id (default: the one that was current before)")
-        if name == "bench":
+        if name in ("bench", "profile"):
             p.add_argument("--results", help="results directory (default: results/)")
+        if name == "profile":
+            p.add_argument("--variant", help="profile only this variant (default: the profile's variants)")
+            p.add_argument("--cut-on-host", action="store_true",
+                           help="cut the models here and ship the pieces (automatic on tflite-runtime boards)")
         if name == "serve":
             p.add_argument("--variant", help="model variant to serve (default: int8 if present)")
             p.add_argument("--port", type=int, default=8080)

@@ -41,6 +41,19 @@ def bench(args: argparse.Namespace, hosts: list[str]) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def profile(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.profile_ops import check_variant, profile_one
+    if args.results:
+        os.environ["EDGEKIT_RESULTS"] = args.results
+    bundle = bundle_path(args.bundle)
+    check_variant(bundle, args.variant)       # bad input: refused before any board is touched
+    options = options_from(args)
+    options.stream = len(hosts) == 1
+    outcomes = fleet.run_all(hosts, lambda h: profile_one(h, bundle, options, args.variant, args.cut_on_host))
+    fleet.print_summary(outcomes, "profile")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def serve(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.serve import serve_one
     bundle_path(args.bundle)

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
                                             "TFLite models on this board.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,serve}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=_Parser)
 
     def common(p, single_run=True):
         p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
+
+    from device import profile
+    profile.add_parser(sub, common)
 
     p = sub.add_parser("eval", help="on-device accuracy over a bundle's eval.npz")
     p.add_argument("model", metavar="MODEL")
@@ -313,7 +316,12 @@ def _runtime_job(doc: dict) -> dict:
     return {"name": info.name, "version": info.version, "module": info.module}
 
 
-COMMANDS = {"info": cmd_info, "bench": cmd_bench, "eval": cmd_eval, "infer": cmd_infer}
+def cmd_profile(args, doc: dict) -> int:
+    from device import profile
+    return profile.command(args, doc, _run_model_job, _runtime_job, _abs_input)
+
+
+COMMANDS = {"info": cmd_info, "bench": cmd_bench, "eval": cmd_eval, "infer": cmd_infer, "profile": cmd_profile}
 
 
 def _json_dest(argv: list) -> Optional[str]:
@@ -339,7 +347,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
-            raise AgentError("no command given (info, bench, eval, infer, serve; see --help)", EXIT_USAGE, "usage")
+            raise AgentError("no command given (info, bench, eval, infer, profile, serve; see --help)", EXIT_USAGE, "usage")
         if args.command == "serve":
             from device import serve
             return serve.main(args, _read_labels(args.labels))

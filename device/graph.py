@@ -61,21 +61,14 @@ def _tensor_dtypes(interpreter: Any) -> dict:
     return dtypes
 
 
-def analyse(interpreter: Any) -> dict:
-    """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated."""
-    try:
-        nodes = _nodes(interpreter)
-    except Exception:
-        return {"ops_total": None, "ops_delegated": None, "delegate_nodes": None,
-                "ops_not_delegated": {}, "quantized": None, "op_types": {}}
-    original = [i for i, n in enumerate(nodes) if n[0] != "DELEGATE"]
-    delegates = [i for i, n in enumerate(nodes) if n[0] == "DELEGATE"]
+def _partitions(nodes: list, original: list, delegates: list) -> dict:
+    """op index -> number of the delegate partition (0, 1, ...) that took it."""
     producer = {}
     for i in original:
         for t in nodes[i][2]:
             producer[t] = i
-    taken = set()
-    for d in delegates:
+    taken = {}
+    for number, d in enumerate(delegates):
         boundary = set(nodes[d][1])
         stack = list(nodes[d][2])
         seen = set()
@@ -86,8 +79,31 @@ def analyse(interpreter: Any) -> dict:
             seen.add(t)
             op = producer[t]
             if op not in taken:
-                taken.add(op)
+                taken[op] = number
                 stack.extend(nodes[op][1])
+    return taken
+
+
+def partitions(interpreter: Any) -> dict:
+    """op index -> delegate partition, for every op a delegate took (empty if none or unknown)."""
+    try:
+        nodes = _nodes(interpreter)
+    except Exception:
+        return {}
+    original = [i for i, n in enumerate(nodes) if n[0] != "DELEGATE"]
+    return _partitions(nodes, original, [i for i, n in enumerate(nodes) if n[0] == "DELEGATE"])
+
+
+def analyse(interpreter: Any) -> dict:
+    """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated."""
+    try:
+        nodes = _nodes(interpreter)
+    except Exception:
+        return {"ops_total": None, "ops_delegated": None, "delegate_nodes": None,
+                "ops_not_delegated": {}, "quantized": None, "op_types": {}}
+    original = [i for i, n in enumerate(nodes) if n[0] != "DELEGATE"]
+    delegates = [i for i, n in enumerate(nodes) if n[0] == "DELEGATE"]
+    taken = set(_partitions(nodes, original, delegates))
     dtypes = _tensor_dtypes(interpreter)
     quantized = any(nodes[i][0] in _COMPUTE_OPS and
                     any(dtypes.get(t) in ("int8", "uint8", "int16") for t in nodes[i][2])

@@ -36,6 +36,17 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def memory_plan_summary(path: Path) -> dict | None:
+    """The static memory plan's headline figures (device/memplan.py), for the size table."""
+    from device.memplan import plan_file
+    try:
+        plan = plan_file(str(path))
+    except Exception:  # the plan is extra information: a model it cannot read still ships
+        return None
+    return {k: plan[k] for k in ("weights_bytes", "unpacked_weights_bytes", "arena_bytes", "peak_op",
+                                 "peak_op_type")}
+
+
 def write_eval_set(path: Path, x: np.ndarray, y: np.ndarray, predictions: dict[str, np.ndarray]) -> None:
     buf = io.BytesIO()
     arrays = {"x": x.astype(np.uint8), "y": y.astype(np.int64)}
@@ -60,6 +71,7 @@ def write_bundle(out_dir: Path, name: str, dataset_spec: str, ds: Dataset, varia
             "ops": len(specs[variant]["ops"]), "float_ops": specs[variant]["float_ops"],
             "host_top1": ev.top1,
             "agreement_with_fp32": None if fp32_pred is None else float(np.mean(ev.predictions == fp32_pred)),
+            "memory_plan": memory_plan_summary(path),
         }
     eval_path = out_dir / "eval.npz"
     write_eval_set(eval_path, ds.x_test, ds.y_test, {k: v.predictions for k, v in evals.items()})

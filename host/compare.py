@@ -105,6 +105,10 @@ def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0, cross_boa
     if _board(a) != _board(b):
         print(f"note: different boards: A {_board(a)}, B {_board(b)}")
     print(render(deltas))
+    from host import compare_profile   # two `make profile` results: the operators that moved
+    moved = compare_profile.render(a, b, threshold_pct)
+    if moved:
+        print(moved)
     bad = [d for d in deltas if d.regression]
     if bad:
         print(f"\n{len(bad)} regression(s) beyond the threshold ({threshold_pct:g} % latency/memory, 0.5 pp accuracy)")

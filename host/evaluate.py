@@ -56,10 +56,15 @@ def _eval(preds: np.ndarray, y: np.ndarray) -> VariantEval:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """variant | size KB | x FP32 | top-1 | delta vs FP32 (pp) | agreement with FP32."""
-    head = f"{'variant':<8} {'size KB':>9} {'x fp32':>7} {'top-1 %':>8} {'Δ pp':>7} {'agree %':>8}"
+    """variant | size KB | weights KB / arena KB (static memory plan) | x FP32 | top-1 | delta vs FP32 (pp)
+    | agreement with FP32."""
+    head = (f"{'variant':<8} {'size KB':>9} {'weights KB':>10} {'arena KB':>9} {'x fp32':>7} {'top-1 %':>8} "
+            f"{'Δ pp':>7} {'agree %':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['variant']:<8} {r['size_bytes'] / 1024:>9.1f} {r['size_ratio']:>7.3f} "
+        plan = r.get("plan") or {}
+        kb = (lambda b: f"{b / 1024:.1f}" if b is not None else "-")
+        lines.append(f"{r['variant']:<8} {r['size_bytes'] / 1024:>9.1f} {kb(plan.get('weights_bytes')):>10} "
+                     f"{kb(plan.get('arena_bytes')):>9} {r['size_ratio']:>7.3f} "
                      f"{100 * r['top1']:>8.2f} {r['delta_pp']:>+7.2f} {100 * r['agreement']:>8.2f}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from host import perf_profile
 from host.config import ARTIFACTS, REPORTS
 from device.fileio import atomic_write_text
 
@@ -157,7 +158,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("tf_lite_memory", lambda: tf_lite_peak(bundle / "int8.tflite")),
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
-             ("deploy", deploy_figures), ("model_switch", lambda: model_switch(bundle))]
+             ("deploy", deploy_figures), ("model_switch", lambda: model_switch(bundle)),
+             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -215,8 +217,9 @@ def render(fig: dict) -> str:
         lines.append(f"  {ms['requests']} requests, {ms['failed']} failed; p99 before/during/after "
                      f"{ms['p99_us_before']}/{ms['p99_us_during']}/{ms['p99_us_after']} µs; deploy {ms['deploy_s']} s, "
                      f"first answer from the new release {ms['deploy_start_to_first_new_answer_s']} s after its start")
+    lines += perf_profile.render(fig.get("op_profile"), _line)
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
-                "serve_load", "deploy", "model_switch"):
+                "serve_load", "deploy", "model_switch", "op_profile"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

@@ -81,7 +81,8 @@ def summary_rows(manifest: dict) -> list[dict]:
                      "size_ratio": v["size_bytes"] / base["size_bytes"] if base else float("nan"),
                      "top1": v["host_top1"],
                      "delta_pp": 100 * (v["host_top1"] - base["host_top1"]) if base else float("nan"),
-                     "agreement": v["agreement_with_fp32"] if v["agreement_with_fp32"] is not None else float("nan")})
+                     "agreement": v["agreement_with_fp32"] if v["agreement_with_fp32"] is not None else float("nan"),
+                     "plan": v.get("memory_plan")})
     return rows
 
 

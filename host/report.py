@@ -240,6 +240,9 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                              if m else "–")
             md.append(f"| {bundle} | {variant} | " + " | ".join(cells) + " |")
         md.append("")
+    from host import report_profile   # `make profile` results: top operators, time by type, memory plan
+    more, pics = report_profile.section(results, out, docs)
+    md, images = md + more, images + pics
     trade = _tradeoff(rows, out)
     if trade:
         images.append(trade)

@@ -73,3 +73,22 @@ def test_cli_errors_are_one_line(tmp_path, args, match):
     proc = run_host(*args, artifacts=tmp_path, check=False)
     assert proc.returncode == 2
     assert match in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_manifest_records_each_variants_memory_plan(tiny_bundle):
+    """make quantize records the static memory plan per variant; the summary shows it beside the size."""
+    from device.memplan import plan_file
+    m = load_manifest(tiny_bundle)
+    plans = {name: v["memory_plan"] for name, v in m["variants"].items()}
+    for name, v in m["variants"].items():
+        full = plan_file(str(tiny_bundle / v["file"]))
+        assert plans[name]["arena_bytes"] == full["arena_bytes"] > 0
+        assert plans[name]["weights_bytes"] == full["weights_bytes"] > 0
+        assert plans[name]["weights_bytes"] < v["size_bytes"]
+    assert plans["int8"]["arena_bytes"] * 3 < plans["fp32"]["arena_bytes"]       # int8 vs float32 activations
+    assert plans["int8"]["weights_bytes"] * 3 < plans["fp32"]["weights_bytes"]
+    assert plans["fp16"]["unpacked_weights_bytes"] > plans["fp16"]["weights_bytes"]  # fp16 -> fp32 at load
+    proc = run_host("evaluate", "--name", "digits", artifacts=tiny_bundle.parent)
+    assert "weights KB" in proc.stdout and "arena KB" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("int8 "))
+    assert f"{plans['int8']['arena_bytes'] / 1024:.1f}" in row.split()
