@@ -6,7 +6,9 @@ SHELL      := /bin/bash
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 DATASET    ?= mnist5k
-NAME       ?= $(subst :,_,$(subst /,_,$(DATASET)))
+comma      := ,
+# With MODEL= (your own model) the bundle is named after the (first) model file unless NAME= says.
+NAME       ?= $(if $(MODEL),$(basename $(notdir $(patsubst %/,%,$(firstword $(subst $(comma), ,$(MODEL)))))),$(subst :,_,$(subst /,_,$(DATASET))))
 BUNDLE     ?= artifacts/$(NAME)
 HOST       ?= local
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -16,13 +18,25 @@ export PYTHONDONTWRITEBYTECODE = 1
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT MODULES
+export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
+       INT8_FALLBACK SIGNATURE
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
+DATA_FLAGS   = $(call opt,EVAL,--eval) $(call opt,LABELS,--labels) $(call opt,PREPROCESS,--preprocess) \
+               $(call opt,PIXEL_SCALE,--pixel-scale) $(call opt,PIXEL_OFFSET,--pixel-offset) \
+               $(call opt,COLOR_ORDER,--color-order) $(call opt,RESIZE,--resize)
+ifdef MODEL
+QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib-n) $(DATA_FLAGS) \
+                 $(call opt,MAX_DROP_PP,--max-drop-pp) $(call opt,INT8_FALLBACK,--int8-fallback) \
+                 $(call opt,SIGNATURE,--signature)
+else
+QUANTIZE_FLAGS = $(call opt,CALIB,--calibration-samples)
+endif
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize evaluate agent deploy bench profile report compare perf \
+.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf \
         board board-stop serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -31,6 +45,10 @@ help:
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
+	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
+	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
+	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop'
+	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
 	@echo '           A= B= (compare)   VARIANT=int8 (profile)   BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
 	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
 
@@ -46,8 +64,13 @@ train: venv
 	$(PY) -m host train --dataset "$$DATASET" --name "$$NAME" $(TRAIN_FLAGS)
 
 ## make quantize     convert to fp32/dynamic/fp16/int8 .tflite, evaluate every variant, write the bundle
+##                   MODEL=m.keras|m.h5|saved_model/ CALIB=... EVAL=... [LABELS=] [PREPROCESS=]: your own model
 quantize: venv
-	$(PY) -m host quantize --name "$$NAME" $(call opt,CALIB,--calibration-samples)
+	$(PY) -m host quantize --name "$$NAME" $(QUANTIZE_FLAGS)
+
+## make bundle       MODEL=a.tflite[,b.tflite] LABELS=labels.txt EVAL=folder:DIR NAME=zoo: .tflite files as they are
+bundle: venv
+	$(PY) -m host bundle --name "$$NAME" --model "$$MODEL" $(DATA_FLAGS)
 
 ## make evaluate     re-evaluate the bundle's variants on the host and print the summary
 evaluate: venv

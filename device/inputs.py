@@ -1,7 +1,10 @@
 """Turning data into input tensors: random bench inputs, .npy files, and pixels -> quantised tensors.
 
-The pixel path must match the host bit for bit (docs/contracts.md): f = pixel*scale + offset in
-float32, then q = clip(np.round(f / input_scale) + zero_point) for quantised inputs.
+The pixel path must match the host bit for bit (docs/contracts.md): images are decoded, converted
+to the model's channels and fitted to its size (`fit_image`: stretch, or centre crop to the aspect
+then resize), then `pixels_to_float` (colour order, f = pixel*scale + offset in float32, per channel
+when the scale/offset are lists) and `quantize` (q = clip(np.round(f / input_scale) + zero_point)).
+This module is the one place these rules live: the host imports it for evaluation and calibration.
 """
 from __future__ import annotations
 
@@ -19,15 +22,31 @@ from device.errors import AgentError
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm", ".gif", ".tif", ".tiff", ".webp")
 
 
+Number = Union[float, list]  # one value, or one per channel
+
+# Named pixel rules (PREPROCESS=): f = pixel * scale + offset, per channel when a list.
+_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PRESETS = {
+    "unit": (1.0 / 255.0, 0.0),                   # [0, 1]
+    "signed": (2.0 / 255.0, -1.0),                # [-1, 1]
+    "raw": (1.0, 0.0),                            # 0..255
+    "imagenet": ([1.0 / (255.0 * s) for s in _STD], [-m / s for m, s in zip(_MEAN, _STD)]),  # (x/255-mean)/std
+}
+COLOR_ORDERS = ("RGB", "BGR")
+RESIZE_MODES = ("stretch", "crop")
+
+
 @dataclass
 class Preprocess:
     """How raw 0..255 pixels become the model's input (from the manifest, else by convention)."""
     height: int
     width: int
     channels: int
-    pixel_scale: float
-    pixel_offset: float
+    pixel_scale: Number
+    pixel_offset: Number
     source: str  # "manifest" | "convention" | "override"
+    color_order: str = "RGB"   # channel order the model wants; pixels are decoded as RGB
+    resize: str = "stretch"    # "stretch" | "crop" (centre crop to the model's aspect, then resize)
 
 
 def random_input(spec: dict, rng: np.random.Generator) -> np.ndarray:
@@ -98,10 +117,15 @@ def preprocess_for(spec: dict, manifest: Optional[dict] = None, pixel_scale: Opt
     else:
         raise AgentError(f"input {spec['name']!r} has shape {spec['shape']}, not an image (NHWC)",
                          kind="input")
-    if manifest and "input" in manifest:
+    order, resize = "RGB", "stretch"
+    if manifest and manifest.get("input"):   # a non-image bundle has none: bench only
         mi = manifest["input"]
-        scale, offset, source = float(mi["pixel_scale"]), float(mi.get("pixel_offset", 0.0)), "manifest"
+        scale, offset, source = _number(mi["pixel_scale"]), _number(mi.get("pixel_offset", 0.0)), "manifest"
         h, w, c = int(mi.get("height", h)), int(mi.get("width", w)), int(mi.get("channels", c))
+        order, resize = str(mi.get("color_order", "RGB")).upper(), str(mi.get("resize", "stretch"))
+        if order not in COLOR_ORDERS or resize not in RESIZE_MODES:
+            raise AgentError(f"manifest input: color_order {order!r} / resize {resize!r} not one of "
+                             f"{COLOR_ORDERS} / {RESIZE_MODES}", kind="manifest")
     else:
         dtype = np.dtype(spec["dtype"])
         q = spec.get("quantization")
@@ -116,18 +140,67 @@ def preprocess_for(spec: dict, manifest: Optional[dict] = None, pixel_scale: Opt
         scale = pixel_scale if pixel_scale is not None else scale
         offset = pixel_offset if pixel_offset is not None else offset
         source = "override"
-    return Preprocess(h, w, c, scale, offset, source)
+    return Preprocess(h, w, c, scale, offset, source, order, resize)
 
 
-def pixels_to_input(pixels: np.ndarray, spec: dict, pre: Preprocess) -> np.ndarray:
-    """(N,H,W[,C]) uint8 pixels -> the model's input tensor (N,H,W,C) in its dtype."""
+def _number(value: Any) -> Number:
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+
+
+def _per_channel(value: Number, channels: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.ndim == 1 and arr.size not in (1, channels):
+        raise AgentError(f"{what} has {arr.size} values but the model has {channels} channels", kind="input")
+    return arr.reshape(-1) if arr.ndim else arr
+
+
+def pixels_to_float(pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """(N,H,W[,C]) uint8 RGB/gray pixels at the model's size -> float32 features (the pixel rule)."""
     if pixels.ndim == 3 and pre.channels == 1:
         pixels = pixels[..., None]
     if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (pre.height, pre.width, pre.channels):
         raise AgentError(f"images are {list(pixels.shape[1:])} (H,W,C) but the model expects "
                          f"{[pre.height, pre.width, pre.channels]}", kind="input")
-    f = pixels.astype(np.float32) * np.float32(pre.pixel_scale) + np.float32(pre.pixel_offset)
-    return quantize(f, spec)
+    if pre.color_order == "BGR" and pre.channels == 3:
+        pixels = pixels[..., ::-1]
+    scale = _per_channel(pre.pixel_scale, pre.channels, "pixel_scale")
+    offset = _per_channel(pre.pixel_offset, pre.channels, "pixel_offset")
+    return pixels.astype(np.float32) * scale + offset
+
+
+def pixels_to_input(pixels: np.ndarray, spec: dict, pre: Preprocess) -> np.ndarray:
+    """(N,H,W[,C]) uint8 pixels -> the model's input tensor (N,H,W,C) in its dtype."""
+    return quantize(pixels_to_float(pixels, pre), spec)
+
+
+def fit_image(img: Any, pre: Preprocess) -> np.ndarray:
+    """A PIL image -> (H,W,C) uint8 at the model's size and channels (the resize rule)."""
+    Image = _pillow()
+    img = img.convert("L" if pre.channels == 1 else "RGB")
+    if pre.resize == "crop":
+        # the largest centred box with the model's aspect ratio, then resize
+        want = pre.width / pre.height
+        w, h = img.size
+        cw, ch = (min(w, round(h * want)), h) if w / h >= want else (w, min(h, round(w / want)))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        if (cw, ch) != (w, h):
+            img = img.crop((left, top, left + cw, top + ch))
+    if img.size != (pre.width, pre.height):
+        img = img.resize((pre.width, pre.height), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def fit_pixels(arr: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """(H,W[,C]) uint8 pixels of any size -> the model's size and channels, as `fit_image` does."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.shape[:2] == (pre.height, pre.width) and (arr.ndim == 2) == (pre.channels == 1):
+        return arr[..., None] if arr.ndim == 2 else arr
+    Image = _pillow()
+    if Image is None:
+        return _resize_nearest(arr if arr.ndim == 3 else arr[..., None], pre)
+    return fit_image(Image.fromarray(arr), pre)
 
 
 def array_to_tensor(arr: np.ndarray, spec: dict, pre: Preprocess, label: str) -> np.ndarray:
@@ -158,7 +231,7 @@ def load_manifest(path: Optional[str]) -> Optional[dict]:
             manifest = json.load(f)
     except (OSError, ValueError) as exc:
         raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
-    if not isinstance(manifest, dict) or "input" not in manifest:
+    if not isinstance(manifest, dict) or not ("input" in manifest or "variants" in manifest):
         raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
     return manifest
 
@@ -198,16 +271,12 @@ def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.nda
             if img.width * img.height > defaults.MAX_IMAGE_PIXELS:
                 raise AgentError(f"{label}: image of {img.width}x{img.height} pixels is too large "
                                  f"(limit {defaults.MAX_IMAGE_PIXELS} pixels)", kind="input")
-            img = img.convert("L" if pre.channels == 1 else "RGB")
-            if img.size != (pre.width, pre.height):
-                img = img.resize((pre.width, pre.height), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+            return fit_image(img, pre)
     except AgentError:
         raise
     except Exception:
         raise AgentError(f"{label}: not a readable image (expected PNG, JPEG, BMP, PGM/PPM or .npy)",
                          kind="input") from None
-    return arr[..., None] if arr.ndim == 2 else arr
 
 
 def _read_pnm(source: Union[str, BinaryIO], label: str) -> np.ndarray:

@@ -50,22 +50,6 @@ class Served:
     def sha256(self) -> str:
         return self.predictor.meta["sha256"]
 
-    def mark_served(self) -> None:
-        """<link's dir>/served -> the release serving now: a restart (supervisor, systemd) starts from
-        the last good release instead of crash-looping on a `current` that failed its check."""
-        if not self.link or not self.served.release:
-            return
-        home = os.path.dirname(os.path.abspath(self.link))
-        release_dir = os.path.dirname(os.path.realpath(self.served.predictor.meta["path"]))
-        new = os.path.join(home, "served.new")
-        try:
-            if os.path.lexists(new):
-                os.unlink(new)
-            os.symlink(os.path.relpath(release_dir, home), new)
-            os.replace(new, os.path.join(home, "served"))
-        except OSError as exc:
-            sys.stderr.write(f"edgekit-agent: cannot update {home}/served: {exc.strerror}\n")
-
     def facts(self) -> dict:
         return {"release": self.release, "sha256": self.sha256, "variant": self.variant,
                 "served_since_utc": utc(self.since)}

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,6 +36,42 @@ def _size(text: str) -> tuple[int, int]:
     return int(h), int(w or h)
 
 
+def _byom_args(p: argparse.ArgumentParser, quantize: bool) -> None:
+    """Your own model and data (issue 12); the Makefile's MODEL=, CALIB=, EVAL=, LABELS=, ..."""
+    p.add_argument("--model", required=not quantize,
+                   help=".keras / .h5 / SavedModel dir" if quantize else "a.tflite[,b.tflite]")
+    p.add_argument("--eval", help="folder:PATH | npz:PATH (x_test, y_test) | csv:PATH (file,label)")
+    p.add_argument("--labels", help="labels file, one per line")
+    p.add_argument("--preprocess", help="unit | signed | raw | imagenet")
+    p.add_argument("--pixel-scale", help="f = pixel*scale + offset (one value or R,G,B)")
+    p.add_argument("--pixel-offset")
+    p.add_argument("--color-order", default="RGB", help="RGB | BGR (what the model wants)")
+    p.add_argument("--resize", default="stretch", help="stretch | crop (centre crop to aspect, then resize)")
+    if quantize:
+        p.add_argument("--calib", help="dataset spec, folder:PATH of images, npz:PATH, or random")
+        p.add_argument("--calib-n", type=int, default=None, help="calibration images (default 300)")
+        p.add_argument("--max-drop-pp", type=float, default=1.0)
+        p.add_argument("--int8-fallback", type=int, default=0, help="keep the N worst layers float ('mixed')")
+        p.add_argument("--signature", help="SavedModel signature (default serving_default)")
+
+
+def _byom_options(args, quantize: bool):
+    from host.byom import Options
+
+    first = Path(args.model.split(",")[0].strip().rstrip("/"))
+    opts = Options(model=args.model, name=args.name or first.stem, eval=args.eval, labels=args.labels,
+                   preprocess=args.preprocess, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset,
+                   color_order=args.color_order, resize=args.resize)
+    if quantize:
+        opts.calib, opts.signature = args.calib, args.signature
+        opts.calib_n = args.calib_n or args.calibration_samples
+        opts.max_drop_pp, opts.int8_fallback = args.max_drop_pp, args.int8_fallback
+        opts.variants = tuple(args.variants.split(","))
+        if opts.calib_n < 1 or opts.int8_fallback < 0:
+            raise ValueError("CALIB_N must be >= 1 and INT8_FALLBACK >= 0")
+    return opts
+
+
 def main(argv: list[str] | None = None) -> int:
     from host.config import DEFAULTS
 
@@ -48,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=DEFAULTS.seed)
     t.add_argument("--image-size", type=_size, default=None, help="HxW for folder: datasets")
     q = sub.add_parser("quantize", help="convert to fp32/dynamic/fp16/int8, evaluate, write the bundle")
-    q.add_argument("--name", default=DEFAULTS.dataset)
+    q.add_argument("--name", default=None, help="bundle name; default the dataset, or with --model the model's file name")
     q.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
     q.add_argument("--variants", default=",".join(DEFAULTS.variants))
+    _byom_args(q, quantize=True)
+    b = sub.add_parser("bundle", help="bundle .tflite files as they are (+ labels, eval set)")
+    b.add_argument("--name", default=None, help="bundle name; default the first model's file name")
+    _byom_args(b, quantize=False)
     e = sub.add_parser("evaluate", help="re-evaluate a bundle's variants on the host")
     e.add_argument("--name", default=DEFAULTS.dataset)
     r = sub.add_parser("report", help="reports/benchmark_report.md from results/")
@@ -65,18 +106,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from host.bundle import BundleError
     from host.data import DatasetError
+    from device.errors import AgentError
+    from host.importers import ModelError
     from host.quantize import ConversionError
 
     try:
-        if args.cmd in ("train", "quantize", "evaluate"):
+        if args.cmd in ("train", "quantize", "evaluate", "bundle"):
             _divert_native_stderr()
         from host import pipeline
 
         if args.cmd == "train":
             name = args.name or args.dataset.replace("/", "_").replace(":", "_")
             pipeline.run_train(args.dataset, name, args.epochs, args.alpha, args.seed, args.image_size)
+        elif args.cmd == "quantize" and args.model:
+            from host.byom import run_quantize_model
+
+            run_quantize_model(_byom_options(args, quantize=True))
+        elif args.cmd == "bundle":
+            from host.byom import run_bundle
+
+            run_bundle(_byom_options(args, quantize=False))
         elif args.cmd == "quantize":
-            pipeline.run_quantize(args.name, args.calibration_samples, tuple(args.variants.split(",")))
+            pipeline.run_quantize(args.name or DEFAULTS.dataset, args.calibration_samples, tuple(args.variants.split(",")))
         elif args.cmd == "evaluate":
             pipeline.run_evaluate(args.name)
         elif args.cmd == "report":
@@ -91,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             from host.perf import main as perf_main
 
             return perf_main()
-    except (DatasetError, ConversionError, BundleError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, ConversionError, BundleError, ModelError, AgentError, FileNotFoundError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

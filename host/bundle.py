@@ -105,7 +105,8 @@ def load_manifest(bundle: Path, verify: bool = True) -> dict:
         raise BundleError(f"{path}: schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
     if verify:
         listed = [(v["file"], v["sha256"]) for v in manifest["variants"].values()]
-        listed.append((manifest["eval"]["file"], manifest["eval"]["sha256"]))
+        if manifest.get("eval"):
+            listed.append((manifest["eval"]["file"], manifest["eval"]["sha256"]))
         for file, digest in listed:
             f = Path(bundle) / file
             if not f.is_file():

@@ -16,8 +16,9 @@ import numpy as np
 
 from host.config import DEFAULTS
 
-PIXEL_SCALE = 1.0 / 255.0  # float input = pixel * PIXEL_SCALE + PIXEL_OFFSET
-PIXEL_OFFSET = 0.0
+from device.inputs import PRESETS
+
+PIXEL_SCALE, PIXEL_OFFSET = PRESETS["unit"]  # the built-in model: float input = pixel/255 (device/inputs.py)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 
 

@@ -14,12 +14,12 @@ from host.data import PIXEL_OFFSET, PIXEL_SCALE
 
 
 def quantise_input(x_uint8: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
-    f = x_uint8.astype(np.float32) * np.float32(PIXEL_SCALE) + np.float32(PIXEL_OFFSET)
-    if np.dtype(dtype).kind == "f":
-        return f.astype(dtype)
-    info = np.iinfo(dtype)
-    q = np.round(f / np.float32(scale)) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    """The built-in model's pixels -> its input tensor, by the board's own rule (device/inputs.py)."""
+    from device.inputs import Preprocess, pixels_to_input
+
+    pre = Preprocess(1, 1, 1, PIXEL_SCALE, PIXEL_OFFSET, "manifest")   # one scalar rule for every pixel
+    spec = {"name": "input", "dtype": dtype, "quantization": {"scale": scale, "zero_point": zero_point}}
+    return pixels_to_input(x_uint8.reshape(-1, 1, 1, 1), spec, pre).reshape(x_uint8.shape)
 
 
 @dataclass

@@ -117,6 +117,10 @@ def run_evaluate(name: str) -> dict:
 
     out = bundle_dir(name)
     manifest = load_manifest(out)
+    if manifest.get("origin"):          # your own model (host/byom.py): its own preprocessing and table
+        from host.byom import reevaluate
+
+        return reevaluate(out, manifest)
     data = np.load(out / manifest["eval"]["file"])
     for variant, v in manifest["variants"].items():
         preds = predict_tflite((out / v["file"]).read_bytes(), data["x"], f"evaluating {variant}")

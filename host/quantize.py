@@ -41,11 +41,13 @@ def _representative(images: np.ndarray) -> Iterable[list[np.ndarray]]:
         yield [img[None].astype(np.float32)]
 
 
-def convert(saved_model: Path, variant: str, calibration: np.ndarray | None = None) -> bytes:
-    """One variant's .tflite bytes; `calibration` is float input images for INT8 (training split)."""
+def make_converter(saved_model: Path, variant: str, calibration: np.ndarray | None = None,
+                   signature: str | None = None):
+    """A TFLiteConverter set up for one variant (also what the INT8 debugger starts from)."""
     import tensorflow as tf
 
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    keys = [signature] if signature else None
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=keys)
     if variant == "fp32":
         pass
     elif variant == "dynamic":
@@ -63,11 +65,21 @@ def convert(saved_model: Path, variant: str, calibration: np.ndarray | None = No
         conv.inference_output_type = tf.int8
     else:
         raise ConversionError(f"unknown variant '{variant}'; choose from {', '.join(VARIANT_HELP)}")
+    return conv
+
+
+def run_converter(conv, variant: str) -> bytes:
     try:
-        data = conv.convert()
+        return conv.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"{variant} conversion failed: {first}") from None
+        raise ConversionError(f"{variant} conversion failed: {first}") from exc
+
+
+def convert(saved_model: Path, variant: str, calibration: np.ndarray | None = None,
+            signature: str | None = None) -> bytes:
+    """One variant's .tflite bytes; `calibration` is float input images for INT8 (training split)."""
+    data = run_converter(make_converter(saved_model, variant, calibration, signature), variant)
     if variant == "int8":
         check_full_int8(data)
     return data
@@ -87,10 +99,13 @@ def graph_summary(model_bytes: bytes) -> dict:
         return {"name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
                 "scale": float(scale), "zero_point": int(zp)}
 
-    float_ops = sorted({op["op_name"] for op in ops
-                        if any(i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"
-                               for i in list(op["inputs"]) + list(op["outputs"]) if i in tensors)})
-    return {"ops": [op["op_name"] for op in ops], "float_ops": float_ops,
+    floating = [op for op in ops if any(i >= 0 and np.dtype(tensors[i]["dtype"]).kind == "f"
+                                        for i in list(op["inputs"]) + list(op["outputs"]) if i in tensors)]
+    float_ops = sorted({op["op_name"] for op in floating})
+    # where each float op sits: its output tensor's name carries the layer's name
+    float_at = [(op["op_name"], tensors[op["outputs"][0]]["name"]) for op in floating
+                if len(op["outputs"]) and op["outputs"][0] in tensors]
+    return {"ops": [op["op_name"] for op in ops], "float_ops": float_ops, "float_op_tensors": float_at,
             "inputs": [spec(d) for d in interp.get_input_details()],
             "outputs": [spec(d) for d in interp.get_output_details()]}
 
@@ -99,7 +114,8 @@ def check_full_int8(model_bytes: bytes) -> None:
     """Fail loudly unless every op is integer and the input/output are int8."""
     g = graph_summary(model_bytes)
     if g["float_ops"]:
-        raise ConversionError(f"int8 model still has float ops: {', '.join(g['float_ops'])}")
+        where = "; ".join(f"{op} at {t}" for op, t in g["float_op_tensors"][:5])
+        raise ConversionError(f"int8 model still has float ops: {', '.join(g['float_ops'])} ({where})")
     bad = [f"{t['name']}:{t['dtype']}" for t in g["inputs"] + g["outputs"] if t["dtype"] != "int8"]
     if bad:
         raise ConversionError(f"int8 model input/output are not int8: {', '.join(bad)}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
 from host.plots import pyplot, save_png
+from host.report_model import model_lines
 from device import results as resultdoc
 from device.fileio import atomic_write_text
 
@@ -214,6 +215,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                f"profile {dep.get('profile', '–')}",
                f"- temperature before/after: {resultdoc.thermal_text(dep.get('info_before'))} / {resultdoc.thermal_text(dep.get('info_after'))}",
                f"- measured from {doc['started_utc']}; file `{path}`"]
+        md += model_lines(_manifest(bundle), doc)
         load = (dep.get("info_before") or {}).get("load_avg") or dev.get("load_avg")
         if load and dev.get("cpu_count") and load[0] > 0.5 * dev["cpu_count"]:
             md.append(f"- **busy board**: load average {load[0]:.2f} on {dev['cpu_count']} cores before the run; "

@@ -1,0 +1,68 @@
+"""When full INT8 loses accuracy: which layers cause it, and a `mixed` model that keeps them in float.
+
+TensorFlow's QuantizationDebugger runs the float and the quantised graph side by side on a few
+calibration images and gives each quantised tensor's error; ranked by RMSE over the tensor's own
+quantisation step (the measure TensorFlow's guide uses), the top ones are the layers to blame.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from host.importers import layer_of
+
+DEBUG_SAMPLES = 32
+
+
+def _dataset(calibration: np.ndarray):
+    def gen():
+        for img in calibration[:DEBUG_SAMPLES]:
+            yield [img[None].astype(np.float32)]
+    return gen
+
+
+def worst_layers(saved_model: Path, calibration: np.ndarray, signature: str | None, top: int = 5) -> list[dict]:
+    """The `top` quantised tensors with the largest RMSE/scale, each {layer, op, rmse_over_scale, ...}."""
+    import tensorflow as tf
+
+    from host.quantize import make_converter
+
+    conv = make_converter(saved_model, "int8", calibration, signature)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_dataset(calibration))
+    debugger.run()
+    buf = io.StringIO()
+    debugger.layer_statistics_dump(buf)
+    rows = []
+    for r in csv.DictReader(io.StringIO(buf.getvalue())):
+        try:
+            scale = float(r["scale"])
+            rmse = float(np.sqrt(float(r["mean_squared_error"])))
+        except (KeyError, ValueError):
+            continue
+        if scale <= 0 or not np.isfinite(rmse):
+            continue
+        rows.append({"tensor": r["tensor_name"], "layer": layer_of(r["tensor_name"]), "op": r.get("op_name", ""),
+                     "rmse_over_scale": round(rmse / scale, 4), "rmse": rmse,
+                     "max_abs_error": float(r.get("max_abs_error") or "nan"), "scale": scale})
+    rows.sort(key=lambda r: -r["rmse_over_scale"])
+    return rows[:top]
+
+
+def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | None, layers: list[str]) -> bytes:
+    """Full INT8 except `layers`, which stay float (int8 input/output kept)."""
+    import tensorflow as tf
+
+    from host.quantize import ConversionError, make_converter
+
+    conv = make_converter(saved_model, "int8", calibration, signature)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(layers))
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_dataset(calibration),
+                                                         debug_options=options)
+    try:
+        return debugger.get_nondebug_quantized_model()
+    except Exception as exc:
+        raise ConversionError(f"mixed conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
