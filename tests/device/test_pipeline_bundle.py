@@ -50,4 +50,4 @@ def test_eval_agrees_with_the_host(agent, bundle_dir):
         assert acc["host_variant"] == name
         assert acc["agreement_with_host"] == 1.0, (name, acc.get("disagreements"))
         if v.get("host_top1") is not None:
-            assert acc["top1"] == pytest.approx(v["host_top1"], abs=1e-9)
+            assert acc["top1"] == pytest.approx(v["host_top1"], abs=1e-6)   # the agent rounds to 6 decimals
