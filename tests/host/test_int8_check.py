@@ -88,3 +88,12 @@ def test_graph_summary_against_the_interpreter(blobs):
         assert g["float_ops"] == want, name
     assert graph_summary(blobs["int8"])["inputs"][0]["scale"] > 0
     assert graph_summary(blobs["fp32"])["inputs"][0]["dtype"] == "float32"
+
+
+def test_the_message_names_at_most_five_float_op_locations(blobs):
+    g = graph_summary(blobs["fp32"])
+    assert len(g["float_op_tensors"]) > 5
+    with pytest.raises(ConversionError) as exc:
+        check_full_int8(blobs["fp32"])
+    where = str(exc.value).split(" (", 1)[1][:-1].split("; ")
+    assert where == [f"{op} at {t}" for op, t in g["float_op_tensors"][:5]]
