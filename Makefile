@@ -20,6 +20,7 @@ export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A 
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
        INT8_FALLBACK SIGNATURE
+export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
@@ -36,7 +37,17 @@ endif
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
-.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf \
+# make search: NAME only when the user gave one (the default NAME is the dataset's, which would
+# overwrite the default bundle; the search's own default is DATASET-best).
+SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$NAME") \
+               $(call opt,MAX_P50_US,--max-p50-us) $(call opt,MAX_P99_US,--max-p99-us) \
+               $(call opt,MAX_RSS_MB,--max-rss-mb) $(call opt,MAX_SIZE_KB,--max-size-kb) \
+               $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--threads) $(call opt,TRIALS,--trials) \
+               $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
+               $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
+               $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
+
+.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf search search-perf \
         board board-stop serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -44,6 +55,8 @@ help:
 	@echo
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
+	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=12 EPOCHS=16'
+	@echo '                   SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
@@ -105,6 +118,14 @@ compare: venv
 ## make perf         the toolkit's own figures -> reports/perf.json
 perf: venv
 	$(PY) -m host perf
+
+## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
+search: venv
+	$(PY) -m host search --dataset "$$DATASET" $(SEARCH_FLAGS)
+
+## make search-perf  the search's own figures (mnist5k, HOST=local, budget = half the default p50) -> reports/perf.json
+search-perf: venv
+	$(PY) -m host search-perf
 
 ## make board        build/start the emulated aarch64 board(s) (root; BOARDS=N)
 board: venv

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from device import params, results
 from device.schema import validate
 
 from deploy import budgets, store, table
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
 from deploy.profiles import Profile
 from deploy.push import Options, open_board, resolve_profile
@@ -77,85 +79,133 @@ class Session:
         return q(f"{self.release_dir}/{name}")
 
 
-def _failed_entry(s: Session, file: str, variant: str, sha256: str | None, error: DeployError) -> dict:
-    """A model whose agent call gave nothing usable: recorded as failed, like the agent's own."""
-    model = {"path": f"{s.release_dir}/{file}", "name": file, "sha256": sha256}
-    return results.failed_result(model, variant, error.kind or "crash", str(error))
+@dataclass
+class Deployed:
+    """A board whose active release is this bundle's, ready for agent calls (bench, profile)."""
+    spec: str
+    session: Session
+    home: str                       # the board's edgekit directory
+    release: dict
+    manifest: dict
+    files: dict[str, Path]          # bundle file name -> local path
+    hashes: dict[str, str]          # bundle file name -> sha256
+    prof: Profile
+
+    @property
+    def host(self) -> str:
+        return self.session.host
+
+    def variant_files(self, variants: list[str]) -> list[tuple[str, str]]:
+        """(file, variant) per wanted variant; an unknown variant is bad input."""
+        unknown = [v for v in variants if v not in self.manifest["variants"]]
+        if unknown:
+            raise UsageError(f"bundle {self.session.bundle} has no variant(s) {', '.join(unknown)} "
+                             f"(it has {', '.join(self.manifest['variants'])})")
+        return [(self.manifest["variants"][v]["file"], v) for v in variants]
 
 
-def _bench_models(s: Session, prof: Profile, files: dict[str, tuple[str, str | None]], info: dict,
-                  with_eval: bool) -> tuple[dict, int]:
-    """One agent call per model (bench, then accuracy on the eval set in the same call), so a
-    passively cooled board can cool down in between and a call that dies costs only its model."""
-    flags = " ".join(q(a) for a in params.to_argv(prof.bench))
-    flags += f" --manifest {s.path('manifest.json')}" + (f" --eval {s.path('eval.npz')}" if with_eval else "")
-    timeout = 2 * prof.bench["timeout"] + 120    # bench child + eval child, plus the agent's own start
-    parts, in_order, lost, code = [], [], [], 0
-    for i, (file, (variant, sha256)) in enumerate(files.items()):
-        if i and prof.bench["cooldown"]:
-            time.sleep(prof.bench["cooldown"])
-        say(f"{s.host}: bench {file} ({i + 1}/{len(files)})")
-        try:
-            part, rc = s.agent(f"bench {s.path(file)} {flags}", f"bench {file}", timeout)
-        except DeployError as e:
-            say(f"{s.host}: bench {file} failed: {e}")
-            in_order.append(_failed_entry(s, file, variant, sha256, e))
-            lost.append(f"{file}: {e}")
-            code = max(code, 1)
-            continue
-        code = max(code, rc)
-        parts.append(part)
-        in_order += part["results"]
-    doc = results.combine(parts or [dict(info, results=[], warnings=[], errors=[])])
-    doc["results"] = in_order
-    doc["errors"] += lost
-    return doc, code
-
-
-def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
+@contextmanager
+def deployed(spec: str, bundle: Path, options: Options) -> Iterator[Deployed]:
+    """Connect, check that the board runs exactly this bundle, pick the profile; close at the end."""
     manifest, files = bundle_files(bundle)
-    bundle_name = manifest.get("name", bundle.name)
     target, board = open_board(spec, options)
     try:
-        host = target.name
         release_dir, release = _deployed(target, board.home)
-        local = {name: sha256_file(path) for name, path in files.items()}
-        if any(release.get("files", {}).get(n) != h for n, h in local.items()):
-            raise DeployError(f"{host}: the board runs release {release.get('id')} "
+        hashes = {name: sha256_file(path) for name, path in files.items()}
+        if any(release.get("files", {}).get(n) != h for n, h in hashes.items()):
+            raise DeployError(f"{target.name}: the board runs release {release.get('id')} "
                               f"({release.get('bundle')}), not this bundle; run `make deploy` first")
-        prof = resolve_profile(options, board, target)
-        wanted = prof.variants or list(manifest["variants"])
-        unknown = [v for v in wanted if v not in manifest["variants"]]
-        if unknown:
-            raise DeployError(f"profile {prof.name}: bundle has no variant(s) {', '.join(unknown)}")
-        to_run = {manifest["variants"][v]["file"]: (v, local.get(manifest["variants"][v]["file"])) for v in wanted}
-        s = Session(target, host, release_dir, board.home + "/venv/bin/python", bundle_name, options.stream)
-        info_before, _ = s.agent("info", "info", 120)
-        say(f"{host}: benchmarking {', '.join(wanted)} with profile {prof.name} "
-            f"(threads {','.join(map(str, prof.threads))}, {prof.bench['num_runs']} runs)")
-        doc, code = _bench_models(s, prof, to_run, info_before, with_eval="eval.npz" in files)
-        try:
-            info_after, _ = s.agent("info", "info", 120)
-        except DeployError as e:      # keep what was measured; the board is reported failed below
-            say(f"{host}: info after the run failed: {e}")
-            doc["errors"].append(f"info after: {e}")
-            info_after, code = None, max(code, 1)
+        session = Session(target, target.name, release_dir, board.home + "/venv/bin/python",
+                          manifest.get("name", bundle.name), options.stream)
+        yield Deployed(spec, session, board.home, release, manifest, files, hashes, resolve_profile(options, board, target))
     finally:
         target.close()
-    doc["deploy"] = {"host": host, "spec": spec, "profile": prof.name, "bundle": bundle_name,
-                     "release": release.get("id"), "info_before": results.thermal_facts(info_before),
+
+
+@dataclass
+class Calls:
+    """What one agent call per model gave: the documents, every model's entry in run order,
+    the lost calls' messages and the worst exit code."""
+    parts: list[dict]
+    in_order: list[dict]
+    lost: list[str]
+    code: int
+
+
+def per_model(d: Deployed, models: list[tuple[str, str]], args_for: Callable[[str], str], timeout: float,
+              what: str) -> Calls:
+    """One agent call per model, with the profile's cool-down in between: a call that dies (agent
+    killed, link lost, timeout) is that model's failure; the models before and after are kept."""
+    calls = Calls([], [], [], 0)
+    s = d.session
+    for i, (file, variant) in enumerate(models):
+        if i and d.prof.bench["cooldown"]:
+            time.sleep(d.prof.bench["cooldown"])
+        say(f"{d.host}: {what} {file} ({i + 1}/{len(models)})")
+        try:
+            part, rc = s.agent(args_for(file), f"{what} {file}", timeout)
+        except DeployError as e:
+            say(f"{d.host}: {what} {file} failed: {e}")
+            model = {"path": f"{s.release_dir}/{file}", "name": file, "sha256": d.hashes.get(file)}
+            calls.in_order.append(results.failed_result(model, variant, e.kind or "crash", str(e)))
+            calls.lost.append(f"{file}: {e}")
+            calls.code = max(calls.code, 1)
+            continue
+        calls.code = max(calls.code, rc)
+        calls.parts.append(part)
+        calls.in_order += part["results"]
+    return calls
+
+
+def store_result(d: Deployed, calls: Calls, info_before: dict, info_after: dict | None, command: str,
+                 suffix: str = "") -> tuple[dict, Path]:
+    """Join the calls into one document with its `deploy` block, validate and store it (never
+    overwriting); a document that fails the schema is kept under results/rejected/ instead."""
+    doc = results.combine(calls.parts or [dict(info_before, results=[], warnings=[], errors=[])], command)
+    doc["results"], doc["errors"] = calls.in_order, doc["errors"] + calls.lost
+    doc["deploy"] = {"host": d.host, "spec": d.spec, "profile": d.prof.name, "bundle": d.session.bundle,
+                     "release": d.release.get("id"), "info_before": results.thermal_facts(info_before),
                      "info_after": results.thermal_facts(info_after)}
-    return _keep(doc, host, bundle_name, prof, code)
-
-
-def _keep(doc: dict, host: str, bundle_name: str, prof: Profile, code: int) -> tuple[str, dict]:
-    """Validate and store the merged result, print the table, then judge failures and budgets."""
+    name = d.session.bundle + suffix
     try:
         validate(doc)
     except ValueError as e:
-        kept = store.save_rejected(json.dumps(doc), host, bundle_name, str(e))
-        raise DeployError(f"{host}: merged result fails the schema ({e}); kept in {kept}") from None
-    path = store.save(doc, host, bundle_name)
+        kept = store.save_rejected(json.dumps(doc), d.host, name, str(e))
+        raise DeployError(f"{d.host}: merged {command} result fails the schema ({e}); kept in {kept}") from None
+    return doc, store.save(doc, d.host, name)
+
+
+def info_after(d: Deployed, calls: Calls) -> dict | None:
+    """`agent info` after the run; if it fails, what was measured is kept and the board fails."""
+    try:
+        return d.session.agent("info", "info", 120)[0]
+    except DeployError as e:
+        say(f"{d.host}: info after the run failed: {e}")
+        calls.lost.append(f"info after: {e}")
+        calls.code = max(calls.code, 1)
+        return None
+
+
+def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
+    with deployed(spec, bundle, options) as d:
+        prof, s = d.prof, d.session
+        models = d.variant_files(prof.variants or list(d.manifest["variants"]))
+        info_before, _ = s.agent("info", "info", 120)
+        say(f"{d.host}: benchmarking {', '.join(v for _, v in models)} with profile {prof.name} "
+            f"(threads {','.join(map(str, prof.threads))}, {prof.bench['num_runs']} runs)")
+        # bench, then accuracy on the eval set in the same call, so each entry arrives whole
+        flags = " ".join(q(a) for a in params.to_argv(prof.bench)) + f" --manifest {s.path('manifest.json')}"
+        if "eval.npz" in d.files:
+            flags += f" --eval {s.path('eval.npz')}"
+        calls = per_model(d, models, lambda file: f"bench {s.path(file)} {flags}",
+                          2 * prof.bench["timeout"] + 120, "bench")   # bench child + eval child + start-up
+        after = info_after(d, calls)
+    doc, path = store_result(d, calls, info_before, after, "bench")
+    return _judge(doc, path, d.host, prof, calls.code)
+
+
+def _judge(doc: dict, path: Path, host: str, prof: Profile, code: int) -> tuple[str, dict]:
+    """Print the table, then judge failures and budgets."""
     say(f"{host}: result stored in {path}\n{table.render(doc)}")
     broken = budgets.check(doc, prof.budgets)
     for line in broken:

@@ -29,29 +29,29 @@ def push(args: argparse.Namespace, hosts: list[str]) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def bench(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.bench import bench_one
+def _on_boards(args: argparse.Namespace, hosts: list[str], what: str, work) -> int:
+    """Measure on every board (results/ as asked); one board's failure stays with that board."""
     if args.results:
         os.environ["EDGEKIT_RESULTS"] = args.results
-    bundle = bundle_path(args.bundle)
     options = options_from(args)
     options.stream = len(hosts) == 1
-    outcomes = fleet.run_all(hosts, lambda h: bench_one(h, bundle, options))
-    fleet.print_summary(outcomes, "bench")
+    outcomes = fleet.run_all(hosts, lambda h: work(h, options))
+    fleet.print_summary(outcomes, what)
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def bench(args: argparse.Namespace, hosts: list[str]) -> int:
+    from deploy.bench import bench_one
+    bundle = bundle_path(args.bundle)
+    return _on_boards(args, hosts, "bench", lambda h, options: bench_one(h, bundle, options))
 
 
 def profile(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.profile_ops import check_variant, profile_one
-    if args.results:
-        os.environ["EDGEKIT_RESULTS"] = args.results
     bundle = bundle_path(args.bundle)
     check_variant(bundle, args.variant)       # bad input: refused before any board is touched
-    options = options_from(args)
-    options.stream = len(hosts) == 1
-    outcomes = fleet.run_all(hosts, lambda h: profile_one(h, bundle, options, args.variant, args.cut_on_host))
-    fleet.print_summary(outcomes, "profile")
-    return 0 if all(o.ok for o in outcomes) else 1
+    return _on_boards(args, hosts, "profile",
+                      lambda h, options: profile_one(h, bundle, options, args.variant, args.cut_on_host))
 
 
 def serve(args: argparse.Namespace, hosts: list[str]) -> int:

@@ -9,30 +9,25 @@ shipped to a temporary directory on the board (`--cut-on-host` forces that path)
 """
 from __future__ import annotations
 
-import json
 import shlex
 import tempfile
-import time
 from pathlib import Path
 
-from device import results
-from device.fileio import sha256_file
-from device.schema import validate
+from device import params, results
 
-from deploy import store
-from deploy.bench import Session, _deployed
+from deploy.bench import Session, deployed, info_after, per_model, store_result
 from deploy.errors import DeployError, UsageError
 from deploy.fleet import say
-from deploy.push import Options, open_board, resolve_profile
+from deploy.push import Options
 from deploy.release import bundle_files
 
 q = shlex.quote
 
 
 def _flags(bench: dict, s: Session) -> str:
-    flags = [f"--num_threads {int(bench['num_threads'][0])}", f"--num_runs {int(bench['num_runs'])}",
-             f"--warmup_runs {int(bench['warmup_runs'])}", f"--timeout {float(bench['timeout']):g}",
-             f"--manifest {s.path('manifest.json')}"]
+    """The profile's settings the agent's `profile` takes: its first thread count, runs, timeout."""
+    flags = [f"--num_threads {int(bench['num_threads'][0])}", f"--manifest {s.path('manifest.json')}"]
+    flags += [q(a) for a in params.to_argv(bench, ("num_runs", "warmup_runs", "timeout"))]
     if bench.get("xnnpack") == "off":
         flags.append("--no_xnnpack")
     return " ".join(flags)
@@ -82,70 +77,34 @@ def check_variant(bundle: Path, variant: str | None) -> None:
 
 def profile_one(spec: str, bundle: Path, options: Options, variant: str | None = None,
                 cut_on_host: bool = False) -> tuple[str, dict]:
-    manifest, files = bundle_files(bundle)
-    bundle_name = manifest.get("name", bundle.name)
     check_variant(bundle, variant)
-    target, board = open_board(spec, options)
-    try:
-        host = target.name
-        release_dir, release = _deployed(target, board.home)
-        local = {name: sha256_file(path) for name, path in files.items()}
-        if any(release.get("files", {}).get(n) != h for n, h in local.items()):
-            raise DeployError(f"{host}: the board runs release {release.get('id')} "
-                              f"({release.get('bundle')}), not this bundle; run `make deploy` first")
-        prof = resolve_profile(options, board, target)
-        wanted = [variant] if variant else (prof.variants or list(manifest["variants"]))
-        s = Session(target, host, release_dir, board.home + "/venv/bin/python", bundle_name, options.stream)
+    with deployed(spec, bundle, options) as d:
+        prof, s = d.prof, d.session
+        models = d.variant_files([variant] if variant else (prof.variants or list(d.manifest["variants"])))
         info_before, _ = s.agent("info", "info", 120)
         flags = _flags(prof.bench, s)
         board_runtime = (info_before.get("runtime") or {}).get("name")
         if board_runtime not in _HAS_SCHEMA and not cut_on_host:
-            say(f"{host}: the board's runtime ({board_runtime}) cannot cut models: cutting on the host")
+            say(f"{d.host}: the board's runtime ({board_runtime}) cannot cut models: cutting on the host")
             cut_on_host = True
-        parts, in_order, lost, code = [], [], [], 0
-        for i, v in enumerate(wanted):
-            file = manifest["variants"][v]["file"]
-            if i and prof.bench["cooldown"]:
-                time.sleep(prof.bench["cooldown"])
-            say(f"{host}: profile {file} ({i + 1}/{len(wanted)})")
-            remote = None
-            try:
-                extra = ""
-                if cut_on_host:
-                    with tempfile.TemporaryDirectory(prefix="edgekit-pieces-") as tmp:
-                        remote = _ship_pieces(s, board.home, files[file], local[file], Path(tmp))
-                    extra = f" --pieces {q(remote)}"
-                part, rc = s.agent(f"profile {s.path(file)} {flags}{extra}", f"profile {file}",
-                                   prof.bench["timeout"] + 120)
-            except DeployError as e:
-                say(f"{host}: profile {file} failed: {e}")
-                model = {"path": f"{release_dir}/{file}", "name": file, "sha256": local.get(file)}
-                in_order.append(results.failed_result(model, v, e.kind or "crash", str(e)))
-                lost.append(f"{file}: {e}")
-                code = max(code, 1)
-                continue
-            finally:
-                if remote:
-                    s.target.run(f"rm -rf {q(remote)}", timeout=60)
-            code = max(code, rc)
-            parts.append(part)
-            in_order += part["results"]
-        info_after, _ = s.agent("info", "info", 120)
-    finally:
-        target.close()
-    doc = results.combine(parts or [dict(info_before, results=[], warnings=[], errors=[])], command="profile")
-    doc["results"], doc["errors"] = in_order, doc["errors"] + lost
-    doc["deploy"] = {"host": host, "spec": spec, "profile": prof.name, "bundle": bundle_name,
-                     "release": release.get("id"), "info_before": results.thermal_facts(info_before),
-                     "info_after": results.thermal_facts(info_after)}
-    try:
-        validate(doc)
-    except ValueError as e:
-        kept = store.save_rejected(json.dumps(doc), host, bundle_name, str(e))
-        raise DeployError(f"{host}: merged profile fails the schema ({e}); kept in {kept}") from None
-    path = store.save(doc, host, f"{bundle_name}-profile")
-    say(f"{host}: profile stored in {path}\n{_render(doc)}")
-    if results.failed(doc) or code:
-        raise DeployError(f"{host}: profiling failed on the board ({'; '.join(doc['errors'])[:300]}); "
+        shipped: list[str] = []
+
+        def args_for(file: str) -> str:
+            if not cut_on_host:
+                return f"profile {s.path(file)} {flags}"
+            with tempfile.TemporaryDirectory(prefix="edgekit-pieces-") as tmp:
+                shipped.append(_ship_pieces(s, d.home, d.files[file], d.hashes[file], Path(tmp)))
+            return f"profile {s.path(file)} {flags} --pieces {q(shipped[-1])}"
+
+        try:
+            calls = per_model(d, models, args_for, prof.bench["timeout"] + 120, "profile")
+        finally:
+            for remote in shipped:
+                s.target.run(f"rm -rf {q(remote)}", timeout=60)
+        after = info_after(d, calls)
+    doc, path = store_result(d, calls, info_before, after, "profile", suffix="-profile")
+    say(f"{d.host}: profile stored in {path}\n{_render(doc)}")
+    if results.failed(doc) or calls.code:
+        raise DeployError(f"{d.host}: profiling failed on the board ({'; '.join(doc['errors'])[:300]}); "
                           f"result kept in {path}")
     return f"{len(doc['results'])} variant(s), profile {path}", {"path": str(path)}

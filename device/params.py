@@ -106,11 +106,13 @@ def from_mapping(data: Dict[str, Any]) -> Dict[str, Any]:
     return values
 
 
-def to_argv(values: Dict[str, Any]) -> List[str]:
-    """The agent's flags for these settings, every one explicit (a board may run an older default)."""
+def to_argv(values: Dict[str, Any], names: Optional[Tuple[str, ...]] = None) -> List[str]:
+    """The agent's flags for these settings (for `names`, default all), every one explicit: a board
+    may run an agent with other defaults."""
     argv: List[str] = []
     for p in BENCH_PARAMS:
-        argv += [f"--{p.name}", p.to_text(values[p.name])]
+        if names is None or p.name in names:
+            argv += [f"--{p.name}", p.to_text(values[p.name])]
     return argv
 
 

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threshold", type=float, default=5.0, help="allowed p50 regression in percent")
     c.add_argument("--cross-board", action="store_true", help="compare results from two different boards")
     sub.add_parser("perf", help="the toolkit's own benchmark -> reports/perf.json")
+    from host.search_cli import add_parser as add_search
+
+    add_search(sub)
     args = p.parse_args(argv)
 
     from host.bundle import BundleError
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from host.quantize import ConversionError
 
     try:
-        if args.cmd in ("train", "quantize", "evaluate", "bundle"):
+        if args.cmd in ("train", "quantize", "evaluate", "bundle", "search", "search-perf"):
             _divert_native_stderr()
         from host import pipeline
 
@@ -138,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             from host.compare import compare_main
 
             return compare_main(args.a, args.b, args.threshold, args.cross_board)
+        elif args.cmd in ("search", "search-perf"):
+            from host.search_cli import main as search_main
+
+            return search_main(args)
         elif args.cmd == "perf":
             from host.perf import main as perf_main
 

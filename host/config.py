@@ -19,6 +19,7 @@ class Defaults:
     stem_filters: int = 32
     stem_stride: int = 1
     blocks: tuple = ((64, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1))  # (filters, stride)
+    kernel: int = 3  # depthwise kernel size
     dropout: float = 0.2
     bn_momentum: float = 0.9  # Keras' 0.99 gave 8-41 % val accuracy on small data
     # Training

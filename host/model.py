@@ -24,8 +24,8 @@ def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, momentum: float, n
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
-def _separable_block(x, filters: int, stride: int, momentum: float, name: str):
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+def _separable_block(x, filters: int, stride: int, momentum: float, name: str, kernel: int = 3):
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = layers.BatchNormalization(momentum=momentum, name=f"{name}_dw_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
     return _conv_bn_relu6(x, filters, 1, 1, momentum, f"{name}_pw")
@@ -34,12 +34,13 @@ def _separable_block(x, filters: int, stride: int, momentum: float, name: str):
 def build_model(input_shape: Sequence[int], num_classes: int, alpha: float = DEFAULTS.alpha,
                 blocks: Sequence[tuple[int, int]] = DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters,
                 dropout: float = DEFAULTS.dropout, bn_momentum: float = DEFAULTS.bn_momentum,
-                stem_stride: int = DEFAULTS.stem_stride) -> keras.Model:
+                stem_stride: int = DEFAULTS.stem_stride, kernel: int = DEFAULTS.kernel) -> keras.Model:
     """Stem conv -> separable blocks (filters, stride) -> global average pool -> dropout -> dense.
 
     The input is float in [0, 1] (pixel / 255); normalisation is outside the model so that the
     INT8 input quantisation maps pixels 1:1 (q = pixel - 128).
     Inputs under 16 px keep their resolution in the stem (stride 1): 8x8 digits have none to spare.
+    `kernel` is the depthwise kernel size (the model search varies it; the default is 3).
     """
     h, w, c = (int(d) for d in input_shape)
     if min(h, w) < 16:
@@ -51,7 +52,7 @@ def build_model(input_shape: Sequence[int], num_classes: int, alpha: float = DEF
         if stride > 1 and size < 2:  # never shrink below 1x1 (e.g. 8x8 digits)
             stride = 1
         size = -(-size // stride)
-        x = _separable_block(x, _filters(filters, alpha), stride, bn_momentum, f"block{i + 1}")
+        x = _separable_block(x, _filters(filters, alpha), stride, bn_momentum, f"block{i + 1}", kernel)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)

@@ -256,6 +256,11 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
             shutil.copyfile(curve, out / name)
             images.append(name)
             md += [f"## Training curve: `{bundle}`", "", f"![{name}]({name})", ""]
+    from host.report_search import section as search_section
+
+    search_md, search_images = search_section(out)
+    md += search_md
+    images += search_images
     if skipped:
         md += ["## Skipped result files (not schema-valid)", ""] + [f"- {s}" for s in skipped] + [""]
     return "\n".join(md), images

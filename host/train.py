@@ -40,8 +40,11 @@ def normalise(x_uint8: np.ndarray) -> np.ndarray:
 
 def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: float = DEFAULTS.alpha,
           seed: int = DEFAULTS.seed, batch_size: int = DEFAULTS.batch_size,
-          blocks=DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters, augment: bool = True) -> dict:
-    """Train, keep the best-validation weights, write model.keras + history.json + training_curve.png."""
+          blocks=DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters, augment: bool = True,
+          kernel: int = DEFAULTS.kernel, verbose: int | None = None) -> dict:
+    """Train, keep the best-validation weights, write model.keras + history.json + training_curve.png.
+
+    `verbose=None` follows the quiet switch; the model search passes 0 (it has its own progress bar)."""
     import keras
     import tensorflow as tf
 
@@ -49,7 +52,8 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
 
     keras.utils.set_random_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(ds.input_shape, ds.num_classes, alpha=alpha, blocks=blocks, stem_filters=stem_filters)
+    model = build_model(ds.input_shape, ds.num_classes, alpha=alpha, blocks=blocks, stem_filters=stem_filters,
+                        kernel=kernel)
     steps = max(1, -(-len(ds.y_train) // batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(DEFAULTS.learning_rate, decay_steps=steps * epochs,
                                                       alpha=0.02)
@@ -72,7 +76,8 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
             keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True, mode="max"),
         ]
         hist = model.fit(train_ds, validation_data=val, epochs=epochs, callbacks=callbacks,
-                         verbose=0 if quiet() else (1 if sys.stdout.isatty() else 2))
+                         verbose=verbose if verbose is not None else
+                         0 if quiet() else (1 if sys.stdout.isatty() else 2))
         history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         # Save through a temp name so an interrupted run never leaves a half-written model.keras.
         tmp_model = Path(tmp) / "model.keras"

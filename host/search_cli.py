@@ -1,0 +1,136 @@
+"""`python -m host search ...` and `python -m host search-perf`: arguments in, one line out on errors."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host.config import ARTIFACTS, DEFAULTS, REPORTS
+
+# The perf target is "at most 20 minutes": the search gets 18 and stops gracefully (finalising what
+# it has), leaving time for the finalists' re-measurement and the winner's bundle.
+TIME_BUDGET_MIN = 18.0
+BUDGET_FLAGS = (("--max-p50-us", "max_p50_us"), ("--max-p99-us", "max_p99_us"), ("--max-rss-mb", "max_peak_rss_mb"),
+                ("--max-size-kb", "max_size_kb"), ("--min-top1", "min_top1"))
+
+
+def add_parser(sub) -> None:
+    from host.search_space import DEFAULT_SPACE
+
+    s = sub.add_parser("search", help="the most accurate INT8 model within a board's budgets, measured on the board")
+    s.add_argument("--dataset", default=DEFAULTS.dataset)
+    s.add_argument("--name", default=None, help="winner bundle artifacts/NAME (default DATASET-best); "
+                                                "leaderboard in artifacts/search-NAME")
+    s.add_argument("--host", default="local")
+    s.add_argument("--hosts", help="a,b,c or @fleet.txt: candidates spread over boards of one profile")
+    s.add_argument("--profile", help="board profile name or path (default: deploy's choice for the board)")
+    s.add_argument("--ssh-key")
+    s.add_argument("--trust-new-host", action="store_true")
+    for flag, key in BUDGET_FLAGS:
+        s.add_argument(flag, dest=key, type=float, help=f"budget {key} (default: the profile's)")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--trials", type=int, default=12, help="candidates drawn from the space (c00 = default model)")
+    s.add_argument("--epochs", type=int, default=16, help="epochs of the last rung (the first rung trains a quarter)")
+    s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
+    s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
+    s.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
+    sub.add_parser("search-perf", help="the model search's figures on mnist5k/HOST=local -> reports/perf.json")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.cmd == "search-perf":
+        return perf()
+    from host.search import Request, run_search
+    from host.search_board import BoardFailure, BoardOptions, parse_hosts
+    from host.search_space import SearchError
+
+    for key, low in (("trials", 1), ("epochs", 1), ("threads", 1)):
+        if getattr(args, key) < low:
+            print(f"error: --{key} must be >= {low}", file=sys.stderr)
+            return 2
+    if args.time_budget_min is not None and args.time_budget_min <= 0:
+        print("error: TIME_BUDGET_MIN must be > 0", file=sys.stderr)
+        return 2
+    try:
+        hosts = parse_hosts(args.host, args.hosts)
+    except BoardFailure as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    name = args.name or f"{args.dataset.replace('/', '_').replace(':', '_')}-best"
+    budgets = {key: getattr(args, key) for _, key in BUDGET_FLAGS if getattr(args, key) is not None}
+    req = Request(args.dataset, name, hosts, budgets,
+                  BoardOptions(args.profile, args.ssh_key, args.trust_new_host), threads=args.threads,
+                  trials=args.trials, epochs=args.epochs, space=args.space, time_budget_min=args.time_budget_min,
+                  calibration=args.calibration_samples)
+    try:
+        return run_search(req)
+    except SearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BoardFailure as e:
+        print(f"error: {e}" + ("" if e.exit_code == 2 else " (finished candidates are kept; the same command "
+                                                          "continues)"), file=sys.stderr)
+        return e.exit_code
+
+
+def perf(dataset: str = "mnist5k") -> int:
+    """Budget = half the default model's measured INT8 p50 (1 thread, HOST=local): does the search
+    find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
+    A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
+    from host.search import Request, run_search
+    from host.search_board import BoardOptions, bench_settings, on_board
+
+    bundle = ARTIFACTS / dataset
+    if not (bundle / "manifest.json").is_file():
+        print(f"error: no default bundle at {bundle}: run `make train quantize` first", file=sys.stderr)
+        return 2
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    name = "perf"
+    shutil.rmtree(ARTIFACTS / f"search-{name}", ignore_errors=True)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="edgekit-search-perf-") as cache:
+        os.environ["EDGEKIT_SEARCH_CACHE"] = cache
+        board = on_board("local", BoardOptions())
+        ref = on_board("local", BoardOptions(), [bundle / "int8.tflite"], bench_settings(board.profile["bench"], 1))
+        default_p50 = next(iter(ref.bench.values()))["p50_us"]
+        budget = round(default_p50 / 2, 2)
+        t0 = time.monotonic()
+        code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, BoardOptions(), threads=1,
+                                  time_budget_min=TIME_BUDGET_MIN))
+        wall = time.monotonic() - t0
+    lb = json.loads((ARTIFACTS / f"search-{name}" / "leaderboard.json").read_text())
+    win = next((c for c in lb["candidates"] if c.get("status") == "winner"), None)
+    default_top1 = manifest["variants"]["int8"]["host_top1"]
+    fig = {"dataset": dataset, "host": "local", "threads": 1, "default_int8_p50_us": default_p50,
+           "budget_max_p50_us": budget, "candidates": len(lb["candidates"]),
+           "measured": sum(1 for c in lb["candidates"] if c.get("short")),
+           "trained": lb["runs"][-1]["trained"], "trainings_by_candidate": sum(1 for c in lb["candidates"] if c.get("train")),
+           "wall_s": round(wall, 1), "default_int8_top1": default_top1, "exit_code": code,
+           "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+           "cpu_count": os.cpu_count(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if win:
+        fig.update(winner=win["id"], winner_config=win["config"], winner_p50_us=win["final"]["p50_us"],
+                   winner_int8_top1=win["int8"]["host_top1"], winner_device_top1=win["final"].get("device_top1"),
+                   delta_top1_pp=round(100 * (win["int8"]["host_top1"] - default_top1), 2))
+        fig["target_met"] = bool(fig["winner_p50_us"] <= budget and fig["delta_top1_pp"] >= -1.0 and wall <= 1200)
+    else:
+        fig["target_met"] = False
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / "perf.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    doc["search"] = fig
+    from device.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, indent=2))
+    print(f"\nsearch perf (cold; machine load {load_before[0]:.1f} on {os.cpu_count()} cores before): "
+          f"default INT8 p50 {default_p50:.1f} us -> budget {budget:g} us; "
+          + (f"winner {win['id']} p50 {fig['winner_p50_us']:.1f} us, INT8 top-1 {100 * fig['winner_int8_top1']:.2f} % "
+             f"vs default {100 * default_top1:.2f} % ({fig['delta_top1_pp']:+.2f} pp)" if win else "no winner")
+          + f"; {fig['measured']} measured, {fig['trainings_by_candidate']} trained; {wall / 60:.1f} min; "
+          f"target {'met' if fig['target_met'] else 'MISSED'}\nwritten: {path}")
+    return 0

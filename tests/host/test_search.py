@@ -1,0 +1,189 @@
+"""Model search end to end on HOST=local: real training, real INT8 files, the real agent on this
+machine as the board. The search's decisions are checked against what its leaderboard records."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.host.board_venv import make_local_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(900)
+
+# digits (8x8): c00 is the default model (~590 KB INT8, ~14 us here), the drawn ones are tiny
+# (~15-40 KB, ~5-6 us). The p50 budget sits between the two, so the default is discarded by its
+# measurement, before training; the RSS budget is generous (the agent's process is ~50 MB).
+SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "4", "--epochs", "2",
+          "--max-p50-us", "10", "--max-rss-mb", "300", "--calibration-samples", "50"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("search")
+    home = base / "edgekit-home"
+    home.mkdir()
+    make_local_runtime(home)
+    return dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_HOME=str(home), EDGEKIT_ARTIFACTS=str(base / "artifacts"),
+                EDGEKIT_SEARCH_CACHE=str(base / "search-cache"), EDGEKIT_CACHE=str(base / "cache"),
+                EDGEKIT_QUIET="1", TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def host(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "host", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=800)
+
+
+@pytest.fixture(scope="module")
+def first_run(env):
+    proc = host(env, *SEARCH)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = Path(env["EDGEKIT_ARTIFACTS"]) / "search-tiny" / "leaderboard.json"
+    return proc, json.loads(path.read_text())
+
+
+def final_figures(c: dict) -> dict:
+    f = c["final"]
+    return {"p50_us": f["p50_us"], "p99_us": f["p99_us"], "peak_rss_mb": f["peak_rss_mb"],
+            "size_kb": c["int8"]["size_bytes"] / 1024, "top1": f.get("device_top1")}
+
+
+def meets(budgets: dict, fig: dict) -> bool:
+    from host.search import broken
+
+    return not broken(budgets, fig)
+
+
+def test_decisions_match_the_leaderboard(first_run):
+    proc, lb = first_run
+    budgets = lb["budgets"]
+    assert budgets == {"max_p50_us": 10.0, "max_peak_rss_mb": 300.0}
+    cands = {c["id"]: c for c in lb["candidates"]}
+    assert len(cands) == 4 and cands["c00"]["default"]
+
+    # every discarded candidate really broke a budget, with the figure it was judged on
+    over = [c for c in cands.values() if c["status"] == "over budget"]
+    assert over, "the p50 budget should discard the default model before training"
+    for c in over:
+        assert c["broken"]
+        for b in c["broken"]:
+            assert (b["value"] > b["limit"]) if b["budget"].startswith("max") else (b["value"] < b["limit"])
+            assert b["limit"] == budgets[b["budget"]]
+            if c["stage"] == "measured":
+                fig = {"max_p50_us": "p50_us", "max_p99_us": "p99_us", "max_peak_rss_mb": "peak_rss_mb"}[b["budget"]]
+                assert b["value"] == c["short"][fig]
+                assert "train" not in c, "discarded by measurement yet trained"
+    assert any(c["stage"] == "measured" for c in over)
+
+    # successive halving: every halved candidate was no better after the first rung than every one kept
+    halved = [c for c in cands.values() if c["status"] == "halved"]
+    kept = [c for c in cands.values() if c.get("int8")]
+    assert kept
+    for h in halved:
+        assert all(h["train"]["1"]["val_accuracy"] <= k["train"]["1"]["val_accuracy"] for k in kept)
+        assert "2" not in h["train"]
+
+    # the winner meets every budget on re-measurement, and no within-budget candidate is more accurate
+    [win] = [c for c in cands.values() if c["status"] == "winner"]
+    assert lb["winner"] == win["id"]
+    assert meets(budgets, final_figures(win))
+    assert win["final"]["settings"] != win["short"]["settings"]      # the profile's normal run, not the short one
+    for c in kept:
+        if meets(budgets, final_figures(c)):
+            assert c["int8"]["val_top1"] <= win["int8"]["val_top1"]
+    assert win["final"]["device_top1"] == pytest.approx(win["int8"]["host_top1"], abs=1e-5)
+    assert "winner" in proc.stdout and win["id"] in proc.stdout
+
+
+def test_winner_is_a_normal_bundle(first_run, env):
+    from deploy.release import bundle_files
+
+    _, lb = first_run
+    bundle = Path(env["EDGEKIT_ARTIFACTS"]) / "tiny"
+    manifest, files = bundle_files(bundle)           # sha256 of every file checked
+    assert set(manifest["variants"]) == {"fp32", "dynamic", "fp16", "int8"}
+    search = manifest["model"]["search"]
+    assert search["candidate"] == lb["winner"] and search["budgets"] == lb["budgets"]
+    win = next(c for c in lb["candidates"] if c["id"] == lb["winner"])
+    assert manifest["variants"]["int8"]["sha256"] == win["int8"]["sha256"]   # the very file measured
+    assert manifest["input"]["height"] == win["config"]["input"][0]
+    assert (Path(env["EDGEKIT_ARTIFACTS"]) / "search-tiny" / "pareto.png").stat().st_size > 1000
+
+
+def test_second_run_measures_nothing_again(first_run, env):
+    _, before = first_run
+    proc = host(env, *SEARCH)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-tiny" / "leaderboard.json").read_text())
+    assert len(after["runs"]) == 2
+    assert after["runs"][-1]["bench_calls"] == 0 and after["runs"][-1]["trained"] == 0
+    for b, a in zip(before["candidates"], after["candidates"]):
+        for kind in ("short", "final"):
+            assert (b.get(kind) or {}).get("measured_utc") == (a.get(kind) or {}).get("measured_utc")
+    assert after["winner"] == before["winner"]
+    assert "0 measured on the board in this run" in proc.stdout
+
+
+def test_budgets_nothing_meets_exit_1_naming_the_closest(env):
+    proc = host(env, "search", "--dataset", "digits", "--name", "impossible", "--trials", "3", "--epochs", "1",
+                "--max-size-kb", "12")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    lb = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-impossible" / "leaderboard.json").read_text())
+    assert lb["winner"] is None and all(c["status"] == "over budget" for c in lb["candidates"])
+    closest = min(lb["candidates"], key=lambda c: c["static"]["int8_size_bytes"])
+    assert line.startswith("error: no candidate meets every budget") and closest["id"] in line and "INT8 size" in line
+    assert lb["runs"][-1]["bench_calls"] == 0 and lb["runs"][-1]["trained"] == 0
+
+
+def test_no_budget_is_one_line_exit_2(env):
+    proc = host(env, "search", "--dataset", "digits", "--name", "nobudget", "--trials", "2")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "no budget set" in line and "MAX_P50_US" in line
+
+
+def test_same_name_other_search_is_refused(first_run, env):
+    proc = host(env, *[a if a != "4" else "5" for a in SEARCH])      # --trials 5: another search
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "holds another search (different trials)" in line
+
+
+def test_ctrl_c_keeps_finished_candidates_and_the_same_command_continues(env):
+    import signal
+    import time
+
+    args = ["search", "--dataset", "digits", "--name", "intr", "--trials", "3", "--epochs", "1",
+            "--max-p50-us", "10", "--calibration-samples", "20"]
+    board = Path(env["EDGEKIT_ARTIFACTS"]) / "search-intr"
+    proc = subprocess.Popen([sys.executable, "-m", "host", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            lb = json.loads((board / "leaderboard.json").read_text())
+            if any("static" in c for c in lb["candidates"]):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "run the same command to continue" in err.strip().splitlines()[-1]
+    kept = json.loads((board / "leaderboard.json").read_text())
+    done = {c["id"]: (board / "cands" / c["id"] / "untrained_int8.tflite").stat().st_mtime_ns
+            for c in kept["candidates"] if "static" in c}
+    assert done
+
+    again = host(env, *args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = json.loads((board / "leaderboard.json").read_text())
+    for cid, mtime in done.items():     # finished work is not redone
+        assert (board / "cands" / cid / "untrained_int8.tflite").stat().st_mtime_ns == mtime
+    assert after["winner"] and all("static" in c for c in after["candidates"])

@@ -1,0 +1,44 @@
+"""The search space: checked on load, drawn deterministically, c00 exactly the default model."""
+from __future__ import annotations
+
+import pytest
+
+from host import search_space as sp
+
+
+def test_default_space_draws_the_same_candidates_every_time():
+    space = sp.load_space(sp.DEFAULT_SPACE)
+    a = sp.draw(space, (28, 28, 1), 12)
+    assert a == sp.draw(space, (28, 28, 1), 12)
+    assert len(a) == 12 and len({str(c) for c in a}) == 12
+    assert a[0] == sp.default_config((28, 28, 1))
+    assert all(8 <= c["input"][0] <= 28 for c in a)
+    assert {c["input"][0] for c in sp.draw(space, (8, 8, 1), 12)} == {8}     # never below 8 px
+
+
+def test_c00_builds_exactly_the_default_model():
+    from host.model import build_model
+
+    default = build_model((28, 28, 1), 10)
+    c00 = sp.build(sp.default_config((28, 28, 1)), 10)
+    assert [(l.name, l.get_config().get("kernel_size"), tuple(w.shape for w in l.weights)) for l in default.layers] == \
+           [(l.name, l.get_config().get("kernel_size"), tuple(w.shape for w in l.weights)) for l in c00.layers]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("alpha: [1.0]\nresolution: [1.0]\nblocks: [[[64, 2]]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [16]\n"
+     "widht: [1]\n", "unknown key(s) widht"),
+    ("alpha: []\nresolution: [1.0]\nblocks: [[[64, 2]]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [16]\n",
+     "alpha must be a non-empty list"),
+    ("alpha: [1.0]\nresolution: [1.0]\nblocks: [[[64, 3]]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [16]\n",
+     "[filters, stride]"),
+    ("alpha: [1.0]\nresolution: [1.0]\nblocks: [[[64, 2]]]\nkernel: [4]\nlast_width: [null]\nstem_filters: [16]\n",
+     "odd"),
+    ("alpha: [1.0\n", "not valid YAML"),
+])
+def test_bad_space_is_one_line(tmp_path, text, words):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(sp.SearchError) as e:
+        sp.load_space(path)
+    assert words in str(e.value) and "\n" not in str(e.value)
