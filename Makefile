@@ -17,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 # User values reach the commands through the environment ("$$HOST"), never pasted into the
 # recipe text, so quotes, `;` or `$$(...)` in a value are never interpreted by the shell.
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
-       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE
+       KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
        INT8_FALLBACK SIGNATURE
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
@@ -48,7 +48,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
 .PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf search search-perf \
-        board board-stop board-status serve stop releases rollback fuzz test clean
+        board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## //'
@@ -63,6 +63,7 @@ help:
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
 	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report
@@ -157,6 +158,13 @@ fuzz: venv
 ## make test         the test suite (what CI runs)
 test: venv
 	$(PY) -m pytest -q tests
+
+## make mutate       mutation testing of the figure/safety code -> reports/mutation.md (slow, not CI; MODULES=...)
+mutate: venv $(VENV)/.requirements-dev.sha256
+	$(PY) scripts/mutate.py $$MODULES
+$(VENV)/.requirements-dev.sha256: requirements-dev.txt $(VENV)/.requirements.sha256
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+	@$(VENV)/bin/python -c "import mutmut" && sha256sum requirements-dev.txt | cut -d' ' -f1 > $@
 
 clean:
 	rm -rf build artifacts results reports .pytest_cache

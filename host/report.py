@@ -125,7 +125,8 @@ def headline(rows: list[Row], board: str, bundle: str) -> str | None:
     a8, a32 = (i8.result.get("accuracy") or {}).get("top1"), (f32.result.get("accuracy") or {}).get("top1")
     delta = f"{100 * (a8 - a32):+.2f} pp" if a8 is not None and a32 is not None else "not measured"
     emu = " (EMULATED: latency not representative)" if i8.doc["device"].get("emulated") else ""
-    return (f"INT8 is {smaller:.1f}× smaller and {faster:.2f}× faster than FP32 on {board} "
+    speed = f"{faster:.2f}× faster" if faster >= 1 else f"{1 / faster:.2f}× slower"   # never "0.80× faster"
+    return (f"INT8 is {smaller:.1f}× smaller and {speed} than FP32 on {board} "
             f"({i8.threads} thread{'s' if i8.threads > 1 else ''}, XNNPACK), accuracy delta {delta}{emu}.")
 
 

@@ -107,3 +107,30 @@ def test_blob_pruned_after_inventory_is_sent_again(tmp_path):
     assert (current / "fp32.tflite").read_bytes() == b"weights" * 100
     assert json.loads((current / "release.json").read_text())["id"] == second.id
     shutil.rmtree(home)
+
+
+class CorruptingTarget(LocalTarget):
+    """The local board, where every upload arrives with one byte changed (a bad link or disk)."""
+
+    def put(self, local, remote):
+        super().put(local, remote)
+        with open(remote, "r+b") as f:
+            first = f.read(1)
+            f.seek(0)
+            f.write(bytes([first[0] ^ 0xFF]))
+
+
+def test_corrupted_upload_is_refused_and_the_release_stays(tmp_path):
+    home = tmp_path / "board"
+    agent = tmp_path / "agent.pyz"
+    agent.write_bytes(b"agent one")
+    first = prepare(small_bundle(tmp_path / "b1", {"fp32": b"weights one" * 50}), agent)
+    ship(LocalTarget(), str(home), first, log=lambda *_: None)
+    second = prepare(small_bundle(tmp_path / "b2", {"fp32": b"weights two" * 50}), agent)
+    with pytest.raises(DeployError, match="sha256 mismatch for fp32.tflite .*the file was removed, deploy again"):
+        ship(CorruptingTarget(), str(home), second)
+    current = home / "current"
+    assert json.loads((current / "release.json").read_text())["id"] == first.id
+    assert (current / "fp32.tflite").read_bytes() == b"weights one" * 50
+    assert not list((home / "blobs").glob(sha(b"weights two" * 50) + "*")), "the bad upload is removed, not promoted"
+    assert ship(LocalTarget(), str(home), second)["previous"] == first.id   # a clean retry goes through

@@ -14,9 +14,10 @@ SHARED_MODELS = os.path.join(os.path.dirname(REPO), "shared", "models")
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    """name -> path of the generated test models (fp32, int8, uint8, two_inputs, hang, bundle)."""
-    from tests.device.models import build_all
-    return build_all(str(tmp_path_factory.mktemp("device_models")))
+    """name -> path of the generated test models (fp32, int8, uint8, two_inputs, hang, bundle),
+    built once per version of tests/device/models.py and cached (tests/cached_models.py)."""
+    from tests.cached_models import device_models
+    return device_models()
 
 
 def agent_env(extra: dict = None) -> dict:

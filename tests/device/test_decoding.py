@@ -41,7 +41,7 @@ def pillow(request, monkeypatch):
     if request.param == "no_pillow":
         monkeypatch.setitem(sys.modules, "PIL", None)
     else:
-        pytest.importorskip("PIL")
+        import PIL  # noqa: F401  (Pillow is a requirement of the host and of the tests)
     return request.param
 
 

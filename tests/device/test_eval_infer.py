@@ -45,7 +45,9 @@ def test_eval_without_manifest_uses_conventions_and_file_name(models, agent):
     acc = run.doc["results"][0]["accuracy"]
     assert acc["preprocess"]["source"] == "convention"
     assert acc["host_variant"] == "int8"  # pred_int8 found by the file's stem
-    assert "agreement_with_host" in acc
+    # the convention (pixels / 255) is what this bundle's manifest says too: the same answers
+    assert acc["agreement_with_host"] == 1.0 and acc["disagreements"] == 0
+    assert acc["top1"] == pytest.approx(float((np.load(eval_set)["pred_int8"] == np.load(eval_set)["y"]).mean()))
 
 
 def test_infer_images_npy_and_folder(models, agent, tmp_path):

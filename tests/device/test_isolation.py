@@ -34,19 +34,22 @@ def test_crashing_child_is_reported_and_next_model_runs(models):
     """The child is killed with a real SIGSEGV while it spins in invoke()."""
     proc = subprocess.Popen([sys.executable, "-m", "device", "bench", models["hang"], models["int8"],
                              "--timeout", "90", "--num_runs", "3", "--json", "-"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=agent_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=agent_env({"EDGEKIT_PROGRESS": "1"}))
     try:
-        child = None
-        deadline = time.monotonic() + 60
-        while child is None and time.monotonic() < deadline:
-            for c in psutil.Process(proc.pid).children():
-                if any("child_main" in arg for arg in c.cmdline()):
-                    child = c
-            time.sleep(0.05)
-        assert child is not None, "no child process appeared"
-        time.sleep(0.5)  # let it reach invoke()
-        child.send_signal(signal.SIGSEGV)
+        # readiness: the child's own progress line, printed right before it loads and invokes the model
+        err_lines = []
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "hang.tflite threads=1" in line:
+                break
+        else:
+            raise AssertionError("the child never started the model: " + "".join(err_lines))
+        child = [c for c in psutil.Process(proc.pid).children() if any("child_main" in a for a in c.cmdline())]
+        assert len(child) == 1, "no child process"
+        child[0].send_signal(signal.SIGSEGV)
         out, err = proc.communicate(timeout=60)
+        err = "".join(err_lines) + err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -158,14 +158,29 @@ def test_concurrent_requests_match_single_threaded(server, bundle):
         assert top == single[i]
 
 
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_sigterm_finishes_the_request_in_flight(bundle):
     s = Server(bundle["model"], "--manifest", bundle["manifest"])
     body = _npy(bundle["x"][0])
     conn = socket.create_connection(("127.0.0.1", s.port), timeout=20)
     conn.sendall(f"POST /infer HTTP/1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:50])
-    time.sleep(0.3)
+    server = psutil.Process(s.proc.pid)
+    mine = conn.getsockname()[1]
+
+    def sockets():
+        return server.net_connections(kind="inet")
+
+    # readiness signals, not sleeps: the server has accepted our connection (an fd of its own) ...
+    _wait_until(lambda: any(c.raddr and c.raddr.port == mine for c in sockets()), "the request accepted")
     s.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # ... and after SIGTERM it has closed its listening socket: it now only waits for requests in flight
+    _wait_until(lambda: not any(c.status == psutil.CONN_LISTEN for c in sockets()), "the listener closed")
     assert s.proc.poll() is None  # waiting for the request in flight
     conn.sendall(body[50:])
     response = b""

@@ -110,8 +110,15 @@ def test_folder_and_name_errors(tmp_path, case, match):
 
 
 def test_keras_dataset_offline_names_cache(tmp_path, monkeypatch):
-    """No network and no cache: one line naming the cache path and the offline alternatives."""
+    """No network and no cache: one line naming the cache path and the offline alternatives.
+
+    "No network" is made here, not assumed: every HTTP(S) request goes to a proxy on a closed
+    loopback port (the discard port), so the download fails at once whatever the machine's network."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     with pytest.raises(DatasetError) as info:
         load_dataset("fashion_mnist")
     msg = str(info.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # required: a broken install must fail here, not skip
 
 from host.model import build_model, count_macs  # noqa: E402
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")
+import tensorflow  # noqa: F401  (required: a broken install must fail here, not skip)
 
 from host.evaluate import predict_tflite, quantise_input  # noqa: E402
 from host.model import build_model  # noqa: E402

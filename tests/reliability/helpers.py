@@ -175,3 +175,19 @@ def uploading(blobs: Path, old: set, more_than: int = 1 << 20) -> bool:
         except FileNotFoundError:       # renamed into place between glob and stat
             pass
     return False
+
+
+def wait_for_measuring_child(agent_pid: int, timeout: float = 60.0) -> bool:
+    """Readiness for "kill it mid-benchmark": the agent has started its per-model child (the
+    process that loads and times the model), instead of a fixed sleep that may be too short."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if any("child_main" in " ".join(c.cmdline()) for c in psutil.Process(agent_pid).children()):
+                return True
+        except psutil.Error:
+            return False
+        time.sleep(0.01)
+    return False

@@ -61,7 +61,7 @@ def test_agent_killed_mid_benchmark(first_deploy, client_home, trusted_board, bu
         while time.time() < deadline and not killed:
             pids = agent_pids(board, "bench", python_only=True)
             if pids:
-                time.sleep(0.5)                    # let it get into the measurement
+                helpers.wait_for_measuring_child(pids[0])   # readiness: it is in the measurement
                 os.kill(pids[0], 9)                # the agent itself; its child is orphaned
                 killed.append(pids[0])
                 return

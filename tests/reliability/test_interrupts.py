@@ -126,12 +126,16 @@ def interrupted_bench(first_deploy, board, bundle, tmp_path_factory):
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and not agent_pids(board, "bench", python_only=True):
             time.sleep(0.01)
+        # NOTE: a fixed wait on purpose: Ctrl-C once the per-model child is measuring takes 18-32 s to
+        # return (see the issue-17 report); this test keeps its old timing until that is fixed.
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=120)
         took = time.monotonic() - sent
-        time.sleep(0.5)
+        gone_by = time.time() + 10                      # the remote agent is stopped: wait until it is gone
+        while agent_pids(board, "bench") and time.time() < gone_by:
+            time.sleep(0.05)
         still_running = agent_pids(board, "bench")
     finally:
         kill_agents(board)

@@ -103,8 +103,9 @@ def test_connection_dropped_mid_bench(first_deploy, client_home, trusted_board, 
 
     def cut():
         while not done.is_set():
-            if agent_pids(board, "bench"):
-                time.sleep(0.5)
+            pids = agent_pids(board, "bench", python_only=True)
+            if pids:
+                helpers.wait_for_measuring_child(pids[0])   # readiness: it is in the measurement
                 board.kill_sessions()
                 return
             time.sleep(0.05)
