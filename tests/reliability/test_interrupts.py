@@ -126,9 +126,9 @@ def interrupted_bench(first_deploy, board, bundle, tmp_path_factory):
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and not agent_pids(board, "bench", python_only=True):
             time.sleep(0.01)
-        # NOTE: a fixed wait on purpose: Ctrl-C once the per-model child is measuring takes 18-32 s to
-        # return (see the issue-17 report); this test keeps its old timing until that is fixed.
-        time.sleep(0.5)
+        # Ctrl-C once the board is measuring (its per-model child exists), the hardest moment: invoke
+        # used to swallow the interrupt until the remote command ended (18-32 s), now it returns at once.
+        assert helpers.wait_for_measuring_child(agent_pids(board, "bench", python_only=True)[0], timeout=120)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=120)
