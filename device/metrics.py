@@ -81,6 +81,10 @@ class Metrics:
             out.append(f"# HELP {name} {text}")
             out.append(f"# TYPE {name} {kind}")
 
+        def single(name: str, kind: str, text: str, value) -> None:
+            family(name, kind, text)
+            out.append(f"{name} {value}")
+
         family("edgekit_requests_total", "counter", "HTTP requests answered, by endpoint and status code.")
         for (endpoint, code), n in sorted(requests.items()):
             out.append(f"edgekit_requests_total{_labels({'endpoint': endpoint, 'code': code})} {n}")
@@ -90,24 +94,21 @@ class Metrics:
         out.append(f'edgekit_inference_seconds_bucket{{le="+Inf"}} {count}')
         out.append(f"edgekit_inference_seconds_sum {total!r}")
         out.append(f"edgekit_inference_seconds_count {count}")
-        family("edgekit_requests_in_flight", "gauge", "Requests being handled now (this scrape included).")
-        out.append(f"edgekit_requests_in_flight {in_flight}")
+        single("edgekit_requests_in_flight", "gauge", "Requests being handled now (this scrape included).",
+               in_flight)
         family("edgekit_model_info", "gauge", "The model serving now (always 1; the labels carry the facts).")
         out.append(f"edgekit_model_info{_labels(model)} 1")
         family("edgekit_model_switches_total", "counter", "Model hand-overs to a new release, by result.")
         for result, n in sorted(switches.items()):
             out.append(f"edgekit_model_switches_total{_labels({'result': result})} {n}")
-        family("edgekit_model_last_switch_timestamp_seconds", "gauge",
-               "Unix time of the last successful model switch (0: none since start).")
-        out.append(f"edgekit_model_last_switch_timestamp_seconds {last_switch!r}")
+        single("edgekit_model_last_switch_timestamp_seconds", "gauge",
+               "Unix time of the last successful model switch (0: none since start).", repr(last_switch))
         rss = _rss_bytes()
         if rss is not None:
-            family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
-            out.append(f"process_resident_memory_bytes {rss}")
-        family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.")
-        out.append(f"process_start_time_seconds {self.started!r}")
-        family("edgekit_uptime_seconds", "gauge", "Seconds since the service started.")
-        out.append(f"edgekit_uptime_seconds {time.time() - self.started:.3f}")
-        family("edgekit_process_id", "gauge", "The serving process's pid.")
-        out.append(f"edgekit_process_id {os.getpid()}")
+            single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss)
+        single("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.",
+               repr(self.started))
+        single("edgekit_uptime_seconds", "gauge", "Seconds since the service started.",
+               f"{time.time() - self.started:.3f}")
+        single("edgekit_process_id", "gauge", "The serving process's pid.", os.getpid())
         return "\n".join(out) + "\n"

@@ -152,16 +152,22 @@ def load_keras(name: str, seed: int) -> Dataset:
     return _with_val(name, x_train, y_train, x_test, y_test, classes, seed, 0.1)
 
 
+def read_npz(path: str, what: str) -> dict:
+    """Every array of a user's .npz (never pickles), or one DatasetError line saying why not."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{what}: npz file not found: {p}")
+    try:
+        data = np.load(p, allow_pickle=False)
+        return {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise DatasetError(f"{what}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+
+
 def load_npz(path: str, seed: int) -> Dataset:
     """A user's arrays: x_train, y_train, x_test, y_test (+ optional class_names)."""
     p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"npz dataset not found: {p}")
-    try:
-        data = np.load(p, allow_pickle=False)
-        arrays = {k: data[k] for k in data.files}
-    except Exception as exc:
-        raise DatasetError(f"cannot read npz dataset {p}: {exc}") from None
+    arrays = read_npz(path, "npz dataset")
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise DatasetError(f"npz dataset {p} lacks arrays: {', '.join(missing)}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from device.errors import AgentError
 from device.inputs import IMAGE_EXTS, Preprocess, fit_pixels, read_image
-from host.data import DatasetError, load_dataset
+from host.data import DatasetError, load_dataset, read_npz
 
 RANDOM = "random"
 NO_CALIBRATION = ("no calibration data: give CALIB= (--calib) a folder of images, npz:PATH, a dataset name, "
@@ -95,16 +95,9 @@ def _fit_all(x: np.ndarray, pre: Preprocess, what: str) -> np.ndarray:
 
 
 def _npz(path: str, keys: tuple[str, ...], what: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{what}: npz file not found: {p}")
-    try:
-        data = np.load(p, allow_pickle=False)
-        arrays = {k: data[k] for k in data.files}
-    except Exception as exc:
-        raise DatasetError(f"{what}: cannot read {p} ({type(exc).__name__})") from None
+    arrays = read_npz(path, what)
     if not any(k in arrays for k in keys):
-        raise DatasetError(f"{what}: {p} has none of the arrays {', '.join(keys)} (it has {', '.join(arrays)})")
+        raise DatasetError(f"{what}: {path} has none of the arrays {', '.join(keys)} (it has {', '.join(arrays)})")
     return arrays
 
 

@@ -78,37 +78,32 @@ def _teardown(home: Path, only: list[boards.Board] | None = None) -> None:
             boards.teardown(b, home)
 
 
-@pytest.fixture(scope="session")
-def board(board_home):
-    """One online board (reaches the package index through the relay, nothing else)."""
+def _one_board(board_home, **kind):
+    """Start one board of this kind for the session; tear it down however the tests end."""
     started: list[boards.Board] = []
     try:
-        started = _start(board_home, offline=False)
+        started = _start(board_home, **kind)
         yield started[0]
     finally:
         _teardown(board_home, started)
+
+
+@pytest.fixture(scope="session")
+def board(board_home):
+    """One online board (reaches the package index through the relay, nothing else)."""
+    yield from _one_board(board_home, offline=False)
 
 
 @pytest.fixture(scope="session")
 def offline_board(board_home):
     """One board with no route to any package index."""
-    started: list[boards.Board] = []
-    try:
-        started = _start(board_home, offline=True)
-        yield started[0]
-    finally:
-        _teardown(board_home, started)
+    yield from _one_board(board_home, offline=True)
 
 
 @pytest.fixture(scope="session")
 def bookworm_board(board_home):
     """One online Debian 12 board: the Raspberry Pi OS generation still in the field."""
-    started: list[boards.Board] = []
-    try:
-        started = _start(board_home, offline=False, suite="bookworm")
-        yield started[0]
-    finally:
-        _teardown(board_home, started)
+    yield from _one_board(board_home, offline=False, suite="bookworm")
 
 
 # What each suite's board must be: the Debian release, its Python and NumPy, glibc.
