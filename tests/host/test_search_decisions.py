@@ -1,0 +1,85 @@
+"""The search's decisions on figures, pinned one by one (fast: no training, no board).
+
+`broken` says which budgets a candidate's figures break (a candidate exactly at a limit meets it),
+`excess` how far past, `closest` which candidate came nearest when nothing met every budget,
+and `pareto` which finalists no other finalist beats on both accuracy and latency.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from host.search import broken, closest, excess, pareto
+
+CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
+
+
+@pytest.mark.parametrize("key, figure, at, over", [
+    ("max_p50_us", "p50_us", 50.0, 50.01),
+    ("max_p99_us", "p99_us", 80.0, 80.5),
+    ("max_peak_rss_mb", "peak_rss_mb", 60.0, 60.1),
+    ("max_size_kb", "size_kb", 100.0, 101.0),
+])
+def test_a_maximum_is_met_at_the_limit_and_broken_above_it(key, figure, at, over):
+    assert broken({key: at}, {figure: at}) == []
+    assert broken({key: at}, {figure: at - 1}) == []
+    [b] = broken({key: at}, {figure: over})
+    assert (b["budget"], b["value"], b["limit"]) == (key, over, at)
+    assert "> budget" in b["text"] and f"{at:g}" in b["text"]
+
+
+def test_a_minimum_accuracy_is_met_at_the_limit_and_broken_below_it():
+    assert broken({"min_top1": 0.98}, {"top1": 0.98}) == []
+    assert broken({"min_top1": 0.98}, {"top1": 0.99}) == []
+    [b] = broken({"min_top1": 0.98}, {"top1": 0.975})
+    assert b["text"] == "on-device top-1 97.50 % < budget 98.00 %"
+
+
+def test_texts_name_figure_value_unit_and_limit():
+    [b] = broken({"max_p50_us": 46.21}, {"p50_us": 52.6})
+    assert b["text"] == "p50 52.6 us > budget 46.21 us"
+    [b] = broken({"max_size_kb": 200}, {"size_kb": 250.0})
+    assert b["text"] == "INT8 size 250.0 KB > budget 200 KB"
+
+
+def test_only_the_broken_budgets_are_listed_and_unmeasured_figures_pass():
+    budgets = {"max_p50_us": 50, "max_peak_rss_mb": 60, "min_top1": 0.9}
+    out = broken(budgets, {"p50_us": 70.0, "peak_rss_mb": 55.0})       # top1 not measured yet
+    assert [b["budget"] for b in out] == ["max_p50_us"]
+    assert broken(budgets, {}) == []
+
+
+def test_excess_is_relative_to_the_limit():
+    assert excess({"value": 55.0, "limit": 50.0}) == pytest.approx(0.1)
+    assert excess({"value": 0.88, "limit": 0.9}) == pytest.approx(0.02 / 0.9)
+    assert excess({"value": 1.0, "limit": 0}) == math.inf
+
+
+def test_closest_names_the_candidate_with_the_smallest_worst_excess():
+    lb = {"candidates": [
+        {"id": "c01", "config": CFG, "why": "p50 80.0 us > budget 50 us",
+         "broken": [{"value": 80.0, "limit": 50.0}]},                                   # 60 % over
+        {"id": "c02", "config": CFG, "why": "p50 55.0 us > budget 50 us",
+         "broken": [{"value": 55.0, "limit": 50.0}, {"value": 0.89, "limit": 0.9}]},     # worst 10 % over
+        {"id": "c03", "config": CFG, "why": "", "broken": []},                            # never judged
+    ]}
+    assert closest(lb) == "closest: c02 (a0.5 21px 2blk k3 s16 w128) broke p50 55.0 us > budget 50 us"
+    assert closest({"candidates": [{"id": "c00", "broken": []}]}) == "no candidate got far enough to be judged"
+
+
+def _fin(ident: str, top1: float, p50: float | None) -> dict:
+    return {"id": ident, "int8": {"host_top1": top1}, "final": {"p50_us": p50} if p50 is not None else {}}
+
+
+def test_pareto_keeps_the_finalists_nobody_beats_on_both():
+    cands = [_fin("fast", 0.95, 20.0), _fin("accurate", 0.99, 60.0), _fin("middle", 0.97, 40.0),
+             _fin("dominated", 0.96, 45.0),         # middle is more accurate and faster
+             _fin("tie_worse", 0.97, 41.0),         # same accuracy as middle, slower
+             _fin("unmeasured", 0.999, None)]       # no re-measured latency: not on the front
+    assert pareto(cands) == ["fast", "accurate", "middle"]
+
+
+def test_pareto_keeps_exact_duplicates_and_single_points():
+    assert pareto([_fin("a", 0.9, 10.0), _fin("b", 0.9, 10.0)]) == ["a", "b"]
+    assert pareto([_fin("only", 0.5, 99.0)]) == ["only"]
