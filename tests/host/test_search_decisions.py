@@ -48,6 +48,9 @@ def test_only_the_broken_budgets_are_listed_and_unmeasured_figures_pass():
     out = broken(budgets, {"p50_us": 70.0, "peak_rss_mb": 55.0})       # top1 not measured yet
     assert [b["budget"] for b in out] == ["max_p50_us"]
     assert broken(budgets, {}) == []
+    # an unmeasured figure first does not hide a broken one after it
+    out = broken({"min_top1": 0.9, "max_p50_us": 50}, {"p50_us": 70.0})
+    assert [b["budget"] for b in out] == ["max_p50_us"]
 
 
 def test_excess_is_relative_to_the_limit():
@@ -66,6 +69,8 @@ def test_closest_names_the_candidate_with_the_smallest_worst_excess():
     ]}
     assert closest(lb) == "closest: c02 (a0.5 21px 2blk k3 s16 w128) broke p50 55.0 us > budget 50 us"
     assert closest({"candidates": [{"id": "c00", "broken": []}]}) == "no candidate got far enough to be judged"
+    tie = {"candidates": [dict(lb["candidates"][1], id="c07"), dict(lb["candidates"][1], id="c08")]}
+    assert closest(tie).startswith("closest: c07 ")          # equally close: the first one drawn
 
 
 def _fin(ident: str, top1: float, p50: float | None) -> dict:
@@ -78,6 +83,11 @@ def test_pareto_keeps_the_finalists_nobody_beats_on_both():
              _fin("tie_worse", 0.97, 41.0),         # same accuracy as middle, slower
              _fin("unmeasured", 0.999, None)]       # no re-measured latency: not on the front
     assert pareto(cands) == ["fast", "accurate", "middle"]
+
+
+def test_pareto_same_latency_more_accurate_dominates():
+    assert pareto([_fin("slower_acc", 0.97, 40.0), _fin("better", 0.98, 40.0)]) == ["better"]
+    assert pareto([_fin("a", 0.97, 40.0), _fin("b", 0.97, 30.0)]) == ["b"]
 
 
 def test_pareto_keeps_exact_duplicates_and_single_points():
