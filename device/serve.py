@@ -21,13 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
-from device import __version__, defaults, inputs, runtime
+from device import __version__, defaults, inputs, results, runtime
 from device.accesslog import AccessLog
 from device.isolate import package_root
 from device.errors import EXIT_OK, AgentError, one_line
 from device.metrics import CONTENT_TYPE, Metrics
 from device.predictor import Busy, Predictor
-from device.swap import Follower, Served, release_loader, release_of, variant_of
+from device.swap import Follower, Served, release_loader, release_of
 
 MAX_CONNECTIONS = 64
 
@@ -185,7 +185,7 @@ def main(args, labels: Optional[list]) -> int:
     path = os.path.realpath(args.model) if args.follow else args.model   # name the release actually served
     model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels)
     metrics = Metrics()
-    served = Served(model, release_of(args.model) if args.follow else None, variant_of(manifest, args.model))
+    served = Served(model, release_of(args.model) if args.follow else None, results.variant_for(manifest, args.model))
     if args.follow and served.variant is None:
         raise AgentError("--follow needs --manifest naming the model as a variant (to pick the same "
                          "variant from a new release)", kind="usage", exit_code=2)

@@ -55,14 +55,6 @@ class Served:
                 "served_since_utc": utc(self.since)}
 
 
-def variant_of(manifest: Optional[dict], model_path: str) -> Optional[str]:
-    """The manifest variant whose file is this model (so a new release serves the same variant)."""
-    for name, entry in ((manifest or {}).get("variants") or {}).items():
-        if isinstance(entry, dict) and entry.get("file") == os.path.basename(model_path):
-            return name
-    return None
-
-
 def release_of(model_path: str) -> str:
     return os.path.basename(os.path.dirname(os.path.realpath(model_path)))
 
@@ -106,6 +98,9 @@ class Follower:
         self.mark_served()
 
     def target(self) -> Optional[str]:
+        """The release the link names now (None without a link, or when it names nothing)."""
+        if not self.link:
+            return None
         try:
             return os.path.basename(os.path.realpath(self.link)) if os.path.exists(self.link) else None
         except OSError:
