@@ -20,7 +20,7 @@ export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A 
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
        INT8_FALLBACK SIGNATURE
-export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS SPACE TIME_BUDGET_MIN
+export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS MAX_TRAINED SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
@@ -43,6 +43,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,MAX_P50_US,--max-p50-us) $(call opt,MAX_P99_US,--max-p99-us) \
                $(call opt,MAX_RSS_MB,--max-rss-mb) $(call opt,MAX_SIZE_KB,--max-size-kb) \
                $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--threads) $(call opt,TRIALS,--trials) \
+               $(call opt,MAX_TRAINED,--max-trained) \
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
                $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
@@ -55,8 +56,8 @@ help:
 	@echo
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
-	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=12 EPOCHS=16'
-	@echo '                   SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
+	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=36 MAX_TRAINED=8'
+	@echo '                   EPOCHS=40 SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'

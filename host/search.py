@@ -56,8 +56,9 @@ class Request:
     budgets: dict                   # CLI budgets; the profile's fill the gaps
     options: BoardOptions = field(default_factory=BoardOptions)
     threads: int = 1
-    trials: int = 12
-    epochs: int = 16                # the last rung; the first rung trains max(1, epochs // 4)
+    trials: int = 36                # candidates drawn, filtered and measured (cheap: seconds each)
+    max_trained: int = 8            # of those within budget, at most this many are trained (minutes each)
+    epochs: int = DEFAULTS.epochs   # the last rung: the default model's training (rungs() gives the others)
     space: Path = sp.DEFAULT_SPACE
     time_budget_min: float | None = None
     calibration: int = DEFAULTS.calibration_samples
@@ -131,7 +132,7 @@ class Search:
     def plan(self) -> dict:
         """What makes two runs the same search (budgets and boards may change between runs)."""
         return {"dataset": self.req.dataset, "space": str(self.req.space), "space_sha256": self.space.digest,
-                "trials": self.req.trials, "epochs": self.req.epochs, "threads": self.req.threads,
+                "trials": self.req.trials, "max_trained": self.req.max_trained, "epochs": self.req.epochs, "threads": self.req.threads,
                 "calibration": self.req.calibration}
 
     def load(self) -> dict:
@@ -239,9 +240,7 @@ class Search:
         out = self.dir / "cands" / c["id"] / f"e{epochs}"
         t0 = time.monotonic()
         cfg = c["config"]
-        summary = train(self.data_at(cfg["input"]), out, epochs=epochs, alpha=cfg["alpha"], seed=DEFAULTS.seed,
-                        blocks=[tuple(b) for b in cfg["blocks"]], stem_filters=cfg["stem_filters"],
-                        kernel=cfg["kernel"], verbose=0)
+        summary = train(self.data_at(cfg["input"]), out, epochs=epochs, seed=DEFAULTS.seed, verbose=0, **sp.arch(cfg))
         c.setdefault("train", {})[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"],
                                                   "epochs_run": summary["epochs_run"],
                                                   "seconds": round(time.monotonic() - t0, 1)}
@@ -347,17 +346,24 @@ class Search:
             elif not stop(c, "measured", {k: fig.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")}):
                 alive.append(c)
 
-        e1 = self.req.epochs
-        e0 = max(1, e1 // 4)
-        rung0 = self._train_rung(alive, e0, keep, "train")
-        ranked = sorted(rung0, key=lambda c: -c["train"][str(e0)]["val_accuracy"])
-        top = ranked[:max(1, math.ceil(len(ranked) / 2))] if e1 > e0 else ranked
-        for c in ranked[len(top):]:
-            c.update(stage="trained", status="halved",
-                     why=f"val top-1 {100 * c['train'][str(e0)]['val_accuracy']:.2f} % after {e0} epochs: lower half")
-        rung1 = self._train_rung(top, e1, keep, "train longer") if e1 > e0 else top
-        # out of time: candidates of the top half that did not get their longer run keep the short one
-        finalists = [(c, e1 if c in rung1 else e0) for c in top]
+        alive, spare = most_compute(alive, self.req.max_trained)
+        for c in spare:
+            c.update(stage="measured", status="not trained",
+                     why=f"within budget; MAX_TRAINED={self.req.max_trained} candidates with more MACs were trained")
+        # successive halving: every survivor trains a few epochs, the better half goes on to the next
+        # rung (trained again from scratch on a longer schedule), the last rung is the default's recipe
+        pool, reached = alive, {}
+        schedule = rungs(self.req.epochs)
+        for i, epochs in enumerate(schedule):
+            for c in self._train_rung(pool, epochs, keep, f"rung {i + 1}/{len(schedule)}"):
+                reached[c["id"]] = epochs
+            if i == len(schedule) - 1 or self.out_of_time():
+                break        # out of time: the pool is final, each at the longest training it got
+            pool, dropped = halve([c for c in pool if reached.get(c["id"]) == epochs], epochs)
+            for c in dropped:
+                c.update(stage="trained", status="halved",
+                         why=f"val top-1 {100 * val_at(c, epochs):.2f} % after {epochs} epochs: lower half")
+        finalists = [(c, reached[c["id"]]) for c in pool if c["id"] in reached]
         bar = tqdm(total=len(finalists), desc="finalise", unit="cand", disable=bars_off(), leave=False)
         for c, epochs in finalists:
             if c.get("int8", {}).get("epochs") != epochs or not (self.dir / "cands" / c["id"] / "bundle").is_dir():
@@ -427,6 +433,33 @@ class Search:
             if m.get("dataset", {}).get("spec") == self.req.dataset and "int8" in m.get("variants", {}):
                 ref.update(top1=m["variants"]["int8"]["host_top1"], source=str(bundle.parent))
         return ref
+
+
+def most_compute(cands: list[dict], n: int) -> tuple[list[dict], list[dict]]:
+    """(the n candidates with the most MACs, the rest), in draw order. Training is the expensive
+    step, so it goes to the candidates that use the most of the budget: within one family of
+    models, the compute a latency budget allows is the best free predictor of accuracy (MCUNet's
+    observation), and the untrained measurement has already made sure all of them fit."""
+    chosen = {id(c) for c in sorted(cands, key=lambda c: -c["static"]["macs"])[:max(0, n)]}
+    return [c for c in cands if id(c) in chosen], [c for c in cands if id(c) not in chosen]
+
+
+def rungs(epochs: int) -> list[int]:
+    """Epochs of successive halving's rungs: a ninth, a third, then all of them (40 -> 4, 13, 40);
+    fewer rungs when the epochs are too few to tell apart (2 -> 1, 2)."""
+    return sorted({max(1, round(epochs / 9)), max(1, round(epochs / 3)), epochs})
+
+
+def val_at(c: dict, epochs: int) -> float:
+    return c["train"][str(epochs)]["val_accuracy"]
+
+
+def halve(trained: list[dict], epochs: int) -> tuple[list[dict], list[dict]]:
+    """(the better half by validation top-1 after `epochs`, the rest); the better half is rounded
+    up, and on a tie the earlier candidate goes on, so the draw order breaks ties, not chance."""
+    ranked = sorted(trained, key=lambda c: -val_at(c, epochs))
+    n = math.ceil(len(ranked) / 2)
+    return ranked[:n], ranked[n:]
 
 
 def pareto(cands: list[dict]) -> list[str]:

@@ -34,8 +34,12 @@ def add_parser(sub) -> None:
     for flag, key in BUDGET_FLAGS:
         s.add_argument(flag, dest=key, type=float, help=f"budget {key} (default: the profile's)")
     s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--trials", type=int, default=12, help="candidates drawn from the space (c00 = default model)")
-    s.add_argument("--epochs", type=int, default=16, help="epochs of the last rung (the first rung trains a quarter)")
+    s.add_argument("--trials", type=int, default=36,
+                   help="candidates drawn from the space, filtered and measured untrained (c00 = default model)")
+    s.add_argument("--max-trained", type=int, default=8,
+                   help="at most this many candidates within budget are trained: those with the most MACs")
+    s.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                   help="epochs of the last rung (default: the default model's); earlier rungs train a ninth and a third")
     s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
     s.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
@@ -49,9 +53,9 @@ def main(args: argparse.Namespace) -> int:
     from host.search_board import BoardFailure, BoardOptions, parse_hosts
     from host.search_space import SearchError
 
-    for key, low in (("trials", 1), ("epochs", 1), ("threads", 1)):
+    for key, low in (("trials", 1), ("max_trained", 1), ("epochs", 1), ("threads", 1)):
         if getattr(args, key) < low:
-            print(f"error: --{key} must be >= {low}", file=sys.stderr)
+            print(f"error: --{key.replace('_', '-')} must be >= {low}", file=sys.stderr)
             return 2
     if args.time_budget_min is not None and args.time_budget_min <= 0:
         print("error: TIME_BUDGET_MIN must be > 0", file=sys.stderr)
@@ -65,7 +69,8 @@ def main(args: argparse.Namespace) -> int:
     budgets = {key: getattr(args, key) for _, key in BUDGET_FLAGS if getattr(args, key) is not None}
     req = Request(args.dataset, name, hosts, budgets,
                   BoardOptions(args.profile, args.ssh_key, args.trust_new_host), threads=args.threads,
-                  trials=args.trials, epochs=args.epochs, space=args.space, time_budget_min=args.time_budget_min,
+                  trials=args.trials, max_trained=args.max_trained, epochs=args.epochs, space=args.space,
+                  time_budget_min=args.time_budget_min,
                   calibration=args.calibration_samples)
     try:
         return run_search(req)

@@ -1,7 +1,7 @@
 """The model search's space (search/space.yaml), its candidates, and their free static facts.
 
 A candidate is a plain dict of builder arguments (alpha, input size, blocks, kernel, stem
-filters): everything host/model.build_model needs, nothing else, so a leaderboard entry can be
+filters, stem stride): everything host/model.build_model needs, nothing else, so a leaderboard entry can be
 rebuilt exactly. Candidates are drawn from the space with a seeded RNG; c00 is the default model.
 """
 from __future__ import annotations
@@ -35,11 +35,13 @@ class Space:
     kernel: list
     last_width: list
     stem_filters: list
+    stem_stride: list
     digest: str         # sha256 of the file's content: a resumed search must use the same space
 
 
 _KEYS = {"alpha": (int, float), "resolution": (int, float), "blocks": list, "kernel": int,
-         "last_width": (int, type(None)), "stem_filters": int}
+         "last_width": (int, type(None)), "stem_filters": int, "stem_stride": int}
+OPTIONAL = {"stem_stride": [DEFAULTS.stem_stride]}     # keys a space file may leave out (older files)
 
 
 def load_space(path: Path) -> Space:
@@ -57,6 +59,7 @@ def load_space(path: Path) -> Space:
     unknown = sorted(set(data) - set(_KEYS) - {"seed"})
     if unknown:
         raise SearchError(f"{path}: unknown key(s) {', '.join(unknown)} (allowed: seed, {', '.join(_KEYS)})")
+    data = {**OPTIONAL, **data}
     for key, types in _KEYS.items():
         values = data.get(key)
         if not isinstance(values, list) or not values:
@@ -67,6 +70,8 @@ def load_space(path: Path) -> Space:
         raise SearchError(f"{path}: alpha must be > 0 and resolution in (0, 1]")
     if any(k < 1 or k % 2 == 0 for k in data["kernel"]):
         raise SearchError(f"{path}: kernel sizes must be odd and positive")
+    if any(v not in (1, 2) for v in data["stem_stride"]):
+        raise SearchError(f"{path}: stem_stride choices must be 1 or 2")
     for pattern in data["blocks"]:
         if not pattern or not all(isinstance(b, list) and len(b) == 2 and all(isinstance(v, int) and v > 0 for v in b)
                                   and b[1] in (1, 2) for b in pattern):
@@ -75,7 +80,7 @@ def load_space(path: Path) -> Space:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SearchError(f"{path}: seed must be an integer")
     return Space(seed, data["alpha"], data["resolution"], data["blocks"], data["kernel"], data["last_width"],
-                 data["stem_filters"], hashlib.sha256(text.encode()).hexdigest()[:16])
+                 data["stem_filters"], data["stem_stride"], hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 def input_at(native: tuple[int, int, int], fraction: float) -> list[int]:
@@ -87,7 +92,7 @@ def input_at(native: tuple[int, int, int], fraction: float) -> list[int]:
 
 def default_config(native: tuple[int, int, int]) -> dict:
     return {"alpha": DEFAULTS.alpha, "input": list(native), "blocks": [list(b) for b in DEFAULTS.blocks],
-            "kernel": DEFAULTS.kernel, "stem_filters": DEFAULTS.stem_filters}
+            "kernel": DEFAULTS.kernel, "stem_filters": DEFAULTS.stem_filters, "stem_stride": DEFAULTS.stem_stride}
 
 
 def draw(space: Space, native: tuple[int, int, int], trials: int) -> list[dict]:
@@ -104,7 +109,10 @@ def draw(space: Space, native: tuple[int, int, int], trials: int) -> list[dict]:
         if last is not None:
             blocks = [[last if f == widest else f, s] for f, s in blocks]
         cfg = {"alpha": rng.choice(space.alpha), "input": input_at(native, rng.choice(space.resolution)),
-               "blocks": blocks, "kernel": rng.choice(space.kernel), "stem_filters": rng.choice(space.stem_filters)}
+               "blocks": blocks, "kernel": rng.choice(space.kernel), "stem_filters": rng.choice(space.stem_filters),
+               "stem_stride": rng.choice(space.stem_stride)}
+        if min(cfg["input"][:2]) < 16:     # the builder keeps small inputs at stride 1: one candidate, not two
+            cfg["stem_stride"] = 1
         key = json.dumps(cfg, sort_keys=True)
         if key not in seen:
             seen.add(key)
@@ -112,17 +120,24 @@ def draw(space: Space, native: tuple[int, int, int], trials: int) -> list[dict]:
     return out[:trials]
 
 
+def arch(cfg: dict) -> dict:
+    """A candidate's arguments for host/model.build_model (and host/train.train) besides its input;
+    leaderboards written before stem_stride was searched build with the default."""
+    return {"alpha": cfg["alpha"], "blocks": [tuple(b) for b in cfg["blocks"]], "kernel": cfg["kernel"],
+            "stem_filters": cfg["stem_filters"], "stem_stride": cfg.get("stem_stride", DEFAULTS.stem_stride)}
+
+
 def build(cfg: dict, num_classes: int):
     """The Keras model of a candidate (host/model.py's builder, nothing added)."""
     from host.model import build_model
 
-    return build_model(cfg["input"], num_classes, alpha=cfg["alpha"], blocks=[tuple(b) for b in cfg["blocks"]],
-                       stem_filters=cfg["stem_filters"], kernel=cfg["kernel"])
+    return build_model(cfg["input"], num_classes, **arch(cfg))
 
 
 def describe(cfg: dict) -> str:
-    """Short text for tables: a0.5 21px 4blk k3 s16 w256."""
-    return (f"a{cfg['alpha']:g} {cfg['input'][0]}px {len(cfg['blocks'])}blk k{cfg['kernel']} "
+    """Short text for tables: a0.5 21px/2 4blk k3 s16 w256 (/2: a stride-2 stem)."""
+    stride = "/2" if cfg.get("stem_stride", 1) == 2 else ""
+    return (f"a{cfg['alpha']:g} {cfg['input'][0]}px{stride} {len(cfg['blocks'])}blk k{cfg['kernel']} "
             f"s{cfg['stem_filters']} w{max(b[0] for b in cfg['blocks'])}")
 
 

@@ -39,11 +39,12 @@ def normalise(x_uint8: np.ndarray) -> np.ndarray:
 
 
 def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: float = DEFAULTS.alpha,
-          seed: int = DEFAULTS.seed, batch_size: int = DEFAULTS.batch_size,
-          blocks=DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters, augment: bool = True,
-          kernel: int = DEFAULTS.kernel, verbose: int | None = None) -> dict:
+          seed: int = DEFAULTS.seed, batch_size: int = DEFAULTS.batch_size, augment: bool = True,
+          verbose: int | None = None, **arch) -> dict:
     """Train, keep the best-validation weights, write model.keras + history.json + training_curve.png.
 
+    `arch` is any other argument of host/model.build_model (blocks, kernel, stem_filters,
+    stem_stride): the model search varies them, the default pipeline leaves them at the defaults.
     `verbose=None` follows the quiet switch; the model search passes 0 (it has its own progress bar)."""
     import keras
     import tensorflow as tf
@@ -52,8 +53,7 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
 
     keras.utils.set_random_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(ds.input_shape, ds.num_classes, alpha=alpha, blocks=blocks, stem_filters=stem_filters,
-                        kernel=kernel)
+    model = build_model(ds.input_shape, ds.num_classes, alpha=alpha, **arch)
     steps = max(1, -(-len(ds.y_train) // batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(DEFAULTS.learning_rate, decay_steps=steps * epochs,
                                                       alpha=0.02)

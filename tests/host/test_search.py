@@ -13,13 +13,15 @@ import pytest
 from tests.host.board_venv import make_local_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
+SPACE = str(ROOT / "tests" / "host" / "data" / "search-space-tiny.yaml")
 pytestmark = pytest.mark.timeout(900)
 
-# digits (8x8): c00 is the default model (~590 KB INT8, ~14 us here), the drawn ones are tiny
-# (~15-40 KB, ~5-6 us). The p50 budget sits between the two, so the default is discarded by its
+# digits (8x8): c00 is the default model (~590 KB INT8, ~14 us here), the drawn ones (the tests'
+# own space) are tiny (~10-40 KB, ~5-6 us). The p50 budget sits between the two, so the default is discarded by its
 # measurement, before training; the RSS budget is generous (the agent's process is ~50 MB).
-SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "4", "--epochs", "2",
-          "--max-p50-us", "10", "--max-rss-mb", "300", "--calibration-samples", "50"]
+# Three survivors and --max-trained 2: the one with the fewest MACs is measured but not trained.
+SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "4", "--epochs", "2", "--max-trained", "2",
+          "--max-p50-us", "10", "--max-rss-mb", "300", "--calibration-samples", "50", "--space", SPACE]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,13 @@ def final_figures(c: dict) -> dict:
             "size_kb": c["int8"]["size_bytes"] / 1024, "top1": f.get("device_top1")}
 
 
-def meets(budgets: dict, fig: dict) -> bool:
+def broken(budgets: dict, fig: dict) -> list:
     from host.search import broken
 
+    return broken(budgets, fig)
+
+
+def meets(budgets: dict, fig: dict) -> bool:
     return not broken(budgets, fig)
 
 
@@ -78,6 +84,14 @@ def test_decisions_match_the_leaderboard(first_run):
                 assert b["value"] == c["short"][fig]
                 assert "train" not in c, "discarded by measurement yet trained"
     assert any(c["stage"] == "measured" for c in over)
+
+    # training went to the survivors with the most MACs; the others were within budget, measured, untrained
+    untrained = [c for c in cands.values() if c["status"] == "not trained"]
+    trained = [c for c in cands.values() if "train" in c]
+    assert untrained and len(trained) == 2
+    for u in untrained:
+        assert "train" not in u and not broken(budgets, u["short"])
+        assert all(u["static"]["macs"] <= t["static"]["macs"] for t in trained)
 
     # successive halving: every halved candidate was no better after the first rung than every one kept
     halved = [c for c in cands.values() if c["status"] == "halved"]
@@ -130,7 +144,7 @@ def test_second_run_measures_nothing_again(first_run, env):
 
 def test_budgets_nothing_meets_exit_1_naming_the_closest(env):
     proc = host(env, "search", "--dataset", "digits", "--name", "impossible", "--trials", "3", "--epochs", "1",
-                "--max-size-kb", "12")
+                "--max-size-kb", "3", "--space", SPACE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [line] = proc.stderr.strip().splitlines()
     lb = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-impossible" / "leaderboard.json").read_text())
@@ -159,7 +173,7 @@ def test_ctrl_c_keeps_finished_candidates_and_the_same_command_continues(env):
     import time
 
     args = ["search", "--dataset", "digits", "--name", "intr", "--trials", "3", "--epochs", "1",
-            "--max-p50-us", "10", "--calibration-samples", "20"]
+            "--max-p50-us", "10", "--calibration-samples", "20", "--space", SPACE]
     board = Path(env["EDGEKIT_ARTIFACTS"]) / "search-intr"
     proc = subprocess.Popen([sys.executable, "-m", "host", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

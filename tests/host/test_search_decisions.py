@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from host.search import broken, closest, excess, pareto
+from host.search import broken, closest, excess, halve, most_compute, pareto, rungs
 
 CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
 
@@ -93,3 +93,47 @@ def test_pareto_same_latency_more_accurate_dominates():
 def test_pareto_keeps_exact_duplicates_and_single_points():
     assert pareto([_fin("a", 0.9, 10.0), _fin("b", 0.9, 10.0)]) == ["a", "b"]
     assert pareto([_fin("only", 0.5, 99.0)]) == ["only"]
+
+
+def _cand(ident: str, macs: int = 0, val: dict | None = None) -> dict:
+    return {"id": ident, "static": {"macs": macs},
+            "train": {str(e): {"val_accuracy": v} for e, v in (val or {}).items()}}
+
+
+def test_training_goes_to_the_most_compute_in_draw_order():
+    cands = [_cand("c01", 300), _cand("c02", 900), _cand("c03", 100), _cand("c04", 500)]
+    chosen, rest = most_compute(cands, 2)
+    assert [c["id"] for c in chosen] == ["c02", "c04"]
+    assert [c["id"] for c in rest] == ["c01", "c03"]                  # draw order kept on both sides
+    assert [c["id"] for c in most_compute(cands, 3)[0]] == ["c01", "c02", "c04"]
+    assert most_compute(cands, 9) == (cands, [])                       # fewer than allowed: all of them
+    assert most_compute(cands, 0) == ([], cands)
+    tie = [_cand("c05", 200), _cand("c06", 200), _cand("c07", 200)]
+    assert [c["id"] for c in most_compute(tie, 2)[0]] == ["c05", "c06"]   # equal MACs: the first drawn
+
+
+def test_rungs_a_ninth_a_third_then_all():
+    assert rungs(40) == [4, 13, 40]
+    assert rungs(18) == [2, 6, 18]
+    assert rungs(9) == [1, 3, 9]
+    assert rungs(2) == [1, 2]            # too few epochs for three distinct rungs
+    assert rungs(1) == [1]
+
+
+def test_halve_keeps_the_better_half_rounded_up():
+    cands = [_cand("c01", val={4: 0.80}), _cand("c02", val={4: 0.95}), _cand("c03", val={4: 0.70}),
+             _cand("c04", val={4: 0.90}), _cand("c05", val={4: 0.85})]
+    top, rest = halve(cands, 4)
+    assert [c["id"] for c in top] == ["c02", "c04", "c05"]             # 5 -> 3, best first
+    assert [c["id"] for c in rest] == ["c01", "c03"]
+    top, rest = halve(cands[:4], 4)
+    assert [c["id"] for c in top] == ["c02", "c04"] and [c["id"] for c in rest] == ["c01", "c03"]
+    assert halve([cands[0]], 4) == ([cands[0]], [])                     # one left: it goes on
+
+
+def test_halve_reads_the_rung_asked_and_breaks_ties_by_draw_order():
+    a, b = _cand("c01", val={4: 0.90, 13: 0.80}), _cand("c02", val={4: 0.85, 13: 0.95})
+    assert halve([a, b], 4)[0] == [a]
+    assert halve([a, b], 13)[0] == [b]
+    x, y, z = _cand("c03", val={4: 0.9}), _cand("c04", val={4: 0.9}), _cand("c05", val={4: 0.9})
+    assert halve([x, y, z], 4) == ([x, y], [z])
