@@ -34,6 +34,8 @@ def test_c00_builds_exactly_the_default_model():
      "[filters, stride]"),
     ("alpha: [1.0]\nresolution: [1.0]\nblocks: [[[64, 2]]]\nkernel: [4]\nlast_width: [null]\nstem_filters: [16]\n",
      "odd"),
+    ("alpha: [1.0]\nresolution: [1.0]\nblocks: [[[64, 2]]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [16]\n"
+     "stem_stride: [1, 3]\n", "stem_stride choices must be 1 or 2"),
     ("alpha: [1.0\n", "not valid YAML"),
 ])
 def test_bad_space_is_one_line(tmp_path, text, words):
@@ -42,3 +44,25 @@ def test_bad_space_is_one_line(tmp_path, text, words):
     with pytest.raises(sp.SearchError) as e:
         sp.load_space(path)
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+ONE = "alpha: [1.0]\nresolution: [1.0, 0.5]\nblocks: [[[64, 2]]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [16]\n"
+
+
+def test_a_space_without_stem_stride_keeps_the_default_stride(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(ONE)
+    assert sp.load_space(path).stem_stride == [1]
+
+
+def test_stride_2_stem_builds_the_halved_maps_and_small_inputs_keep_stride_1(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(ONE + "stem_stride: [2]\n")
+    space = sp.load_space(path)
+    drawn = sp.draw(space, (32, 32, 1), 3)[1:]          # 32 px and 16 px, each with a stride-2 stem
+    assert sorted(c["input"][0] for c in drawn) == [16, 32] and all(c["stem_stride"] == 2 for c in drawn)
+    big = next(c for c in drawn if c["input"][0] == 32)
+    assert sp.build(big, 10).get_layer("stem_conv").output.shape[1] == 16
+    assert sp.describe(big).startswith("a1 32px/2 ")
+    small = sp.draw(space, (12, 12, 1), 3)[1:]           # 12 and 8 px: the builder ignores stride 2 there,
+    assert len(small) == 2 and all(c["stem_stride"] == 1 for c in small)   # so it is recorded as built
