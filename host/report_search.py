@@ -14,7 +14,8 @@ from host.config import ARTIFACTS
 
 def plot_pareto(lb: dict, path: Path) -> Path:
     """Accuracy (INT8 test top-1, host) against re-measured p50; marker area = INT8 size; budget
-    lines; winner starred; the default model as a reference; untrained discards as a rug."""
+    lines; winner starred; the default model as a reference; the candidates that never reached the
+    final rung as a rug at their untrained p50 (red: over budget, grey: within it)."""
     from host.plots import pyplot, save_png
 
     plt = pyplot()
@@ -42,10 +43,13 @@ def plot_pareto(lb: dict, path: Path) -> Path:
         ax.scatter(ref["p50_us"], 100 * ref["top1"], marker="D", s=60, c="black", zorder=5,
                    label="default model")
     lo = ax.get_ylim()[0]
-    rug = [(c.get("short") or {}).get("p50_us") for c in lb["candidates"] if c["status"] == "over budget"]
-    rug = [x for x in rug if x]
-    if rug:
-        ax.scatter(rug, [lo] * len(rug), marker="|", s=120, c="tab:red", label="over budget before training")
+    for statuses, colour, label in ((("over budget",), "tab:red", "over budget before training"),
+                                    (("not trained", "halved"), "tab:grey", "within budget, not finalised")):
+        rug = [(c.get("short") or {}).get("p50_us") for c in lb["candidates"]
+               if c["status"] in statuses and c.get("stage") != "finalist"]
+        rug = [x for x in rug if x]
+        if rug:
+            ax.scatter(rug, [lo] * len(rug), marker="|", s=120, c=colour, label=label)
     if "max_p50_us" in budgets:
         ax.axvline(budgets["max_p50_us"], color="tab:red", ls=":", label=f"p50 budget {budgets['max_p50_us']:g} us")
     if "min_top1" in budgets:
