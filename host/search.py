@@ -289,7 +289,7 @@ class Search:
     # ---- the whole thing
     def run(self) -> tuple[dict, dict | None]:
         budgets = dict(self.req.budgets)
-        self.board = on_board(self.req.hosts[0], self.req.options)
+        self.board = self.boards_agree()
         for key, value in self.board.profile["budgets"].items():
             budgets.setdefault(key, value)
         if not budgets:
@@ -402,6 +402,13 @@ class Search:
         keep()
         return lb, winner
 
+    def boards_agree(self) -> BoardRun:
+        """Visit every board once (installing its runtime if needed); HOSTS= must be boards of one
+        profile and runtime, or candidates measured on different boards could not be compared."""
+        hosts = self.req.hosts
+        with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+            return one_kind(hosts, list(pool.map(lambda h: on_board(h, self.req.options), hosts)))
+
     def _train_rung(self, cands: list[dict], epochs: int, keep, desc: str) -> list[dict]:
         from tqdm import tqdm
 
@@ -433,6 +440,17 @@ class Search:
             if m.get("dataset", {}).get("spec") == self.req.dataset and "int8" in m.get("variants", {}):
                 ref.update(top1=m["variants"]["int8"]["host_top1"], source=str(bundle.parent))
         return ref
+
+
+def one_kind(hosts: list[str], runs: list[BoardRun]) -> BoardRun:
+    """The first board, if every board has its profile and runtime; else one SearchError line naming
+    each board's kind (figures from different kinds of boards cannot be compared)."""
+    kinds = {(r.profile["name"], r.runtime) for r in runs}
+    if len(kinds) > 1:
+        raise sp.SearchError("HOSTS= must be boards of one profile and runtime: "
+                             + ", ".join(f"{h} is {r.profile['name']} ({r.runtime})" for h, r in zip(hosts, runs))
+                             + "; set PROFILE= or search one kind of board at a time")
+    return runs[0]
 
 
 def most_compute(cands: list[dict], n: int) -> tuple[list[dict], list[dict]]:

@@ -46,7 +46,7 @@ MODULES = {
     "deploy/hostkeys.py": ["tests/deploy/test_hostkeys.py"],
     # the new figure/decision code of the second wave: the static memory plan, the search's budget calls
     "device/memplan.py::_align,_order,place,live_bytes": ["tests/device/test_profile.py"],
-    "host/search.py::broken,excess,pareto,closest,most_compute,rungs,halve": ["tests/host/test_search_decisions.py"],
+    "host/search.py::broken,excess,pareto,closest,most_compute,rungs,halve,one_kind": ["tests/host/test_search_decisions.py"],
     # the service's model hand-over: follow the link, check a release in a child and in place, switch
     "device/swap.py::Follower.check_once,Follower.target,Follower.mark_served,Follower.write_state,"
     "release_loader,self_check,isolated_check": ["tests/device/test_swap.py"],

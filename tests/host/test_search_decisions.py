@@ -10,7 +10,9 @@ import math
 
 import pytest
 
-from host.search import broken, closest, excess, halve, most_compute, pareto, rungs
+from host.search import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
+from host.search_board import BoardRun
+from host.search_space import SearchError
 
 CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
 
@@ -137,3 +139,19 @@ def test_halve_reads_the_rung_asked_and_breaks_ties_by_draw_order():
     assert halve([a, b], 13)[0] == [b]
     x, y, z = _cand("c03", val={4: 0.9}), _cand("c04", val={4: 0.9}), _cand("c05", val={4: 0.9})
     assert halve([x, y, z], 4) == ([x, y], [z])
+
+
+def _board(name: str, profile: str, runtime: str) -> BoardRun:
+    return BoardRun(name, runtime, {"name": profile, "budgets": {}, "bench": {}})
+
+
+def test_boards_of_one_kind_give_the_first_and_mixed_kinds_are_one_line():
+    a, b = _board("pi0", "rpi4", "ai-edge-litert==2.3.0"), _board("pi1", "rpi4", "ai-edge-litert==2.3.0")
+    assert one_kind(["pi0", "pi1"], [a, b]) is a
+    assert one_kind(["pi0"], [a]) is a
+    for other in (_board("pi5", "rpi5", "ai-edge-litert==2.3.0"), _board("old", "rpi4", "tflite-runtime==2.14.0")):
+        with pytest.raises(SearchError) as e:
+            one_kind(["pi0", "pi1", "x"], [a, b, other])
+        line = str(e.value)
+        assert line.startswith("HOSTS= must be boards of one profile and runtime: pi0 is rpi4 (ai-edge-litert==2.3.0)")
+        assert f"x is {other.profile['name']} ({other.runtime})" in line and "\n" not in line

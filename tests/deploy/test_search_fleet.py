@@ -1,0 +1,71 @@
+"""The model search over HOSTS=: two real sshd boards of one profile share the candidates, each
+candidate is measured (untrained, then trained) on the one board, the boards' deployed releases
+are untouched. (Boards of different kinds are refused: tests/host/test_search_decisions.py.)"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emuboard import loopback as sshd_tool
+from tests.deploy.conftest import REPO, cli, release_of, trust
+
+pytestmark = pytest.mark.timeout(900)
+SPACE = str(REPO / "tests" / "host" / "data" / "search-space-tiny.yaml")
+PROFILE = "name: fleet\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nvariants: [int8]\n"
+
+
+@pytest.fixture
+def two_boards(board, first_deploy, tmp_path):
+    """Two real sshd boards with their own homes; the runtime venv is the session board's."""
+    servers = []
+    for i in range(2):
+        home = tmp_path / f"fleet{i}"
+        home.mkdir()
+        os.symlink(board.board_home / "venv", home / "venv")
+        servers.append(sshd_tool.start(tmp_path / f"sshd-fleet{i}", board_home=home))
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+def search(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), EDGEKIT_ARTIFACTS=str(tmp_path / "artifacts"),
+               EDGEKIT_SEARCH_CACHE=str(tmp_path / "search-cache"), EDGEKIT_QUIET="1", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "host", "search", "--dataset", "digits", "--space", SPACE, *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=800)
+
+
+def test_search_spreads_candidates_over_the_boards_and_leaves_their_releases(client_home, two_boards, bundle,
+                                                                              agent, tmp_path):
+    hosts = [trust(client_home, s, alias=f"pi{i}") for i, s in enumerate(two_boards)]
+    assert cli("push", "--bundle", bundle, "--hosts", ",".join(hosts), "--agent", agent) == 0
+    releases = [release_of(s.board_home) for s in two_boards]
+    profile = tmp_path / "fleet.yaml"
+    profile.write_text(PROFILE)
+    args = ["--name", "fleet", "--trials", "4", "--epochs", "2", "--max-trained", "2", "--max-rss-mb", "1000",
+            "--calibration-samples", "30", "--hosts", ",".join(hosts), "--profile", str(profile)]
+    proc = search(tmp_path, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lb = json.loads((tmp_path / "artifacts" / "search-fleet" / "leaderboard.json").read_text())
+    assert lb["hosts"] == hosts and lb["profile"] == "fleet"
+    for c in lb["candidates"]:
+        expected = hosts[int(c["id"][1:]) % 2]           # c00, c02 on pi0; c01, c03 on pi1
+        assert c["short"]["board"] == expected, c["id"]
+        if c.get("final"):
+            assert c["final"]["board"] == expected        # re-measured on the board that measured it first
+    assert {c["short"]["board"] for c in lb["candidates"]} == set(hosts)
+    assert lb["winner"]
+    # the deployed releases are as they were; the candidates went to each board's scratch directory
+    assert [release_of(s.board_home) for s in two_boards] == releases
+    for s in two_boards:
+        assert any(p.suffix == ".tflite" for p in (s.board_home / "search").iterdir())
+
+    again = search(tmp_path, *args)          # per-board cache: nothing is measured again
+    assert again.returncode == 0, again.stdout + again.stderr
+    lb = json.loads((tmp_path / "artifacts" / "search-fleet" / "leaderboard.json").read_text())
+    assert lb["runs"][-1]["bench_calls"] == 0
+
