@@ -197,3 +197,28 @@ def test_tflite_runtime_fallback_on_the_board(bookworm_board, board_home, bundle
     # INT8 runs on tflite-runtime's builtin kernels (not XNNPACK): rounding may differ on a
     # borderline image, so allow at most one disagreement in 64.
     assert by_variant(doc)["int8"]["accuracy"]["agreement_with_host"] >= 1 - 1 / 64
+
+
+def test_make_search_on_the_emulated_board_labels_its_figures(board, board_home, tmp_path):
+    """`make search HOST=<board>`: candidates measured and evaluated by the agent on the aarch64
+    board (in a scratch directory), every figure marked emulated, the winner's on-board top-1
+    equal to the host's."""
+    space = REPO / "tests" / "host" / "data" / "search-space-tiny.yaml"
+    env = dict(deploy_env(board_home), EDGEKIT_ARTIFACTS=str(tmp_path / "artifacts"),
+               EDGEKIT_SEARCH_CACHE=str(tmp_path / "search-cache"), EDGEKIT_QUIET="1")
+    make = subprocess.run(["make", "-s", "search", f"HOST={board.name}", "DATASET=digits", "NAME=emu", "TRIALS=3",
+                           "EPOCHS=1", "MAX_TRAINED=2", "MAX_RSS_MB=1000", f"SPACE={space}",
+                           f"PROFILE={light_profile(tmp_path)}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_S)
+    assert make.returncode == 0, make.stdout[-3000:] + make.stderr[-3000:]
+    assert "(EMULATED: not board latency)" in make.stdout
+    lb = json.loads((tmp_path / "artifacts" / "search-emu" / "leaderboard.json").read_text())
+    assert lb["board"] == board.name and lb["profile"] == "aarch64-light"
+    assert lb["runtime"].startswith("ai-edge-litert==")
+    assert all(c["short"]["emulated"] is True for c in lb["candidates"])
+    trained = [c for c in lb["candidates"] if "train" in c]
+    assert len(trained) == 2 and all(c["final"]["emulated"] is True for c in trained)
+    win = next(c for c in lb["candidates"] if c["id"] == lb["winner"])
+    assert win["final"]["device_top1"] == pytest.approx(win["int8"]["host_top1"], abs=1e-6)
+    manifest = json.loads((tmp_path / "artifacts" / "emu" / "manifest.json").read_text())
+    assert manifest["model"]["search"]["board"] == board.name
