@@ -116,9 +116,10 @@ report: venv
 compare: venv
 	$(PY) -m host compare "$$A" "$$B"
 
-## make perf         the toolkit's own figures -> reports/perf.json
+## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
 perf: venv
 	$(PY) -m host perf
+	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
 
 ## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
 search: venv

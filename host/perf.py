@@ -170,7 +170,7 @@ def main(bundle_name: str = "mnist5k") -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     old = REPORTS / "perf.json"
     if old.is_file() and "search" in (kept := json.loads(old.read_text())):
-        fig["search"] = kept["search"]      # `make search-perf` (long, separate) keeps its figures here
+        fig["search"] = kept["search"]      # `make search-perf` (its own step of make perf) keeps its figures
     atomic_write_text(REPORTS / "perf.json", json.dumps(fig, indent=2))
     print(render(fig))
     print(f"\nwritten: {REPORTS / 'perf.json'}")
