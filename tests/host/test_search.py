@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.host.board_venv import make_local_runtime
@@ -201,3 +202,39 @@ def test_ctrl_c_keeps_finished_candidates_and_the_same_command_continues(env):
     for cid, mtime in done.items():     # finished work is not redone
         assert (board / "cands" / cid / "untrained_int8.tflite").stat().st_mtime_ns == mtime
     assert after["winner"] and all("static" in c for c in after["candidates"])
+
+
+def test_a_users_npz_colour_dataset_searched_at_smaller_sizes(env, tmp_path):
+    """DATASET=npz:PATH with RGB images: candidates at 24 and 18 px, with stride-1 and stride-2
+    stems; the winner's bundle takes its own size (the board resizes to it) and the board agrees."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:      # 3 classes: a red, green or blue square
+        y = rng.integers(0, 3, n)
+        x = rng.integers(0, 60, (n, 24, 24, 3)).astype(np.uint8)
+        for img, label in zip(x, y):
+            r, c = rng.integers(0, 12, 2)
+            img[r:r + 12, c:c + 12, label] = 230
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = images(240), images(60)
+    data = tmp_path / "squares.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             class_names=np.array(["red", "green", "blue"]))
+    space = tmp_path / "space.yaml"
+    space.write_text("seed: 1\nalpha: [0.35]\nresolution: [1.0, 0.75]\nstem_stride: [1, 2]\n"
+                     "blocks:\n  - [[16, 2], [32, 2]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [8]\n")
+    proc = host(env, "search", "--dataset", f"npz:{data}", "--name", "squares", "--trials", "5", "--epochs", "1",
+                "--max-rss-mb", "1000", "--calibration-samples", "30", "--space", str(space))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lb = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-squares" / "leaderboard.json").read_text())
+    drawn = {(c["config"]["input"][0], c["config"]["stem_stride"]) for c in lb["candidates"][1:]}
+    assert drawn == {(24, 1), (24, 2), (18, 1), (18, 2)}
+    win = next(c for c in lb["candidates"] if c["id"] == lb["winner"])
+    manifest = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "squares" / "manifest.json").read_text())
+    side = win["config"]["input"][0]
+    assert (manifest["input"]["height"], manifest["input"]["channels"]) == (side, 3)
+    assert manifest["class_names"] == ["red", "green", "blue"]
+    with np.load(Path(env["EDGEKIT_ARTIFACTS"]) / "squares" / "eval.npz") as ev:
+        assert ev["x"].shape[1:] == (side, side, 3)
+    assert win["final"]["device_top1"] == pytest.approx(win["int8"]["host_top1"], abs=1e-6)
