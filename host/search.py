@@ -4,10 +4,12 @@ The order is chosen so that the expensive part (training) is spent only on candi
 fit: (1) draw candidates from the space, (2) static facts for free (params, MACs, INT8 size,
 activation arena) discard what cannot meet size/memory budgets, (3) latency does not depend on
 weights, so each untrained candidate is converted to INT8 and benchmarked on the board with a
-short run; over latency/RSS budget -> discarded before training, (4) survivors are trained a few
-epochs, the better half (by validation accuracy) trained longer, converted to full INT8 and
-evaluated on the host, then on the board with the profile's normal settings, (5) the winner is
-the finalist with the best INT8 *validation* top-1 (the test split never picks a model) whose
+short run; over latency/RSS budget -> discarded before training, (4) measuring costs seconds and
+training minutes, so many candidates are measured and only the MAX_TRAINED survivors with the most
+MACs are trained: successive halving over rungs of a ninth, a third and all of EPOCHS (the better
+half by validation accuracy goes on; the last rung is the default model's training), then full
+INT8, host accuracy, and on the board with the profile's normal settings, (5) the winner is the
+finalist with the best INT8 *validation* top-1 (the test split never picks a model) whose
 re-measured figures meet every budget.
 
 Everything learnt is kept: the leaderboard after every step (Ctrl-C loses at most the step in
