@@ -68,8 +68,9 @@ def self_check(predictor: Predictor) -> None:
         raise AgentError("the check inference gave no finite score", kind="check")
 
 
-def isolated_check(path: str, rt: runtime.RuntimeInfo, threads: int) -> None:
-    """Load and invoke once in a child process first: a crash there must not take the service down."""
+def isolated_check(path: str, rt: runtime.RuntimeInfo, threads: int) -> dict:
+    """Load and invoke once in a child process first: a crash there must not take the service down.
+    One inference, no warm-up, XNNPACK on as the service runs it; returns the child's run figures."""
     job = {"job": "bench", "runtime": {"name": rt.name, "version": rt.version, "module": rt.module},
            "threads": [threads], "xnnpack": [True], "num_runs": 1, "warmup_runs": 0, "min_secs": 0.0,
            "max_samples": 1, "input_files": [], "seed": 0, "model_path": os.path.abspath(path)}
@@ -77,6 +78,7 @@ def isolated_check(path: str, rt: runtime.RuntimeInfo, threads: int) -> None:
     if not payload["ok"]:
         err = payload["error"]
         raise AgentError(f"{err['kind']}: {err['message']}", kind=err["kind"])
+    return payload["result"]["runs"][0]
 
 
 class Follower:
