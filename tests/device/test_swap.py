@@ -174,6 +174,13 @@ def test_the_loader_refuses_a_missing_variant_and_keeps_labels_and_manifest(home
     with pytest.raises(AgentError) as e:
         load(str(empty), "int8")
     assert str(e.value) == "release has no variant 'int8' (none)"
+    two = home / "releases" / "r6"
+    two.mkdir()
+    (two / "manifest.json").write_text(json.dumps(dict(json.loads((home / "releases" / "r1" / "manifest.json")
+                                                                  .read_text()), variants={"fp32": {}, "fp16": {}})))
+    with pytest.raises(AgentError) as e:
+        load(str(two), "int8")
+    assert str(e.value) == "release has no variant 'int8' (fp16, fp32)"
 
     manifest = json.loads((home / "releases" / "r1" / "manifest.json").read_text())
     served = load(str(home / "releases" / "r1"), "int8")
