@@ -5,6 +5,7 @@ are never read or written.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -70,6 +71,23 @@ def trust(client_home: Path, board: sshd_tool.Sshd, alias: str = "board") -> str
         f.write(f"Host {alias}\n  HostName 127.0.0.1\n  Port {board.port}\n  User root\n"
                 f"  IdentityFile {board.client_key}\n  IdentitiesOnly yes\n")
     return alias
+
+
+@contextlib.contextmanager
+def fleet(board: sshd_tool.Sshd, base: Path, count: int):
+    """`count` more real sshd boards, each with its own home; the runtime venv is the session
+    board's (installed once by `first_deploy`). Stopped on the way out."""
+    servers = []
+    try:
+        for i in range(count):
+            home = base / f"fleet{i}"
+            home.mkdir()
+            os.symlink(board.board_home / "venv", home / "venv")
+            servers.append(sshd_tool.start(base / f"sshd-fleet{i}", board_home=home))
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
 
 
 @pytest.fixture

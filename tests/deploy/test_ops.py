@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emuboard import loopback as sshd_tool
-from tests.deploy.conftest import cli, release_of, trust
+from tests.deploy.conftest import cli, fleet, release_of, trust
 from emuboard.loopback import free_port
 
 pytestmark = pytest.mark.timeout(600)
@@ -196,16 +195,8 @@ def test_local_service_follows_deploy_refuses_broken_rolls_back_and_prunes(
 
 @pytest.fixture
 def three_boards(board, first_deploy, tmp_path):
-    """Three real sshd boards, each with its own home; the runtime venv is the session board's."""
-    servers = []
-    for i in range(3):
-        home = tmp_path / f"fleet{i}"
-        home.mkdir()
-        os.symlink(board.board_home / "venv", home / "venv")
-        servers.append(sshd_tool.start(tmp_path / f"sshd-fleet{i}", board_home=home))
-    yield servers
-    for s in servers:
-        s.stop()
+    with fleet(board, tmp_path, 3) as servers:
+        yield servers
 
 
 PROFILE = "name: {name}\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nvariants: [int8]\n"

@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from emuboard import loopback as sshd_tool
-from tests.deploy.conftest import REPO, cli, release_of, trust
+from tests.deploy.conftest import REPO, cli, fleet, release_of, trust
 
 pytestmark = pytest.mark.timeout(900)
 SPACE = str(REPO / "tests" / "host" / "data" / "search-space-tiny.yaml")
@@ -20,16 +19,8 @@ PROFILE = "name: fleet\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\n
 
 @pytest.fixture
 def two_boards(board, first_deploy, tmp_path):
-    """Two real sshd boards with their own homes; the runtime venv is the session board's."""
-    servers = []
-    for i in range(2):
-        home = tmp_path / f"fleet{i}"
-        home.mkdir()
-        os.symlink(board.board_home / "venv", home / "venv")
-        servers.append(sshd_tool.start(tmp_path / f"sshd-fleet{i}", board_home=home))
-    yield servers
-    for s in servers:
-        s.stop()
+    with fleet(board, tmp_path, 2) as servers:
+        yield servers
 
 
 def search(tmp_path, *args: str) -> subprocess.CompletedProcess:
