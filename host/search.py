@@ -134,8 +134,8 @@ class Search:
     def plan(self) -> dict:
         """What makes two runs the same search (budgets and boards may change between runs)."""
         return {"dataset": self.req.dataset, "space": str(self.req.space), "space_sha256": self.space.digest,
-                "trials": self.req.trials, "max_trained": self.req.max_trained, "epochs": self.req.epochs, "threads": self.req.threads,
-                "calibration": self.req.calibration}
+                "trials": self.req.trials, "max_trained": self.req.max_trained, "epochs": self.req.epochs,
+                "threads": self.req.threads, "calibration": self.req.calibration}
 
     def load(self) -> dict:
         path = self.dir / "leaderboard.json"

@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
     s.add_argument("--max-trained", type=int, default=8,
                    help="at most this many candidates within budget are trained: those with the most MACs")
     s.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                   help="epochs of the last rung (default: the default model's); earlier rungs train a ninth and a third")
+                   help="epochs of the last rung (default: the default model's); earlier rungs: a ninth, a third")
     s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
     s.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)

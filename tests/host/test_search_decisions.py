@@ -153,7 +153,7 @@ def test_boards_of_one_kind_give_the_first_and_mixed_kinds_are_one_line():
     for other in (_board("pi5", "rpi5", "ai-edge-litert==2.3.0"), _board("old", "rpi4", "tflite-runtime==2.14.0")):
         with pytest.raises(SearchError) as e:
             one_kind(["pi0", "pi1", "x"], [a, b, other])
-        assert str(e.value) == ("HOSTS= must be boards of one profile and runtime: pi0 is rpi4 (ai-edge-litert==2.3.0), "
-                                "pi1 is rpi4 (ai-edge-litert==2.3.0), "
+        assert str(e.value) == ("HOSTS= must be boards of one profile and runtime: "
+                                "pi0 is rpi4 (ai-edge-litert==2.3.0), pi1 is rpi4 (ai-edge-litert==2.3.0), "
                                 f"x is {other.profile['name']} ({other.runtime}); "
                                 "set PROFILE= or search one kind of board at a time")
