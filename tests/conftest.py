@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,11 @@ pytest_plugins = ["tests.skipguard"]   # a skip outside tests/skips_allowed.txt 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("EDGEKIT_QUIET", "1")
+# A test run started in the background by a shell without job control (`make test &`, nohup) inherits
+# SIGINT ignored, and so would every child: the Ctrl-C tests would then interrupt nothing. With a
+# handler here, children start with the default disposition and Python's KeyboardInterrupt again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_host(*args: str, artifacts: Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
