@@ -433,3 +433,24 @@ def test_zero_accuracy_is_still_compared(accuracy_pair):
     assert len(up) == 1 and up[0].change_pct == pytest.approx(100.0) and not up[0].regression
     down = verdicts(cmp.compare(good, zero), "top1")
     assert len(down) == 1 and down[0].regression
+
+
+def test_compare_lists_the_operators_that_moved(tmp_path, capsys):
+    """Two `make profile` results (a real one the agent wrote, tests/host/data/profile-small-int8.json,
+    and the same with one operator made much slower): the moved operator is listed, the gate is
+    the whole model's. In process, so `make mutate` sees compare_main's lines."""
+    doc = json.loads((ROOT / "tests" / "host" / "data" / "profile-small-int8.json").read_text())
+    slower = copy.deepcopy(doc)
+    prof = slower["results"][0]["profile"]
+    target = max(prof["ops"], key=lambda o: o["latency_us"] or 0)
+    target["latency_us"] = round(target["latency_us"] * 3 + prof["whole_p50_us"], 3)
+    a, b = write(tmp_path, "a-profile.json", doc), write(tmp_path, "b-profile.json", slower)
+    capsys.readouterr()
+    assert cmp.compare_main(a, b) == 0
+    rest = capsys.readouterr().out.split("operators whose p50 moved", 1)[1]
+    assert rest.splitlines()[0] == " beyond 5 % (information; the gate is the whole model's):"
+    moved = rest.split("\n\n")[0].strip().splitlines()[2:]
+    assert len(moved) == 1 and target["op"] in moved[0] and f" {target['index']} " in moved[0]
+    assert f"{target['latency_us']:>9.2f}" in moved[0]
+    assert cmp.compare_main(a, a) == 0
+    assert "operators: none moved beyond 5 % (and 0.5 % of the whole model)" in capsys.readouterr().out
