@@ -424,8 +424,8 @@ class Search:
                 keep()
             done.append(c)
             bar.update()
-            best = max(done, key=lambda d: d["train"][str(epochs)]["val_accuracy"])
-            bar.set_postfix_str(f"best {best['id']} val {100 * best['train'][str(epochs)]['val_accuracy']:.1f}%")
+            best = max(done, key=lambda d: val_at(d, epochs))
+            bar.set_postfix_str(f"best {best['id']} val {100 * val_at(best, epochs):.1f}%")
         bar.close()
         for c in done:
             c.update(stage="trained")
