@@ -12,6 +12,8 @@ import pytest
 pytest_plugins = ["tests.skipguard"]   # a skip outside tests/skips_allowed.txt fails the run
 
 ROOT = Path(__file__).resolve().parents[1]
+# the tests' own small search space (independent of the default one)
+TINY_SPACE = ROOT / "tests" / "host" / "fixtures" / "search-space-tiny.yaml"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("EDGEKIT_QUIET", "1")
 # A test run started in the background by a shell without job control (`make test &`, nohup) inherits

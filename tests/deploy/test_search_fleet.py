@@ -11,9 +11,10 @@ import sys
 import pytest
 
 from tests.deploy.conftest import REPO, cli, fleet, release_of, trust
+from tests.conftest import TINY_SPACE
 
 pytestmark = pytest.mark.timeout(900)
-SPACE = str(REPO / "tests" / "host" / "data" / "search-space-tiny.yaml")
+SPACE = str(TINY_SPACE)
 PROFILE = "name: fleet\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\nvariants: [int8]\n"
 
 

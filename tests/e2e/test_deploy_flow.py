@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, SUITE_FACTS, deploy_env, ssh
+from tests.conftest import TINY_SPACE
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 
@@ -203,7 +204,7 @@ def test_make_search_on_the_emulated_board_labels_its_figures(board, board_home,
     """`make search HOST=<board>`: candidates measured and evaluated by the agent on the aarch64
     board (in a scratch directory), every figure marked emulated, the winner's on-board top-1
     equal to the host's."""
-    space = REPO / "tests" / "host" / "data" / "search-space-tiny.yaml"
+    space = TINY_SPACE
     env = dict(deploy_env(board_home), EDGEKIT_ARTIFACTS=str(tmp_path / "artifacts"),
                EDGEKIT_SEARCH_CACHE=str(tmp_path / "search-cache"), EDGEKIT_QUIET="1")
     make = subprocess.run(["make", "-s", "search", f"HOST={board.name}", "DATASET=digits", "NAME=emu", "TRIALS=3",

@@ -436,10 +436,10 @@ def test_zero_accuracy_is_still_compared(accuracy_pair):
 
 
 def test_compare_lists_the_operators_that_moved(tmp_path, capsys):
-    """Two `make profile` results (a real one the agent wrote, tests/host/data/profile-small-int8.json,
+    """Two `make profile` results (a real one the agent wrote, tests/host/fixtures/profile-small-int8.json,
     and the same with one operator made much slower): the moved operator is listed, the gate is
     the whole model's. In process, so `make mutate` sees compare_main's lines."""
-    doc = json.loads((ROOT / "tests" / "host" / "data" / "profile-small-int8.json").read_text())
+    doc = json.loads((ROOT / "tests" / "host" / "fixtures" / "profile-small-int8.json").read_text())
     slower = copy.deepcopy(doc)
     prof = slower["results"][0]["profile"]
     target = max(prof["ops"], key=lambda o: o["latency_us"] or 0)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from device import results, schema
+from tests.conftest import ROOT
 
-V1 = Path(__file__).parent / "data" / "result-v1-local-mnist5k.json"
+V1 = ROOT / "tests" / "host" / "fixtures" / "result-v1-local-mnist5k.json"
 
 
 def test_v1_file_is_upgraded_on_read_and_the_file_is_untouched():

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from tests.host.board_venv import make_local_runtime
+from tests.conftest import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parents[2]
-SPACE = str(ROOT / "tests" / "host" / "data" / "search-space-tiny.yaml")
+SPACE = str(TINY_SPACE)
 pytestmark = pytest.mark.timeout(900)
 
 # digits (8x8): c00 is the default model (~590 KB INT8, ~14 us here), the drawn ones (the tests'
