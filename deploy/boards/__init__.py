@@ -1,0 +1,1 @@
+"""What a board is and needs: preflight, runtime install, wheelhouse, profiles, budgets, fleets."""

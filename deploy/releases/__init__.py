@@ -1,0 +1,1 @@
+"""Releases: ship a bundle and the agent, switch, hand over, roll out, roll back."""

@@ -1,0 +1,1 @@
+"""The agent's service on a board: launching it, and the hand-over figure under load."""

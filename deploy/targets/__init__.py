@@ -1,0 +1,1 @@
+"""Boards as targets: run a command, put a file (local, SSH), host keys."""

@@ -1,0 +1,1 @@
+"""Measuring one model: the timing loop in a fresh child, statistics, memory, the board's facts."""

@@ -1,0 +1,1 @@
+"""Per-operator profile and static memory plan of a .tflite model."""

@@ -1,0 +1,1 @@
+"""The long-running agent: HTTP service, model hand-over, metrics, access log."""

@@ -1,0 +1,1 @@
+"""Where inputs come from for `infer`: files, stdin, a watched folder."""

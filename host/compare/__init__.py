@@ -1,0 +1,1 @@
+"""`make compare`: is B worse than A beyond the noise?"""

@@ -1,0 +1,1 @@
+"""Models in and converted: importers, TFLite conversion and quantisation, INT8 debugging."""

@@ -1,0 +1,1 @@
+"""The built-in MobileNet-style model: its architecture and its training."""

@@ -1,0 +1,1 @@
+"""`make perf`: the toolkit's own figures."""

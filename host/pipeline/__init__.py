@@ -1,0 +1,1 @@
+"""The host path of a model: load, convert, evaluate, bundle, summary."""

@@ -1,0 +1,1 @@
+"""`make report`: the benchmark report from stored results."""
