@@ -57,14 +57,14 @@ help:
 	@echo 'Variables: DATASET=mnist5k NAME=<from DATASET> BUNDLE=artifacts/NAME ALPHA=1.0 EPOCHS=40 SEED=42 CALIB=300'
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
 	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=36 MAX_TRAINED=8'
-	@echo '                   EPOCHS=40 SPACE=search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
+	@echo '                   EPOCHS=40 SPACE=host/search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
 	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
-	@echo '           MODULES="device/stats.py host/compare.py" (mutate: some modules only; default all)'
+	@echo '           MODULES="device/measure/stats.py host/compare/results.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
 all: train quantize deploy bench report

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from deploy.errors import DeployError, UsageError
-from deploy.targets import LOCAL_SPEC
+from deploy.targets.registry import LOCAL_SPEC
 
 
 def parse_hosts(args: argparse.Namespace) -> list[str]:
@@ -37,7 +37,7 @@ def parse_hosts(args: argparse.Namespace) -> list[str]:
 def _refuse_bad_or_shared_names(hosts: list[str]) -> None:
     """A malformed host is bad input (exit 2, before any board is touched); results/<name>/ and
     messages use the board's name, so two hosts must not share one."""
-    from deploy.targets import board_name
+    from deploy.targets.registry import board_name
     seen: dict[str, str] = {}
     for h in hosts:
         name = board_name(h)

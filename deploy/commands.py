@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from deploy import fleet, profiles, release as releases
-from deploy.agent import build_agent
-from deploy.push import Options, bundle_path, push_one
+from deploy.boards import fleet
+
+from deploy.boards import profiles
+
+from deploy.releases import ship as releases
+from deploy.releases.agent import build_agent
+from deploy.releases.push import Options, bundle_path, push_one
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -20,7 +24,7 @@ def push(args: argparse.Namespace, hosts: list[str]) -> int:
     rel = releases.prepare(bundle_path(args.bundle), build_agent(args.agent))
     options = options_from(args)
     if args.rollout:
-        from deploy.rollout import Plan, rollout
+        from deploy.releases.rollout import Plan, rollout
         return rollout(hosts, rel, bundle_path(args.bundle), options,
                        Plan(args.rollout, args.batch or (len(hosts) if args.rollout == "canary" else 1),
                             args.max_fail))
@@ -41,13 +45,13 @@ def _on_boards(args: argparse.Namespace, hosts: list[str], what: str, work) -> i
 
 
 def bench(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.bench import bench_one
+    from deploy.measure.bench import bench_one
     bundle = bundle_path(args.bundle)
     return _on_boards(args, hosts, "bench", lambda h, options: bench_one(h, bundle, options))
 
 
 def profile(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.profile_ops import check_variant, profile_one
+    from deploy.measure.profile import check_variant, profile_one
     bundle = bundle_path(args.bundle)
     check_variant(bundle, args.variant)       # bad input: refused before any board is touched
     return _on_boards(args, hosts, "profile",
@@ -55,7 +59,7 @@ def profile(args: argparse.Namespace, hosts: list[str]) -> int:
 
 
 def serve(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.serve import serve_one
+    from deploy.service.launch import serve_one
     bundle_path(args.bundle)
     options = options_from(args)
     outcomes = fleet.run_all(hosts, lambda h: serve_one(h, args.variant, args.port, args.bind, options))
@@ -64,22 +68,22 @@ def serve(args: argparse.Namespace, hosts: list[str]) -> int:
 
 
 def stop(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.serve import stop_one
+    from deploy.service.launch import stop_one
     outcomes = fleet.run_all(hosts, lambda h: stop_one(h, options_from(args)))
     fleet.print_summary(outcomes, "stop")
     return 0 if all(o.ok for o in outcomes) else 1
 
 
 def releases_(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.rollout import list_one
+    from deploy.releases.rollout import list_one
     outcomes = fleet.run_all(hosts, lambda h: list_one(h, options_from(args)))
     fleet.print_summary(outcomes, "releases")
     return 0 if all(o.ok for o in outcomes) else 1
 
 
 def rollback(args: argparse.Namespace, hosts: list[str]) -> int:
-    from deploy.releases import check_id
-    from deploy.rollout import rollback_one
+    from deploy.releases.manage import check_id
+    from deploy.releases.rollout import rollback_one
     check_id(args.release)          # a malformed id is a usage error before any board is contacted
     outcomes = fleet.run_all(hosts, lambda h: rollback_one(h, args.release, options_from(args)))
     fleet.print_summary(outcomes, "rollback")

@@ -7,7 +7,7 @@ from pathlib import Path
 CONNECT_TIMEOUT_S = 10          # bounded: an unreachable board fails in seconds, not minutes
 MIN_PYTHON = (3, 9)             # oldest board Python any of our runtimes supports
 MIN_FREE_MB = 200               # refuse before touching a board with less room than a runtime needs
-SUPPORTED_ARCHES = ("aarch64", "armv7l", "x86_64")        # runtimes per arch: deploy/runtime.py
+SUPPORTED_ARCHES = ("aarch64", "armv7l", "x86_64")        # runtimes per arch: deploy/boards/runtime.py
 
 REPO = Path(__file__).resolve().parent.parent
 DEVICE_DIR = REPO / "device"

@@ -11,7 +11,21 @@ import sys
 import time
 from typing import Optional
 
-from device import __version__, defaults, inputs, isolate, modelfile, params, report, results, runtime, sysinfo
+from device import __version__, defaults, report
+
+from device.contract import inputs
+
+from device.measure import isolate
+
+from device.runtimes import modelfile
+
+from device.contract import params
+
+from device.contract import results
+
+from device.runtimes import registry as runtime
+
+from device.measure import sysinfo
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
 
 PROG = "edgekit-agent"
@@ -62,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency and memory of one or more models")
     p.add_argument("models", nargs="+", metavar="MODEL")
     common(p, single_run=False)
-    params.add_arguments(p)      # every bench setting, from device/params.py
+    params.add_arguments(p)      # every bench setting, from device/contract/params.py
     p.add_argument("--no_xnnpack", dest="xnnpack", action="store_const", const="off", default=argparse.SUPPRESS,
                    help="builtin kernels only (the same as --xnnpack off)")
     p.add_argument("--manifest", help="the bundle's manifest.json: names each model's variant "
@@ -73,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
 
-    from device import profile
+    from device.profiling import profile
     profile.add_parser(sub, common)
 
     p = sub.add_parser("eval", help="on-device accuracy over a bundle's eval.npz")
@@ -291,9 +305,9 @@ def cmd_infer(args, doc: dict) -> int:
 
 def _infer_stream(args) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
-    from device import stream
-    from device.inputs import load_manifest
-    from device.predictor import Predictor
+    from device.sources import stream
+    from device.contract.inputs import load_manifest
+    from device.serving.predictor import Predictor
     if args.watch and args.inputs:
         raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
@@ -317,7 +331,7 @@ def _runtime_job(doc: dict) -> dict:
 
 
 def cmd_profile(args, doc: dict) -> int:
-    from device import profile
+    from device.profiling import profile
     return profile.command(args, doc, _run_model_job, _runtime_job, _abs_input)
 
 
@@ -349,7 +363,7 @@ def main(argv: Optional[list] = None) -> int:
         if not args.command:
             raise AgentError("no command given (info, bench, eval, infer, profile, serve; see --help)", EXIT_USAGE, "usage")
         if args.command == "serve":
-            from device import serve
+            from device.serving import server as serve
             return serve.main(args, _read_labels(args.labels))
         if args.command == "infer" and (args.watch or args.inputs == ["-"]):
             return _infer_stream(args)

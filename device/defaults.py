@@ -1,4 +1,4 @@
-"""The agent's defaults outside benchmarking (bench settings: device/params.py)."""
+"""The agent's defaults outside benchmarking (bench settings: device/contract/params.py)."""
 from __future__ import annotations
 
 STDERR_TAIL_LINES = 20

@@ -90,7 +90,7 @@ def print_human(doc: dict) -> None:
                 if acc.get("agreement_with_host") is not None else ""
             print(f"top-1 {acc['top1']:.4f} on {acc['count']} images{extra}{agree}")
         if r.get("profile") or r.get("memory_plan"):
-            from device.profile_view import render
+            from device.profiling.view import render
             print(render(r, _table))
         for p in r.get("predictions") or []:
             if "error" in p:

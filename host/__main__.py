@@ -56,7 +56,7 @@ def _byom_args(p: argparse.ArgumentParser, quantize: bool) -> None:
 
 
 def _byom_options(args, quantize: bool):
-    from host.byom import Options
+    from host.pipeline.byom import Options
 
     first = Path(args.model.split(",")[0].strip().rstrip("/"))
     opts = Options(model=args.model, name=args.name or first.stem, eval=args.eval, labels=args.labels,
@@ -102,31 +102,31 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threshold", type=float, default=5.0, help="allowed p50 regression in percent")
     c.add_argument("--cross-board", action="store_true", help="compare results from two different boards")
     sub.add_parser("perf", help="the toolkit's own benchmark -> reports/perf.json")
-    from host.search_cli import add_parser as add_search
+    from host.search.cli import add_parser as add_search
 
     add_search(sub)
     args = p.parse_args(argv)
 
-    from host.bundle import BundleError
-    from host.data import DatasetError
+    from host.pipeline.bundle import BundleError
+    from host.data.builtin import DatasetError
     from device.errors import AgentError
-    from host.importers import ModelError
-    from host.quantize import ConversionError
+    from host.convert.importers import ModelError
+    from host.convert.quantize import ConversionError
 
     try:
         if args.cmd in ("train", "quantize", "evaluate", "bundle", "search", "search-perf"):
             _divert_native_stderr()
-        from host import pipeline
+        from host.pipeline import steps as pipeline
 
         if args.cmd == "train":
             name = args.name or args.dataset.replace("/", "_").replace(":", "_")
             pipeline.run_train(args.dataset, name, args.epochs, args.alpha, args.seed, args.image_size)
         elif args.cmd == "quantize" and args.model:
-            from host.byom import run_quantize_model
+            from host.pipeline.byom import run_quantize_model
 
             run_quantize_model(_byom_options(args, quantize=True))
         elif args.cmd == "bundle":
-            from host.byom import run_bundle
+            from host.pipeline.byom import run_bundle
 
             run_bundle(_byom_options(args, quantize=False))
         elif args.cmd == "quantize":
@@ -134,19 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "evaluate":
             pipeline.run_evaluate(args.name)
         elif args.cmd == "report":
-            from host.report import write_report
+            from host.report.build import write_report
 
             write_report(html=args.html)
         elif args.cmd == "compare":
-            from host.compare import compare_main
+            from host.compare.results import compare_main
 
             return compare_main(args.a, args.b, args.threshold, args.cross_board)
         elif args.cmd in ("search", "search-perf"):
-            from host.search_cli import main as search_main
+            from host.search.cli import main as search_main
 
             return search_main(args)
         elif args.cmd == "perf":
-            from host.perf import main as perf_main
+            from host.perf.run import main as perf_main
 
             return perf_main()
     except (DatasetError, ConversionError, BundleError, ModelError, AgentError, FileNotFoundError,

@@ -13,7 +13,7 @@ class Defaults:
     dataset: str = "mnist5k"
     split_seed: int = 1234
     seed: int = 42
-    # Model: MobileNet-style, see host/model.py. Sized so that INT8 is < 0.30x of FP32 (fixed
+    # Model: MobileNet-style, see host/model/architecture.py. Sized so that INT8 is < 0.30x of FP32 (fixed
     # per-tensor overhead dominates tiny models) while still training in minutes on a laptop CPU.
     alpha: float = 1.0
     stem_filters: int = 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from device.fileio import atomic_write_bytes
+from device.contract.fileio import atomic_write_bytes
 
 
 def pyplot():

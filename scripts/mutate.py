@@ -33,25 +33,25 @@ COPY = ["device", "host", "deploy", "emuboard", "tests", "profiles", "docs", "sc
 # module -> the FAST tests that cover it (declared once; the report and the runs derive from it).
 # A module may name only some of its functions (file::func,func): the rest is not figure/safety code.
 MODULES = {
-    "device/stats.py": ["tests/device/test_figures.py"],
-    "device/jobs.py::_time_runs,_warm_up,_measure": ["tests/device/test_figures.py"],
-    "device/memory.py": ["tests/device/test_figures.py"],
-    "device/isolate.py": ["tests/device/test_isolate_run.py"],
-    "device/schema/__init__.py": ["tests/device/test_schema_validator.py", "tests/device/test_schema.py"],
-    "host/compare.py": ["tests/host/test_compare.py"],
-    "host/quantize.py::check_full_int8,graph_summary": ["tests/host/test_int8_check.py"],
+    "device/measure/stats.py": ["tests/device/measure/test_figures.py"],
+    "device/measure/jobs.py::_time_runs,_warm_up,_measure": ["tests/device/measure/test_figures.py"],
+    "device/measure/memory.py": ["tests/device/measure/test_figures.py"],
+    "device/measure/isolate.py": ["tests/device/measure/test_isolate_run.py"],
+    "device/contract/schema/__init__.py": ["tests/device/contract/test_schema_validator.py", "tests/device/contract/test_schema.py"],
+    "host/compare/results.py": ["tests/host/compare/test_compare.py"],
+    "host/convert/quantize.py::check_full_int8,graph_summary": ["tests/host/convert/test_int8_check.py"],
     # the board side of a deploy: hash check of uploads and blobs, the request check, the atomic switch
-    "deploy/board_release.py::sha256,inventory,check_request,missing_blobs,verify_blobs,link_or_copy,"
-    "current_id,commit,_commit,switch_to": ["tests/deploy/test_board_release.py"],
-    "deploy/hostkeys.py": ["tests/deploy/test_hostkeys.py"],
+    "deploy/releases/on_board.py::sha256,inventory,check_request,missing_blobs,verify_blobs,link_or_copy,"
+    "current_id,commit,_commit,switch_to": ["tests/deploy/releases/test_board_release.py"],
+    "deploy/targets/hostkeys.py": ["tests/deploy/targets/test_hostkeys.py"],
     # the new figure/decision code of the second wave: the static memory plan, the search's budget calls
     # (the planner's tests only: the agent.pyz test cannot run a mutated tree's agent)
-    "device/memplan.py::_align,_order,place,live_bytes": ["tests/device/test_profile.py", "-k",
+    "device/profiling/memplan.py::_align,_order,place,live_bytes": ["tests/device/profiling/test_profile.py", "-k",
                                                            "planner or plan_matches"],
-    "host/search.py::broken,excess,pareto,closest,most_compute,rungs,halve,one_kind": ["tests/host/test_search_decisions.py"],
+    "host/search/run.py::broken,excess,pareto,closest,most_compute,rungs,halve,one_kind": ["tests/host/search/test_search_decisions.py"],
     # the service's model hand-over: follow the link, check a release in a child and in place, switch
-    "device/swap.py::Follower.check_once,Follower.target,Follower.mark_served,Follower.write_state,"
-    "release_loader,self_check,isolated_check": ["tests/device/test_swap.py"],
+    "device/serving/swap.py::Follower.check_once,Follower.target,Follower.mark_served,Follower.write_state,"
+    "release_loader,self_check,isolated_check": ["tests/device/serving/test_swap.py"],
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",

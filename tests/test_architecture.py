@@ -37,7 +37,7 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # `from device import params` imports the module device.params when there is one
+            # `from device import params` imports the module device.contract.params when there is one
             names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
         else:
             continue
@@ -53,8 +53,8 @@ def _graph() -> dict[str, set[str]]:
 def test_the_checker_sees_imports():
     """The check is only worth something if it finds the imports that are there."""
     graph = _graph()
-    assert "device.params" in graph["deploy.profiles"]
-    assert "deploy.targets" in graph["deploy.push"]
+    assert "device.contract.params" in graph["deploy.boards.profiles"]
+    assert "deploy.targets.registry" in graph["deploy.releases.push"]
     assert any(m.startswith("emuboard.") for m in graph["emuboard.__main__"])   # relative imports
 
 

@@ -1,7 +1,7 @@
 """Profile budgets: a model change can be gated in CI, like ArmNN's --threshold-time."""
 from __future__ import annotations
 
-from device import results
+from device.contract import results
 
 
 def check(doc: dict, budgets: dict) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from deploy import settings
 from deploy.errors import DeployError
-from deploy.target import BOARD_HOME_SH, Target
+from deploy.targets.base import BOARD_HOME_SH, Target
 
 # One shell round trip; every line is key=value. python3 may be missing, so probe it separately.
 PROBE = r"""

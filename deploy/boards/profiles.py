@@ -11,15 +11,15 @@ import yaml
 
 from deploy.errors import UsageError
 from deploy.settings import PROFILES_DIR
-from deploy.runtime import NAMES as runtime_names
-from device import params
+from deploy.boards.runtime import NAMES as runtime_names
+from device.contract import params
 
 BUDGET_KEYS = ("max_p50_us", "max_p99_us", "max_peak_rss_mb", "min_top1")
 
 
 @dataclass
 class Profile:
-    """A board profile. `bench` holds every benchmark setting (device/params.py), complete: a key
+    """A board profile. `bench` holds every benchmark setting (device/contract/params.py), complete: a key
     the YAML file does not set has the agent's own default."""
     name: str
     description: str = ""

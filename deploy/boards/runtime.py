@@ -16,18 +16,20 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from deploy import settings, wheelhouse
+from deploy import settings
+
+from deploy.boards import wheelhouse
 from deploy.errors import DeployError
-from deploy import preflight
-from deploy.preflight import Board
-from deploy.target import Target
+from deploy.boards import preflight
+from deploy.boards.preflight import Board
+from deploy.targets.base import Target
 
 
 @dataclass(frozen=True)
 class Runtime:
     """A runtime deploy can install on a board; the first in RUNTIMES that fits a board wins."""
     name: str                      # the pip distribution, as profiles name it
-    module: str                    # what the agent imports (device/runtime.py knows it by this name)
+    module: str                    # what the agent imports (device/runtimes/registry.py knows it by this name)
     requirements_file: str         # device/<file>: the pins shipped to the board
     arches: tuple[str, ...]
     pythons: tuple[tuple[int, int], ...]

@@ -1,7 +1,7 @@
 """`python -m deploy bench`: run the agent's info, bench and eval on a board and keep the result.
 
 The board must already have the bundle deployed (`make deploy`); bench never ships anything.
-The agent's JSON is validated on receipt (device.schema.validate); a document that fails is
+The agent's JSON is validated on receipt (device.contract.schema.validate); a document that fails is
 kept under results/rejected/ and the board is reported failed.
 """
 from __future__ import annotations
@@ -14,17 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from device import params, results
-from device.schema import validate
+from device.contract import params
 
-from deploy import budgets, store, table
+from device.contract import results
+from device.contract.schema import validate
+
+from deploy.boards import budgets
+
+from deploy.measure import store
+
+from deploy.measure import table
 from deploy.errors import DeployError, UsageError
-from deploy.fleet import say
-from deploy.profiles import Profile
-from deploy.push import Options, open_board, resolve_profile
-from deploy.release import bundle_files
-from device.fileio import sha256_file
-from deploy.target import Target
+from deploy.boards.fleet import say
+from deploy.boards.profiles import Profile
+from deploy.releases.push import Options, open_board, resolve_profile
+from deploy.releases.ship import bundle_files
+from device.contract.fileio import sha256_file
+from deploy.targets.base import Target
 
 q = shlex.quote
 

@@ -13,13 +13,15 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from device import params, results
+from device.contract import params
 
-from deploy.bench import Session, deployed, info_after, per_model, store_result
+from device.contract import results
+
+from deploy.measure.bench import Session, deployed, info_after, per_model, store_result
 from deploy.errors import DeployError, UsageError
-from deploy.fleet import say
-from deploy.push import Options
-from deploy.release import bundle_files
+from deploy.boards.fleet import say
+from deploy.releases.push import Options
+from deploy.releases.ship import bundle_files
 
 q = shlex.quote
 
@@ -34,7 +36,7 @@ def _flags(bench: dict, s: Session) -> str:
 
 
 def _render(doc: dict) -> str:
-    from device.profile_view import render
+    from device.profiling.view import render
     from device.report import _table
     out = []
     if doc["device"].get("emulated"):
@@ -53,7 +55,8 @@ _HAS_SCHEMA = ("ai_edge_litert", "tensorflow")   # runtimes that ship the flatbu
 
 def _ship_pieces(s: Session, home: str, model: Path, sha256: str, tmp: Path) -> str:
     """Cut `model` here and put the pieces on the board; returns the remote directory."""
-    from device import flatmodel, pieces
+    from device.profiling import flatmodel
+    from device.profiling import pieces
     local = tmp / sha256[:12]
     try:
         pieces.prepare(flatmodel.read(str(model)), str(local), sha256)

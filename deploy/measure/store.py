@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from deploy.settings import results_dir
-from device.fileio import write_new
+from device.contract.fileio import write_new
 
 
 def _safe(text: str, limit: int = 80) -> str:

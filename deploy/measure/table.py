@@ -1,7 +1,7 @@
 """The per-board table `make bench` prints: variant x threads -> latency, memory, accuracy."""
 from __future__ import annotations
 
-from device import results
+from device.contract import results
 
 
 def _num(value, fmt="{:.1f}") -> str:

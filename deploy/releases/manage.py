@@ -1,6 +1,6 @@
 """Releases on a board after the switch: the service hand-over, pruning, listing and rollback.
 
-The board does the work (deploy/board_release.py, stdlib only, run through `release.board_call`);
+The board does the work (deploy/releases/on_board.py, stdlib only, run through `release.board_call`);
 this module turns its answers into one-line results and errors. A running `serve --follow`
 moves to a new `current` by itself; deploy waits until the service says (GET /info on the board's
 loopback) that it serves the new release, or why it will not, so a model that does not load
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 from deploy.errors import DeployError, UsageError
-from deploy.release import board_call
-from deploy.target import Target
+from deploy.releases.ship import board_call
+from deploy.targets.base import Target
 
 HANDOVER_TIMEOUT_S = 180.0      # the new model is loaded and checked (twice: child, then in-process)
 KEEP_DEFAULT = 3

@@ -6,12 +6,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import preflight, profiles, release as releases, releases as board_releases, runtime
+from deploy.boards import preflight
+
+from deploy.boards import profiles
+
+from deploy.releases import ship as releases
+
+from deploy.releases import manage as board_releases
+
+from deploy.boards import runtime
 from deploy.errors import DeployError, UsageError
-from deploy.fleet import say
+from deploy.boards.fleet import say
 from deploy.settings import deploy_log
-from deploy.target import Target
-from deploy.targets import open_target
+from deploy.targets.base import Target
+from deploy.targets.registry import open_target
 
 
 @dataclass
@@ -21,7 +29,7 @@ class Options:
     profile: str | None = None
     force_wheelhouse: bool = False
     stream: bool = False           # pass the agent's stderr through (single board only)
-    keep: int = 3                  # releases kept on the board after a deploy (deploy.releases)
+    keep: int = 3                  # releases kept on the board after a deploy (deploy.releases.manage)
 
 
 def resolve_profile(options: Options, board: preflight.Board, target: Target) -> profiles.Profile:

@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import fleet, releases
+from deploy.boards import fleet
+
+from deploy.releases import manage as releases
 from deploy.errors import DeployError
-from deploy.fleet import say
-from deploy.push import Options, open_board, push_one
-from deploy.release import Release
+from deploy.boards.fleet import say
+from deploy.releases.push import Options, open_board, push_one
+from deploy.releases.ship import Release
 
 
 @dataclass
@@ -46,7 +48,7 @@ def current_of(spec: str, options: Options) -> tuple[str, dict]:
 
 
 def _deploy_and_check(spec: str, rel: Release, bundle: Path, options: Options) -> tuple[str, dict]:
-    from deploy.bench import bench_one
+    from deploy.measure.bench import bench_one
     line, record = push_one(spec, rel, options)
     bench_line, _ = bench_one(spec, bundle, options)
     return f"release {rel.id} deployed and checked ({bench_line})", record

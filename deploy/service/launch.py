@@ -11,8 +11,8 @@ import shlex
 import time
 
 from deploy.errors import DeployError
-from deploy.push import Options, open_board
-from deploy.release import board_call
+from deploy.releases.push import Options, open_board
+from deploy.releases.ship import board_call
 
 q = shlex.quote
 

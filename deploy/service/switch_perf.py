@@ -5,7 +5,7 @@ Figures: requests sent, failed (target 0), client p99 before / during / after th
 deploy's wall time and the time from the deploy's start to the first answer from the new release.
 Everything runs under a temp EDGEKIT_HOME (the runtime venv is reused from ~/.edgekit when one
 is there, else installed into the temp home), so the real board state is not touched.
-`python -m deploy.switch_perf --bundle artifacts/NAME [--secs 3] [--json OUT]`.
+`python -m deploy.service.switch_perf --bundle artifacts/NAME [--secs 3] [--json OUT]`.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy import release as releases
-from deploy.agent import build_agent
-from deploy.push import Options, push_one
-from deploy.serve import serve_one, stop_one
+from deploy.releases import ship as releases
+from deploy.releases.agent import build_agent
+from deploy.releases.push import Options, push_one
+from deploy.service.launch import serve_one, stop_one
 
 
 def _free_port() -> int:
@@ -140,7 +140,7 @@ def measure(bundle: Path, secs: float = 3.0, clients: int = 4) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deploy.switch_perf", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m deploy.service.switch_perf", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", default="artifacts/mnist5k")
     p.add_argument("--secs", type=float, default=3.0)
     p.add_argument("--json")

@@ -1,7 +1,7 @@
 """The one interface everything above deploy/ talks to: a board that can run commands and take files.
 
-Implementations: `LocalTarget` (deploy/local_target.py, HOST=local: this machine acts as the
-board) and `SSHTarget` (deploy/ssh_target.py). `deploy.targets.open_target` is the one place that
+Implementations: `LocalTarget` (deploy/targets/local.py, HOST=local: this machine acts as the
+board) and `SSHTarget` (deploy/targets/ssh.py). `deploy.targets.registry.open_target` is the one place that
 maps a board spec to one of them; callers never ask which one they have.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from deploy.errors import DeployError
-from deploy.target import RunResult, relay_line
+from deploy.targets.base import RunResult, relay_line
 
 
 class LocalTarget:

@@ -5,16 +5,16 @@ A new kind of board (a container, say) is one more branch here plus its own modu
 """
 from __future__ import annotations
 
-from deploy.target import Target
+from deploy.targets.base import Target
 
 LOCAL_SPEC = "local"
 
 
 def open_target(spec: str, *, ssh_key: str | None = None, trust_new_host: bool = False) -> Target:
     if spec == LOCAL_SPEC:
-        from deploy.local_target import LocalTarget
+        from deploy.targets.local import LocalTarget
         return LocalTarget()
-    from deploy.ssh_target import SSHTarget   # paramiko/fabric only when a real board is used
+    from deploy.targets.ssh import SSHTarget   # paramiko/fabric only when a real board is used
     return SSHTarget(spec, ssh_key=ssh_key, trust_new_host=trust_new_host)
 
 
@@ -22,5 +22,5 @@ def board_name(spec: str) -> str:
     """The name results/<name>/ and messages use for a spec, without connecting."""
     if spec == LOCAL_SPEC:
         return LOCAL_SPEC
-    from deploy.ssh_target import target_name
+    from deploy.targets.ssh import target_name
     return target_name(spec)

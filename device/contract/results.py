@@ -1,4 +1,4 @@
-"""The one result model: build, validate, write and read result documents (device/schema/).
+"""The one result model: build, validate, write and read result documents (device/contract/schema/).
 
 The agent builds a document here; deploy adds its `deploy` block and stores it; reports and
 compare read it through the helpers at the bottom. Nothing re-derives a field another part
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from device import __version__
-from device.fileio import atomic_write_text
-from device.schema import SCHEMA_ID, validate
+from device.contract.fileio import atomic_write_text
+from device.contract.schema import SCHEMA_ID, validate
 
 RunKey = Tuple[str, int, bool]      # (variant, threads, xnnpack): how runs are matched everywhere
 
@@ -47,7 +47,7 @@ def minimal_device() -> dict:
     """Device fields when full `info` collection is not wanted (e.g. a usage error)."""
     import platform
     import socket
-    from device.sysinfo import detect_emulation
+    from device.measure.sysinfo import detect_emulation
     return {"hostname": socket.gethostname(), "arch": platform.machine(),
             "emulated": detect_emulation()["emulated"], "cpu_count": os.cpu_count(),
             "python": platform.python_version()}

@@ -9,15 +9,15 @@ import sys
 
 
 def child_main() -> int:
-    from device import memory
+    from device.measure import memory
     rss_start = memory.rss_mb()
     job = json.loads(sys.stdin.read())
     job["rss_start_mb"] = rss_start
     try:
-        if job["job"] == "profile":   # built on the bench job's timing (device/profile.py imports jobs)
-            from device.profile import run
+        if job["job"] == "profile":   # built on the bench job's timing (device/profiling/profile.py imports jobs)
+            from device.profiling.profile import run
         else:
-            from device import jobs
+            from device.measure import jobs
             run = jobs.JOBS[job["job"]]
         payload = {"ok": True, "result": run(job)}
     except Exception as exc:  # AgentError carries its kind; anything else is still one line

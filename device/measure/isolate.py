@@ -2,7 +2,7 @@
 
 Why: memory figures must not carry over from the previous model, and a TFLite interpreter can
 segfault, abort or hang on a malformed model; the parent then reports that model as failed and
-goes on. The child (device/child.py) is started with the package's root (a directory or the
+goes on. The child (device/measure/child.py) is started with the package's root (a directory or the
 agent.pyz file itself) first on sys.path, so it works the same from the repo and from the zipapp.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def run(job: dict, timeout: Optional[float]) -> dict:
     # The package root goes first on sys.path, ahead of the working directory, so a `device/`
     # folder wherever the user stands can never replace the agent's own code in the child.
     bootstrap = (f"import sys; sys.path.insert(0, {package_root()!r}); "
-                 "from device.child import child_main; sys.exit(child_main())")
+                 "from device.measure.child import child_main; sys.exit(child_main())")
     fd, out_path = tempfile.mkstemp(prefix="edgekit-child-", suffix=".json")
     os.close(fd)
     # The child's stderr is kept for the failure report, so its progress lines go to a copy of ours.

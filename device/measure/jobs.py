@@ -12,9 +12,21 @@ from typing import Any, Optional
 
 import numpy as np
 
-from device import graph, inputs, memory, report, results, runtime, stats
+from device import report
+
+from device.runtimes import graph
+
+from device.contract import inputs
+
+from device.measure import memory
+
+from device.contract import results
+
+from device.runtimes import registry as runtime
+
+from device.measure import stats
 from device.errors import AgentError, one_line
-from device.predictor import Predictor, output_scores
+from device.serving.predictor import Predictor, output_scores
 
 _clock = time.perf_counter_ns
 

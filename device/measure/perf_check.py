@@ -1,4 +1,4 @@
-"""The agent's own figures (a benchmark, not a test): `python -m device.perf_check [MODEL] [--json PATH|-]`.
+"""The agent's own figures (a benchmark, not a test): `python -m device.measure.perf_check [MODEL] [--json PATH|-]`.
 
 1. Overhead: the agent's p50 against a bare `invoke()` loop on the same model in the same run
    (target: within 5 %). Both run in fresh processes, alternating, and the medians are compared.
@@ -16,8 +16,8 @@ import statistics
 import subprocess
 import sys
 
-from device.isolate import package_root
-from device.runtime import resolve
+from device.measure.isolate import package_root
+from device.runtimes.registry import resolve
 
 TARGET_OVERHEAD = 0.05
 TARGET_PEAK_MB = 45.0
@@ -53,7 +53,7 @@ def _default_model() -> str:
                       os.path.join(root, "shared", "models", "kws_ref_model.tflite")):
         if os.path.isfile(candidate):
             return candidate
-    raise SystemExit("perf_check: no default INT8 model found; pass one: python -m device.perf_check MODEL")
+    raise SystemExit("perf_check: no default INT8 model found; pass one: python -m device.measure.perf_check MODEL")
 
 
 def _env() -> dict:
@@ -107,7 +107,7 @@ def measure(model: str, rounds: int = 5, runs: int = 2000, warmup: int = 50) -> 
 
 
 def main(argv: list = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device.perf_check", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m device.measure.perf_check", description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--runs", type=int, default=2000)

@@ -14,7 +14,9 @@ import subprocess
 import sys
 from typing import Optional
 
-from device import __version__, runtime
+from device import __version__
+
+from device.runtimes import registry as runtime
 
 _ARCH_FAMILY = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86",
                 "aarch64": "arm", "arm64": "arm", "armv7l": "arm", "armv8l": "arm", "armv6l": "arm",

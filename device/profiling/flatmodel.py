@@ -40,7 +40,7 @@ def schema(preferred: Optional[str] = None) -> Any:
             continue
     raise AgentError("the TFLite flatbuffer schema is not available with this runtime "
                      "(it ships with ai-edge-litert; tflite-runtime lacks it): cut elsewhere with "
-                     "`python -m device.pieces MODEL DIR` and pass --pieces DIR (make profile does this)",
+                     "`python -m device.profiling.pieces MODEL DIR` and pass --pieces DIR (make profile does this)",
                      kind="runtime")
 
 

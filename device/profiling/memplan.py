@@ -77,7 +77,7 @@ def live_bytes(intervals: list, n_ops: int) -> list:
 
 def intervals_of(model: Any) -> tuple:
     """(intervals of the first subgraph's arena tensors, weight bytes) of a flatmodel.read() model."""
-    from device import flatmodel
+    from device.profiling import flatmodel
     sg = model.subgraphs[0]
     ops = sg.operators or []
     tensors = sg.tensors or []
@@ -106,7 +106,7 @@ def intervals_of(model: Any) -> tuple:
     for i in outputs:
         first.setdefault(i, 0)
         last[i] = _END
-    from device.opcut import weight_ops
+    from device.profiling.opcut import weight_ops
     unpacked = set(weight_ops(model).values())
     out = []
     for i in sorted(first):
@@ -121,8 +121,8 @@ def intervals_of(model: Any) -> tuple:
 
 def plan(model: Any, top: Optional[int] = None) -> dict:
     """The memory_plan block of a result (see docs/contracts.md)."""
-    from device import flatmodel
-    from device.opcut import weight_ops
+    from device.profiling import flatmodel
+    from device.profiling.opcut import weight_ops
     sg = model.subgraphs[0]
     ops = sg.operators or []
     intervals, weights = intervals_of(model)
@@ -160,6 +160,6 @@ def plan(model: Any, top: Optional[int] = None) -> dict:
 
 
 def plan_file(path: str, preferred: Optional[str] = None) -> dict:
-    """plan() of a .tflite file (what host/bundle.py records per variant)."""
-    from device import flatmodel
+    """plan() of a .tflite file (what host/pipeline/bundle.py records per variant)."""
+    from device.profiling import flatmodel
     return plan(flatmodel.read(path, preferred))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from device import flatmodel
+from device.profiling import flatmodel
 
 # Operators that run other subgraphs, or keep state between ops: they cannot stand alone.
 _CONTROL_FLOW = {"WHILE", "IF", "CALL", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE",

@@ -2,7 +2,7 @@
 
 Why a separate step: cutting needs the flatbuffer schema, which tflite-runtime does not ship. The
 agent cuts on the board when it can; otherwise `make profile` cuts on the host
-(`python -m device.pieces MODEL OUT_DIR`), ships the directory, and the agent times the pieces
+(`python -m device.profiling.pieces MODEL OUT_DIR`), ships the directory, and the agent times the pieces
 (`profile MODEL --pieces DIR`) without reading the model's flatbuffer itself.
 """
 from __future__ import annotations
@@ -13,21 +13,22 @@ import sys
 from typing import Any, Optional
 
 from device.errors import AgentError
-from device.fileio import atomic_write_bytes, atomic_write_text
+from device.contract.fileio import atomic_write_bytes, atomic_write_text
 
 FORMAT = "edgekit/pieces-v1"
 INDEX = "pieces.json"
 
 
 def _spec(tensor: Any) -> dict:
-    from device import flatmodel
+    from device.profiling import flatmodel
     name = tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else str(tensor.name or "")
     return {"name": name, "shape": flatmodel.shape(tensor), "dtype": flatmodel.dtype_name(tensor)}
 
 
 def prepare(flat: Any, out_dir: str, sha256: Optional[str] = None) -> dict:
     """Write every piece, the trivial model and pieces.json to out_dir; returns the index."""
-    from device import memplan, opcut
+    from device.profiling import memplan
+    from device.profiling import opcut
     os.makedirs(out_dir, exist_ok=True)
     sg = flat.subgraphs[0]
     unpackers = opcut.weight_ops(flat)
@@ -68,17 +69,18 @@ def load(directory: str, sha256: Optional[str]) -> dict:
 
 
 def main(argv: Optional[list] = None) -> int:
-    """python -m device.pieces MODEL OUT_DIR (on a machine with ai-edge-litert or TensorFlow)."""
+    """python -m device.profiling.pieces MODEL OUT_DIR (on a machine with ai-edge-litert or TensorFlow)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0].startswith("-"):
-        print("usage: python -m device.pieces MODEL OUT_DIR", file=sys.stderr)
+        print("usage: python -m device.profiling.pieces MODEL OUT_DIR", file=sys.stderr)
         return 2
-    from device import flatmodel, modelfile
+    from device.profiling import flatmodel
+    from device.runtimes import modelfile
     try:
         described = modelfile.describe(argv[0])
         index = prepare(flatmodel.read(argv[0]), argv[1], described["sha256"])
     except AgentError as exc:
-        print(f"device.pieces: error: {exc}", file=sys.stderr)
+        print(f"device.profiling.pieces: error: {exc}", file=sys.stderr)
         return 1
     print(f"{argv[1]}: {sum(1 for o in index['ops'] if o['file'])} of {len(index['ops'])} operators cut")
     return 0

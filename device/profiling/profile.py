@@ -1,7 +1,7 @@
 """`python -m device profile MODEL`: per-operator latency and the static memory plan, on the board.
 
 Why this method: the Python runtimes expose no op profiler, so the model is cut into
-single-operator models (device/opcut.py), and each is timed like a whole model in `bench` (same
+single-operator models (device/profiling/opcut.py), and each is timed like a whole model in `bench` (same
 runtime, threads, XNNPACK setting, warm-up, percentiles). Every piece also pays the fixed cost of
 one invoke(), which the whole model pays once: it is measured on a trivial model and subtracted,
 so the pieces add up (`sum_p50_us` = sum of the operators' p50 + one invoke's fixed cost, checked
@@ -16,13 +16,16 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
-from device import report, results
+from device import report
+
+from device.contract import results
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError, one_line
 
 
 def add_parser(sub: Any, common: Any) -> None:
-    """The `profile` subcommand's flags (cli.py calls this); run settings come from device/params.py."""
-    from device import defaults, params
+    """The `profile` subcommand's flags (cli.py calls this); run settings come from device/contract/params.py."""
+    from device import defaults
+    from device.contract import params
     p = sub.add_parser("profile", help="per-operator latency and the static memory plan")
     p.add_argument("models", nargs="+", metavar="MODEL")
     common(p)                                             # --json --runtime --num_threads N --timeout
@@ -32,13 +35,14 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor (as bench); default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
-    p.add_argument("--pieces", metavar="DIR", help="pieces cut elsewhere (python -m device.pieces MODEL DIR), "
+    p.add_argument("--pieces", metavar="DIR", help="pieces cut elsewhere (python -m device.profiling.pieces MODEL DIR), "
                                                    "for runtimes without the flatbuffer schema (tflite-runtime)")
 
 
 def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_input: Any) -> int:
     """The parent side: one isolated child per model, its result appended to doc."""
-    from device import inputs, params
+    from device.contract import inputs
+    from device.contract import params
     manifest = inputs.load_manifest(args.manifest)
     doc["settings"] = {"num_threads": [args.num_threads], "xnnpack": "off" if args.no_xnnpack else "on",
                        "num_runs": args.num_runs, "warmup_runs": args.warmup_runs, "timeout": args.timeout,
@@ -76,7 +80,9 @@ def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_inpu
 def _cut_here(path: str, runtime_name: str) -> Optional[str]:
     """Cut in this (parent) process, so reading the flatbuffer never counts in the child's memory
     figures; None when it cannot (the child then tries, and reports why it cannot, per model)."""
-    from device import flatmodel, modelfile, pieces
+    from device.profiling import flatmodel
+    from device.runtimes import modelfile
+    from device.profiling import pieces
     out = tempfile.mkdtemp(prefix="edgekit-pieces-")
     try:
         pieces.prepare(flatmodel.read(path, runtime_name), out, modelfile.describe(path)["sha256"])
@@ -90,7 +96,7 @@ def _cut_here(path: str, runtime_name: str) -> Optional[str]:
 
 def _time(module: Any, path: str, feeds: Optional[list], spec: dict) -> tuple:
     """(interpreter, bench-style stats) of one model file; the interpreter keeps its outputs."""
-    from device import jobs
+    from device.measure import jobs
     interp, init_us = jobs._open(module, path, spec["threads"], spec["xnnpack"])
     if feeds is None:
         in_specs, _ = jobs._specs(interp)
@@ -121,7 +127,15 @@ def run(spec: dict) -> dict:
     """The child job: whole model, invoke overhead, every operator, and the memory plan."""
     import numpy as np
 
-    from device import graph, inputs, memory, pieces, runtime
+    from device.runtimes import graph
+
+    from device.contract import inputs
+
+    from device.measure import memory
+
+    from device.profiling import pieces
+
+    from device.runtimes import registry as runtime
     info = runtime.RuntimeInfo(**spec["runtime"])
     module = runtime.load_module(info)
     mem = {"rss_start_mb": spec.get("rss_start_mb"), "rss_imports_mb": memory.rss_mb()}
@@ -134,7 +148,7 @@ def run(spec: dict) -> dict:
         where = spec["pieces_dir"]
         index = pieces.load(where, spec.get("sha256"))
     else:
-        from device import flatmodel
+        from device.profiling import flatmodel
         flat = flatmodel.read(path, info.name)
         where = tmp = tempfile.mkdtemp(prefix="edgekit-profile-")
     try:
@@ -230,5 +244,5 @@ def _measure_all(spec, module, index, where, mem, baseline, label, fd, np, graph
 
 
 def jobs_specs(interp: Any) -> tuple:
-    from device import jobs
+    from device.measure import jobs
     return jobs._specs(interp)

@@ -1,6 +1,6 @@
 """The human view of a profile result (the agent's table and `make profile`'s output).
 
-Kept apart from device/profile.py so the table printer (device/report.py) can show it without
+Kept apart from device/profiling/profile.py so the table printer (device/report.py) can show it without
 importing the profiler, which itself reports progress through device/report.py.
 """
 from __future__ import annotations

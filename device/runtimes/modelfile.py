@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from device.errors import AgentError
-from device.fileio import sha256_file
+from device.contract.fileio import sha256_file
 
 _IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite file
 

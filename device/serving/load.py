@@ -1,5 +1,5 @@
 """Load test for `serve` (a benchmark, not a test), loopback only:
-`python -m device.serve_load [MODEL] [--clients 8] [--secs 30] [--min_requests 10000] [--json PATH|-]`.
+`python -m device.serving.load [MODEL] [--clients 8] [--secs 30] [--min_requests 10000] [--json PATH|-]`.
 
 Starts `python -m device serve MODEL` on 127.0.0.1, runs N concurrent clients posting .npy inputs
 until both the time and the request count are reached (bounded by --max_secs), and reports
@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from device.isolate import package_root
-from device.perf_check import _default_model
+from device.measure.isolate import package_root
+from device.measure.perf_check import _default_model
 
 
 def _rss_mb(pid: int) -> float:
@@ -114,7 +114,7 @@ def run(model: str, clients: int, secs: float, min_requests: int, max_secs: floa
 
 
 def main(argv: list = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device.serve_load", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m device.serving.load", description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--secs", type=float, default=10.0)

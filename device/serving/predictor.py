@@ -12,7 +12,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from device import __version__, graph, inputs, modelfile, runtime
+from device import __version__
+
+from device.runtimes import graph
+
+from device.contract import inputs
+
+from device.runtimes import modelfile
+
+from device.runtimes import registry as runtime
 from device.errors import AgentError
 
 

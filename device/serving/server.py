@@ -3,7 +3,7 @@
 Endpoints (a contract): GET /health, GET /info, GET /metrics (Prometheus text), POST /infer
 (?top_k=K) with an image or .npy as the raw body; /info and every /infer answer name the release
 and the model sha256 that served them. With --follow LINK the service moves to the release the
-link names without dropping a request (device/swap.py). Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
+link names without dropping a request (device/serving/swap.py). Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
 thread-safe, so each of the --workers interpreters serves one request at a time; requests
 beyond that wait (up to the request timeout) and then get 503. SIGTERM stops accepting
 connections and lets in-flight requests finish.
@@ -21,13 +21,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
-from device import __version__, defaults, inputs, results, runtime
-from device.accesslog import AccessLog
-from device.isolate import package_root
+from device import __version__, defaults
+
+from device.contract import inputs
+
+from device.contract import results
+
+from device.runtimes import registry as runtime
+from device.serving.accesslog import AccessLog
+from device.measure.isolate import package_root
 from device.errors import EXIT_OK, AgentError, one_line
-from device.metrics import CONTENT_TYPE, Metrics
-from device.predictor import Busy, Predictor
-from device.swap import Follower, Served, release_loader, release_of
+from device.serving.metrics import CONTENT_TYPE, Metrics
+from device.serving.predictor import Busy, Predictor
+from device.serving.swap import Follower, Served, release_loader, release_of
 
 MAX_CONNECTIONS = 64
 

@@ -25,10 +25,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from device import inputs, isolate, runtime
+from device.contract import inputs
+
+from device.measure import isolate
+
+from device.runtimes import registry as runtime
 from device.errors import AgentError, one_line
-from device.fileio import atomic_write_text
-from device.predictor import Predictor
+from device.contract.fileio import atomic_write_text
+from device.serving.predictor import Predictor
 
 POLL_SECS = 0.2
 CHECK_TIMEOUT_SECS = 120.0

@@ -14,9 +14,9 @@ from typing import IO, Optional
 
 import numpy as np
 
-from device import inputs
+from device.contract import inputs
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, AgentError
-from device.predictor import Predictor
+from device.serving.predictor import Predictor
 
 
 def _emit(out: IO, record: dict) -> None:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from device import results
+from device.contract import results
 
 
 ALPHA = 0.01  # significance level for the latency test
@@ -44,7 +44,7 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
 
 
 def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: float = 0.5) -> list[Delta]:
-    """A Delta per shared setting and gated metric (device.results.METRICS); per-model metrics
+    """A Delta per shared setting and gated metric (device.contract.results.METRICS); per-model metrics
     (memory, accuracy) once per variant, at its fewest threads."""
     ia, ib = results.run_index(a), results.run_index(b)
     deltas = []
@@ -105,7 +105,7 @@ def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0, cross_boa
     if _board(a) != _board(b):
         print(f"note: different boards: A {_board(a)}, B {_board(b)}")
     print(render(deltas))
-    from host import compare_profile   # two `make profile` results: the operators that moved
+    from host.compare import profile as compare_profile  # two `make profile` results: the operators that moved
     moved = compare_profile.render(a, b, threshold_pct)
     if moved:
         print(moved)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host.importers import layer_of
+from host.convert.importers import layer_of
 
 DEBUG_SAMPLES = 32
 
@@ -28,7 +28,7 @@ def worst_layers(saved_model: Path, calibration: np.ndarray, signature: str | No
     """The `top` quantised tensors with the largest RMSE/scale, each {layer, op, rmse_over_scale, ...}."""
     import tensorflow as tf
 
-    from host.quantize import make_converter
+    from host.convert.quantize import make_converter
 
     conv = make_converter(saved_model, "int8", calibration, signature)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_dataset(calibration))
@@ -55,7 +55,7 @@ def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | N
     """Full INT8 except `layers`, which stay float (int8 input/output kept)."""
     import tensorflow as tf
 
-    from host.quantize import ConversionError, make_converter
+    from host.convert.quantize import ConversionError, make_converter
 
     conv = make_converter(saved_model, "int8", calibration, signature)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]

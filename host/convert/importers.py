@@ -1,7 +1,7 @@
 """A user's model in: Keras 3 `.keras`, Keras 2 / legacy `.h5`, a SavedModel directory, or `.tflite` files.
 
 Everything that is not `.tflite` becomes a SavedModel (Keras files through `model.export`), because
-that is the converter path that gives fully integer graphs (host/quantize.py). What cannot work on
+that is the converter path that gives fully integer graphs (host/convert/quantize.py). What cannot work on
 the board is refused here with one line naming the cause and the way out.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.fileio import sha256_file
+from device.contract.fileio import sha256_file
 
 # Keras 2 wrote config keys that Keras 3 layers no longer accept; dropping them changes nothing
 # (e.g. DepthwiseConv2D's `groups` was always 1). Applied only to legacy .h5 files, and recorded.
@@ -249,7 +249,7 @@ def layer_of(tensor: str) -> str:
 
 def int8_blockers(model_bytes: bytes) -> list[tuple[str, str]]:
     """(op, layer) for every compute op an INT8 conversion left in float (boundary casts excluded)."""
-    from host.quantize import graph_summary
+    from host.convert.quantize import graph_summary
 
     skip = {"QUANTIZE", "DEQUANTIZE", "DELEGATE"}
     seen: dict[tuple[str, str], None] = {}

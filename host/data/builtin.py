@@ -16,9 +16,9 @@ import numpy as np
 
 from host.config import DEFAULTS
 
-from device.inputs import PRESETS
+from device.contract.inputs import PRESETS
 
-PIXEL_SCALE, PIXEL_OFFSET = PRESETS["unit"]  # the built-in model: float input = pixel/255 (device/inputs.py)
+PIXEL_SCALE, PIXEL_OFFSET = PRESETS["unit"]  # the built-in model: float input = pixel/255 (device/contract/inputs.py)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 
 

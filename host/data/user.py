@@ -1,6 +1,6 @@
 """A user's data for their own model: labels, calibration images (CALIB=) and a labelled eval set (EVAL=).
 
-Every image goes through the board's own decoding and fitting (`device.inputs.read_image` /
+Every image goes through the board's own decoding and fitting (`device.contract.inputs.read_image` /
 `fit_pixels`), so `eval.npz` holds exactly the uint8 pixels the board would make of the same files,
 already at the model's input size: the board then applies only the pixel rule.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import AgentError
-from device.inputs import IMAGE_EXTS, Preprocess, fit_pixels, read_image
-from host.data import DatasetError, load_dataset, read_npz
+from device.contract.inputs import IMAGE_EXTS, Preprocess, fit_pixels, read_image
+from host.data.builtin import DatasetError, load_dataset, read_npz
 
 RANDOM = "random"
 NO_CALIBRATION = ("no calibration data: give CALIB= (--calib) a folder of images, npz:PATH, a dataset name, "

@@ -14,8 +14,8 @@ import numpy as np
 
 from deploy.settings import quiet
 from host.config import DEFAULTS
-from host.data import PIXEL_OFFSET, PIXEL_SCALE, Dataset
-from device.fileio import atomic_write_text
+from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE, Dataset
+from device.contract.fileio import atomic_write_text
 
 
 def _augmenter(color: str, shape: tuple[int, int, int]):
@@ -49,7 +49,7 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
     import keras
     import tensorflow as tf
 
-    from host.model import build_model
+    from host.model.architecture import build_model
 
     keras.utils.set_random_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The toolkit's own deploy figures (for `make perf`): first deploy, re-deploy, fleet wall time.
 
-`python -m host.perf_deploy [--bundle artifacts/NAME] [--boards 4] [--json OUT]` starts N throwaway
+`python -m host.perf.deploy [--bundle artifacts/NAME] [--boards 4] [--json OUT]` starts N throwaway
 loopback boards (a real sshd each, on 127.0.0.1, needs root and openssh-server; helper in
 emuboard/loopback.py) and prints the figures. Everything runs in temp dirs: the real ~/.ssh and
 ~/.edgekit are not touched. `measure(...)` is the same as a function for host/perf.
@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy import fleet, release as releases
-from deploy.agent import build_agent
+from deploy.boards import fleet
+
+from deploy.releases import ship as releases
+from deploy.releases.agent import build_agent
 from deploy.errors import DeployError
-from deploy.push import Options, push_one
+from deploy.releases.push import Options, push_one
 from deploy.settings import REPO
 
 
@@ -41,7 +43,7 @@ def _push(hosts: list[str], rel, options: Options) -> tuple[float, list[fleet.Ou
 
 
 def _bench(hosts: list[str], bundle: Path, options: Options) -> float:
-    from deploy.bench import bench_one
+    from deploy.measure.bench import bench_one
     start = time.monotonic()
     outcomes = _quietly(fleet.run_all, hosts, lambda h: bench_one(h, bundle, options))
     failed = [o for o in outcomes if not o.ok]
@@ -149,7 +151,7 @@ def render(f: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m host.perf_deploy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m host.perf.deploy", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", help="default artifacts/mnist5k")
     p.add_argument("--boards", type=int, default=4)
     p.add_argument("--agent")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
 TARGET = (0.8, 1.2)
 LONG_ENOUGH_US = 1000.0
 
@@ -28,7 +28,7 @@ def _profile(model: Path, env: dict, *extra: str) -> dict:
 
 
 def measure(bundle: Path, repeats: int, env: dict, spread) -> dict:
-    """`spread` is host.perf's min/median/max summary (passed in: host.perf imports this module)."""
+    """`spread` is host.perf.run's min/median/max summary (passed in: host.perf.run imports this module)."""
     models = {"default_int8": (bundle / "int8.tflite", ())}
     shared = sorted(SHARED_MODELS.glob("*.tflite"), key=lambda p: p.stat().st_size) if SHARED_MODELS.is_dir() else []
     if shared:
@@ -59,7 +59,7 @@ def measure(bundle: Path, repeats: int, env: dict, spread) -> dict:
 
 
 def render(fig: dict, _line) -> list:
-    """Lines for perf's printout; `_line` is host.perf's figure formatter."""
+    """Lines for perf's printout; `_line` is host.perf.run's figure formatter."""
     if not fig or "error" in fig or "skipped" in fig:
         return []
     lines = [f"10. per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "

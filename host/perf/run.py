@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from host import perf_profile
+from host.perf import profile as perf_profile
 from host.config import ARTIFACTS, REPORTS
-from device.fileio import atomic_write_text
+from device.contract.fileio import atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))
 
 
@@ -66,8 +66,8 @@ def size_and_accuracy(bundle: Path) -> dict:
 
 
 def agent_overhead(model: Path) -> dict:
-    """3 (+ the agent's side of 4). device/perf_check.py: agent p50 vs a bare invoke() loop."""
-    from device.perf_check import measure
+    """3 (+ the agent's side of 4). device/measure/perf_check.py: agent p50 vs a bare invoke() loop."""
+    from device.measure.perf_check import measure
 
     return measure(str(model), rounds=REPEATS * 2 - 1, runs=2000)
 
@@ -116,8 +116,8 @@ def litert_benchmark(model: Path) -> dict:
 
 
 def serve_load(model: Path) -> dict:
-    """8. `agent serve` under load on loopback: 8 clients, >= 10,000 requests (device/serve_load.py)."""
-    proc = subprocess.run([sys.executable, "-m", "device.serve_load", str(model), "--clients", "8", "--secs", "10",
+    """8. `agent serve` under load on loopback: 8 clients, >= 10,000 requests (device/serving/load.py)."""
+    proc = subprocess.run([sys.executable, "-m", "device.serving.load", str(model), "--clients", "8", "--secs", "10",
                            "--min_requests", "10000", "--json", "-"], capture_output=True, text=True,
                           env=_env(), timeout=300)
     if proc.returncode != 0:
@@ -126,9 +126,9 @@ def serve_load(model: Path) -> dict:
 
 
 def deploy_figures() -> dict:
-    """6 and 7: deploy to a local sshd and a fleet (host/perf_deploy.py)."""
+    """6 and 7: deploy to a local sshd and a fleet (host/perf/deploy.py)."""
     try:
-        from host.perf_deploy import measure as deploy_measure
+        from host.perf.deploy import measure as deploy_measure
     except ImportError as exc:
         return {"skipped": f"deploy figures unavailable ({exc})"}
     return deploy_measure(repeats=REPEATS)
@@ -136,7 +136,7 @@ def deploy_figures() -> dict:
 
 def model_switch(bundle: Path) -> dict:
     """9. A deploy to HOST=local while the service is under load: failed requests, p99 around it."""
-    from deploy.switch_perf import measure as switch_measure
+    from deploy.service.switch_perf import measure as switch_measure
     return switch_measure(bundle)
 
 

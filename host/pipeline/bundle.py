@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from host.config import VERSION
-from host.data import PIXEL_OFFSET, PIXEL_SCALE, Dataset
-from device.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE, Dataset
+from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 
 SCHEMA = "edgekit/bundle-v1"
 
@@ -37,8 +37,8 @@ def library_versions() -> dict[str, str]:
 
 
 def memory_plan_summary(path: Path) -> dict | None:
-    """The static memory plan's headline figures (device/memplan.py), for the size table."""
-    from device.memplan import plan_file
+    """The static memory plan's headline figures (device/profiling/memplan.py), for the size table."""
+    from device.profiling.memplan import plan_file
     try:
         plan = plan_file(str(path))
     except Exception:  # the plan is extra information: a model it cannot read still ships

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from deploy.settings import bars_off
-from device.fileio import atomic_write_text, sha256_file
-from device.inputs import COLOR_ORDERS, PRESETS, RESIZE_MODES, Preprocess, pixels_to_float, pixels_to_input
+from device.contract.fileio import atomic_write_text, sha256_file
+from device.contract.inputs import COLOR_ORDERS, PRESETS, RESIZE_MODES, Preprocess, pixels_to_float, pixels_to_input
 from host.config import ARTIFACTS, DEFAULTS
-from host.data import DatasetError
-from host.datasets_in import NO_CALIBRATION, RANDOM, EvalSet, load_calibration, load_eval, read_labels
-from host.importers import (ModelError, Source, check_fixed_inputs, check_keras_inputs, conversion_cause,
+from host.data.builtin import DatasetError
+from host.data.user import NO_CALIBRATION, RANDOM, EvalSet, load_calibration, load_eval, read_labels
+from host.convert.importers import (ModelError, Source, check_fixed_inputs, check_keras_inputs, conversion_cause,
                             identify, image_input, io_details, load_keras, saved_model_signature, variant_name)
-from host.quantize import ConversionError
+from host.convert.quantize import ConversionError
 
 AGREEMENT_MIN = 0.98
 
@@ -95,7 +95,7 @@ def make_preprocess(opts: Options, hwc: tuple[int, int, int], convention: tuple[
 
 
 def _convention(spec: dict) -> tuple[float, float] | None:
-    """A quantised input's own rule: uint8 q = pixel, int8 q = pixel - 128 (device/inputs.py)."""
+    """A quantised input's own rule: uint8 q = pixel, int8 q = pixel - 128 (device/contract/inputs.py)."""
     if spec["dtype"] not in ("int8", "uint8") or not spec["scale"]:
         return None
     shift = -128 if spec["dtype"] == "int8" else 0
@@ -123,9 +123,9 @@ def predict(model_bytes: bytes, x: np.ndarray | None, pre: Preprocess | None, de
     from ai_edge_litert.interpreter import Interpreter
     from tqdm import tqdm
 
-    from device.graph import tensor_spec
-    from device.inputs import random_input
-    from device.predictor import output_scores
+    from device.runtimes.graph import tensor_spec
+    from device.contract.inputs import random_input
+    from device.serving.predictor import output_scores
 
     interp = Interpreter(model_content=model_bytes, num_threads=1)
     interp.allocate_tensors()
@@ -190,7 +190,7 @@ def write_bundle(name: str, variants: dict[str, bytes], scored: dict[str, Scored
                  ev: EvalSet | None, input_info: dict | None, class_names: list[str] | None,
                  origin: dict, extra: dict) -> dict:
     """Build the bundle in a temp dir, then swap it into artifacts/NAME in one rename."""
-    from host.bundle import SCHEMA, library_versions, write_eval_set
+    from host.pipeline.bundle import SCHEMA, library_versions, write_eval_set
 
     final = _bundle_dir(name)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -293,8 +293,8 @@ def print_table(manifest: dict) -> None:
 
 def _convert(saved: Path, variant: str, calib: np.ndarray | None, signature: str | None) -> bytes:
     """One variant; for int8, an op left in float is named with its layer (TFLITE_BUILTINS_INT8 only)."""
-    from host.importers import int8_blockers
-    from host.quantize import check_full_int8, make_converter, run_converter
+    from host.convert.importers import int8_blockers
+    from host.convert.quantize import check_full_int8, make_converter, run_converter
 
     try:
         data = run_converter(make_converter(saved, variant, calib, signature), variant)
@@ -312,7 +312,7 @@ def _convert(saved: Path, variant: str, calib: np.ndarray | None, signature: str
 
 
 def run_quantize_model(opts: Options) -> dict:
-    from host.quantize import export_saved_model
+    from host.convert.quantize import export_saved_model
 
     src = identify(opts.model)
     if src.format == "tflite":
@@ -368,7 +368,7 @@ def run_quantize_model(opts: Options) -> dict:
             if debug:
                 extra["int8_debug"] = debug
                 if opts.int8_fallback > 0:
-                    from host.debug_int8 import convert_mixed
+                    from host.convert.debug_int8 import convert_mixed
 
                     keep = [r["tensor"] for r in debug["worst_layers"][:opts.int8_fallback]]
                     debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
@@ -384,7 +384,7 @@ def run_quantize_model(opts: Options) -> dict:
 
 
 def _float_ops(model_bytes: bytes) -> list[str]:
-    from host.quantize import graph_summary
+    from host.convert.quantize import graph_summary
 
     return graph_summary(model_bytes)["float_ops"]
 
@@ -406,7 +406,7 @@ def _int8_debug(saved: Path, calib: np.ndarray, signature: str | None, scored: d
         reasons.append(f"agreement with fp32 {100 * agree:.2f} % < {100 * AGREEMENT_MIN:.0f} %")
     if not reasons and opts.int8_fallback <= 0:
         return None
-    from host.debug_int8 import worst_layers
+    from host.convert.debug_int8 import worst_layers
 
     print("int8: " + ("; ".join(reasons) or "INT8_FALLBACK asked") + " -> running the quantization debugger")
     return {"reason": "; ".join(reasons) or "INT8_FALLBACK asked", "drop_pp": round(drop, 3),
@@ -482,7 +482,7 @@ def run_bundle(opts: Options) -> dict:
 
 def reevaluate(out: Path, manifest: dict) -> dict:
     """`make evaluate` on a bring-your-own bundle: the files on disk, with the manifest's own rule."""
-    from device.inputs import preprocess_for
+    from device.contract.inputs import preprocess_for
 
     if not manifest.get("eval"):
         print_table(manifest)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from deploy.settings import bars_off
-from host.data import PIXEL_OFFSET, PIXEL_SCALE
+from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE
 
 
 def quantise_input(x_uint8: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
-    """The built-in model's pixels -> its input tensor, by the board's own rule (device/inputs.py)."""
-    from device.inputs import Preprocess, pixels_to_input
+    """The built-in model's pixels -> its input tensor, by the board's own rule (device/contract/inputs.py)."""
+    from device.contract.inputs import Preprocess, pixels_to_input
 
     pre = Preprocess(1, 1, 1, PIXEL_SCALE, PIXEL_OFFSET, "manifest")   # one scalar rule for every pixel
     spec = {"name": "input", "dtype": dtype, "quantization": {"scale": scale, "zero_point": zero_point}}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from host.config import ARTIFACTS, DEFAULTS
-from host.data import load_dataset
+from host.data.builtin import load_dataset
 
 
 def bundle_dir(name: str) -> Path:
@@ -20,8 +20,8 @@ def bundle_dir(name: str) -> Path:
 
 def run_train(dataset: str, name: str, epochs: int = DEFAULTS.epochs, alpha: float = DEFAULTS.alpha,
               seed: int = DEFAULTS.seed, image_size: tuple[int, int] | None = None) -> dict:
-    from device.fileio import atomic_write_text
-    from host.train import train
+    from device.contract.fileio import atomic_write_text
+    from host.model.train import train
 
     ds = load_dataset(dataset, DEFAULTS.split_seed, image_size)
     print(f"dataset {ds.name}: {len(ds.y_train)} train / {len(ds.y_val)} val / {len(ds.y_test)} test, "
@@ -40,11 +40,11 @@ def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samp
                  variants=DEFAULTS.variants) -> dict:
     import keras
 
-    from host.bundle import write_bundle
-    from host.evaluate import evaluate_variants
-    from host.model import count_macs
-    from host.quantize import convert_all, graph_summary
-    from host.train import normalise
+    from host.pipeline.bundle import write_bundle
+    from host.pipeline.evaluate import evaluate_variants
+    from host.model.architecture import count_macs
+    from host.convert.quantize import convert_all, graph_summary
+    from host.model.train import normalise
 
     out = bundle_dir(name)
     cfg_path = out / "train_config.json"
@@ -87,7 +87,7 @@ def summary_rows(manifest: dict) -> list[dict]:
 
 
 def print_summary(manifest: dict) -> None:
-    from host.evaluate import summary_table
+    from host.pipeline.evaluate import summary_table
 
     m = manifest["model"]
     print(f"\n{manifest['name']}: {m['params']:,} params, {m['macs'] / 1e6:.2f} M MACs, "
@@ -112,13 +112,13 @@ def print_summary(manifest: dict) -> None:
 
 def run_evaluate(name: str) -> dict:
     """Re-evaluate the bundle's files as they are on disk (after verifying their checksums)."""
-    from host.bundle import load_manifest
-    from host.evaluate import predict_tflite
+    from host.pipeline.bundle import load_manifest
+    from host.pipeline.evaluate import predict_tflite
 
     out = bundle_dir(name)
     manifest = load_manifest(out)
-    if manifest.get("origin"):          # your own model (host/byom.py): its own preprocessing and table
-        from host.byom import reevaluate
+    if manifest.get("origin"):          # your own model (host/pipeline/byom.py): its own preprocessing and table
+        from host.pipeline.byom import reevaluate
 
         return reevaluate(out, manifest)
     data = np.load(out / manifest["eval"]["file"])

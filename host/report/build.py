@@ -17,9 +17,9 @@ import numpy as np
 
 from host.config import ARTIFACTS, REPORTS, RESULTS
 from host.plots import pyplot, save_png
-from host.report_model import model_lines
-from device import results as resultdoc
-from device.fileio import atomic_write_text
+from host.report.model import model_lines
+from device.contract import results as resultdoc
+from device.contract.fileio import atomic_write_text
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _baseline(rows: list[Row], r: Row) -> Row | None:
 
 
 def board_table(rows: list[Row]) -> list[str]:
-    """Sizes and ratios computed here; every measured column comes from device.results.METRICS."""
+    """Sizes and ratios computed here; every measured column comes from device.contract.results.METRICS."""
     metrics = resultdoc.METRICS
     out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | "
            + " | ".join(m.label for m in metrics) + " | speed-up vs FP32 | delegated ops |",
@@ -243,7 +243,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                              if m else "–")
             md.append(f"| {bundle} | {variant} | " + " | ".join(cells) + " |")
         md.append("")
-    from host import report_profile   # `make profile` results: top operators, time by type, memory plan
+    from host.report import profile as report_profile  # `make profile` results: top operators, time by type, memory plan
     more, pics = report_profile.section(results, out, docs)
     md, images = md + more, images + pics
     trade = _tradeoff(rows, out)
@@ -257,7 +257,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
             shutil.copyfile(curve, out / name)
             images.append(name)
             md += [f"## Training curve: `{bundle}`", "", f"![{name}]({name})", ""]
-    from host.report_search import section as search_section
+    from host.report.search import section as search_section
 
     search_md, search_images = search_section(out)
     md += search_md

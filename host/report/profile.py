@@ -1,12 +1,12 @@
 """The report's operator-profile part: for each board and bundle profiled (`make profile`), per
 variant the ten most expensive operators, time by op type (bar chart), and the static memory
-plan beside the measured memory. Kept apart from host/report.py, which calls `section()`.
+plan beside the measured memory. Kept apart from host/report/build.py, which calls `section()`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from device import results
+from device.contract import results
 
 
 def load_profiles(root: Path) -> list[tuple[Path, dict]]:

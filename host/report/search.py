@@ -1,6 +1,6 @@
 """The model search's picture (pareto.png) and its section in `make report`.
 
-Kept apart from host/report.py, which only calls `section`: a search's leaderboard is not a
+Kept apart from host/report/build.py, which only calls `section`: a search's leaderboard is not a
 board result and has its own reader here.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The model search's one door to the boards: `on_board` is the only caller of deploy/'s API.
 
-deploy/bench.py measures a *deployed release*; the search instead measures dozens of throw-away
+deploy/measure/bench.py measures a *deployed release*; the search instead measures dozens of throw-away
 candidate models, so it must not switch the board's `current` release (the user's deployment
 stays as it was). It reuses deploy's connection, preflight, profile choice, runtime install and
 agent build, and runs the very same agent, from a scratch directory `<board home>/search/`.
@@ -13,8 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device.fileio import sha256_file
-from device.schema import validate
+from device.contract.fileio import sha256_file
+from device.contract.schema import validate
 
 q = shlex.quote
 
@@ -27,9 +27,9 @@ class BoardOptions:
 
 
 def bench_settings(profile_bench: dict, threads: int, **overrides) -> dict:
-    """Complete agent bench settings (device/params.py) from a profile's, for one thread count and
+    """Complete agent bench settings (device/contract/params.py) from a profile's, for one thread count and
     one XNNPACK mode (a profile's `both` sweep measures with XNNPACK on, as deployments run)."""
-    from device import params
+    from device.contract import params
 
     values = dict(profile_bench, num_threads=[threads], **overrides)
     if values.get("xnnpack") == "both":
@@ -48,7 +48,7 @@ class BoardRun:
     """What one visit to a board gave: who it is and the figures per file sha256."""
     board: str
     runtime: str                      # the runtime pin the board runs, e.g. ai-edge-litert==2.3.0
-    profile: dict                     # name, budgets, bench (every bench setting, device/params.py)
+    profile: dict                     # name, budgets, bench (every bench setting, device/contract/params.py)
     emulated: bool = False
     bench: dict[str, dict] = field(default_factory=dict)    # sha256 -> p50_us, p99_us, peak_rss_mb, ...
     evals: dict[str, dict] = field(default_factory=dict)    # sha256 -> top1, count (or error)
@@ -68,12 +68,12 @@ def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings:
     """Connect to `spec`, make sure the runtime is there, bench `bench` files with `settings` and
     run on-board eval for (model, eval.npz, manifest.json) triples. With no work: only the board's
     name, runtime and profile (the search needs the profile's budgets before it starts)."""
-    from deploy import runtime as runtimes
-    from deploy.agent import build_agent
+    from deploy.boards import runtime as runtimes
+    from deploy.releases.agent import build_agent
     from deploy.errors import DeployError
-    from deploy.preflight import check
-    from deploy.push import Options, open_board, resolve_profile
-    from device import params
+    from deploy.boards.preflight import check
+    from deploy.releases.push import Options, open_board, resolve_profile
+    from device.contract import params
 
     opts = Options(ssh_key=options.ssh_key, trust_new_host=options.trust_new_host, profile=options.profile)
     try:

@@ -20,7 +20,7 @@ BUDGET_FLAGS = (("--max-p50-us", "max_p50_us"), ("--max-p99-us", "max_p99_us"), 
 
 
 def add_parser(sub) -> None:
-    from host.search_space import DEFAULT_SPACE
+    from host.search.space import DEFAULT_SPACE
 
     s = sub.add_parser("search", help="the most accurate INT8 model within a board's budgets, measured on the board")
     s.add_argument("--dataset", default=DEFAULTS.dataset)
@@ -49,9 +49,9 @@ def add_parser(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.cmd == "search-perf":
         return perf()
-    from host.search import Request, run_search
-    from host.search_board import BoardFailure, BoardOptions, parse_hosts
-    from host.search_space import SearchError
+    from host.search.run import Request, run_search
+    from host.search.board import BoardFailure, BoardOptions, parse_hosts
+    from host.search.space import SearchError
 
     for key, low in (("trials", 1), ("max_trained", 1), ("epochs", 1), ("threads", 1)):
         if getattr(args, key) < low:
@@ -87,8 +87,8 @@ def perf(dataset: str = "mnist5k") -> int:
     """Budget = half the default model's measured INT8 p50 (1 thread, HOST=local): does the search
     find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
     A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
-    from host.search import Request, run_search
-    from host.search_board import BoardOptions, bench_settings, on_board
+    from host.search.run import Request, run_search
+    from host.search.board import BoardOptions, bench_settings, on_board
 
     bundle = ARTIFACTS / dataset
     if not (bundle / "manifest.json").is_file():
@@ -129,7 +129,7 @@ def perf(dataset: str = "mnist5k") -> int:
     path = REPORTS / "perf.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
     doc["search"] = fig
-    from device.fileio import atomic_write_text
+    from device.contract.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps(doc, indent=2))
     print(f"\nsearch perf (cold; machine load {load_before[0]:.1f} on {os.cpu_count()} cores before): "

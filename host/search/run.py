@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from deploy.settings import bars_off, cache_dir
-from device.fileio import atomic_write_bytes, atomic_write_text, sha256_file
-from host import search_space as sp
+from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from host.search import space as sp
 from host.config import ARTIFACTS, DEFAULTS
-from host.search_board import BoardOptions, BoardRun, bench_settings, on_board, settings_key
+from host.search.board import BoardOptions, BoardRun, bench_settings, on_board, settings_key
 
 SCHEMA = "edgekit/search-v1"
 SHORT = {"num_runs": 30, "warmup_runs": 5, "min_secs": 0.0, "cooldown": 0.0}   # the pre-training measurement
@@ -116,7 +116,7 @@ class Search:
     """One `make search` run over one leaderboard directory."""
 
     def __init__(self, req: Request):
-        from host.data import load_dataset
+        from host.data.builtin import load_dataset
 
         self.req = req
         self.dir = ARTIFACTS / f"search-{req.name}"
@@ -164,7 +164,7 @@ class Search:
     def data_at(self, shape: list[int]):
         hw = tuple(shape[:2])
         if hw not in self._data:
-            from host.data import Dataset
+            from host.data.builtin import Dataset
 
             ds = self.ds
             r = lambda x: sp.resize(x, hw)  # noqa: E731
@@ -175,7 +175,7 @@ class Search:
         return self._data[hw]
 
     def calibration(self, ds, n: int) -> np.ndarray:
-        from host.train import normalise
+        from host.model.train import normalise
 
         rng = np.random.default_rng(DEFAULTS.seed)
         return normalise(ds.x_train[rng.choice(len(ds.x_train), min(n, len(ds.x_train)), replace=False)])
@@ -185,8 +185,8 @@ class Search:
         """(2) build untrained, count, convert to INT8 on a few images: size, arena, graph hash."""
         import keras
 
-        from host.model import count_macs
-        from host.quantize import convert_all
+        from host.model.architecture import count_macs
+        from host.convert.quantize import convert_all
 
         folder = self.dir / "cands" / c["id"]
         keras.utils.set_random_seed(DEFAULTS.seed)
@@ -237,7 +237,7 @@ class Search:
         """(4) train a candidate for `epochs` from scratch (a longer cosine schedule, not a resume)."""
         import keras
 
-        from host.train import train
+        from host.model.train import train
 
         out = self.dir / "cands" / c["id"] / f"e{epochs}"
         t0 = time.monotonic()
@@ -253,9 +253,9 @@ class Search:
         """(4) full INT8 of the trained model, host accuracy (validation and test), a candidate bundle."""
         import keras
 
-        from host.bundle import write_bundle
-        from host.evaluate import evaluate_variants
-        from host.quantize import convert_all, graph_summary
+        from host.pipeline.bundle import write_bundle
+        from host.pipeline.evaluate import evaluate_variants
+        from host.convert.quantize import convert_all, graph_summary
 
         folder = self.dir / "cands" / c["id"]
         ds = self.data_at(c["config"]["input"])
@@ -501,11 +501,11 @@ def write_winner(search: Search, lb: dict, winner: dict) -> Path:
     measured), the manifest saying it came from a search and under which budgets."""
     import keras
 
-    from host.bundle import write_bundle
-    from host.evaluate import evaluate_variants
-    from host.model import count_macs
-    from host.quantize import convert_all, graph_summary
-    from host.train import normalise
+    from host.pipeline.bundle import write_bundle
+    from host.pipeline.evaluate import evaluate_variants
+    from host.model.architecture import count_macs
+    from host.convert.quantize import convert_all, graph_summary
+    from host.model.train import normalise
 
     folder = search.dir / "cands" / winner["id"]
     ds = search.data_at(winner["config"]["input"])
@@ -564,7 +564,7 @@ def run_search(req: Request) -> int:
         print(f"interrupted: finished candidates are kept in {search.dir}/leaderboard.json; "
               "run the same command to continue", file=sys.stderr)
         return 130
-    from host.report_search import plot_pareto
+    from host.report.search import plot_pareto
 
     plot_pareto(lb, search.dir / "pareto.png")
     print(summary_table(lb))

@@ -1,4 +1,4 @@
-"""The model search's space (search/space.yaml), its candidates, and their free static facts.
+"""The model search's space (host/search/space.yaml), its candidates, and their free static facts.
 
 A candidate is a plain dict of builder arguments (alpha, input size, blocks, kernel, stem
 filters, stem stride): everything host/model.build_model needs, nothing else, so a leaderboard entry can be
@@ -17,8 +17,8 @@ import yaml
 
 from host.config import DEFAULTS
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPACE = REPO / "search" / "space.yaml"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_SPACE = Path(__file__).with_name("space.yaml")
 MIN_SIDE = 8      # px; smaller inputs leave nothing for the blocks to see
 
 
@@ -128,8 +128,8 @@ def arch(cfg: dict) -> dict:
 
 
 def build(cfg: dict, num_classes: int):
-    """The Keras model of a candidate (host/model.py's builder, nothing added)."""
-    from host.model import build_model
+    """The Keras model of a candidate (host/model/architecture.py's builder, nothing added)."""
+    from host.model.architecture import build_model
 
     return build_model(cfg["input"], num_classes, **arch(cfg))
 
@@ -174,7 +174,7 @@ def graph_facts(model_bytes: bytes) -> dict:
             "arena_bytes": activation_arena_bytes(model_bytes), "arena_method": ARENA_METHOD}
 
 
-ARENA_METHOD = "static memory plan (device/memplan.py)"
+ARENA_METHOD = "static memory plan (device/profiling/memplan.py)"
 
 
 def activation_arena_bytes(model_bytes: bytes) -> int:
@@ -183,7 +183,7 @@ def activation_arena_bytes(model_bytes: bytes) -> int:
     budget cannot meet it."""
     import tempfile
 
-    from device.memplan import plan_file
+    from device.profiling.memplan import plan_file
 
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(model_bytes)

@@ -106,7 +106,7 @@ def bundle(session_dir) -> Path:
 @pytest.fixture(scope="session")
 def agent(session_dir, shared_cache) -> Path:
     """The real agent, built by device's builder (the same path `make deploy` takes)."""
-    from deploy.agent import build_agent
+    from deploy.releases.agent import build_agent
     return build_agent()
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from device.fileio import sha256_file as sha256  # noqa: E402
+from device.contract.fileio import sha256_file as sha256  # noqa: E402
 
 
 def big_copy(bundle: Path, out: Path, mb: int) -> Path:

@@ -175,8 +175,8 @@ def test_local_service_follows_deploy_refuses_broken_rolls_back_and_prunes(
         assert push(bad1) == 1 and push(bad2) == 1
         rb2 = release_of(edgekit)
         assert get_json(port, "/info")["release"] == r1
-        from deploy.releases import prune
-        from deploy.local_target import LocalTarget
+        from deploy.releases.manage import prune
+        from deploy.targets.local import LocalTarget
         answer = prune(LocalTarget(), str(edgekit), 2)
         assert releases_on(edgekit) == {rb2, r1}, answer
         # `make releases` shows it

@@ -1,6 +1,6 @@
 """The model search over HOSTS=: two real sshd boards of one profile share the candidates, each
 candidate is measured (untrained, then trained) on the one board, the boards' deployed releases
-are untouched. (Boards of different kinds are refused: tests/host/test_search_decisions.py.)"""
+are untouched. (Boards of different kinds are refused: tests/host/search/test_search_decisions.py.)"""
 from __future__ import annotations
 
 import json

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from device import schema
+from device.contract import schema
 
 pytestmark = pytest.mark.timeout(300)
 

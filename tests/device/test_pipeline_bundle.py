@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from device import schema
+from device.contract import schema
 
 pytestmark = [pytest.mark.timeout(600)]
 

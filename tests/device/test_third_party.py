@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from device import schema
+from device.contract import schema
 from tests.device.conftest import SHARED_MODELS
 
 pytestmark = [pytest.mark.timeout(300),

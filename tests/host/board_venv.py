@@ -13,8 +13,9 @@ from pathlib import Path
 
 
 def make_local_runtime(edgekit_home: Path) -> Path:
-    from deploy import preflight, runtime
-    from deploy.local_target import LocalTarget
+    from deploy.boards import preflight
+    from deploy.boards import runtime
+    from deploy.targets.local import LocalTarget
 
     venv = edgekit_home / "venv"
     if not (venv / "edgekit-runtime").is_file():

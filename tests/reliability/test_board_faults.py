@@ -11,9 +11,9 @@ import zipfile
 
 import pytest
 
-from device.schema import validate
+from device.contract.schema import validate
 
-from device.fileio import sha256_file
+from device.contract.fileio import sha256_file
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
@@ -157,7 +157,7 @@ def test_wrong_board_clock_result_is_stored_by_host_time(clock_run):
 
 
 def test_wrong_board_clock_newest_result_is_the_newest_received(clock_run):
-    from host.report import load_results
+    from host.report.build import load_results
     results, good, skewed, path = clock_run
     [(newest, _)] = load_results(results)[0]
     assert newest == path

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from device.schema import validate
+from device.contract.schema import validate
 from tests.reliability import helpers
 
 pytestmark = pytest.mark.timeout(600)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import DeployError
-from deploy.release import bundle_files
-from device.fileio import sha256_file
+from deploy.releases.ship import bundle_files
+from device.contract.fileio import sha256_file
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from device.schema import validate
+from device.contract.schema import validate
 from tests.reliability import helpers
 
 BATCH = 12

@@ -4,10 +4,14 @@ import shutil
 
 import pytest
 
-from deploy import preflight, runtime, wheelhouse
+from deploy.boards import preflight
+
+from deploy.boards import runtime
+
+from deploy.boards import wheelhouse
 from deploy.errors import DeployError
-from deploy.preflight import Board
-from deploy.local_target import LocalTarget
+from deploy.boards.preflight import Board
+from deploy.targets.local import LocalTarget
 
 
 def board(arch="aarch64", py=(3, 11, 2), glibc=(2, 36), free=5000, numpy=""):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import profiles
+from deploy.boards import profiles
 from deploy.errors import DeployError
 
 NAMES = ["rpi3", "rpi4", "rpi5", "rpi-zero-2w", "generic-aarch64", "armv7l", "local"]
@@ -70,7 +70,7 @@ def test_settings_the_agent_would_refuse_are_errors_at_load(tmp_path, line, says
 def test_unset_settings_take_the_agents_defaults_and_round_trip_through_its_flags(tmp_path):
     """One table: what a profile leaves out is the agent's own default, and the command deploy
     builds, parsed by the agent's own parser, gives back exactly the profile's values."""
-    from device import params
+    from device.contract import params
     from device.cli import build_parser
 
     bare = profiles.load(write(tmp_path, "name: x\n"))

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from device.schema import validate
+from device.contract.schema import validate
 from tests.deploy.conftest import cli
 
 pytestmark = pytest.mark.timeout(300)
@@ -86,7 +86,7 @@ def test_bench_without_deploy_says_so(client_home, bundle, capsys):
 def test_a_broken_model_fails_the_board_but_the_others_are_kept(first_deploy, client_home, trusted_board,
                                                                  bundle, agent, tmp_path, capsys):
     import shutil
-    from device.fileio import sha256_file
+    from device.contract.fileio import sha256_file
     broken = tmp_path / "tiny"
     shutil.copytree(bundle, broken)
     (broken / "int8.tflite").write_bytes(b"not a flatbuffer" * 64)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from device.schema import validate
+from device.contract.schema import validate
 from tests.deploy.conftest import cli
 
 pytestmark = pytest.mark.timeout(300)

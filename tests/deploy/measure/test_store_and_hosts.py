@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from deploy import store
+from deploy.measure import store
 from tests.deploy.conftest import cli
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,4 +1,4 @@
-"""The board-side release commit (deploy/board_release.py), called in-process on a real directory:
+"""The board-side release commit (deploy/releases/on_board.py), called in-process on a real directory:
 hash check of every upload and blob, the atomic `current` switch, crash points, pruning.
 
 (The same script run through `python3 -c` on a real target is covered by test_release_safety.py;
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from deploy import board_release as br
+from deploy.releases import on_board as br
 
 ID1, ID2, ID3, ID4, ID5 = "aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3", "aaaaaaaaaaa4", "aaaaaaaaaaa5"
 
@@ -221,7 +221,7 @@ def test_prune_leftovers(tmp_path):
 CRASH = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
-from deploy import board_release as br
+from deploy.releases import on_board as br
 point = sys.argv[2]
 real_replace, real_rename = os.replace, os.rename
 def crash(*a):
@@ -242,7 +242,7 @@ def test_crash_between_upload_and_switch_leaves_the_previous_release(tmp_path, p
     deploy(home, ID1, {"m.tflite": b"old model"})
     new = b"new model"
     req = request(home, ID2, {"m.tflite": new}, upload(home, new, "c"))
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     proc = subprocess.run([sys.executable, "-c", CRASH, repo, point, json.dumps(req)], capture_output=True, cwd=repo)
     assert proc.returncode == -9, proc.stderr.decode()
     assert current(home) == os.path.join("releases", ID1)
@@ -288,7 +288,7 @@ def test_commit_holds_the_board_lock(tmp_path):
                 "print(json.dumps(br.commit(json.loads(sys.argv[2]))))")
         data = b"locked"
         req = request(home, ID1, {"m": data}, upload(home, data))
-        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         proc = subprocess.Popen([sys.executable, "-c", code, repo, json.dumps(req)], stdout=subprocess.PIPE, cwd=repo)
         # readiness: /proc/locks lists the child as a blocked waiter ("->") on our lock's inode
         inode = os.fstat(held.fileno()).st_ino

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from device.fileio import sha256_file
+from device.contract.fileio import sha256_file
 from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
 

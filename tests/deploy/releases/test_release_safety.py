@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from deploy import release as releases
+from deploy.releases import ship as releases
 from deploy.errors import DeployError
-from deploy.release import board_call, bundle_files, prepare, ship
-from deploy.local_target import LocalTarget
+from deploy.releases.ship import board_call, bundle_files, prepare, ship
+from deploy.targets.local import LocalTarget
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""Host-key checking (deploy/hostkeys.py) with real paramiko keys and a real known_hosts file.
+"""Host-key checking (deploy/targets/hostkeys.py) with real paramiko keys and a real known_hosts file.
 
 The end-to-end refusals against a real sshd live in test_ssh_target.py; these pin each decision
 fast enough for `make mutate`.
@@ -13,7 +13,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from deploy import hostkeys
+from deploy.targets import hostkeys
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from deploy.errors import DeployError
-from deploy.ssh_target import SSHTarget
+from deploy.targets.ssh import SSHTarget
 from tests.deploy.conftest import REPO, trust
 from emuboard.loopback import free_port, keygen
 

@@ -6,9 +6,9 @@ import time
 import pytest
 
 from deploy.errors import DeployError
-from deploy.release import board_call
-from deploy.ssh_target import SSHTarget
-from deploy.local_target import LocalTarget
+from deploy.releases.ship import board_call
+from deploy.targets.ssh import SSHTarget
+from deploy.targets.local import LocalTarget
 from emuboard import loopback as sshd_tool
 from emuboard.loopback import keygen
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from device import inputs
+from device.contract import inputs
 from device.errors import AgentError
 
 PRE = inputs.Preprocess(height=4, width=3, channels=1, pixel_scale=1 / 255, pixel_offset=0.0, source="manifest")

@@ -1,10 +1,10 @@
-"""The one pixel rule (device/inputs.py) the host and the board share: presets, per-channel values,
+"""The one pixel rule (device/contract/inputs.py) the host and the board share: presets, per-channel values,
 colour order, centre crop, and old manifests read as before."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from device import inputs
+from device.contract import inputs
 
 SPEC_F32 = {"name": "x", "dtype": "float32", "shape": [1, 4, 6, 3], "quantization": None}
 

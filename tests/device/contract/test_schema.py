@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from device import schema
-from device.results import finish, model_result, new_doc
+from device.contract import schema
+from device.contract.results import finish, model_result, new_doc
 
 
 def _good() -> dict:

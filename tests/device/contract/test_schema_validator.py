@@ -1,4 +1,4 @@
-"""The stdlib validator (device/schema) rule by rule, on a small schema written here: each keyword
+"""The stdlib validator (device/contract/schema) rule by rule, on a small schema written here: each keyword
 it supports accepts what it should, refuses what it should, and names the field in one line."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from device import schema
+from device.contract import schema
 
 S = {
     "type": "object",

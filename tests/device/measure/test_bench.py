@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device import schema
+from device.contract import schema
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,7 +1,7 @@
 """`emulated` in `info`: the decision on /proc contents recorded from real systems, and on this host."""
 from __future__ import annotations
 
-from device.sysinfo import detect_emulation
+from device.measure.sysinfo import detect_emulation
 
 # Recorded under qemu-aarch64 10.0 (user mode, binfmt) on an x86_64 host: qemu fakes cpuinfo.
 QEMU_USER_CPUINFO = """processor\t: 0

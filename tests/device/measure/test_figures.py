@@ -19,9 +19,15 @@ import time
 import numpy as np
 import pytest
 
-from device import jobs, memory, runtime, stats
+from device.measure import jobs
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from device.measure import memory
+
+from device.runtimes import registry as runtime
+
+from device.measure import stats
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BATCH, WIDTH = 64, 512
 
 

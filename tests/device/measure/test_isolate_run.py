@@ -17,10 +17,12 @@ import time
 import psutil
 import pytest
 
-from device import isolate, runtime
+from device.measure import isolate
+
+from device.runtimes import registry as runtime
 from tests.cached_models import device_models
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 pytestmark = pytest.mark.timeout(120)
 
 

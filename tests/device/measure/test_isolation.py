@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from device import schema
+from device.contract import schema
 from tests.device.conftest import REPO, agent_env
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,8 +8,14 @@ import os
 import numpy as np
 import pytest
 
-from device import flatmodel, memplan, opcut, schema
-from device.memplan import Interval
+from device.profiling import flatmodel
+
+from device.profiling import memplan
+
+from device.profiling import opcut
+
+from device.contract import schema
+from device.profiling.memplan import Interval
 from tests.device.conftest import SHARED_MODELS
 
 pytestmark = pytest.mark.timeout(600)
@@ -19,12 +25,12 @@ needs_shared = pytest.mark.skipif(not SHARED, reason=f"no third-party models in 
 
 @pytest.fixture(scope="module")
 def default_models(tmp_path_factory):
-    """The default MobileNet-style model (host/model.py, mnist5k's 28x28x1, 10 classes) with random
+    """The default MobileNet-style model (host/model/architecture.py, mnist5k's 28x28x1, 10 classes) with random
     weights, converted by the host's own converter to every variant (FP32, FP16, dynamic, INT8)."""
     os.environ.setdefault("EDGEKIT_QUIET", "1")
     import tensorflow as tf
-    from host.model import build_model
-    from host.quantize import convert_all
+    from host.model.architecture import build_model
+    from host.convert.quantize import convert_all
     tf.keras.utils.set_random_seed(5)
     model = build_model((28, 28, 1), 10)
     calib = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
@@ -138,7 +144,7 @@ def _chain(path: str, feeds: list, tmp_path, xnnpack: bool) -> list:
 
 def _random_feeds(path: str) -> list:
     from ai_edge_litert.interpreter import Interpreter
-    from device.inputs import random_input
+    from device.contract.inputs import random_input
     interp = Interpreter(model_path=path)
     rng = np.random.default_rng(1)
     return [random_input({"name": d["name"], "shape": list(d["shape"]), "dtype": np.dtype(d["dtype"]).name}, rng)
@@ -284,12 +290,12 @@ def test_profile_bad_input_is_one_line(agent, tmp_path):
 
 
 def test_pieces_cut_elsewhere_profile_the_same(agent, default_models, models, tmp_path):
-    """The tflite-runtime path: pieces cut by `python -m device.pieces`, timed by `profile --pieces`."""
+    """The tflite-runtime path: pieces cut by `python -m device.profiling.pieces`, timed by `profile --pieces`."""
     import subprocess
     import sys
     from tests.device.conftest import REPO, agent_env
     out = tmp_path / "pieces"
-    proc = subprocess.run([sys.executable, "-m", "device.pieces", default_models["fp16"], str(out)],
+    proc = subprocess.run([sys.executable, "-m", "device.profiling.pieces", default_models["fp16"], str(out)],
                           capture_output=True, text=True, cwd=REPO, env=agent_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     shipped = _profile(agent, default_models["fp16"], "--pieces", out)["results"][0]

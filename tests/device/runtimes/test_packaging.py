@@ -6,14 +6,14 @@ import zipfile
 
 import pytest
 
-from device import schema
+from device.contract import schema
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def test_pyz_holds_only_the_agent(pyz):
     names = zipfile.ZipFile(pyz).namelist()
-    assert "__main__.py" in names and "device/schema/result-v2.json" in names
+    assert "__main__.py" in names and "device/contract/schema/result-v2.json" in names
     assert not any(n.startswith(("host/", "deploy/", "tests/")) for n in names)
 
 

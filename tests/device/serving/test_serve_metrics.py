@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.device.test_serve import Server, _npy
+from tests.device.serving.test_serve import Server, _npy
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,10 +15,12 @@ import shutil
 import numpy as np
 import pytest
 
-from device import runtime, swap
+from device.runtimes import registry as runtime
+
+from device.serving import swap
 from device.errors import AgentError
-from device.fileio import sha256_file
-from device.predictor import Predictor
+from device.contract.fileio import sha256_file
+from device.serving.predictor import Predictor
 
 
 def _release(home, name: str, model_src: str | None, manifest_src: str, garbage: bytes | None = None,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host import compare as cmp
+from host.compare import results as cmp
 from tests.conftest import ROOT
 
 CACHE = Path(tempfile.gettempdir()) / f"edgekit-test-models-{os.getuid()}"

@@ -1,4 +1,4 @@
-"""The full-INT8 check of conversion (host.quantize.check_full_int8 / graph_summary) on real models.
+"""The full-INT8 check of conversion (host.convert.quantize.check_full_int8 / graph_summary) on real models.
 
 Fast: the models are the device tests' generated CNNs (built once with TensorFlow and cached), plus
 one INT8 model that keeps float input/output (QUANTIZE/DEQUANTIZE at the edges, the classic way a
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from host.quantize import ConversionError, check_full_int8, graph_summary
+from host.convert.quantize import ConversionError, check_full_int8, graph_summary
 
 CACHE = Path(tempfile.gettempdir()) / f"edgekit-test-models-{os.getuid()}" / "int8-check-v1"
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from host.data import DatasetError, load_dataset, stratified_split
+from host.data.builtin import DatasetError, load_dataset, stratified_split
 
 
 def _check(ds, shape, classes):

@@ -6,7 +6,7 @@ import pytest
 
 import keras  # required: a broken install must fail here, not skip
 
-from host.model import build_model, count_macs  # noqa: E402
+from host.model.architecture import build_model, count_macs  # noqa: E402
 
 
 @pytest.mark.parametrize("shape,classes,alpha", [((28, 28, 1), 10, 1.0), ((28, 28, 1), 10, 0.5),

@@ -1,6 +1,6 @@
 """Tiny real models and data for the bring-your-own-model tests (built here, nothing downloaded).
 
-`python -m tests.host.byom_models OUT` writes into OUT: model.keras, legacy.h5 (Keras 2 conventions:
+`python -m tests.host.pipeline.byom_models OUT` writes into OUT: model.keras, legacy.h5 (Keras 2 conventions:
 the model_config JSON rewritten to the form Keras 2 wrote, including DepthwiseConv2D's `groups`),
 saved_model/ (a SavedModel with serving_default), eval/ (one PNG folder per class), calib/
 (unlabelled PNGs), eval.csv (MLPerf Tiny y_labels.csv layout), test.npz, labels.txt.

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from host.bundle import BundleError, load_manifest
-from device.fileio import sha256_file
+from host.pipeline.bundle import BundleError, load_manifest
+from device.contract.fileio import sha256_file
 from tests.conftest import run_host
 
 
@@ -77,7 +77,7 @@ def test_cli_errors_are_one_line(tmp_path, args, match):
 
 def test_manifest_records_each_variants_memory_plan(tiny_bundle):
     """make quantize records the static memory plan per variant; the summary shows it beside the size."""
-    from device.memplan import plan_file
+    from device.profiling.memplan import plan_file
     m = load_manifest(tiny_bundle)
     plans = {name: v["memory_plan"] for name, v in m["variants"].items()}
     for name, v in m["variants"].items():

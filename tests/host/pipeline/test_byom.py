@@ -2,7 +2,7 @@
 the board (HOST=local), a uint8 .tflite with 1,001 labels through bundle -> bench -> report, and bad
 input refused with one line, exit 2 and no half-written bundle.
 
-Everything is built here (tests/host/byom_models.py): tiny models, 8x8 digits, a few images.
+Everything is built here (tests/host/pipeline/byom_models.py): tiny models, 8x8 digits, a few images.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("byom-data")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     for extra in ([], ["zoo"]):
-        subprocess.run([sys.executable, "-m", "tests.host.byom_models", str(out), *extra], cwd=ROOT, env=env,
+        subprocess.run([sys.executable, "-m", "tests.host.pipeline.byom_models", str(out), *extra], cwd=ROOT, env=env,
                        check=True, capture_output=True, timeout=600)
     return out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device import schema
+from device.contract import schema
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,7 +44,7 @@ def _store(results: Path, name: str, doc: dict) -> Path:
 
 
 def test_report_shows_top_ops_time_by_type_and_memory_plan(profile_doc, tmp_path):
-    from host.report import build_report
+    from host.report.build import build_report
     results, out = tmp_path / "results", tmp_path / "reports"
     _store(results, "20260101T000000Z-tiny-profile.json", profile_doc)
     md, images = build_report(results, out)

@@ -39,7 +39,7 @@ def results_tree(tiny_bundle, tmp_path_factory):
 
 
 def test_report(results_tree, tiny_bundle, tmp_path, monkeypatch):
-    from host import report
+    from host.report import build as report
 
     monkeypatch.setattr(report, "ARTIFACTS", tiny_bundle.parent)
     out = tmp_path / "reports"
@@ -60,7 +60,7 @@ def test_report(results_tree, tiny_bundle, tmp_path, monkeypatch):
 
 
 def test_compare_same_model_is_within_noise(tiny_bundle, tmp_path):
-    from host.compare import compare_main
+    from host.compare.results import compare_main
 
     a = agent_bench([tiny_bundle / "int8.tflite"], tmp_path / "a.json")
     b = agent_bench([tiny_bundle / "int8.tflite"], tmp_path / "b.json")
@@ -69,9 +69,9 @@ def test_compare_same_model_is_within_noise(tiny_bundle, tmp_path):
 
 def test_compare_flags_a_real_slowdown(tiny_bundle, tmp_path):
     """B is a genuinely heavier model under the same name: the gate must fail."""
-    from host.compare import compare_main
-    from host.model import build_model
-    from host.quantize import convert_all
+    from host.compare.results import compare_main
+    from host.model.architecture import build_model
+    from host.convert.quantize import convert_all
     import numpy as np
 
     heavy = build_model((64, 64, 1), 10, alpha=1.0)
@@ -84,7 +84,7 @@ def test_compare_flags_a_real_slowdown(tiny_bundle, tmp_path):
 
 
 def test_compare_bad_input(tmp_path, capsys):
-    from host.compare import compare_main
+    from host.compare.results import compare_main
 
     (tmp_path / "x.json").write_text('{"schema": "nope"}')
     with pytest.raises(ValueError, match="fails the result schema"):
@@ -96,7 +96,7 @@ def test_compare_bad_input(tmp_path, capsys):
 
 def test_compare_refuses_two_different_boards(tiny_bundle, tmp_path, capsys):
     """A gate across boards would blame the model for the board: refused unless asked for."""
-    from host.compare import compare_main
+    from host.compare.results import compare_main
 
     a = agent_bench([tiny_bundle / "int8.tflite"], tmp_path / "a.json")
     doc = json.loads(a.read_text())

@@ -1,7 +1,7 @@
 """The report's headline says what was measured: "slower" when INT8 is slower (never "0.80× faster")."""
 from __future__ import annotations
 
-from host.report import Row, headline
+from host.report.build import Row, headline
 
 
 def rows(p50_fp32: float, p50_int8: float, emulated: bool = False) -> list:

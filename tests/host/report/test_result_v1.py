@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from device import results, schema
+from device.contract import results
+
+from device.contract import schema
 from tests.conftest import ROOT
 
 V1 = ROOT / "tests" / "host" / "fixtures" / "result-v1-local-mnist5k.json"
@@ -35,7 +37,7 @@ def test_v1_file_is_upgraded_on_read_and_the_file_is_untouched():
 
 
 def test_v1_result_renders_in_the_report(tmp_path):
-    from host import report
+    from host.report import build as report
 
     board = tmp_path / "results" / "local"
     board.mkdir(parents=True)
@@ -51,7 +53,7 @@ def test_v1_result_renders_in_the_report(tmp_path):
 
 
 def test_v1_result_compares_with_itself_and_with_a_v2_copy(tmp_path):
-    from host.compare import compare_main
+    from host.compare.results import compare_main
 
     assert compare_main(str(V1), str(V1)) == 0
     doc = results.load(str(V1))

@@ -14,7 +14,7 @@ import pytest
 from tests.host.board_venv import make_local_runtime
 from tests.conftest import TINY_SPACE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SPACE = str(TINY_SPACE)
 pytestmark = pytest.mark.timeout(900)
 
@@ -57,7 +57,7 @@ def final_figures(c: dict) -> dict:
 
 
 def broken(budgets: dict, fig: dict) -> list:
-    from host.search import broken
+    from host.search.run import broken
 
     return broken(budgets, fig)
 
@@ -116,7 +116,7 @@ def test_decisions_match_the_leaderboard(first_run):
 
 
 def test_winner_is_a_normal_bundle(first_run, env):
-    from deploy.release import bundle_files
+    from deploy.releases.ship import bundle_files
 
     _, lb = first_run
     bundle = Path(env["EDGEKIT_ARTIFACTS"]) / "tiny"

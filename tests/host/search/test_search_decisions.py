@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from host.search import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
-from host.search_board import BoardRun
-from host.search_space import SearchError
+from host.search.run import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
+from host.search.board import BoardRun
+from host.search.space import SearchError
 
 CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
 

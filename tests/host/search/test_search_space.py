@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from host import search_space as sp
+from host.search import space as sp
 
 
 def test_default_space_draws_the_same_candidates_every_time():
@@ -17,7 +17,7 @@ def test_default_space_draws_the_same_candidates_every_time():
 
 
 def test_c00_builds_exactly_the_default_model():
-    from host.model import build_model
+    from host.model.architecture import build_model
 
     default = build_model((28, 28, 1), 10)
     c00 = sp.build(sp.default_config((28, 28, 1)), 10)
