@@ -37,7 +37,7 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # `from device import params` imports the module device.contract.params when there is one
+            # `from device.contract import params` imports the module device.contract.params when there is one
             names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
         else:
             continue
