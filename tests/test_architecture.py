@@ -4,6 +4,7 @@ never importing tests/, and no two modules importing each other (directly or rou
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,49 @@ def test_no_import_cycles():
         if m not in state:
             visit(m)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+# The floor plan: a folder per idea, kept small enough to read as a map.
+MAX_MODULES = 12      # modules directly in one package
+MAX_LINES = 400       # lines in one module, unless its docstring says why it reads better whole
+WHOLE = "Kept whole:"
+# top-level folders that hold one file by necessity: CI's fixed entry point; generated reports
+ONE_FILE_OK = {".ci", "reports"}
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_package_holds_more_than_a_dozen_modules(package):
+    crowded = {}
+    for init in (ROOT / package).rglob("__init__.py"):
+        modules = [p for p in init.parent.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+        if len(modules) > MAX_MODULES:
+            crowded[str(init.parent.relative_to(ROOT))] = len(modules)
+    assert not crowded, f"group these by purpose into sub-packages (at most {MAX_MODULES} each): {crowded}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_modules_stay_readable_in_one_sitting(package):
+    long = {}
+    for path in (ROOT / package).rglob("*.py"):
+        text = path.read_text()
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > MAX_LINES and WHOLE not in doc:
+            long[str(path.relative_to(ROOT))] = text.count("\n")
+    assert not long, f"split these (or say '{WHOLE} ...' in the module docstring): {long}"
+
+
+def test_no_top_level_folder_for_one_file():
+    per_folder: dict[str, set[str]] = {}
+    for name in _tracked():
+        if "/" in name:
+            top, rest = name.split("/", 1)
+            per_folder.setdefault(top, set()).add(rest)
+    lonely = sorted(top for top, files in per_folder.items() if len(files) == 1 and top not in ONE_FILE_OK)
+    assert not lonely, f"a top-level folder holding one file: {lonely} (move the file beside the code that uses it)"
