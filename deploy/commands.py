@@ -10,7 +10,8 @@ from deploy.boards import profiles
 
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
-from deploy.releases.push import Options, bundle_path, push_one
+from deploy.boards.session import Options, bundle_path
+from deploy.releases.push import push_one
 
 
 def options_from(args: argparse.Namespace) -> Options:

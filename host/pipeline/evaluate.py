@@ -5,12 +5,18 @@ on-device accuracy stops matching the host's, which the end-to-end tests check.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deploy.settings import bars_off
 from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE
+
+if TYPE_CHECKING:
+    from device.contract.inputs import Preprocess
+    from host.data.user import EvalSet
 
 
 def quantise_input(x_uint8: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
@@ -68,3 +74,55 @@ def summary_table(rows: list[dict]) -> str:
                      f"{kb(plan.get('arena_bytes')):>9} {r['size_ratio']:>7.3f} "
                      f"{100 * r['top1']:>8.2f} {r['delta_pp']:>+7.2f} {100 * r['agreement']:>8.2f}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- any model, with its own preprocessing
+
+@dataclass
+class Scored:
+    predictions: np.ndarray | None
+    top1: float | None
+    host_us: float
+
+
+def predict(model_bytes: bytes, x: np.ndarray | None, pre: "Preprocess | None", desc: str) -> Scored:
+    """Top-1 per image with the board's own preprocessing and output reading; host latency per invoke."""
+    from ai_edge_litert.interpreter import Interpreter
+    from tqdm import tqdm
+
+    from device.runtimes.graph import tensor_spec
+    from device.contract.inputs import random_input
+    from device.contract.inputs import pixels_to_input
+    from device.serving.predictor import output_scores
+
+    interp = Interpreter(model_content=model_bytes, num_threads=1)
+    interp.allocate_tensors()
+    ins = [tensor_spec(d) for d in interp.get_input_details()]
+    out = tensor_spec(interp.get_output_details()[0])
+    if x is None:   # no eval set: only a host latency figure, on random inputs
+        rng = np.random.default_rng(0)
+        for s in ins:
+            interp.set_tensor(s["index"], random_input(s, rng))
+        t0 = time.perf_counter_ns()
+        for _ in range(20):
+            interp.invoke()
+        return Scored(None, None, (time.perf_counter_ns() - t0) / 20e3)
+    preds = np.empty(len(x), dtype=np.int64)
+    spent = 0
+    for i in tqdm(range(len(x)), desc=desc, unit="img", disable=bars_off(), leave=False):
+        interp.set_tensor(ins[0]["index"], pixels_to_input(x[i:i + 1], ins[0], pre))
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        spent += time.perf_counter_ns() - t0
+        preds[i] = int(np.argsort(-output_scores(interp, out)[0], kind="stable")[0])
+    return Scored(preds, None, spent / len(x) / 1e3)
+
+
+def evaluate_model(variants: dict[str, bytes], ev: "EvalSet | None", pre: "Preprocess | None") -> dict[str, Scored]:
+    out = {}
+    for name, data in variants.items():
+        s = predict(data, None if ev is None else ev.x, pre, f"evaluating {name}")
+        if ev is not None:
+            s.top1 = float(np.mean(s.predictions == ev.y))
+        out[name] = s
+    return out

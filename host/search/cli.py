@@ -50,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
     if args.cmd == "search-perf":
         return perf()
     from host.search.run import Request, run_search
-    from host.search.board import BoardFailure, BoardOptions, parse_hosts
+    from deploy.boards.session import Options
+    from host.search.board import BoardFailure, parse_hosts
     from host.search.space import SearchError
 
     for key, low in (("trials", 1), ("max_trained", 1), ("epochs", 1), ("threads", 1)):
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     name = args.name or f"{args.dataset.replace('/', '_').replace(':', '_')}-best"
     budgets = {key: getattr(args, key) for _, key in BUDGET_FLAGS if getattr(args, key) is not None}
     req = Request(args.dataset, name, hosts, budgets,
-                  BoardOptions(args.profile, args.ssh_key, args.trust_new_host), threads=args.threads,
+                  Options(profile=args.profile, ssh_key=args.ssh_key, trust_new_host=args.trust_new_host), threads=args.threads,
                   trials=args.trials, max_trained=args.max_trained, epochs=args.epochs, space=args.space,
                   time_budget_min=args.time_budget_min,
                   calibration=args.calibration_samples)
@@ -88,7 +89,8 @@ def perf(dataset: str = "mnist5k") -> int:
     find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
     A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
     from host.search.run import Request, run_search
-    from host.search.board import BoardOptions, bench_settings, on_board
+    from deploy.boards.session import Options
+    from host.search.board import bench_settings, on_board
 
     bundle = ARTIFACTS / dataset
     if not (bundle / "manifest.json").is_file():
@@ -100,12 +102,12 @@ def perf(dataset: str = "mnist5k") -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="edgekit-search-perf-") as cache:
         os.environ["EDGEKIT_SEARCH_CACHE"] = cache
-        board = on_board("local", BoardOptions())
-        ref = on_board("local", BoardOptions(), [bundle / "int8.tflite"], bench_settings(board.profile["bench"], 1))
+        board = on_board("local", Options())
+        ref = on_board("local", Options(), [bundle / "int8.tflite"], bench_settings(board.profile["bench"], 1))
         default_p50 = next(iter(ref.bench.values()))["p50_us"]
         budget = round(default_p50 / 2, 2)
         t0 = time.monotonic()
-        code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, BoardOptions(), threads=1,
+        code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, Options(), threads=1,
                                   time_budget_min=TIME_BUDGET_MIN))
         wall = time.monotonic() - t0
     lb = json.loads((ARTIFACTS / f"search-{name}" / "leaderboard.json").read_text())

@@ -57,7 +57,7 @@ def final_figures(c: dict) -> dict:
 
 
 def broken(budgets: dict, fig: dict) -> list:
-    from host.search.run import broken
+    from host.search.decisions import broken
 
     return broken(budgets, fig)
 

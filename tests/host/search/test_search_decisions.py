@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from host.search.run import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
+from host.search.decisions import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
 from host.search.board import BoardRun
 from host.search.space import SearchError
 
