@@ -7,7 +7,7 @@ import os
 
 from device import __version__, defaults
 from device.contract import params
-from device.errors import EXIT_USAGE, AgentError
+from device.errors import AgentError, EXIT_USAGE
 
 PROG = "edgekit-agent"
 

@@ -11,22 +11,11 @@ import time
 from typing import Optional
 
 from device import report
-
-from device.contract import inputs
-
-from device.measure import isolate
-
-from device.runtimes import modelfile
-
-from device.contract import params
-
-from device.contract import results
-
-from device.runtimes import registry as runtime
-
-from device.measure import sysinfo
 from device.args import PROG, build_parser
-from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
+from device.contract import inputs, params, results
+from device.errors import AgentError, EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE
+from device.measure import isolate, sysinfo
+from device.runtimes import modelfile, registry as runtime
 
 def _read_labels(path: Optional[str]) -> Optional[list]:
     if not path:
@@ -203,9 +192,9 @@ def cmd_infer(args, doc: dict) -> int:
 
 def _infer_stream(args) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
-    from device.sources import stream
     from device.contract.inputs import load_manifest
     from device.serving.predictor import Predictor
+    from device.sources import stream
     if args.watch and args.inputs:
         raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,

@@ -107,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     add_search(sub)
     args = p.parse_args(argv)
 
-    from host.pipeline.bundle import BundleError
-    from host.data.builtin import DatasetError
     from device.errors import AgentError
     from host.convert.importers import ModelError
     from host.convert.quantize import ConversionError
+    from host.data.builtin import DatasetError
+    from host.pipeline.bundle import BundleError
 
     try:
         if args.cmd in ("train", "quantize", "evaluate", "bundle", "search", "search-perf"):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from deploy.boards.runtime import NAMES as runtime_names
 from deploy.errors import UsageError
 from deploy.settings import PROFILES_DIR
-from deploy.boards.runtime import NAMES as runtime_names
 from device.contract import params
 
 BUDGET_KEYS = ("max_p50_us", "max_p99_us", "max_peak_rss_mb", "min_top1")

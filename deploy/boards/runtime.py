@@ -17,11 +17,9 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from deploy import settings
-
-from deploy.boards import wheelhouse
-from deploy.errors import DeployError
-from deploy.boards import preflight
+from deploy.boards import preflight, wheelhouse
 from deploy.boards.preflight import Board
+from deploy.errors import DeployError
 from deploy.targets.base import Target
 
 

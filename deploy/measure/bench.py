@@ -14,23 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from device.contract import params
-
-from device.contract import results
-from device.contract.schema import validate
-
 from deploy.boards import budgets
-
-from deploy.measure import store
-
-from deploy.measure import table
-from deploy.errors import DeployError, UsageError
 from deploy.boards.fleet import say
 from deploy.boards.profiles import Profile
 from deploy.boards.session import Options, open_board, resolve_profile
+from deploy.errors import DeployError, UsageError
+from deploy.measure import store, table
 from deploy.releases.ship import bundle_files
-from device.contract.fileio import sha256_file
 from deploy.targets.base import Target
+from device.contract import params, results
+from device.contract.fileio import sha256_file
+from device.contract.schema import validate
 
 q = shlex.quote
 

@@ -13,15 +13,12 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from device.contract import params
-
-from device.contract import results
-
-from deploy.measure.bench import Session, deployed, info_after, per_model, store_result
-from deploy.errors import DeployError, UsageError
 from deploy.boards.fleet import say
 from deploy.boards.session import Options
+from deploy.errors import DeployError, UsageError
+from deploy.measure.bench import Session, deployed, info_after, per_model, store_result
 from deploy.releases.ship import bundle_files
+from device.contract import params, results
 
 q = shlex.quote
 
@@ -55,8 +52,7 @@ _HAS_SCHEMA = ("ai_edge_litert", "tensorflow")   # runtimes that ship the flatbu
 
 def _ship_pieces(s: Session, home: str, model: Path, sha256: str, tmp: Path) -> str:
     """Cut `model` here and put the pieces on the board; returns the remote directory."""
-    from device.profiling import flatmodel
-    from device.profiling import pieces
+    from device.profiling import flatmodel, pieces
     local = tmp / sha256[:12]
     try:
         pieces.prepare(flatmodel.read(str(model)), str(local), sha256)

@@ -4,16 +4,11 @@ from __future__ import annotations
 import json
 import time
 
-from deploy.boards import preflight
-
-from deploy.releases import ship as releases
-
-from deploy.releases import manage as board_releases
-
-from deploy.boards import runtime
+from deploy.boards import preflight, runtime
+from deploy.boards.fleet import say
 from deploy.boards.session import Options, describe, open_board, resolve_profile
 from deploy.errors import DeployError
-from deploy.boards.fleet import say
+from deploy.releases import manage as board_releases, ship as releases
 from deploy.settings import deploy_log
 
 

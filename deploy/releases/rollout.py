@@ -9,16 +9,14 @@ before; boards of later batches are never touched. The default (no ROLLOUT) stay
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.boards import fleet
-
-from deploy.releases import manage as releases
-from deploy.errors import DeployError
 from deploy.boards.fleet import say
 from deploy.boards.session import Options, open_board
+from deploy.errors import DeployError
+from deploy.releases import manage as releases
 from deploy.releases.push import push_one
 from deploy.releases.ship import Release
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import DeployError, UsageError
-from device.contract.fileio import sha256_file
 from deploy.targets.base import Target
+from device.contract.fileio import sha256_file
 
 BOARD_SCRIPT = (Path(__file__).parent / "on_board.py").read_text()
 # Names a release gives its own files; a bundle file must not take them (nor a path, nor a dot-name).

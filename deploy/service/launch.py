@@ -10,8 +10,8 @@ import json
 import shlex
 import time
 
-from deploy.errors import DeployError
 from deploy.boards.session import Options, open_board
+from deploy.errors import DeployError
 from deploy.releases.ship import board_call
 
 q = shlex.quote

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.boards.session import Options
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
-from deploy.boards.session import Options
 from deploy.releases.push import push_one
 from deploy.service.launch import serve_one, stop_one
 

@@ -22,9 +22,9 @@ from fabric import Config, Connection
 from paramiko.ssh_exception import NoValidConnectionsError
 from tqdm import tqdm
 
-from deploy.targets import hostkeys
 from deploy.errors import DeployError, UsageError
 from deploy.settings import bars_off, connect_timeout, edgekit_home
+from deploy.targets import hostkeys
 from deploy.targets.base import RunResult, relay_line
 
 KILL_GRACE_S = 10      # after TERM at the timeout, `timeout -k` sends KILL this much later

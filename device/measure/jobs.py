@@ -13,19 +13,10 @@ from typing import Any, Optional
 import numpy as np
 
 from device import report
-
-from device.runtimes import graph
-
-from device.contract import inputs
-
-from device.measure import memory
-
-from device.contract import results
-
-from device.runtimes import registry as runtime
-
-from device.measure import stats
+from device.contract import inputs, results
 from device.errors import AgentError, one_line
+from device.measure import memory, stats
+from device.runtimes import graph, registry as runtime
 from device.serving.predictor import Predictor, output_scores
 
 _clock = time.perf_counter_ns

@@ -15,7 +15,6 @@ import sys
 from typing import Optional
 
 from device import __version__
-
 from device.runtimes import registry as runtime
 
 _ARCH_FAMILY = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86",

@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any, Optional
 
-from device.errors import AgentError
 from device.contract.fileio import atomic_write_bytes, atomic_write_text
+from device.errors import AgentError
 
 FORMAT = "edgekit/pieces-v1"
 INDEX = "pieces.json"
@@ -27,8 +27,7 @@ def _spec(tensor: Any) -> dict:
 
 def prepare(flat: Any, out_dir: str, sha256: Optional[str] = None) -> dict:
     """Write every piece, the trivial model and pieces.json to out_dir; returns the index."""
-    from device.profiling import memplan
-    from device.profiling import opcut
+    from device.profiling import memplan, opcut
     os.makedirs(out_dir, exist_ok=True)
     sg = flat.subgraphs[0]
     unpackers = opcut.weight_ops(flat)

@@ -17,9 +17,8 @@ import tempfile
 from typing import Any, Optional
 
 from device import report
-
 from device.contract import results
-from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError, one_line
+from device.errors import AgentError, EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, one_line
 
 
 def add_parser(sub: Any, common: Any) -> None:
@@ -41,8 +40,7 @@ def add_parser(sub: Any, common: Any) -> None:
 
 def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_input: Any) -> int:
     """The parent side: one isolated child per model, its result appended to doc."""
-    from device.contract import inputs
-    from device.contract import params
+    from device.contract import inputs, params
     manifest = inputs.load_manifest(args.manifest)
     doc["settings"] = {"num_threads": [args.num_threads], "xnnpack": "off" if args.no_xnnpack else "on",
                        "num_runs": args.num_runs, "warmup_runs": args.warmup_runs, "timeout": args.timeout,
@@ -80,9 +78,8 @@ def command(args: Any, doc: dict, run_model_job: Any, runtime_job: Any, abs_inpu
 def _cut_here(path: str, runtime_name: str) -> Optional[str]:
     """Cut in this (parent) process, so reading the flatbuffer never counts in the child's memory
     figures; None when it cannot (the child then tries, and reports why it cannot, per model)."""
-    from device.profiling import flatmodel
+    from device.profiling import flatmodel, pieces
     from device.runtimes import modelfile
-    from device.profiling import pieces
     out = tempfile.mkdtemp(prefix="edgekit-pieces-")
     try:
         pieces.prepare(flatmodel.read(path, runtime_name), out, modelfile.describe(path)["sha256"])
@@ -127,15 +124,10 @@ def run(spec: dict) -> dict:
     """The child job: whole model, invoke overhead, every operator, and the memory plan."""
     import numpy as np
 
-    from device.runtimes import graph
-
     from device.contract import inputs
-
     from device.measure import memory
-
     from device.profiling import pieces
-
-    from device.runtimes import registry as runtime
+    from device.runtimes import graph, registry as runtime
     info = runtime.RuntimeInfo(**spec["runtime"])
     module = runtime.load_module(info)
     mem = {"rss_start_mb": spec.get("rss_start_mb"), "rss_imports_mb": memory.rss_mb()}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from device.errors import AgentError
 from device.contract.fileio import sha256_file
+from device.errors import AgentError
 
 _IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite file
 

@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from device.errors import EXIT_USAGE, AgentError, one_line
+from device.errors import AgentError, EXIT_USAGE, one_line
 
 # runtime name -> (module to import, module holding Interpreter, distributions to ask for a version).
 # The order is the order of preference when no --runtime is given.

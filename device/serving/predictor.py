@@ -13,15 +13,9 @@ from typing import Any, Optional
 import numpy as np
 
 from device import __version__
-
-from device.runtimes import graph
-
 from device.contract import inputs
-
-from device.runtimes import modelfile
-
-from device.runtimes import registry as runtime
 from device.errors import AgentError
+from device.runtimes import graph, modelfile, registry as runtime
 
 
 def output_scores(interp: Any, out_spec: dict) -> np.ndarray:

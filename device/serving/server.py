@@ -22,15 +22,11 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, urlparse
 
 from device import __version__, defaults
-
-from device.contract import inputs
-
-from device.contract import results
-
+from device.contract import inputs, results
+from device.errors import AgentError, EXIT_OK, one_line
+from device.measure.isolate import package_root
 from device.runtimes import registry as runtime
 from device.serving.accesslog import AccessLog
-from device.measure.isolate import package_root
-from device.errors import EXIT_OK, AgentError, one_line
 from device.serving.metrics import CONTENT_TYPE, Metrics
 from device.serving.predictor import Busy, Predictor
 from device.serving.swap import Follower, Served, release_loader, release_of

@@ -26,12 +26,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from device.contract import inputs
-
-from device.measure import isolate
-
-from device.runtimes import registry as runtime
-from device.errors import AgentError, one_line
 from device.contract.fileio import atomic_write_text
+from device.errors import AgentError, one_line
+from device.measure import isolate
+from device.runtimes import registry as runtime
 from device.serving.predictor import Predictor
 
 POLL_SECS = 0.2

@@ -15,7 +15,7 @@ from typing import IO, Optional
 import numpy as np
 
 from device.contract import inputs
-from device.errors import EXIT_MODEL_FAILED, EXIT_OK, AgentError
+from device.errors import AgentError, EXIT_MODEL_FAILED, EXIT_OK
 from device.serving.predictor import Predictor
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from host.config import DEFAULTS
-
 from device.contract.inputs import PRESETS
+from host.config import DEFAULTS
 
 PIXEL_SCALE, PIXEL_OFFSET = PRESETS["unit"]  # the built-in model: float input = pixel/255 (device/contract/inputs.py)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp"}

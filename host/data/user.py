@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import AgentError
 from device.contract.inputs import IMAGE_EXTS, Preprocess, fit_pixels, read_image
+from device.errors import AgentError
 from host.data.builtin import DatasetError, load_dataset, read_npz
 
 RANDOM = "random"

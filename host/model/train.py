@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from deploy.settings import quiet
-from host.config import DEFAULTS
-from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE, Dataset
 from device.contract.fileio import atomic_write_text
+from host.config import DEFAULTS
+from host.data.builtin import Dataset, PIXEL_OFFSET, PIXEL_SCALE
 
 
 def _augmenter(color: str, shape: tuple[int, int, int]):

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 from deploy.boards import fleet
-
+from deploy.boards.session import Options
+from deploy.errors import DeployError
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
-from deploy.errors import DeployError
-from deploy.boards.session import Options
 from deploy.releases.push import push_one
 from deploy.settings import REPO
 

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from host.perf import profile as perf_profile
-from host.config import ARTIFACTS, REPORTS
 from device.contract.fileio import atomic_write_text
+from host.config import ARTIFACTS, REPORTS
+from host.perf import profile as perf_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))

@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from host.config import VERSION
-from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE, Dataset
 from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
-from host.config import ARTIFACTS
-from host.data.builtin import DatasetError
+from host.config import ARTIFACTS, VERSION
+from host.data.builtin import Dataset, DatasetError, PIXEL_OFFSET, PIXEL_SCALE
 from host.data.user import RANDOM
 
 if TYPE_CHECKING:

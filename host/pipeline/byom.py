@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device.contract.inputs import COLOR_ORDERS, PRESETS, RESIZE_MODES, Preprocess, pixels_to_float
+from device.contract.inputs import COLOR_ORDERS, PRESETS, Preprocess, RESIZE_MODES, pixels_to_float
 from host.config import DEFAULTS
 from host.data.builtin import DatasetError
-from host.data.user import NO_CALIBRATION, RANDOM, EvalSet, load_calibration, load_eval, read_labels
+from host.data.user import EvalSet, NO_CALIBRATION, RANDOM, load_calibration, load_eval, read_labels
 from host.convert.importers import (ModelError, Source, check_fixed_inputs, check_keras_inputs, conversion_cause,
                             identify, image_input, io_details, load_keras, saved_model_signature, variant_name)
 from host.convert.quantize import ConversionError

@@ -90,9 +90,8 @@ def predict(model_bytes: bytes, x: np.ndarray | None, pre: "Preprocess | None", 
     from ai_edge_litert.interpreter import Interpreter
     from tqdm import tqdm
 
+    from device.contract.inputs import pixels_to_input, random_input
     from device.runtimes.graph import tensor_spec
-    from device.contract.inputs import random_input
-    from device.contract.inputs import pixels_to_input
     from device.serving.predictor import output_scores
 
     interp = Interpreter(model_content=model_bytes, num_threads=1)

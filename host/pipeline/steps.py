@@ -40,11 +40,11 @@ def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samp
                  variants=DEFAULTS.variants) -> dict:
     import keras
 
+    from host.convert.quantize import convert_all, graph_summary
+    from host.model.architecture import count_macs
+    from host.model.train import normalise
     from host.pipeline.bundle import write_bundle
     from host.pipeline.evaluate import evaluate_variants
-    from host.model.architecture import count_macs
-    from host.convert.quantize import convert_all, graph_summary
-    from host.model.train import normalise
 
     out = bundle_dir(name)
     cfg_path = out / "train_config.json"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from device.contract import results as resultdoc
+from device.contract.fileio import atomic_write_text
 from host.config import ARTIFACTS, REPORTS, RESULTS
 from host.plots import pyplot, save_png
 from host.report.model import model_lines
-from device.contract import results as resultdoc
-from device.contract.fileio import atomic_write_text
 
 
 @dataclass

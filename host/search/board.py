@@ -63,10 +63,10 @@ def on_board(spec: str, options: Options, bench: list[Path] = (), settings: dict
     run on-board eval for (model, eval.npz, manifest.json) triples. With no work: only the board's
     name, runtime and profile (the search needs the profile's budgets before it starts)."""
     from deploy.boards import runtime as runtimes
-    from deploy.releases.agent import build_agent
-    from deploy.errors import DeployError
     from deploy.boards.preflight import check
     from deploy.boards.session import open_board, resolve_profile
+    from deploy.errors import DeployError
+    from deploy.releases.agent import build_agent
     from device.contract import params
 
     try:

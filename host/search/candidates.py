@@ -139,8 +139,8 @@ class Candidates:
         """(2) build untrained, count, convert to INT8 on a few images: size, arena, graph hash."""
         import keras
 
-        from host.model.architecture import count_macs
         from host.convert.quantize import convert_all
+        from host.model.architecture import count_macs
 
         folder = self.dir / "cands" / c["id"]
         keras.utils.set_random_seed(DEFAULTS.seed)
@@ -207,9 +207,9 @@ class Candidates:
         """(4) full INT8 of the trained model, host accuracy (validation and test), a candidate bundle."""
         import keras
 
+        from host.convert.quantize import convert_all, graph_summary
         from host.pipeline.bundle import write_bundle
         from host.pipeline.evaluate import evaluate_variants
-        from host.convert.quantize import convert_all, graph_summary
 
         folder = self.dir / "cands" / c["id"]
         ds = self.data_at(c["config"]["input"])

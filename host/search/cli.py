@@ -49,9 +49,9 @@ def add_parser(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.cmd == "search-perf":
         return perf()
-    from host.search.run import Request, run_search
     from deploy.boards.session import Options
     from host.search.board import BoardFailure, parse_hosts
+    from host.search.run import Request, run_search
     from host.search.space import SearchError
 
     for key, low in (("trials", 1), ("max_trained", 1), ("epochs", 1), ("threads", 1)):
@@ -88,9 +88,9 @@ def perf(dataset: str = "mnist5k") -> int:
     """Budget = half the default model's measured INT8 p50 (1 thread, HOST=local): does the search
     find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
     A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
-    from host.search.run import Request, run_search
     from deploy.boards.session import Options
     from host.search.board import bench_settings, on_board
+    from host.search.run import Request, run_search
 
     bundle = ARTIFACTS / dataset
     if not (bundle / "manifest.json").is_file():

@@ -16,11 +16,11 @@ def write_winner(search: Candidates, lb: dict, winner: dict) -> Path:
     measured), the manifest saying it came from a search and under which budgets."""
     import keras
 
+    from host.convert.quantize import convert_all, graph_summary
+    from host.model.architecture import count_macs
+    from host.model.train import normalise
     from host.pipeline.bundle import write_bundle
     from host.pipeline.evaluate import evaluate_variants
-    from host.model.architecture import count_macs
-    from host.convert.quantize import convert_all, graph_summary
-    from host.model.train import normalise
 
     folder = search.dir / "cands" / winner["id"]
     ds = search.data_at(winner["config"]["input"])

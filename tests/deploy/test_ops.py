@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.deploy.conftest import cli, fleet, release_of, trust
 from emuboard.loopback import free_port
+from tests.deploy.conftest import cli, fleet, release_of, trust
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from tests.deploy.conftest import REPO, cli, fleet, release_of, trust
 from tests.conftest import TINY_SPACE
+from tests.deploy.conftest import REPO, cli, fleet, release_of, trust
 
 pytestmark = pytest.mark.timeout(900)
 SPACE = str(TINY_SPACE)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, SUITE_FACTS, deploy_env, ssh
 from tests.conftest import TINY_SPACE
+from tests.e2e.conftest import BUILD_TIMEOUT_S, REPO, SUITE_FACTS, deploy_env, ssh
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S)
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 
 def make_local_runtime(edgekit_home: Path) -> Path:
-    from deploy.boards import preflight
-    from deploy.boards import runtime
+    from deploy.boards import preflight, runtime
     from deploy.targets.local import LocalTarget
 
     venv = edgekit_home / "venv"

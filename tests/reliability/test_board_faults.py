@@ -11,11 +11,10 @@ import zipfile
 
 import pytest
 
-from device.contract.schema import validate
-
 from device.contract.fileio import sha256_file
-from tests.deploy.make_bundle import big_copy
+from device.contract.schema import validate
 from tests.deploy.conftest import cli, release_of
+from tests.deploy.make_bundle import big_copy
 from tests.reliability import helpers
 from tests.reliability.test_ssh_faults import agent_pids, kill_agents
 

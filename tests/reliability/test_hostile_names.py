@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from device.contract.schema import validate
 from device.contract.fileio import sha256_file
+from device.contract.schema import validate
 from tests.deploy.conftest import cli, release_of
 from tests.reliability import helpers
 

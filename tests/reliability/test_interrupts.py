@@ -15,8 +15,8 @@ import pytest
 from deploy.errors import DeployError
 from deploy.releases.ship import bundle_files
 from device.contract.fileio import sha256_file
-from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
+from tests.deploy.make_bundle import big_copy
 from tests.reliability import helpers
 from tests.reliability.test_ssh_faults import agent_pids, kill_agents
 

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from emuboard import loopback as sshd_tool
-from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
+from tests.deploy.make_bundle import big_copy
 from tests.reliability import helpers
 
 pytestmark = pytest.mark.timeout(300)

@@ -4,13 +4,9 @@ import shutil
 
 import pytest
 
-from deploy.boards import preflight
-
-from deploy.boards import runtime
-
-from deploy.boards import wheelhouse
-from deploy.errors import DeployError
+from deploy.boards import preflight, runtime, wheelhouse
 from deploy.boards.preflight import Board
+from deploy.errors import DeployError
 from deploy.targets.local import LocalTarget
 
 

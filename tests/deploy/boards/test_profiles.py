@@ -70,8 +70,8 @@ def test_settings_the_agent_would_refuse_are_errors_at_load(tmp_path, line, says
 def test_unset_settings_take_the_agents_defaults_and_round_trip_through_its_flags(tmp_path):
     """One table: what a profile leaves out is the agent's own default, and the command deploy
     builds, parsed by the agent's own parser, gives back exactly the profile's values."""
-    from device.contract import params
     from device.args import build_parser
+    from device.contract import params
 
     bare = profiles.load(write(tmp_path, "name: x\n"))
     agent_defaults = vars(build_parser().parse_args(["bench", "m.tflite"]))

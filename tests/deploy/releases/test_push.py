@@ -7,8 +7,8 @@ import time
 import pytest
 
 from device.contract.fileio import sha256_file
-from tests.deploy.make_bundle import big_copy
 from tests.deploy.conftest import cli, release_of
+from tests.deploy.make_bundle import big_copy
 
 pytestmark = pytest.mark.timeout(300)
 

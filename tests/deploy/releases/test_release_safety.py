@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from deploy.releases import ship as releases
 from deploy.errors import DeployError
+from deploy.releases import ship as releases
 from deploy.releases.ship import board_call, bundle_files, prepare, ship
 from deploy.targets.local import LocalTarget
 

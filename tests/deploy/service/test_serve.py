@@ -5,8 +5,8 @@ import urllib.request
 
 import pytest
 
-from tests.deploy.conftest import cli
 from emuboard.loopback import free_port
+from tests.deploy.conftest import cli
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,8 +6,8 @@ import pytest
 
 from deploy.errors import DeployError
 from deploy.targets.ssh import SSHTarget
-from tests.deploy.conftest import REPO, trust
 from emuboard.loopback import free_port, keygen
+from tests.deploy.conftest import REPO, trust
 
 pytestmark = pytest.mark.timeout(60)
 

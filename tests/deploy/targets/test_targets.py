@@ -7,8 +7,8 @@ import pytest
 
 from deploy.errors import DeployError
 from deploy.releases.ship import board_call
-from deploy.targets.ssh import SSHTarget
 from deploy.targets.local import LocalTarget
+from deploy.targets.ssh import SSHTarget
 from emuboard import loopback as sshd_tool
 from emuboard.loopback import keygen
 

@@ -19,13 +19,8 @@ import time
 import numpy as np
 import pytest
 
-from device.measure import jobs
-
-from device.measure import memory
-
+from device.measure import jobs, memory, stats
 from device.runtimes import registry as runtime
-
-from device.measure import stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BATCH, WIDTH = 64, 512

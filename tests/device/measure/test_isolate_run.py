@@ -18,7 +18,6 @@ import psutil
 import pytest
 
 from device.measure import isolate
-
 from device.runtimes import registry as runtime
 from tests.cached_models import device_models
 

@@ -8,13 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from device.profiling import flatmodel
-
-from device.profiling import memplan
-
-from device.profiling import opcut
-
 from device.contract import schema
+from device.profiling import flatmodel, memplan, opcut
 from device.profiling.memplan import Interval
 from tests.device.conftest import SHARED_MODELS
 
@@ -29,8 +24,8 @@ def default_models(tmp_path_factory):
     weights, converted by the host's own converter to every variant (FP32, FP16, dynamic, INT8)."""
     os.environ.setdefault("EDGEKIT_QUIET", "1")
     import tensorflow as tf
-    from host.model.architecture import build_model
     from host.convert.quantize import convert_all
+    from host.model.architecture import build_model
     tf.keras.utils.set_random_seed(5)
     model = build_model((28, 28, 1), 10)
     calib = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)

@@ -15,11 +15,10 @@ import shutil
 import numpy as np
 import pytest
 
-from device.runtimes import registry as runtime
-
-from device.serving import swap
-from device.errors import AgentError
 from device.contract.fileio import sha256_file
+from device.errors import AgentError
+from device.runtimes import registry as runtime
+from device.serving import swap
 from device.serving.predictor import Predictor
 
 

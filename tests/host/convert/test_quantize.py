@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow  # noqa: F401  (required: a broken install must fail here, not skip)
 
-from host.pipeline.evaluate import predict_tflite, quantise_input  # noqa: E402
-from host.model.architecture import build_model  # noqa: E402
 from host.convert.quantize import ConversionError, check_full_int8, convert_all, graph_summary  # noqa: E402
+from host.model.architecture import build_model  # noqa: E402
+from host.pipeline.evaluate import predict_tflite, quantise_input  # noqa: E402
 
 
 @pytest.fixture(scope="module")

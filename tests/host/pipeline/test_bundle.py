@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from host.pipeline.bundle import BundleError, load_manifest
 from device.contract.fileio import sha256_file
+from host.pipeline.bundle import BundleError, load_manifest
 from tests.conftest import run_host
 
 

@@ -70,8 +70,8 @@ def test_compare_same_model_is_within_noise(tiny_bundle, tmp_path):
 def test_compare_flags_a_real_slowdown(tiny_bundle, tmp_path):
     """B is a genuinely heavier model under the same name: the gate must fail."""
     from host.compare.results import compare_main
-    from host.model.architecture import build_model
     from host.convert.quantize import convert_all
+    from host.model.architecture import build_model
     import numpy as np
 
     heavy = build_model((64, 64, 1), 10, alpha=1.0)

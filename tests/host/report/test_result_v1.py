@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from device.contract import results
-
-from device.contract import schema
+from device.contract import results, schema
 from tests.conftest import ROOT
 
 V1 = ROOT / "tests" / "host" / "fixtures" / "result-v1-local-mnist5k.json"

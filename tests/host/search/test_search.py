@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.host.board_venv import make_local_runtime
 from tests.conftest import TINY_SPACE
+from tests.host.board_venv import make_local_runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACE = str(TINY_SPACE)

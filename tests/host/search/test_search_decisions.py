@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from host.search.decisions import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
 from host.search.board import BoardRun
+from host.search.decisions import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
 from host.search.space import SearchError
 
 CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
