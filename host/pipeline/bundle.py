@@ -12,18 +12,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from host.config import ARTIFACTS, VERSION
 from host.data.builtin import Dataset, DatasetError, PIXEL_OFFSET, PIXEL_SCALE
-from host.data.user import RANDOM
-
-if TYPE_CHECKING:
-    from host.data.user import EvalSet
-    from host.pipeline.evaluate import Scored
+from host.data.user import RANDOM, EvalSet
+from host.pipeline.evaluate import Scored
 
 SCHEMA = "edgekit/bundle-v1"
 
@@ -133,8 +129,8 @@ def bundle_dir(name: str) -> Path:
     return ARTIFACTS / name
 
 
-def write_model_bundle(name: str, variants: dict[str, bytes], scored: dict[str, "Scored"], io: dict[str, dict],
-                       ev: "EvalSet | None", input_info: dict | None, class_names: list[str] | None,
+def write_model_bundle(name: str, variants: dict[str, bytes], scored: dict[str, Scored], io: dict[str, dict],
+                       ev: EvalSet | None, input_info: dict | None, class_names: list[str] | None,
                        origin: dict, extra: dict) -> dict:
     """Build the bundle in a temp dir, then swap it into artifacts/NAME in one rename."""
     final = bundle_dir(name)

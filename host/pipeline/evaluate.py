@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deploy.settings import bars_off
+from device.contract.inputs import Preprocess
 from host.data.builtin import PIXEL_OFFSET, PIXEL_SCALE
-
-if TYPE_CHECKING:
-    from device.contract.inputs import Preprocess
-    from host.data.user import EvalSet
+from host.data.user import EvalSet
 
 
 def quantise_input(x_uint8: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
@@ -85,7 +82,7 @@ class Scored:
     host_us: float
 
 
-def predict(model_bytes: bytes, x: np.ndarray | None, pre: "Preprocess | None", desc: str) -> Scored:
+def predict(model_bytes: bytes, x: np.ndarray | None, pre: Preprocess | None, desc: str) -> Scored:
     """Top-1 per image with the board's own preprocessing and output reading; host latency per invoke."""
     from ai_edge_litert.interpreter import Interpreter
     from tqdm import tqdm
@@ -117,7 +114,7 @@ def predict(model_bytes: bytes, x: np.ndarray | None, pre: "Preprocess | None", 
     return Scored(preds, None, spent / len(x) / 1e3)
 
 
-def evaluate_model(variants: dict[str, bytes], ev: "EvalSet | None", pre: "Preprocess | None") -> dict[str, Scored]:
+def evaluate_model(variants: dict[str, bytes], ev: EvalSet | None, pre: Preprocess | None) -> dict[str, Scored]:
     out = {}
     for name, data in variants.items():
         s = predict(data, None if ev is None else ev.x, pre, f"evaluating {name}")
