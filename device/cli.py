@@ -182,8 +182,9 @@ def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[
     rt = f"{runtime_info.get('name')} {runtime_info.get('version') or ''}".strip()
     kind = "INT8 model" if model.get("quantized") else "model"
     if taken == 0:
-        if model.get("quantized") and runtime_info.get("name") == "tflite_runtime":
-            why = "tflite-runtime does not delegate INT8 graphs; install ai-edge-litert for the INT8 speed-up"
+        note = runtime.int8_delegation_note(runtime_info.get("name"))
+        if model.get("quantized") and note:
+            why = note
         elif not os.path.isdir("/sys/devices/system/cpu"):
             why = "XNNPACK cannot read the CPU's features without /sys (mount sysfs)"
         else:
