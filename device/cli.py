@@ -304,18 +304,15 @@ def cmd_infer(args, doc: dict) -> int:
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 
-def _infer_stream(args) -> int:
+def _infer_stream(args, source: str, where: list) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
-    from device.sources import stream
+    from device.sources import registry as sources, stream
     from device.contract.inputs import load_manifest
     from device.serving.predictor import Predictor
-    if args.watch and args.inputs:
-        raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
                      load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
-    if args.watch:
-        return stream.watch(pred, args.watch, args.top_k, sys.stdout)
-    return stream.from_stdin(pred, args.top_k, sys.stdin.buffer, sys.stdout)
+    items = sources.open_source(source, where, sources.Options(stdin=sys.stdin.buffer))
+    return stream.run(pred, sources.get(source), items, args.top_k, sys.stdout)
 
 
 def _abs_input(text: str) -> str:
@@ -366,10 +363,11 @@ def main(argv: Optional[list] = None) -> int:
         if args.command == "serve":
             from device.serving import server as serve
             return serve.main(args, _read_labels(args.labels))
-        if args.command == "infer" and (args.watch or args.inputs == ["-"]):
-            return _infer_stream(args)
-        if args.command == "infer" and (not args.inputs or "-" in args.inputs):
-            raise AgentError("infer needs INPUT..., or - alone, or --watch DIR", EXIT_USAGE, "usage")
+        if args.command == "infer":
+            from device.sources import registry as sources
+            source, where = sources.choose(args.inputs, args.watch)
+            if source != "files":
+                return _infer_stream(args, source, where)
         command = args.command
         rt = runtime.resolve(args.runtime) if command != "info" else None
         device_info = sysinfo.collect(args.runtime)

@@ -27,6 +27,7 @@ from device.runtimes import registry as runtime
 from device.measure import stats
 from device.errors import AgentError, one_line
 from device.serving.predictor import Predictor
+from device.sources import registry as sources
 from device.tasks import registry as tasks
 
 _clock = time.perf_counter_ns
@@ -251,18 +252,6 @@ def evaluate(spec: dict) -> dict:
             "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
 
 
-def _collect_items(paths: list) -> list:
-    items = []
-    for p in paths:
-        if os.path.isdir(p):
-            for name in sorted(os.listdir(p)):
-                if name.lower().endswith(inputs.IMAGE_EXTS + (".npy",)):
-                    items.append(os.path.join(p, name))
-        else:
-            items.append(p)
-    return items
-
-
 def infer(spec: dict) -> dict:
     """Classify every input file with one Predictor; a bad file is an error entry, not a failure."""
     manifest = inputs.load_manifest(spec.get("manifest"))
@@ -271,7 +260,7 @@ def infer(spec: dict) -> dict:
                      manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"),
                      spec.get("task", tasks.DEFAULT))
     init_us = (_clock() - t0) / 1000.0
-    items = _collect_items(spec["inputs"])
+    items = [item.path for item in sources.open_source("files", spec["inputs"])]
     if not items:
         raise AgentError("no input files found", kind="input")
     predictions, failed = [], 0
