@@ -1,133 +1,23 @@
-"""The agent's command line (a user-facing contract, see docs/contracts.md).
+"""The agent's commands (the command line itself is device/args.py; both are a user-facing
+contract, see docs/contracts.md).
 
 Every failure becomes one line on stderr (and `errors` in the JSON), with exit code 0 ok,
 1 some model failed, 2 usage error; tracebacks never reach the user.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from typing import Optional
 
-from device import __version__, defaults, report
-
-from device.contract import inputs
-
-from device.measure import isolate
-
-from device.runtimes import modelfile
-
-from device.contract import params
-
-from device.contract import results
-
-from device.runtimes import registry as runtime
-
-from device.measure import sysinfo
+from device import report
+from device.args import PROG, build_parser
+from device.contract import inputs, params, results
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
-
-PROG = "edgekit-agent"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is an AgentError (one line), not usage text and sys.exit."""
-
-    def error(self, message: str):
-        raise AgentError(f"{message} (see {self.prog} --help)", EXIT_USAGE, "usage")
-
-
-def _int_at_least(lowest: int):
-    """An argparse type for integers >= lowest, so commands never see a count they must patch up."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
-        return value
-    return parse
-
-
-_at_least_0 = _int_at_least(0)   # --warmup_runs 0, --port 0 (any free port)
-_at_least_1 = _int_at_least(1)   # counts, sizes, threads
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
-                                            "TFLite models on this board.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=_Parser)
-
-    def common(p, single_run=True):
-        p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")
-        p.add_argument("--runtime", help="ai_edge_litert | tflite_runtime | tensorflow (default: first found)")
-        if single_run:      # eval and infer run one setting: one thread count, the table's timeout
-            p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0],
-                           help="threads for the interpreter")
-            params.add_arguments(p, ("timeout",))
-
-    p = sub.add_parser("info", help="describe this board and its runtime")
-    p.add_argument("--json", metavar="PATH|-")
-    p.add_argument("--runtime")
-
-    p = sub.add_parser("bench", help="latency and memory of one or more models")
-    p.add_argument("models", nargs="+", metavar="MODEL")
-    common(p, single_run=False)
-    params.add_arguments(p)      # every bench setting, from device/contract/params.py
-    p.add_argument("--no_xnnpack", dest="xnnpack", action="store_const", const="off", default=argparse.SUPPRESS,
-                   help="builtin kernels only (the same as --xnnpack off)")
-    p.add_argument("--manifest", help="the bundle's manifest.json: names each model's variant "
-                                      "(and preprocessing for --eval)")
-    p.add_argument("--eval", metavar="EVAL.npz", help="also measure on-device accuracy on this eval set, "
-                                                      "in a separate child after the timing")
-    p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
-                   help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
-    p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
-
-    from device.profiling import profile
-    profile.add_parser(sub, common)
-
-    p = sub.add_parser("eval", help="on-device accuracy over a bundle's eval.npz")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("eval_set", metavar="EVAL.npz")
-    p.add_argument("--manifest", help="the bundle's manifest.json (preprocessing, host predictions)")
-    common(p)
-
-    p = sub.add_parser("infer", help="classify images or .npy tensors")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="image, .npy or a folder of them; - reads paths or .npy arrays from stdin")
-    p.add_argument("--watch", metavar="DIR", help="classify new files in DIR as they appear (JSON lines)")
-    p.add_argument("--manifest")
-    p.add_argument("--labels", help="text file, one label per line")
-    p.add_argument("--top_k", type=_at_least_1, default=defaults.TOP_K)
-    p.add_argument("--pixel_scale", type=float, help="override: f = pixel*scale + offset")
-    p.add_argument("--pixel_offset", type=float)
-    common(p)
-
-    p = sub.add_parser("serve", help="HTTP inference service (127.0.0.1 by default)")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--manifest")
-    p.add_argument("--labels")
-    p.add_argument("--host", default=defaults.SERVE_HOST)
-    p.add_argument("--port", type=_at_least_0, default=defaults.SERVE_PORT)
-    p.add_argument("--workers", type=_at_least_1, default=defaults.SERVE_WORKERS)
-    p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0])
-    p.add_argument("--max_body", type=_at_least_1, default=defaults.SERVE_MAX_BODY, help="bytes")
-    p.add_argument("--access_log", nargs="?", const="-", metavar="PATH",
-                   help="log every request: JSON lines to PATH, or (no PATH) to stderr; default: failures only")
-    p.add_argument("--access_log_max_mb", type=float, default=10.0,
-                   help="rotate the access log to PATH.1 at this size (default 10)")
-    p.add_argument("--follow", metavar="LINK",
-                   help="serve the same variant from whatever release LINK points to (zero-downtime updates)")
-    p.add_argument("--state", metavar="PATH", help="write the served release and port here (for deploy)")
-    p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
-                   help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
-    p.add_argument("--runtime")
-    return parser
+from device.measure import isolate, sysinfo
+from device.runtimes import modelfile
+from device.runtimes import registry as runtime
 
 
 def _read_labels(path: Optional[str]) -> Optional[list]:
@@ -352,51 +242,56 @@ def _say(kind: str, text: str) -> None:
     sys.stderr.flush()
 
 
-def main(argv: Optional[list] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    started = results.utc_now()
-    doc = None
-    try:
-        args = build_parser().parse_args(argv)
-        if not args.command:
-            raise AgentError("no command given (info, bench, eval, infer, profile, serve; see --help)", EXIT_USAGE, "usage")
-        if args.command == "serve":
-            from device.serving import server as serve
-            return serve.main(args, _read_labels(args.labels))
-        if args.command == "infer":
-            from device.sources import registry as sources
-            source, where = sources.choose(args.inputs, args.watch)
-            if source != "files":
-                return _infer_stream(args, source, where)
-        command = args.command
-        rt = runtime.resolve(args.runtime) if command != "info" else None
-        device_info = sysinfo.collect(args.runtime)
-        if rt is None:
-            runtime_info = {k: device_info["runtime"].get(k) for k in ("name", "version")}
-        else:
-            runtime_info = {"name": rt.name, "version": rt.version}
-        doc = results.new_doc(command, argv, started, device_info, runtime_info)
-        doc["_runtime"] = rt
-        if device_info["emulated"]:
-            doc["warnings"].append(f"running under {device_info['emulator']} emulation: latency and memory "
-                                   "figures do not represent real hardware")
-        code = COMMANDS[command](args, doc)
-        doc.pop("_runtime", None)
-    except AgentError as exc:
-        code = exc.exit_code
-        doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
-        doc.pop("_runtime", None)
-        doc["errors"].append(str(exc))
-        args = None
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
-    except Exception as exc:  # a bug: still one line, never a traceback
-        code = EXIT_MODEL_FAILED
-        doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
-        doc.pop("_runtime", None)
-        doc["errors"].append(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
-        args = None
+def _parse(argv: list):
+    """1. The command line (a usage error is an AgentError, exit 2)."""
+    args = build_parser().parse_args(argv)
+    if not args.command:
+        raise AgentError("no command given (info, bench, eval, infer, profile, serve; see --help)", EXIT_USAGE, "usage")
+    return args
+
+
+def _run_long(args) -> Optional[int]:
+    """2. The modes that run until stopped, with their own output: serve, and infer from stdin or a
+    watched folder. None for every other command (and for infer over files)."""
+    if args.command == "serve":
+        from device.serving import server as serve
+        return serve.main(args, _read_labels(args.labels))
+    if args.command == "infer":
+        from device.sources import registry as sources
+        source, where = sources.choose(args.inputs, args.watch)
+        if source != "files":
+            return _infer_stream(args, source, where)
+    return None
+
+
+def _new_doc(args, argv: list, started: str) -> dict:
+    """3. The result document: this board, the runtime (resolved for every command but info), and
+    an emulation warning. doc["_runtime"] carries the RuntimeInfo for the command (not written)."""
+    rt = runtime.resolve(args.runtime) if args.command != "info" else None
+    device_info = sysinfo.collect(args.runtime)
+    if rt is None:
+        runtime_info = {k: device_info["runtime"].get(k) for k in ("name", "version")}
+    else:
+        runtime_info = {"name": rt.name, "version": rt.version}
+    doc = results.new_doc(args.command, argv, started, device_info, runtime_info)
+    doc["_runtime"] = rt
+    if device_info["emulated"]:
+        doc["warnings"].append(f"running under {device_info['emulator']} emulation: latency and memory "
+                               "figures do not represent real hardware")
+    return doc
+
+
+def _failed_doc(doc: Optional[dict], argv: list, started: str, message: str) -> dict:
+    """The document for a run that stopped on an error (a fresh one when it failed before 3)."""
+    doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
+    doc.pop("_runtime", None)
+    doc["errors"].append(message)
+    return doc
+
+
+def _report(doc: dict, code: int, args, argv: list) -> int:
+    """5. Errors (and, with --json -, warnings) one line each on stderr, the JSON to --json, the
+    human table otherwise; returns the exit code (1 when anything failed)."""
     results.finish(doc)
     if doc["errors"] and code == EXIT_OK:
         code = EXIT_MODEL_FAILED
@@ -415,3 +310,28 @@ def main(argv: Optional[list] = None) -> int:
         _say("error", f"cannot write {dest}: {exc.strerror}")
         return EXIT_MODEL_FAILED
     return code
+
+
+def main(argv: Optional[list] = None) -> int:
+    """1. parse, 2. the long-running modes, 3. the result document, 4. the command, 5. the report.
+    Any failure on the way is one error line and an exit code; never a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    started = results.utc_now()
+    doc = None
+    try:
+        args = _parse(argv)
+        code = _run_long(args)
+        if code is not None:
+            return code
+        doc = _new_doc(args, argv, started)
+        code = COMMANDS[args.command](args, doc)       # 4.
+        doc.pop("_runtime", None)
+    except AgentError as exc:
+        code, doc, args = exc.exit_code, _failed_doc(doc, argv, started, str(exc)), None
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback
+        code, args = EXIT_MODEL_FAILED, None
+        doc = _failed_doc(doc, argv, started, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
+    return _report(doc, code, args, argv)

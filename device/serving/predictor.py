@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import queue
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -23,7 +23,9 @@ from device.runtimes import modelfile
 from device.runtimes import registry as runtime
 from device.errors import AgentError
 from device.tasks import registry as tasks
-from device.tasks.classify import output_scores  # noqa: F401 - the host's evaluation reads scores with it
+from device.tasks.classify import output_scores  # the host's evaluation reads scores with it
+
+__all__ = ["Busy", "Predictor", "output_scores"]
 
 
 class Busy(Exception):
