@@ -14,7 +14,7 @@ from device.errors import EXIT_USAGE, AgentError
 PROG = "edgekit-agent"
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is an AgentError (one line), not usage text and sys.exit."""
 
     def error(self, message: str):
@@ -39,10 +39,10 @@ _at_least_1 = _int_at_least(1)   # counts, sizes, threads
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
+    parser = Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
                                             "TFLite models on this board.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=Parser)
 
     def common(p, single_run=True):
         p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")

@@ -9,6 +9,10 @@ import os
 import sys
 import zipfile
 
+from device.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, error_line
+
+PROG = "device.build"
+
 _MAIN = """# edgekit device agent (zipapp entry point)
 import sys
 from device.cli import main
@@ -49,17 +53,19 @@ def build(out_path: str) -> str:
 
 
 def main(argv: list = None) -> int:
+    """Exit 0 with the archive's path and size, 2 for a wrong command line, 1 when it cannot be written."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m device.build OUT.pyz", file=sys.stderr)
-        return 2
+        print(error_line(PROG, "expected one argument, the archive to write (usage: python -m device.build OUT.pyz)"),
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         path = build(argv[0])
     except OSError as exc:
-        print(f"device.build: error: cannot write {argv[0]}: {exc.strerror}", file=sys.stderr)
-        return 1
+        print(error_line(PROG, f"cannot write {argv[0]}: {exc.strerror}"), file=sys.stderr)
+        return EXIT_FAILED
     print(f"{path} ({os.path.getsize(path)} bytes)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
