@@ -1,7 +1,9 @@
 """`python -m device.build OUT.pyz`: the agent as one file for the board.
 
-The zipapp holds only the device package (no host/ or deploy/ code) and runs as
-`python3 agent.pyz <command> ...` with the same behaviour as `python -m device`.
+The zipapp holds only what the board runs: the device package's modules and the result schema
+(no host/ or deploy/ code), and runs as `python3 agent.pyz <command> ...` with the same behaviour
+as `python -m device`. Left out: the benchmarks that drive the agent from the workstation
+(WORKSTATION_ONLY) and the runtime pins (deploy reads those from device/ and installs them itself).
 """
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ import zipfile
 from device.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, error_line
 
 PROG = "device.build"
+
+# Run on the workstation (this builder; the benchmarks that drive an agent for host/perf and
+# `make perf`), never on the board.
+WORKSTATION_ONLY = ("build.py", "measure/perf_check.py", "serving/load.py")
 
 _MAIN = """# edgekit device agent (zipapp entry point)
 import sys
@@ -30,9 +36,10 @@ def build(out_path: str) -> str:
     for root, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(names):
-            if name.endswith((".py", ".json", ".txt")):
-                full = os.path.join(root, name)
-                files.append((full, os.path.join("device", os.path.relpath(full, package))))
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, package).replace(os.sep, "/")
+            if name.endswith((".py", ".json")) and rel not in WORKSTATION_ONLY:
+                files.append((full, os.path.join("device", rel)))
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as raw:
         raw.write(b"#!/usr/bin/env python3\n")
