@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from device.errors import EXIT_USAGE, AgentError, one_line
 from device.runtimes import litert, tensorflow_lite, tflite_runtime
-from device.runtimes.base import Runtime, tflite_interpreter
+from device.runtimes.base import Runtime, load_tflite, tflite_interpreter
 
 # The order is the order of preference when no --runtime is given.
 RUNTIMES = {r.name: r for r in (litert.RUNTIME, tflite_runtime.RUNTIME, tensorflow_lite.RUNTIME)}
@@ -86,8 +86,10 @@ def int8_delegation_note(name: Optional[str]) -> Optional[str]:
 
 
 def load_module(info: RuntimeInfo) -> Any:
-    """Import the runtime's module (for a TFLite runtime, the one holding Interpreter)."""
-    return get(info.name).load(info.name, info.module)
+    """Import the runtime's module (for a TFLite runtime, the one holding Interpreter). A name this
+    registry does not know is imported as a TFLite runtime: the child trusts the job it was given."""
+    known = RUNTIMES.get(info.name)
+    return (known.load if known else load_tflite)(info.name, info.module)
 
 
 def _for_module(module: Any) -> Optional[Runtime]:

@@ -294,7 +294,7 @@ def test_rss_of_a_child_read_from_outside():
     high-water mark into ru_maxrss, so this test makes the parent (this process) big first."""
     ballast = np.ones(300 * 2**20 // 8)  # noqa: F841  (kept alive during the child's life)
     assert memory.peak_rss_mb() >= memory.rss_mb() >= 300  # ours covers the ballast
-    code = ("import sys, numpy as np; from device import memory; b = np.ones(60 * 2**20 // 8); "
+    code = ("import sys, numpy as np; from device.measure import memory; b = np.ones(60 * 2**20 // 8); "
             "print(memory.rss_mb(), memory.peak_rss_mb(), flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
