@@ -1,5 +1,7 @@
-"""The agent's arguments: every command and flag, declared once (bench settings come from
-device/contract/params.py). Kept apart from device/cli.py so the contract can be read on its own."""
+"""The agent's command line: every command, flag and default (a user-facing contract, see
+docs/contracts.md). Flags are snake_case like TFLite's benchmark_model; bench settings come from
+device/contract/params.py, so the agent and deploy agree on them.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +9,12 @@ import os
 
 from device import __version__, defaults
 from device.contract import params
-from device.errors import AgentError, EXIT_USAGE
+from device.errors import EXIT_USAGE, AgentError
 
 PROG = "edgekit-agent"
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is an AgentError (one line), not usage text and sys.exit."""
 
     def error(self, message: str):
@@ -37,10 +39,10 @@ _at_least_1 = _int_at_least(1)   # counts, sizes, threads
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
+    parser = Parser(prog=PROG, description="edgekit device agent: benchmark, evaluate and run "
                                             "TFLite models on this board.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{info,bench,eval,infer,profile,serve}", parser_class=Parser)
 
     def common(p, single_run=True):
         p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")

@@ -1,13 +1,23 @@
 """`python -m device.build OUT.pyz`: the agent as one file for the board.
 
-The zipapp holds only the device package (no host/ or deploy/ code) and runs as
-`python3 agent.pyz <command> ...` with the same behaviour as `python -m device`.
+The zipapp holds only what the board runs: the device package's modules and the result schema
+(no host/ or deploy/ code), and runs as `python3 agent.pyz <command> ...` with the same behaviour
+as `python -m device`. Left out: the benchmarks that drive the agent from the workstation
+(WORKSTATION_ONLY) and the runtime pins (deploy reads those from device/ and installs them itself).
 """
 from __future__ import annotations
 
 import os
 import sys
 import zipfile
+
+from device.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, error_line
+
+PROG = "device.build"
+
+# Run on the workstation (this builder; the benchmarks that drive an agent for host/perf and
+# `make perf`), never on the board.
+WORKSTATION_ONLY = ("build.py", "measure/perf_check.py", "serving/load.py")
 
 _MAIN = """# edgekit device agent (zipapp entry point)
 import sys
@@ -26,9 +36,10 @@ def build(out_path: str) -> str:
     for root, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(names):
-            if name.endswith((".py", ".json", ".txt")):
-                full = os.path.join(root, name)
-                files.append((full, os.path.join("device", os.path.relpath(full, package))))
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, package).replace(os.sep, "/")
+            if name.endswith((".py", ".json")) and rel not in WORKSTATION_ONLY:
+                files.append((full, os.path.join("device", rel)))
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as raw:
         raw.write(b"#!/usr/bin/env python3\n")
@@ -49,17 +60,19 @@ def build(out_path: str) -> str:
 
 
 def main(argv: list = None) -> int:
+    """Exit 0 with the archive's path and size, 2 for a wrong command line, 1 when it cannot be written."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m device.build OUT.pyz", file=sys.stderr)
-        return 2
+        print(error_line(PROG, "expected one argument, the archive to write (usage: python -m device.build OUT.pyz)"),
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         path = build(argv[0])
     except OSError as exc:
-        print(f"device.build: error: cannot write {argv[0]}: {exc.strerror}", file=sys.stderr)
-        return 1
+        print(error_line(PROG, f"cannot write {argv[0]}: {exc.strerror}"), file=sys.stderr)
+        return EXIT_FAILED
     print(f"{path} ({os.path.getsize(path)} bytes)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The agent's command line (a user-facing contract, see docs/contracts.md).
+"""The agent's commands (the command line itself is device/args.py; both are a user-facing
+contract, see docs/contracts.md).
 
 Every failure becomes one line on stderr (and `errors` in the JSON), with exit code 0 ok,
 1 some model failed, 2 usage error; tracebacks never reach the user.
@@ -13,9 +14,11 @@ from typing import Optional
 from device import report
 from device.args import PROG, build_parser
 from device.contract import inputs, params, results
-from device.errors import AgentError, EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE
+from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
 from device.measure import isolate, sysinfo
-from device.runtimes import modelfile, registry as runtime
+from device.runtimes import modelfile
+from device.runtimes import registry as runtime
+
 
 def _read_labels(path: Optional[str]) -> Optional[list]:
     if not path:
@@ -69,8 +72,9 @@ def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[
     rt = f"{runtime_info.get('name')} {runtime_info.get('version') or ''}".strip()
     kind = "INT8 model" if model.get("quantized") else "model"
     if taken == 0:
-        if model.get("quantized") and runtime_info.get("name") == "tflite_runtime":
-            why = "tflite-runtime does not delegate INT8 graphs; install ai-edge-litert for the INT8 speed-up"
+        note = runtime.int8_delegation_note(runtime_info.get("name"))
+        if model.get("quantized") and note:
+            why = note
         elif not os.path.isdir("/sys/devices/system/cpu"):
             why = "XNNPACK cannot read the CPU's features without /sys (mount sysfs)"
         else:
@@ -190,18 +194,15 @@ def cmd_infer(args, doc: dict) -> int:
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 
-def _infer_stream(args) -> int:
+def _infer_stream(args, source: str, where: list) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
+    from device.sources import registry as sources, stream
     from device.contract.inputs import load_manifest
     from device.serving.predictor import Predictor
-    from device.sources import stream
-    if args.watch and args.inputs:
-        raise AgentError("--watch DIR takes no INPUT arguments", EXIT_USAGE, "usage")
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
                      load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
-    if args.watch:
-        return stream.watch(pred, args.watch, args.top_k, sys.stdout)
-    return stream.from_stdin(pred, args.top_k, sys.stdin.buffer, sys.stdout)
+    items = sources.open_source(source, where, sources.Options(stdin=sys.stdin.buffer))
+    return stream.run(pred, sources.get(source), items, args.top_k, sys.stdout)
 
 
 def _abs_input(text: str) -> str:
@@ -241,22 +242,31 @@ def _say(kind: str, text: str) -> None:
     sys.stderr.flush()
 
 
-def _route(args, argv: list) -> Optional[int]:
-    """Commands that do not produce one result document (serve, streaming infer) run here."""
+def _parse(argv: list):
+    """1. The command line (a usage error is an AgentError, exit 2)."""
+    args = build_parser().parse_args(argv)
     if not args.command:
         raise AgentError("no command given (info, bench, eval, infer, profile, serve; see --help)", EXIT_USAGE, "usage")
+    return args
+
+
+def _run_long(args) -> Optional[int]:
+    """2. The modes that run until stopped, with their own output: serve, and infer from stdin or a
+    watched folder. None for every other command (and for infer over files)."""
     if args.command == "serve":
         from device.serving import server as serve
         return serve.main(args, _read_labels(args.labels))
-    if args.command == "infer" and (args.watch or args.inputs == ["-"]):
-        return _infer_stream(args)
-    if args.command == "infer" and (not args.inputs or "-" in args.inputs):
-        raise AgentError("infer needs INPUT..., or - alone, or --watch DIR", EXIT_USAGE, "usage")
+    if args.command == "infer":
+        from device.sources import registry as sources
+        source, where = sources.choose(args.inputs, args.watch)
+        if source != "files":
+            return _infer_stream(args, source, where)
     return None
 
 
 def _new_doc(args, argv: list, started: str) -> dict:
-    """The result document with the board's facts and the runtime in it, before any work."""
+    """3. The result document: this board, the runtime (resolved for every command but info), and
+    an emulation warning. doc["_runtime"] carries the RuntimeInfo for the command (not written)."""
     rt = runtime.resolve(args.runtime) if args.command != "info" else None
     device_info = sysinfo.collect(args.runtime)
     if rt is None:
@@ -271,15 +281,17 @@ def _new_doc(args, argv: list, started: str) -> dict:
     return doc
 
 
-def _failed_doc(doc: Optional[dict], argv: list, started: str, error: str) -> dict:
+def _failed_doc(doc: Optional[dict], argv: list, started: str, message: str) -> dict:
+    """The document for a run that stopped on an error (a fresh one when it failed before 3)."""
     doc = doc or results.new_doc(argv[0] if argv and argv[0] in COMMANDS else "info", argv, started)
     doc.pop("_runtime", None)
-    doc["errors"].append(error)
+    doc["errors"].append(message)
     return doc
 
 
-def _emit(doc: dict, code: int, args, argv: list) -> int:
-    """Errors and warnings as one line each on stderr, the JSON where asked, the table otherwise."""
+def _report(doc: dict, code: int, args, argv: list) -> int:
+    """5. Errors (and, with --json -, warnings) one line each on stderr, the JSON to --json, the
+    human table otherwise; returns the exit code (1 when anything failed)."""
     results.finish(doc)
     if doc["errors"] and code == EXIT_OK:
         code = EXIT_MODEL_FAILED
@@ -301,25 +313,25 @@ def _emit(doc: dict, code: int, args, argv: list) -> int:
 
 
 def main(argv: Optional[list] = None) -> int:
-    """1. parse and route; 2. the document with the board's facts; 3. the command; 4. emit."""
+    """1. parse, 2. the long-running modes, 3. the result document, 4. the command, 5. the report.
+    Any failure on the way is one error line and an exit code; never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     started = results.utc_now()
     doc = None
     try:
-        args = build_parser().parse_args(argv)
-        routed = _route(args, argv)
-        if routed is not None:
-            return routed
+        args = _parse(argv)
+        code = _run_long(args)
+        if code is not None:
+            return code
         doc = _new_doc(args, argv, started)
-        code = COMMANDS[args.command](args, doc)
+        code = COMMANDS[args.command](args, doc)       # 4.
         doc.pop("_runtime", None)
     except AgentError as exc:
-        code, args = exc.exit_code, None
-        doc = _failed_doc(doc, argv, started, str(exc))
+        code, doc, args = exc.exit_code, _failed_doc(doc, argv, started, str(exc)), None
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
     except Exception as exc:  # a bug: still one line, never a traceback
         code, args = EXIT_MODEL_FAILED, None
         doc = _failed_doc(doc, argv, started, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
-    return _emit(doc, code, args, argv)
+    return _report(doc, code, args, argv)

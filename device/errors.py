@@ -21,3 +21,8 @@ def one_line(exc: BaseException) -> str:
     """An exception as one short line: runtimes put newlines (and C++ logs) in their messages."""
     text = " ".join(str(exc).split())
     return text[:400] if text else type(exc).__name__
+
+
+def error_line(prog: str, message: object) -> str:
+    """`prog: error: message` as one line: the form of every error an edgekit command prints."""
+    return f"{prog}: error: {' '.join(str(message).split())}"

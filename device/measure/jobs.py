@@ -13,11 +13,22 @@ from typing import Any, Optional
 import numpy as np
 
 from device import report
-from device.contract import inputs, results
+
+from device.runtimes import graph
+
+from device.contract import inputs
+
+from device.measure import memory
+
+from device.contract import results
+
+from device.runtimes import registry as runtime
+
+from device.measure import stats
 from device.errors import AgentError, one_line
-from device.measure import memory, stats
-from device.runtimes import graph, registry as runtime
-from device.serving.predictor import Predictor, output_scores
+from device.serving.predictor import Predictor
+from device.sources import registry as sources
+from device.tasks import registry as tasks
 
 _clock = time.perf_counter_ns
 
@@ -215,39 +226,21 @@ def evaluate(spec: dict) -> dict:
     if list(in_specs[0]["shape"]) != list(first.shape):
         interp, init_us = _open(module, spec["model_path"], spec["threads"], True, [first])
         in_specs, out_specs = _specs(interp)
-    out_shape = out_specs[0]["shape"]
-    n_classes = int(np.prod([max(1, d) for d in (out_shape[1:] if len(out_shape) > 1 else out_shape)]))
-    if y.min() < 0 or y.max() >= n_classes:
-        raise AgentError(f"{where}: labels must be class indices 0..{n_classes - 1} for this model's "
-                         f"{n_classes} outputs, got {int(y.min())}..{int(y.max())}", kind="eval_set")
+    task = tasks.get(spec.get("task", tasks.DEFAULT))
+    scorer = task.scorer(out_specs, y, where)
     index = in_specs[0]["index"]
-    preds, top5_hits, samples = [], 0, []
-    labels = np.asarray(y).astype(np.int64)
+    samples = []
     for i in range(len(x)):  # one image at a time: a big eval set never becomes one float array
         interp.set_tensor(index, inputs.pixels_to_input(x[i:i + 1], in_specs[0], pre))
         t0 = _clock()
         runtime.invoke(interp)
         samples.append((_clock() - t0) / 1000.0)
-        scores = output_scores(interp, out_specs[0])[0]
-        order = np.argsort(-scores, kind="stable")
-        preds.append(int(order[0]))
-        top5_hits += int(labels[i] in order[:5])
-    preds = np.asarray(preds, dtype=np.int64)
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (labels, preds), 1)
-    acc = {"top1": round(float((preds == labels).mean()), 6), "count": int(len(labels)),
-           "correct": int((preds == labels).sum()), "num_classes": n_classes,
-           "confusion": confusion.tolist(), "preprocess": pre.__dict__,
-           "latency": stats.summarize(samples)}
-    if n_classes > 5:
-        acc["top5"] = round(top5_hits / len(labels), 6)
+        scorer.add(i, task.read(interp, out_specs))
+    acc = scorer.summary(preprocess=pre.__dict__, latency=stats.summarize(samples))
     variant = results.variant_for(manifest, spec["model_path"], spec.get("sha256"))
     acc["host_variant"] = variant
     if f"pred_{variant}" in data.files:
-        host_pred = np.asarray(data[f"pred_{variant}"]).astype(np.int64)
-        if host_pred.shape == preds.shape:
-            acc["agreement_with_host"] = round(float((host_pred == preds).mean()), 6)
-            acc["disagreements"] = int((host_pred != preds).sum())
+        acc.update(scorer.agreement(data[f"pred_{variant}"]))
     if manifest:
         host_top1 = (manifest.get("variants", {}).get(variant) or {}).get("host_top1")
         if host_top1 is not None:
@@ -259,33 +252,23 @@ def evaluate(spec: dict) -> dict:
             "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
 
 
-def _collect_items(paths: list) -> list:
-    items = []
-    for p in paths:
-        if os.path.isdir(p):
-            for name in sorted(os.listdir(p)):
-                if name.lower().endswith(inputs.IMAGE_EXTS + (".npy",)):
-                    items.append(os.path.join(p, name))
-        else:
-            items.append(p)
-    return items
-
-
 def infer(spec: dict) -> dict:
     """Classify every input file with one Predictor; a bad file is an error entry, not a failure."""
     manifest = inputs.load_manifest(spec.get("manifest"))
     t0 = _clock()
     pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"],
-                     manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"))
+                     manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"),
+                     spec.get("task", tasks.DEFAULT))
     init_us = (_clock() - t0) / 1000.0
-    items = _collect_items(spec["inputs"])
+    items = [item.path for item in sources.open_source("files", spec["inputs"])]
     if not items:
         raise AgentError("no input files found", kind="input")
     predictions, failed = [], 0
     for path in items:
         try:
             result = pred.predict(pred.tensor_from_file(path), spec["top_k"])
-            predictions.append({"input": path, "top_k": result["top_k"], "latency_us": result["latency_us"]})
+            result.pop("model")
+            predictions.append(dict({"input": path}, **result))
         except AgentError as exc:
             failed += 1
             message = str(exc) if str(exc).startswith(path) else f"{path}: {exc}"

@@ -9,15 +9,18 @@ MLPerf Tiny keyword-spotting INT8 model next to the repo.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 
+from device.args import Parser
+from device.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AgentError, error_line
 from device.measure.isolate import package_root
 from device.runtimes.registry import resolve
+
+PROG = "device.measure.perf_check"
 
 TARGET_OVERHEAD = 0.05
 TARGET_PEAK_MB = 45.0
@@ -53,7 +56,7 @@ def _default_model() -> str:
                       os.path.join(root, "shared", "models", "kws_ref_model.tflite")):
         if os.path.isfile(candidate):
             return candidate
-    raise SystemExit("perf_check: no default INT8 model found; pass one: python -m device.measure.perf_check MODEL")
+    raise AgentError("no default INT8 model found; pass one: python -m device.measure.perf_check MODEL", EXIT_USAGE)
 
 
 def _env() -> dict:
@@ -67,16 +70,21 @@ def agent_bench(model: str, runs: int, warmup: int) -> dict:
     out = subprocess.run([sys.executable, "-m", "device", "bench", model, "--num_runs", str(runs),
                           "--warmup_runs", str(warmup), "--json", "-"],
                          capture_output=True, text=True, env=_env(), check=False)
-    doc = json.loads(out.stdout)
+    try:
+        doc = json.loads(out.stdout)
+    except ValueError:
+        raise AgentError(f"the agent wrote no result (exit {out.returncode}): {out.stderr.strip()[-300:]}") from None
     if doc["errors"]:
-        raise SystemExit(f"perf_check: agent failed: {doc['errors'][0]}")
+        raise AgentError(f"agent failed: {doc['errors'][0]}")
     return doc
 
 
 def bare_loop(model: str, runs: int, warmup: int, module: str) -> dict:
     code = _BARE_LOOP.format(module=module)
     out = subprocess.run([sys.executable, "-c", code, model, str(runs), str(warmup)],
-                         capture_output=True, text=True, env=_env(), check=True)
+                         capture_output=True, text=True, env=_env(), check=False)
+    if out.returncode != 0:
+        raise AgentError(f"the bare invoke() loop failed (exit {out.returncode}): {out.stderr.strip()[-300:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -107,19 +115,28 @@ def measure(model: str, rounds: int = 5, runs: int = 2000, warmup: int = 50) -> 
 
 
 def main(argv: list = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device.measure.perf_check", description=__doc__.splitlines()[0])
+    """Exit 0 with the figures (targets missed are in them, not in the exit code), 2 for a wrong
+    command line or no model, 1 when the agent or the bare loop fails."""
+    p = Parser(prog="python -m device.measure.perf_check", description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--json", metavar="PATH|-")
-    args = p.parse_args(argv)
-    figures = measure(args.model or _default_model(), args.rounds, args.runs)
-    if args.json == "-":
-        print(json.dumps(figures, indent=1))
-        return 0
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+    try:
+        args = p.parse_args(argv)
+        figures = measure(args.model or _default_model(), args.rounds, args.runs)
+        if args.json == "-":
+            print(json.dumps(figures, indent=1))
+            return EXIT_OK
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(figures, f, indent=1)
+    except AgentError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(error_line(PROG, f"cannot write {args.json}: {exc.strerror}"), file=sys.stderr)
+        return EXIT_FAILED
     rt = figures["runtime"]
     print(f"model        {figures['model']} ({rt['name']} {rt['version']})")
     print(f"agent p50    {figures['agent_p50_us']:.2f} us   (median of {figures['rounds']} rounds)")
@@ -129,7 +146,7 @@ def main(argv: list = None) -> int:
     print(f"peak RSS     {figures['peak_rss_mb']:.1f} MB   target <= {TARGET_PEAK_MB:.0f} MB  "
           f"{'OK' if figures['peak_rss_ok'] else 'MISSED'}")
     print(f"bare  peak   {figures['bare_peak_rss_mb']:.1f} MB   (same model, python + numpy + runtime + invoke loop)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

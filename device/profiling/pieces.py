@@ -12,11 +12,12 @@ import os
 import sys
 from typing import Any, Optional
 
+from device.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AgentError, error_line
 from device.contract.fileio import atomic_write_bytes, atomic_write_text
-from device.errors import AgentError
 
 FORMAT = "edgekit/pieces-v1"
 INDEX = "pieces.json"
+PROG = "device.profiling.pieces"
 
 
 def _spec(tensor: Any) -> dict:
@@ -27,7 +28,8 @@ def _spec(tensor: Any) -> dict:
 
 def prepare(flat: Any, out_dir: str, sha256: Optional[str] = None) -> dict:
     """Write every piece, the trivial model and pieces.json to out_dir; returns the index."""
-    from device.profiling import memplan, opcut
+    from device.profiling import memplan
+    from device.profiling import opcut
     os.makedirs(out_dir, exist_ok=True)
     sg = flat.subgraphs[0]
     unpackers = opcut.weight_ops(flat)
@@ -68,21 +70,26 @@ def load(directory: str, sha256: Optional[str]) -> dict:
 
 
 def main(argv: Optional[list] = None) -> int:
-    """python -m device.profiling.pieces MODEL OUT_DIR (on a machine with ai-edge-litert or TensorFlow)."""
+    """python -m device.profiling.pieces MODEL OUT_DIR (on a machine with ai-edge-litert or TensorFlow).
+    Exit 2 for a wrong command line, 1 when the model cannot be cut."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0].startswith("-"):
-        print("usage: python -m device.profiling.pieces MODEL OUT_DIR", file=sys.stderr)
-        return 2
+        print(error_line(PROG, "expected MODEL and OUT_DIR (usage: python -m device.profiling.pieces MODEL OUT_DIR)"),
+              file=sys.stderr)
+        return EXIT_USAGE
     from device.profiling import flatmodel
     from device.runtimes import modelfile
     try:
         described = modelfile.describe(argv[0])
         index = prepare(flatmodel.read(argv[0]), argv[1], described["sha256"])
     except AgentError as exc:
-        print(f"device.profiling.pieces: error: {exc}", file=sys.stderr)
-        return 1
+        print(error_line(PROG, exc), file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(error_line(PROG, f"cannot write {argv[1]}: {exc.strerror or exc}"), file=sys.stderr)
+        return EXIT_FAILED
     print(f"{argv[1]}: {sum(1 for o in index['ops'] if o['file'])} of {len(index['ops'])} operators cut")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

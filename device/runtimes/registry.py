@@ -1,39 +1,44 @@
-"""Find a TFLite runtime and make interpreters with it.
+"""The runtimes the agent knows, in order of preference, and making interpreters with them.
 
 The order ai_edge_litert -> tflite_runtime -> tensorflow matters: only the first two are light
-enough for a board, and only ai_edge_litert hands INT8 graphs to XNNPACK. Resolution uses
-find_spec so the parent process never imports a runtime (and never TensorFlow) just to name it.
+enough for a board, and only ai_edge_litert hands INT8 graphs to XNNPACK. Each runtime is one
+module (device/runtimes/base.py says what it provides); this is the one place that lists them.
+Resolution uses find_spec so the parent process never imports a runtime just to name it.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from device.errors import AgentError, EXIT_USAGE, one_line
+from device.errors import EXIT_USAGE, AgentError, one_line
+from device.runtimes import litert, tensorflow_lite, tflite_runtime
+from device.runtimes.base import Runtime, load_tflite, tflite_interpreter
 
-# runtime name -> (module to import, module holding Interpreter, distributions to ask for a version).
 # The order is the order of preference when no --runtime is given.
-_RUNTIMES = {
-    "ai_edge_litert": ("ai_edge_litert", "ai_edge_litert.interpreter", ("ai-edge-litert",)),
-    "tflite_runtime": ("tflite_runtime", "tflite_runtime.interpreter", ("tflite-runtime",)),
-    "tensorflow": ("tensorflow", "tensorflow.lite.python.interpreter", ("tensorflow", "tensorflow-cpu", "tf-nightly")),
-}
-_ALIASES = {"litert": "ai_edge_litert", "ai-edge-litert": "ai_edge_litert",
-            "tflite-runtime": "tflite_runtime", "tf": "tensorflow", "tensorflow.lite": "tensorflow"}
+RUNTIMES = {r.name: r for r in (litert.RUNTIME, tflite_runtime.RUNTIME, tensorflow_lite.RUNTIME)}
+_ALIASES = {alias: r.name for r in RUNTIMES.values() for alias in r.aliases}
 
 
 @dataclass
 class RuntimeInfo:
+    """The chosen runtime as the parent passes it to a child (plain JSON: name, version, module)."""
     name: str
     version: Optional[str]
     module: str
 
 
+def get(name: str) -> Runtime:
+    """The runtime called name (or one of its aliases); an unknown name is a usage error."""
+    key = _ALIASES.get(name, name)
+    if key not in RUNTIMES:
+        raise AgentError(f"unknown runtime {name!r} (choose from {', '.join(RUNTIMES)})", EXIT_USAGE, "usage")
+    return RUNTIMES[key]
+
+
 def _installed(name: str) -> bool:
     try:
-        return importlib.util.find_spec(_RUNTIMES[name][0]) is not None
+        return importlib.util.find_spec(RUNTIMES[name].package) is not None
     except (ImportError, ValueError):
         return False
 
@@ -43,7 +48,7 @@ def _version(name: str) -> Optional[str]:
         from importlib import metadata
     except ImportError:  # pragma: no cover - Python < 3.8
         return None
-    for dist in _RUNTIMES[name][2]:
+    for dist in RUNTIMES[name].distributions:
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -51,56 +56,53 @@ def _version(name: str) -> Optional[str]:
     return None
 
 
+def _info(name: str) -> RuntimeInfo:
+    return RuntimeInfo(name, _version(name), RUNTIMES[name].module)
+
+
 def resolve(requested: Optional[str] = None) -> RuntimeInfo:
-    """The runtime to use: the requested one, else the first installed in _RUNTIMES' order."""
+    """The runtime to use: the requested one, else the first installed in RUNTIMES' order."""
     if requested:
-        name = _ALIASES.get(requested, requested)
-        if name not in _RUNTIMES:
-            raise AgentError(f"unknown runtime {requested!r} (choose from {', '.join(_RUNTIMES)})",
-                             EXIT_USAGE, "usage")
+        name = get(requested).name
         if not _installed(name):
             raise AgentError(f"runtime {name} is not installed", EXIT_USAGE, "runtime")
-        return RuntimeInfo(name, _version(name), _RUNTIMES[name][1])
-    for name in _RUNTIMES:
+        return _info(name)
+    for name in RUNTIMES:
         if _installed(name):
-            return RuntimeInfo(name, _version(name), _RUNTIMES[name][1])
+            return _info(name)
     raise AgentError("no TFLite runtime found: install ai-edge-litert (or tflite-runtime)",
                      EXIT_USAGE, "runtime")
 
 
 def available() -> list:
     """All installed runtimes with versions (for `info`)."""
-    return [{"name": n, "version": _version(n)} for n in _RUNTIMES if _installed(n)]
+    return [{"name": n, "version": _version(n)} for n in RUNTIMES if _installed(n)]
+
+
+def int8_delegation_note(name: Optional[str]) -> Optional[str]:
+    """Why the runtime called name leaves INT8 graphs off XNNPACK, or None when it does not."""
+    runtime = RUNTIMES.get(_ALIASES.get(name, name)) if name else None
+    return runtime.int8_delegation_note if runtime else None
 
 
 def load_module(info: RuntimeInfo) -> Any:
-    """Import the module that holds Interpreter (and OpResolverType)."""
-    try:
-        module = importlib.import_module(info.module)
-    except Exception as exc:  # a broken wheel raises anything (ImportError, AttributeError, ...)
-        raise AgentError(f"runtime {info.name} failed to import: {type(exc).__name__}: {exc}",
-                         kind="runtime") from None
-    if not hasattr(module, "Interpreter"):
-        raise AgentError(f"runtime {info.name} has no Interpreter", kind="runtime")
-    return module
+    """Import the runtime's module (for a TFLite runtime, the one holding Interpreter). A name this
+    registry does not know is imported as a TFLite runtime: the child trusts the job it was given."""
+    known = RUNTIMES.get(info.name)
+    return (known.load if known else load_tflite)(info.name, info.module)
+
+
+def _for_module(module: Any) -> Optional[Runtime]:
+    name = getattr(module, "__name__", None)
+    return next((r for r in RUNTIMES.values() if r.module == name), None)
 
 
 def make_interpreter(module: Any, model_path: str, num_threads: int, xnnpack: bool = True) -> Any:
-    """An Interpreter with explicit threads; xnnpack=False selects the builtin kernels only.
-
-    XNNPACK is applied by default by the light runtimes; the only supported way to switch it off
-    from Python is the op resolver without default delegates.
-    """
-    kwargs = {"model_path": model_path, "num_threads": int(num_threads)}
-    if not xnnpack:
-        resolver = getattr(module, "OpResolverType", None)
-        if resolver is None or not hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-            raise AgentError("this runtime cannot disable XNNPACK (no OpResolverType)", kind="runtime")
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        return module.Interpreter(**kwargs)
-    except Exception as exc:
-        raise AgentError(f"cannot load model: {one_line(exc)}", kind="load") from None
+    """An interpreter from the runtime that module belongs to, with explicit threads;
+    xnnpack=False selects the builtin kernels only."""
+    runtime = _for_module(module)
+    build = runtime.interpreter if runtime else tflite_interpreter
+    return build(module, model_path, num_threads, xnnpack)
 
 
 def allocate(interpreter: Any) -> None:

@@ -7,7 +7,6 @@ throughput, client-side p50/p99 latency, errors, and the server's RSS at start a
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import json
@@ -20,8 +19,12 @@ import time
 
 import numpy as np
 
+from device.args import Parser
+from device.errors import EXIT_FAILED, EXIT_OK, AgentError, error_line
 from device.measure.isolate import package_root
 from device.measure.perf_check import _default_model
+
+PROG = "device.serving.load"
 
 
 def _rss_mb(pid: int) -> float:
@@ -40,7 +43,7 @@ def run(model: str, clients: int, secs: float, min_requests: int, max_secs: floa
     try:
         line = server.stdout.readline()
         if "http://" not in line:
-            raise SystemExit(f"serve_load: the server did not start: {line.strip()}")
+            raise AgentError(f"the server did not start: {line.strip() or 'no output'}")
         port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/info")
@@ -114,24 +117,32 @@ def run(model: str, clients: int, secs: float, min_requests: int, max_secs: floa
 
 
 def main(argv: list = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m device.serving.load", description=__doc__.splitlines()[0])
+    """Exit 0 with the figures, 2 for a wrong command line or no model, 1 when serving fails."""
+    p = Parser(prog="python -m device.serving.load", description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--secs", type=float, default=10.0)
     p.add_argument("--min_requests", type=int, default=10000)
     p.add_argument("--max_secs", type=float, default=120.0)
     p.add_argument("--json", metavar="PATH|-")
-    args = p.parse_args(argv)
-    figures = run(args.model or _default_model(), args.clients, args.secs, args.min_requests, args.max_secs)
-    if args.json and args.json != "-":
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+    try:
+        args = p.parse_args(argv)
+        figures = run(args.model or _default_model(), args.clients, args.secs, args.min_requests, args.max_secs)
+        if args.json and args.json != "-":
+            with open(args.json, "w") as f:
+                json.dump(figures, f, indent=1)
+    except AgentError as exc:
+        print(error_line(PROG, exc), file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(error_line(PROG, f"{exc.strerror or exc}"), file=sys.stderr)
+        return EXIT_FAILED
     if args.json == "-":
         print(json.dumps(figures, indent=1))
     else:
         for key, value in figures.items():
             print(f"{key:<22} {value}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,29 +8,24 @@ from __future__ import annotations
 import io
 import queue
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from device import __version__
+
+from device.runtimes import graph
+
 from device.contract import inputs
+
+from device.runtimes import modelfile
+
+from device.runtimes import registry as runtime
 from device.errors import AgentError
-from device.runtimes import graph, modelfile, registry as runtime
+from device.tasks import registry as tasks
+from device.tasks.classify import output_scores  # the host's evaluation reads scores with it
 
-
-def output_scores(interp: Any, out_spec: dict) -> np.ndarray:
-    """Scores of output 0 as (N, classes), dequantised (argmax is all top-1 needs, but scores are reported)."""
-    out = interp.get_tensor(out_spec["index"]).astype(np.float32)
-    q = out_spec.get("quantization")
-    if q and q["scale"]:
-        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
-    return out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
-
-
-def top_k(scores: np.ndarray, k: int, labels: Optional[list]) -> list:
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
-             "score": round(float(scores[i]), 6)} for i in order]
+__all__ = ["Busy", "Predictor", "output_scores"]
 
 
 class Busy(Exception):
@@ -38,9 +33,13 @@ class Busy(Exception):
 
 
 class Predictor:
+    """predict(tensor, k) -> the task's answer fields, then latency_us and the model's name."""
+
     def __init__(self, path: str, rt: runtime.RuntimeInfo, workers: int = 1, threads: int = 1,
                  manifest: Optional[dict] = None, labels: Optional[list] = None,
-                 pixel_scale: Optional[float] = None, pixel_offset: Optional[float] = None):
+                 pixel_scale: Optional[float] = None, pixel_offset: Optional[float] = None,
+                 task: str = tasks.DEFAULT):
+        self.task = tasks.get(task)
         self.meta = modelfile.describe(path)
         module = runtime.load_module(rt)
         self.pool: queue.Queue = queue.Queue()
@@ -95,8 +94,7 @@ class Predictor:
             t0 = time.perf_counter_ns()
             runtime.invoke(interp)
             latency = (time.perf_counter_ns() - t0) / 1000.0
-            scores = output_scores(interp, self.out_specs[0])[0]
+            raw = self.task.read(interp, self.out_specs)
         finally:
             self.pool.put(interp)
-        return {"top_k": top_k(scores, k, self.labels), "latency_us": round(latency, 3),
-                "model": self.meta["name"]}
+        return dict(self.task.answer(raw, k, self.labels), latency_us=round(latency, 3), model=self.meta["name"])

@@ -43,141 +43,166 @@ class HttpError(Exception):
 ENDPOINTS = ("/health", "/info", "/infer", "/metrics")
 
 
+class Handler(BaseHTTPRequestHandler):
+    """One request: 1. counted and logged (_guard), 2. given a connection slot and its errors turned
+    into a status (_guarded), 3. answered by the endpoint. make_handler binds a server's settings
+    as class attributes; follower.served is read ONCE per request: that model answers it, even
+    across a switch."""
+    server_version = f"edgekit-agent/{__version__}"
+    follower: Follower
+    max_body: int
+    token: Optional[str]
+    request_timeout: float
+    access_log: Optional[AccessLog]
+    metrics: Metrics
+    slots: threading.BoundedSemaphore
+
+    def setup(self):
+        self.request.settimeout(self.request_timeout)
+        super().setup()
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Only failed requests go to stderr (unless --access_log without a path), so a
+        long-running server's log stays small; --access_log PATH writes JSON lines instead."""
+        if (self.access_log and self.access_log.to_stderr) or (str(code).isdigit() and int(code) >= 400):
+            super().log_request(code, size)
+
+    def _send(self, status: int, payload: dict, content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self) -> bool:
+        if not self.token:
+            return True
+        given = self.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+
+    def _require_token(self) -> None:
+        if not self._authorised():
+            raise HttpError(401, "missing or wrong token")
+
+    def _guard(self, work) -> None:
+        """1. Metrics for every request, and its access-log line."""
+        path = urlparse(self.path).path
+        endpoint = path if path in ENDPOINTS else "other"
+        self.status, self.release, started = 0, None, time.monotonic()
+        self.metrics.begin()
+        try:
+            self._guarded(work)
+        finally:
+            self.metrics.end(endpoint, self.status)
+            if self.access_log and self.access_log.path:
+                self.access_log.write({"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                       "client": self.client_address[0], "method": self.command,
+                                       "path": path, "status": self.status,
+                                       "ms": round(1000 * (time.monotonic() - started), 3),
+                                       "release": getattr(self, "release", None)})
+
+    def _guarded(self, work) -> None:
+        """2. A connection slot (503 without one), and every failure as a status and a JSON error."""
+        if not self.slots.acquire(blocking=False):
+            self.close_connection = True
+            self._send(503, {"error": "too many connections"})
+            return
+        try:
+            work()
+        except HttpError as exc:
+            self.close_connection = exc.status >= 500 or exc.status in (411, 413)
+            self._send(exc.status, {"error": str(exc)})
+        except AgentError as exc:  # bad input, except when the model itself failed to run
+            self._send(500 if exc.kind == "invoke" else 400, {"error": str(exc)})
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # never leak a traceback to the client
+            self.close_connection = True
+            sys.stderr.write(f"internal error: {type(exc).__name__}: {one_line(exc)}\n")
+            self._send(500, {"error": "internal error"})
+        finally:
+            self.slots.release()
+
+    def do_GET(self) -> None:
+        self._guard(self._get)
+
+    def do_POST(self) -> None:
+        self._guard(self._post)
+
+    def _get(self) -> None:
+        """3. GET /health, /info, /metrics."""
+        path = urlparse(self.path).path
+        served = self.follower.served
+        if path == "/health":
+            self._send(200, {"status": "ok", "model": served.predictor.meta["name"]})
+        elif path == "/info":
+            self._require_token()
+            self._send(200, dict(served.predictor.info(), **self.follower.facts()))
+        elif path == "/metrics":
+            self._require_token()
+            self._send(200, self._metrics_text(served).encode(), CONTENT_TYPE)
+        elif path == "/infer":
+            raise HttpError(405, "use POST /infer with the image or .npy as the body")
+        else:
+            raise HttpError(404, f"no such endpoint {path}")
+
+    def _metrics_text(self, served: Served) -> str:
+        return self.metrics.render({"release": served.release or "", "sha256": served.sha256,
+                                    "model": served.predictor.meta["name"], "variant": served.variant or "",
+                                    "runtime": served.predictor.runtime["name"],
+                                    "runtime_version": served.predictor.runtime["version"] or "",
+                                    "version": __version__})
+
+    def _body(self) -> bytes:
+        """POST /infer's body: Content-Length present, within --max_body, not empty, all of it read."""
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise HttpError(411, "Content-Length required")
+        if int(length) > self.max_body:
+            raise HttpError(413, f"body of {int(length)} bytes exceeds the limit of {self.max_body}")
+        if int(length) == 0:
+            raise HttpError(400, "empty body: send an image or a .npy tensor")
+        body = self.rfile.read(int(length))
+        if len(body) != int(length):
+            raise HttpError(400, "body shorter than Content-Length")
+        return body
+
+    def _post(self) -> None:
+        """3. POST /infer[?top_k=K]: the token, the body, K, then one prediction from the served model."""
+        url = urlparse(self.path)
+        if url.path != "/infer":
+            raise HttpError(404, f"no such endpoint {url.path}")
+        self._require_token()
+        body = self._body()
+        try:
+            k = int(parse_qs(url.query).get("top_k", [defaults.TOP_K])[0])
+        except ValueError:
+            raise HttpError(400, "top_k must be an integer")
+        if k < 1:
+            raise HttpError(400, "top_k must be >= 1")
+        served = self.follower.served
+        self.release = served.release
+        tensor = served.predictor.tensor_from_bytes(body)
+        try:
+            result = served.predictor.predict(tensor, k, self.request_timeout)
+        except Busy:
+            raise HttpError(503, "all workers are busy; try again")
+        self.metrics.observe(result["latency_us"] / 1e6)
+        self._send(200, dict(result, release=served.release, sha256=served.sha256))
+
+
 def make_handler(follower: Follower, max_body: int, token: Optional[str], timeout: float,
                  access_log: Optional[AccessLog] = None, metrics: Optional[Metrics] = None) -> type:
-    """follower.served is read ONCE per request: that model answers it, even across a switch."""
-    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-    metrics = metrics or Metrics()
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"edgekit-agent/{__version__}"
-
-        def setup(self):
-            self.request.settimeout(timeout)
-            super().setup()
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
-
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            """Only failed requests go to stderr (unless --access_log without a path), so a
-            long-running server's log stays small; --access_log PATH writes JSON lines instead."""
-            if (access_log and access_log.to_stderr) or (str(code).isdigit() and int(code) >= 400):
-                super().log_request(code, size)
-
-        def _send(self, status: int, payload: dict, content_type: str = "application/json") -> None:
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.status = status
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            if not token:
-                return True
-            given = self.headers.get("Authorization", "")
-            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
-        def _guard(self, work) -> None:
-            path = urlparse(self.path).path
-            endpoint = path if path in ENDPOINTS else "other"
-            self.status, self.release, started = 0, None, time.monotonic()
-            metrics.begin()
-            try:
-                self._guarded(work)
-            finally:
-                metrics.end(endpoint, self.status)
-                if access_log and access_log.path:
-                    access_log.write({"utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                      "client": self.client_address[0], "method": self.command,
-                                      "path": path, "status": self.status,
-                                      "ms": round(1000 * (time.monotonic() - started), 3),
-                                      "release": getattr(self, "release", None)})
-
-        def _guarded(self, work) -> None:
-            if not slots.acquire(blocking=False):
-                self.close_connection = True
-                self._send(503, {"error": "too many connections"})
-                return
-            try:
-                work()
-            except HttpError as exc:
-                self.close_connection = exc.status >= 500 or exc.status in (411, 413)
-                self._send(exc.status, {"error": str(exc)})
-            except AgentError as exc:  # bad input, except when the model itself failed to run
-                self._send(500 if exc.kind == "invoke" else 400, {"error": str(exc)})
-            except (ConnectionError, TimeoutError):
-                self.close_connection = True
-            except Exception as exc:  # never leak a traceback to the client
-                self.close_connection = True
-                sys.stderr.write(f"internal error: {type(exc).__name__}: {one_line(exc)}\n")
-                self._send(500, {"error": "internal error"})
-            finally:
-                slots.release()
-
-        def do_GET(self) -> None:
-            def work():
-                path = urlparse(self.path).path
-                served = follower.served
-                if path == "/health":
-                    self._send(200, {"status": "ok", "model": served.predictor.meta["name"]})
-                elif path == "/info":
-                    if not self._authorised():
-                        raise HttpError(401, "missing or wrong token")
-                    self._send(200, dict(served.predictor.info(), **follower.facts()))
-                elif path == "/metrics":
-                    if not self._authorised():
-                        raise HttpError(401, "missing or wrong token")
-                    text = metrics.render({"release": served.release or "", "sha256": served.sha256,
-                                           "model": served.predictor.meta["name"],
-                                           "variant": served.variant or "",
-                                           "runtime": served.predictor.runtime["name"],
-                                           "runtime_version": served.predictor.runtime["version"] or "",
-                                           "version": __version__})
-                    self._send(200, text.encode(), CONTENT_TYPE)
-                elif path == "/infer":
-                    raise HttpError(405, "use POST /infer with the image or .npy as the body")
-                else:
-                    raise HttpError(404, f"no such endpoint {path}")
-            self._guard(work)
-
-        def do_POST(self) -> None:
-            def work():
-                url = urlparse(self.path)
-                if url.path != "/infer":
-                    raise HttpError(404, f"no such endpoint {url.path}")
-                if not self._authorised():
-                    raise HttpError(401, "missing or wrong token")
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    raise HttpError(411, "Content-Length required")
-                if int(length) > max_body:
-                    raise HttpError(413, f"body of {int(length)} bytes exceeds the limit of {max_body}")
-                if int(length) == 0:
-                    raise HttpError(400, "empty body: send an image or a .npy tensor")
-                body = self.rfile.read(int(length))
-                if len(body) != int(length):
-                    raise HttpError(400, "body shorter than Content-Length")
-                try:
-                    k = int(parse_qs(url.query).get("top_k", [defaults.TOP_K])[0])
-                except ValueError:
-                    raise HttpError(400, "top_k must be an integer")
-                if k < 1:
-                    raise HttpError(400, "top_k must be >= 1")
-                served = follower.served
-                self.release = served.release
-                tensor = served.predictor.tensor_from_bytes(body)
-                try:
-                    result = served.predictor.predict(tensor, k, timeout)
-                except Busy:
-                    raise HttpError(503, "all workers are busy; try again")
-                metrics.observe(result["latency_us"] / 1e6)
-                self._send(200, dict(result, release=served.release, sha256=served.sha256))
-            self._guard(work)
-
-    return Handler
+    """A Handler class bound to one server's model, limits, token, logs and metrics."""
+    return type("Handler", (Handler,), {
+        "follower": follower, "max_body": max_body, "token": token, "request_timeout": timeout,
+        "access_log": access_log, "metrics": metrics or Metrics(),
+        "slots": threading.BoundedSemaphore(MAX_CONNECTIONS)})
 
 
 def main(args, labels: Optional[list]) -> int:

@@ -15,6 +15,11 @@ def test_pyz_holds_only_the_agent(pyz):
     names = zipfile.ZipFile(pyz).namelist()
     assert "__main__.py" in names and "device/contract/schema/result-v2.json" in names
     assert not any(n.startswith(("host/", "deploy/", "tests/")) for n in names)
+    assert not any(n.endswith(".txt") for n in names)              # deploy installs the runtime pins itself
+    for workstation_only in ("build.py", "measure/perf_check.py", "serving/load.py"):
+        assert f"device/{workstation_only}" not in names
+    for board_side in ("tasks/registry.py", "sources/registry.py", "runtimes/registry.py", "runtimes/litert.py"):
+        assert f"device/{board_side}" in names
 
 
 def test_pyz_runs_every_command_like_the_package(models, agent, pyz, tmp_path):
