@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from host.pipeline.bundle import BundleError
     from host.data.builtin import DatasetError
     from device.errors import AgentError
-    from host.convert.importers import ModelError
+    from host.convert.source import ModelError
     from host.convert.quantize import ConversionError
 
     try:

@@ -253,7 +253,7 @@ class Search:
         """(4) full INT8 of the trained model, host accuracy (validation and test), a candidate bundle."""
         import keras
 
-        from host.pipeline.bundle import write_bundle
+        from host.pipeline.trained import write_trained_bundle as write_bundle
         from host.pipeline.evaluate import evaluate_variants
         from host.convert.quantize import convert_all, graph_summary
 
@@ -501,7 +501,7 @@ def write_winner(search: Search, lb: dict, winner: dict) -> Path:
     measured), the manifest saying it came from a search and under which budgets."""
     import keras
 
-    from host.pipeline.bundle import write_bundle
+    from host.pipeline.trained import write_trained_bundle as write_bundle
     from host.pipeline.evaluate import evaluate_variants
     from host.model.architecture import count_macs
     from host.convert.quantize import convert_all, graph_summary
