@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from device.errors import AgentError
-    from host.convert.importers import ModelError
+    from host.convert.source import ModelError
     from host.convert.quantize import ConversionError
     from host.data.builtin import DatasetError
     from host.pipeline.bundle import BundleError

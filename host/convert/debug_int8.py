@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host.convert.importers import layer_of
+from host.convert.quantize import layer_of
 
 DEBUG_SAMPLES = 32
 

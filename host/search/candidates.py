@@ -208,8 +208,8 @@ class Candidates:
         import keras
 
         from host.convert.quantize import convert_all, graph_summary
-        from host.pipeline.bundle import write_bundle
         from host.pipeline.evaluate import evaluate_variants
+        from host.pipeline.trained import write_trained_bundle as write_bundle
 
         folder = self.dir / "cands" / c["id"]
         ds = self.data_at(c["config"]["input"])

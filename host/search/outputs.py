@@ -19,8 +19,8 @@ def write_winner(search: Candidates, lb: dict, winner: dict) -> Path:
     from host.convert.quantize import convert_all, graph_summary
     from host.model.architecture import count_macs
     from host.model.train import normalise
-    from host.pipeline.bundle import write_bundle
     from host.pipeline.evaluate import evaluate_variants
+    from host.pipeline.trained import write_trained_bundle as write_bundle
 
     folder = search.dir / "cands" / winner["id"]
     ds = search.data_at(winner["config"]["input"])

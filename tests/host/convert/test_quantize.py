@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import tensorflow  # noqa: F401  (required: a broken install must fail here, not skip)
 
-from host.convert.quantize import ConversionError, check_full_int8, convert_all, graph_summary  # noqa: E402
+from device.contract.inputs import pixels_to_input  # noqa: E402
+from host.pipeline.evaluate import builtin_rule, evaluate_variants, predict  # noqa: E402
 from host.model.architecture import build_model  # noqa: E402
-from host.pipeline.evaluate import predict_tflite, quantise_input  # noqa: E402
+from host.convert.quantize import ConversionError, check_full_int8, convert_all, graph_summary  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,19 @@ def test_int8_without_calibration_is_refused():
 
 def test_quantised_input_maps_pixels(variants):
     g = graph_summary(variants["int8"])["inputs"][0]
-    px = np.array([0, 1, 128, 255], dtype=np.uint8)
-    q = quantise_input(px, "int8", g["scale"], g["zero_point"])
+    px = np.array([0, 1, 128, 255], dtype=np.uint8).reshape(4, 1, 1, 1)
+    spec = {"name": "input", "dtype": "int8", "quantization": {"scale": g["scale"], "zero_point": g["zero_point"]}}
+    q = pixels_to_input(px, spec, builtin_rule((1, 1, 1))).ravel()
     assert q.dtype == np.int8 and q[0] == -128 and q[-1] == 127  # calibrated on [0, 1]: 0 -> -128, 255 -> 127
     x = np.random.default_rng(1).integers(0, 256, (5, 12, 12, 1), dtype=np.uint8)
-    assert predict_tflite(variants["int8"], x).shape == (5,)
+    scored = predict(variants["int8"], x, builtin_rule((12, 12, 1)))
+    assert scored.predictions.shape == (5,) and scored.host_us > 0
+
+
+def test_every_variant_scored_on_the_same_images(variants):
+    x = np.random.default_rng(2).integers(0, 256, (6, 12, 12, 1), dtype=np.uint8)
+    y = np.zeros(6, dtype=np.int64)
+    scored = evaluate_variants(variants, x, y)
+    assert set(scored) == set(variants)
+    for s in scored.values():
+        assert s.top1 == float(np.mean(s.predictions == y))

@@ -68,6 +68,8 @@ def test_evaluate_reproduces_summary(tiny_bundle):
     (["train", "--dataset", "nope"], "error: unknown dataset 'nope'"),
     (["quantize", "--name", "never-trained"], "error: no trained model in"),
     (["evaluate", "--name", "never-trained"], "error: no bundle at"),
+    (["train", "--dataset", "digits", "--name", "a/b"], "error: NAME='a/b': a plain name for artifacts/NAME"),
+    (["evaluate", "--name", ".hidden"], "error: NAME='.hidden': a plain name"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, match):
     proc = run_host(*args, artifacts=tmp_path, check=False)
