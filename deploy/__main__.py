@@ -7,44 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from deploy.errors import DeployError, UsageError
-from deploy.targets.registry import LOCAL_SPEC
-
-
-def parse_hosts(args: argparse.Namespace) -> list[str]:
-    """--host H, or --hosts a,b,c, or --hosts @fleet.txt (one host per line, # comments)."""
-    if args.hosts:
-        if args.hosts.startswith("@"):
-            path = Path(args.hosts[1:])
-            if not path.is_file():
-                raise UsageError(f"fleet file {path} not found")
-            items = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
-        else:
-            items = [h.strip() for h in args.hosts.split(",")]
-        hosts = [h for h in items if h]
-    else:
-        hosts = [args.host or LOCAL_SPEC]
-    if not hosts:
-        raise UsageError("no hosts given")
-    if len(set(hosts)) != len(hosts):
-        raise UsageError("a host is listed twice")
-    _refuse_bad_or_shared_names(hosts)
-    return hosts
-
-
-def _refuse_bad_or_shared_names(hosts: list[str]) -> None:
-    """A malformed host is bad input (exit 2, before any board is touched); results/<name>/ and
-    messages use the board's name, so two hosts must not share one."""
-    from deploy.targets.registry import board_name
-    seen: dict[str, str] = {}
-    for h in hosts:
-        name = board_name(h)
-        if name in seen:
-            raise UsageError(f"hosts {seen[name]} and {h} would share results/{name}/; "
-                              "give each board a distinct name (an ssh-config alias)")
-        seen[name] = h
+from deploy.boards.session import parse_hosts
+from deploy.errors import DeployError
 
 
 def _positive(text: str) -> int:
@@ -117,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     trust = args.trust_new_host or os.environ.get("TRUST_NEW_HOST", "").lower() in ("1", "yes", "true")
     args.trust_new_host = trust
     try:
-        hosts = parse_hosts(args)
+        hosts = parse_hosts(args.host, args.hosts)
         return getattr(commands, {"releases": "releases_"}.get(args.command, args.command))(args, hosts)
     except DeployError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,13 +4,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from deploy.boards import fleet
-
-from deploy.boards import profiles
-
+from deploy.boards import fleet, profiles
+from deploy.boards.session import Options, bundle_path
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
-from deploy.releases.push import Options, bundle_path, push_one
+from deploy.releases.push import push_one
 
 
 def options_from(args: argparse.Namespace) -> Options:

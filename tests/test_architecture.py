@@ -54,7 +54,7 @@ def test_the_checker_sees_imports():
     """The check is only worth something if it finds the imports that are there."""
     graph = _graph()
     assert "device.contract.params" in graph["deploy.boards.profiles"]
-    assert "deploy.targets.registry" in graph["deploy.releases.push"]
+    assert "deploy.targets.registry" in graph["deploy.boards.session"]
     assert any(m.startswith("emuboard.") for m in graph["emuboard.__main__"])   # relative imports
 
 

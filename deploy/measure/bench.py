@@ -27,7 +27,7 @@ from deploy.measure import table
 from deploy.errors import DeployError, UsageError
 from deploy.boards.fleet import say
 from deploy.boards.profiles import Profile
-from deploy.releases.push import Options, open_board, resolve_profile
+from deploy.boards.session import Options, open_board, resolve_profile
 from deploy.releases.ship import bundle_files
 from device.contract.fileio import sha256_file
 from deploy.targets.base import Target

@@ -20,7 +20,7 @@ from device.contract import results
 from deploy.measure.bench import Session, deployed, info_after, per_model, store_result
 from deploy.errors import DeployError, UsageError
 from deploy.boards.fleet import say
-from deploy.releases.push import Options
+from deploy.boards.session import Options
 from deploy.releases.ship import bundle_files
 
 q = shlex.quote

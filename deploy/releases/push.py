@@ -3,49 +3,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from deploy.boards import preflight
-
-from deploy.boards import profiles
-
-from deploy.releases import ship as releases
-
-from deploy.releases import manage as board_releases
-
-from deploy.boards import runtime
-from deploy.errors import DeployError, UsageError
+from deploy.boards import preflight, runtime
 from deploy.boards.fleet import say
+from deploy.boards.session import Options, describe, open_board, resolve_profile
+from deploy.errors import DeployError
+from deploy.releases import manage as board_releases
+from deploy.releases import ship as releases
 from deploy.settings import deploy_log
-from deploy.targets.base import Target
-from deploy.targets.registry import open_target
-
-
-@dataclass
-class Options:
-    ssh_key: str | None = None
-    trust_new_host: bool = False
-    profile: str | None = None
-    force_wheelhouse: bool = False
-    stream: bool = False           # pass the agent's stderr through (single board only)
-    keep: int = 3                  # releases kept on the board after a deploy (deploy.releases.manage)
-
-
-def resolve_profile(options: Options, board: preflight.Board, target: Target) -> profiles.Profile:
-    if options.profile:
-        prof = profiles.load(options.profile)
-        if board.arch not in prof.arch:
-            raise DeployError(f"profile {prof.name} expects {'/'.join(prof.arch)} but the board is {board.arch}")
-        return prof
-    return profiles.pick(board.model, board.arch, target.local)
-
-
-def describe(board: preflight.Board) -> str:
-    glibc = ".".join(map(str, board.glibc)) if board.glibc else "?"
-    return (f"{board.arch}, {board.model or board.os or 'unknown OS'}, Python {'.'.join(map(str, board.python))}, "
-            f"NumPy {board.numpy or 'none'}, "
-            f"glibc {glibc}, {board.ram_mb} MB RAM, {board.free_mb} MB free")
 
 
 def push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, dict]:
@@ -73,9 +38,8 @@ def _utc() -> str:
 
 def _push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, dict]:
     started = time.monotonic()
-    target = open_target(spec, ssh_key=options.ssh_key, trust_new_host=options.trust_new_host)
+    target, board = open_board(spec, options)
     try:
-        board = preflight.probe(target)
         say(f"{target.name}: {describe(board)}")
         prof = resolve_profile(options, board, target)
         rt = runtime.choose(board, None if prof.runtime == "auto" else prof.runtime)
@@ -109,19 +73,3 @@ def _append_log(record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record, default=str) + "\n")
 
-
-def open_board(spec: str, options: Options) -> tuple[Target, preflight.Board]:
-    """Connect and probe (used by bench/serve, which need a deployed release)."""
-    target = open_target(spec, ssh_key=options.ssh_key, trust_new_host=options.trust_new_host)
-    try:
-        return target, preflight.probe(target)
-    except Exception:
-        target.close()
-        raise
-
-
-def bundle_path(path: str) -> Path:
-    p = Path(path)
-    if not p.is_dir():
-        raise UsageError(f"bundle {path} not found; run `make train quantize` first")
-    return p

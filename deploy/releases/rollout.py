@@ -18,7 +18,8 @@ from deploy.boards import fleet
 from deploy.releases import manage as releases
 from deploy.errors import DeployError
 from deploy.boards.fleet import say
-from deploy.releases.push import Options, open_board, push_one
+from deploy.boards.session import Options, open_board
+from deploy.releases.push import push_one
 from deploy.releases.ship import Release
 
 

@@ -11,7 +11,7 @@ import shlex
 import time
 
 from deploy.errors import DeployError
-from deploy.releases.push import Options, open_board
+from deploy.boards.session import Options, open_board
 from deploy.releases.ship import board_call
 
 q = shlex.quote

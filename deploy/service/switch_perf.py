@@ -26,7 +26,8 @@ import numpy as np
 
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
-from deploy.releases.push import Options, push_one
+from deploy.boards.session import Options
+from deploy.releases.push import push_one
 from deploy.service.launch import serve_one, stop_one
 
 

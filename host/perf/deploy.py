@@ -24,7 +24,8 @@ from deploy.boards import fleet
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
 from deploy.errors import DeployError
-from deploy.releases.push import Options, push_one
+from deploy.boards.session import Options
+from deploy.releases.push import push_one
 from deploy.settings import REPO
 
 

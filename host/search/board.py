@@ -13,17 +13,16 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.boards.session import Options
 from device.contract.fileio import sha256_file
 from device.contract.schema import validate
 
 q = shlex.quote
 
 
-@dataclass
-class BoardOptions:
-    profile: str | None = None        # PROFILE=: a name or a path; None = deploy's choice for the board
-    ssh_key: str | None = None
-    trust_new_host: bool = False
+# How the search reaches its boards: deploy's session options; the search sets profile (PROFILE=:
+# a name or a path, None = deploy's choice for the board), ssh_key and trust_new_host, in that order.
+BoardOptions = Options
 
 
 def bench_settings(profile_bench: dict, threads: int, **overrides) -> dict:
@@ -63,7 +62,7 @@ class BoardFailure(Exception):
         self.exit_code = exit_code
 
 
-def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings: dict | None = None,
+def on_board(spec: str, options: Options, bench: list[Path] = (), settings: dict | None = None,
              evals: list[tuple[Path, Path, Path]] = ()) -> BoardRun:
     """Connect to `spec`, make sure the runtime is there, bench `bench` files with `settings` and
     run on-board eval for (model, eval.npz, manifest.json) triples. With no work: only the board's
@@ -72,14 +71,13 @@ def on_board(spec: str, options: BoardOptions, bench: list[Path] = (), settings:
     from deploy.releases.agent import build_agent
     from deploy.errors import DeployError
     from deploy.boards.preflight import check
-    from deploy.releases.push import Options, open_board, resolve_profile
+    from deploy.boards.session import open_board, resolve_profile
     from device.contract import params
 
-    opts = Options(ssh_key=options.ssh_key, trust_new_host=options.trust_new_host, profile=options.profile)
     try:
-        target, board = open_board(spec, opts)
+        target, board = open_board(spec, options)
         try:
-            prof = resolve_profile(opts, board, target)
+            prof = resolve_profile(options, board, target)
             rt = runtimes.choose(board, None if prof.runtime == "auto" else prof.runtime)
             if runtimes.needs_install(board, rt):
                 check(target, board, need_runtime=True)
@@ -165,12 +163,10 @@ def _figures(result: dict) -> dict:
 
 def parse_hosts(host: str | None, hosts: str | None) -> list[str]:
     """HOST= or HOSTS=a,b,c / @fleet.txt, read exactly as deploy reads them."""
-    import argparse
-
-    from deploy.__main__ import parse_hosts as deploy_hosts
+    from deploy.boards.session import parse_hosts as deploy_hosts
     from deploy.errors import DeployError
 
     try:
-        return deploy_hosts(argparse.Namespace(host=host, hosts=hosts))
+        return deploy_hosts(host, hosts)
     except DeployError as e:
         raise BoardFailure(str(e), e.exit_code) from None
