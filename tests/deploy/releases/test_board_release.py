@@ -284,7 +284,7 @@ def test_commit_holds_the_board_lock(tmp_path):
     home.mkdir()
     with open(home / ".deploy.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from deploy import board_release as br; "
+        code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from deploy.releases import on_board as br; "
                 "print(json.dumps(br.commit(json.loads(sys.argv[2]))))")
         data = b"locked"
         req = request(home, ID1, {"m": data}, upload(home, data))

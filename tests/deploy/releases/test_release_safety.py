@@ -66,8 +66,8 @@ def test_board_refuses_names_that_escape_or_clobber(tmp_path, name):
 def test_copy_fallback_never_overwrites(tmp_path):
     """os.link fails on an existing name; the copy fallback must not then replace the file."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("board_release", releases.__file__.replace(
-        "release.py", "board_release.py"))
+    spec = importlib.util.spec_from_file_location("on_board", releases.__file__.replace(
+        "ship.py", "on_board.py"))
     board = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(board)
     src, dst = tmp_path / "src", tmp_path / "dst"
