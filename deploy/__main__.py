@@ -1,50 +1,38 @@
-"""`python -m deploy {push,bench,profile,serve,stop,releases,rollback}`: what the Makefile's deploy/bench/serve/stop call.
+"""`python -m deploy COMMAND`: what the Makefile's deploy/bench/profile/serve/stop/releases/rollback call.
 
-Every user-fixable problem is one line on stderr and a non-zero exit (1 failed, 2 usage).
+Commands (deploy.commands.COMMANDS, the one table this command line is built from):
+  push      ship runtime, agent and bundle to the board(s); --rollout canary|rolling for fleets
+  bench     run info/bench/eval on the board(s), store results/<host>/...json
+  profile   per-operator latency and memory plan on the board(s)
+  serve     start the agent's HTTP server on the board
+  stop      stop a server started by serve
+  releases  list the releases on the board(s): current, served, size
+  rollback  switch back to the previous (or a named) release; the service follows
+
+Every user-fixable problem is one line on stderr, `deploy: error: <message>`, and a non-zero
+exit: 1 when a step failed (DeployError), 2 for usage or bad input (UsageError, argparse).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from deploy.errors import DeployError, UsageError
-from deploy.targets.registry import LOCAL_SPEC
+from deploy.boards.session import parse_hosts
+from deploy.commands import COMMANDS
+from deploy.errors import DeployError
+from device.errors import EXIT_USAGE
 
-
-def parse_hosts(args: argparse.Namespace) -> list[str]:
-    """--host H, or --hosts a,b,c, or --hosts @fleet.txt (one host per line, # comments)."""
-    if args.hosts:
-        if args.hosts.startswith("@"):
-            path = Path(args.hosts[1:])
-            if not path.is_file():
-                raise UsageError(f"fleet file {path} not found")
-            items = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
-        else:
-            items = [h.strip() for h in args.hosts.split(",")]
-        hosts = [h for h in items if h]
-    else:
-        hosts = [args.host or LOCAL_SPEC]
-    if not hosts:
-        raise UsageError("no hosts given")
-    if len(set(hosts)) != len(hosts):
-        raise UsageError("a host is listed twice")
-    _refuse_bad_or_shared_names(hosts)
-    return hosts
+PROG = "python -m deploy"
+ERROR = "deploy: error:"      # the one prefix of every error line this command prints
 
 
-def _refuse_bad_or_shared_names(hosts: list[str]) -> None:
-    """A malformed host is bad input (exit 2, before any board is touched); results/<name>/ and
-    messages use the board's name, so two hosts must not share one."""
-    from deploy.targets.registry import board_name
-    seen: dict[str, str] = {}
-    for h in hosts:
-        name = board_name(h)
-        if name in seen:
-            raise UsageError(f"hosts {seen[name]} and {h} would share results/{name}/; "
-                              "give each board a distinct name (an ssh-config alias)")
-        seen[name] = h
+class _Parser(argparse.ArgumentParser):
+    """argparse with deploy's error line: the usage, then `deploy: error: ...`, exit 2."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{ERROR} {message}\n")
 
 
 def _positive(text: str) -> int:
@@ -64,17 +52,10 @@ def _percent(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("push", "ship runtime, agent and bundle to the board(s)"),
-                       ("bench", "run info/bench/eval on the board(s), store results/<host>/...json"),
-                       ("profile", "per-operator latency and memory plan on the board(s), "
-                                   "store results/<host>/...-profile.json"),
-                       ("serve", "start the agent's HTTP server on the board"),
-                       ("stop", "stop a server started by serve"),
-                       ("releases", "list the releases on the board(s): current, served, size"),
-                       ("rollback", "switch back to the previous (or a named) release; the service follows")):
-        p = sub.add_parser(name, help=text, description=text)
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
         if name not in ("stop", "releases", "rollback"):
             p.add_argument("--bundle", required=True, help="bundle directory (artifacts/<name>)")
         where = p.add_mutually_exclusive_group()
@@ -113,17 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from deploy import commands
     trust = args.trust_new_host or os.environ.get("TRUST_NEW_HOST", "").lower() in ("1", "yes", "true")
     args.trust_new_host = trust
     try:
-        hosts = parse_hosts(args)
-        return getattr(commands, {"releases": "releases_"}.get(args.command, args.command))(args, hosts)
+        hosts = parse_hosts(args.host, args.hosts)
+        return COMMANDS[args.command].run(args, hosts)
     except DeployError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{ERROR} {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; the board keeps its previous release", file=sys.stderr)
+        print(f"{ERROR} interrupted; the board keeps its previous release", file=sys.stderr)
         return 130
 
 

@@ -1,8 +1,11 @@
-"""The subcommands, each run over every board given (in parallel for fleets)."""
+"""The subcommands, each run over every board given (in parallel for fleets), and `COMMANDS`,
+the one table the command line is built from (name -> function, help)."""
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 from deploy.boards import fleet, profiles
 from deploy.boards.session import Options, bundle_path
@@ -72,7 +75,7 @@ def stop(args: argparse.Namespace, hosts: list[str]) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def releases_(args: argparse.Namespace, hosts: list[str]) -> int:
+def list_releases(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.releases.rollout import list_one
     outcomes = fleet.run_all(hosts, lambda h: list_one(h, options_from(args)))
     fleet.print_summary(outcomes, "releases")
@@ -86,3 +89,21 @@ def rollback(args: argparse.Namespace, hosts: list[str]) -> int:
     outcomes = fleet.run_all(hosts, lambda h: rollback_one(h, args.release, options_from(args)))
     fleet.print_summary(outcomes, "rollback")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[argparse.Namespace, list[str]], int]     # (parsed arguments, hosts) -> exit code
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "push": Command(push, "ship runtime, agent and bundle to the board(s)"),
+    "bench": Command(bench, "run info/bench/eval on the board(s), store results/<host>/...json"),
+    "profile": Command(profile, "per-operator latency and memory plan on the board(s), "
+                                "store results/<host>/...-profile.json"),
+    "serve": Command(serve, "start the agent's HTTP server on the board"),
+    "stop": Command(stop, "stop a server started by serve"),
+    "releases": Command(list_releases, "list the releases on the board(s): current, served, size"),
+    "rollback": Command(rollback, "switch back to the previous (or a named) release; the service follows"),
+}

@@ -12,7 +12,7 @@ from pathlib import Path
 from deploy.boards import preflight, profiles
 from deploy.errors import DeployError, UsageError
 from deploy.targets.base import Target
-from deploy.targets.registry import open_target
+from deploy.targets.registry import LOCAL_SPEC, board_name, open_target
 
 
 @dataclass
@@ -58,3 +58,37 @@ def bundle_path(path: str) -> Path:
     if not p.is_dir():
         raise UsageError(f"bundle {path} not found; run `make train quantize` first")
     return p
+
+
+def parse_hosts(host: str | None, hosts: str | None) -> list[str]:
+    """The boards to work on: `host` (default: this machine), or `hosts` as a,b,c or @fleet.txt
+    (one host per line, # comments). Bad input is refused before any board is touched."""
+    if hosts:
+        if hosts.startswith("@"):
+            path = Path(hosts[1:])
+            if not path.is_file():
+                raise UsageError(f"fleet file {path} not found")
+            items = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
+        else:
+            items = [h.strip() for h in hosts.split(",")]
+        specs = [h for h in items if h]
+    else:
+        specs = [host or LOCAL_SPEC]
+    if not specs:
+        raise UsageError("no hosts given")
+    if len(set(specs)) != len(specs):
+        raise UsageError("a host is listed twice")
+    _refuse_bad_or_shared_names(specs)
+    return specs
+
+
+def _refuse_bad_or_shared_names(specs: list[str]) -> None:
+    """A malformed host is bad input (exit 2, before any board is touched); results/<name>/ and
+    messages use the board's name, so two hosts must not share one."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        name = board_name(spec)
+        if name in seen:
+            raise UsageError(f"hosts {seen[name]} and {spec} would share results/{name}/; "
+                              "give each board a distinct name (an ssh-config alias)")
+        seen[name] = spec

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 
 from deploy.settings import results_dir
-from device.contract.fileio import write_new
+from device.contract.fileio import safe_name, write_new
 
 
 def _safe(text: str, limit: int = 80) -> str:
     """A file-name-safe form of `text`; long names are cut and keep a short hash to stay distinct."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "unnamed"
+    safe = safe_name(text).strip("._") or "unnamed"   # never hidden, never "." or ".."
     if len(safe) > limit:
         safe = f"{safe[:limit]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
     return safe

@@ -1,4 +1,5 @@
-"""The one place for atomic writes and file hashes, on every side (stdlib only, Python 3.9+).
+"""The one place for atomic writes, file hashes and file-name cleaning, on every side (stdlib only,
+Python 3.9+).
 
 A reader (or a later step) never sees a half-written file: data goes to a temp file in the same
 directory, is fsynced, then renamed over the target (`atomic_write_*`) or hard-linked to a name
@@ -8,11 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def safe_name(text: str) -> str:
+    """`text` usable as a file name: every run of characters outside A-Z a-z 0-9 . _ - becomes one
+    "_", so a board, bundle or variant name can never reach another directory or a shell."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
 def sha256_file(path: PathLike) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from device.contract import results as resultdoc
-from device.contract.fileio import atomic_write_text
+from device.contract.fileio import atomic_write_text, safe_name
 from host.config import ARTIFACTS, REPORTS, RESULTS
 from host.plots import pyplot, save_png
 from host.report.model import model_lines
@@ -181,7 +181,7 @@ def _tradeoff(rows: list[Row], out: Path) -> str | None:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    return safe_name(text)
 
 
 def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, list[str]]:

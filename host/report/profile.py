@@ -125,5 +125,5 @@ def section(root: Path, out: Path, bench_docs: list[tuple[Path, dict]]) -> tuple
 
 
 def results_slug(text: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    from device.contract.fileio import safe_name
+    return safe_name(text)

@@ -231,6 +231,15 @@ def test_canary_stops_at_the_first_board_when_a_budget_breaks(client_home, three
     assert new != old and [release_of(h) for h in homes] == [new] * 3
 
 
+
+def test_a_rollout_with_an_unreachable_board_does_not_start(client_home, bundle, agent, capsys):
+    """Every board is asked first; one that cannot be reached stops the rollout before any change."""
+    assert cli("push", "--bundle", bundle, "--hosts", f"local,root@127.0.0.1:{free_port()}", "--agent", agent,
+               "--rollout", "canary") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "deploy: error: rollout not started: 1 board(s) unreachable"
+    assert not (client_home / ".edgekit" / "releases").exists(), "the local board was changed"
+
 def test_service_on_an_ssh_board_follows_deploy_and_rollback(first_deploy, client_home, trusted_board, board,
                                                              bundle, agent, tmp_path, capsys):
     """The same hand-over through a real sshd: deploy waits for the board's service, rollback too."""

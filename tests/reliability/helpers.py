@@ -147,7 +147,7 @@ def alias(client_home: Path, name: str, port: int, key: Path, known_line: str | 
 
 
 def failure_lines(stderr: str) -> list[str]:
-    return [l for l in stderr.splitlines() if "FAILED" in l or l.startswith("error:")]
+    return [l for l in stderr.splitlines() if "FAILED" in l or l.startswith("deploy: error:")]
 
 
 def deploy_cli(*args, timeout: float = 300) -> tuple[int, str, str]:

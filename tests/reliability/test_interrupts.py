@@ -101,7 +101,7 @@ def test_sigint_during_deploy(first_deploy, client_home, trusted_board, bundle, 
             proc.communicate()
             pytest.fail(f"deploy hung after Ctrl-C ({delay}s into the upload)")
         assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
-        assert [l for l in err.splitlines() if l.strip()][-1].startswith("error: interrupted")
+        assert [l for l in err.splitlines() if l.strip()][-1].startswith("deploy: error: interrupted")
         assert release_of(board.board_home) == first_deploy["release"]
     assert cli("push", "--bundle", bundle, "--host", trusted_board, "--agent", agent) == 0
     helpers.count(AREA, "deploy interrupted cleanly")

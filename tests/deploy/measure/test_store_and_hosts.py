@@ -33,3 +33,13 @@ def test_parallel_saves_in_one_process_each_keep_their_document(client_home):
 def test_two_hosts_with_one_results_name_are_refused(client_home, tmp_path, capsys, hosts):
     assert cli("bench", "--bundle", tmp_path, "--hosts", hosts) == 2
     assert "would share results/pi" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host, name", [("root@pi:22", "root_pi_22"), ("../..", "unnamed"), (".hidden", "hidden")])
+def test_results_names_are_safe_and_never_hidden(host, name):
+    assert store._safe(host) == name
+
+
+def test_long_results_names_are_cut_and_stay_distinct():
+    a, b = store._safe("x" * 100 + "a"), store._safe("x" * 100 + "b")
+    assert a != b and a.startswith("x" * 80 + "-") and len(a) == 89

@@ -86,4 +86,4 @@ def test_cli_error_is_one_line_without_traceback(client_home, board, bundle):
     bad = subprocess.run([sys.executable, "-m", "deploy", "push", "--bundle", str(REPO), "--host", "local"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        f"error: {REPO} is not a bundle (no manifest.json); run `make quantize` first"]
+        f"deploy: error: {REPO} is not a bundle (no manifest.json); run `make quantize` first"]
