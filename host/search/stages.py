@@ -1,0 +1,223 @@
+"""What each stage of the search does to its candidates: build and count them untrained (2),
+measure the untrained INT8 file on the boards (3), train, finalise and re-measure (4). The order
+and the decisions between stages are host/search/run.py's; the figures are kept in each Candidate.
+
+Board measurements are cached by (graph hash, board, runtime, settings), so a re-run measures
+nothing it has measured before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from deploy.settings import cache_dir
+from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from host.config import ARTIFACTS, DEFAULTS
+from host.search import space as sp
+from host.search.board import BoardOptions, BoardRun, bench_settings, on_board, settings_key
+from host.search.candidate import Candidate
+
+SHORT = {"num_runs": 30, "warmup_runs": 5, "min_secs": 0.0, "cooldown": 0.0}   # the pre-training measurement
+UNTRAINED_CALIBRATION = 16      # images: enough for ranges of an untrained model (latency only)
+
+
+@dataclass
+class Request:
+    """What the user asked for: `python -m host search`'s flags."""
+    dataset: str
+    name: str
+    hosts: list[str]
+    budgets: dict                   # CLI budgets; the profile's fill the gaps
+    options: BoardOptions = field(default_factory=BoardOptions)
+    threads: int = 1
+    trials: int = 36                # candidates drawn, filtered and measured (cheap: seconds each)
+    max_trained: int = 8            # of those within budget, at most this many are trained (minutes each)
+    epochs: int = DEFAULTS.epochs   # the last rung: the default model's training (rungs() gives the others)
+    space: Path = sp.DEFAULT_SPACE
+    time_budget_min: float | None = None
+    calibration: int = DEFAULTS.calibration_samples
+
+
+class MeasurementCache:
+    """Board figures by (graph hash, board, runtime, settings); one JSON file shared by searches."""
+
+    def __init__(self, path: Path | None = None):
+        folder = Path(os.environ.get("EDGEKIT_SEARCH_CACHE") or cache_dir() / "search")
+        self.path = path or folder / "measurements.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @staticmethod
+    def key(kind: str, ident: str, board: str, runtime: str, settings: str) -> str:
+        return f"{kind}|{ident}|{board}|{runtime}|{settings}"
+
+    def get(self, key: str) -> dict | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self.data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
+
+
+class Stages:
+    """The state the stages share (the request, the dataset, the cache, the board) and the stages."""
+
+    def __init__(self, req: Request):
+        from host.data.builtin import load_dataset
+
+        self.req = req
+        self.dir = ARTIFACTS / f"search-{req.name}"
+        self.space = sp.load_space(req.space)
+        self.ds = load_dataset(req.dataset, DEFAULTS.split_seed)
+        self.cache = MeasurementCache()
+        self.started = time.monotonic()
+        self.deadline = self.started + 60 * req.time_budget_min if req.time_budget_min else None
+        self.bench_calls = 0
+        self.trained = 0
+        self._data: dict = {}
+        self.board: BoardRun | None = None
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def host_of(self, c: Candidate) -> str:
+        """The board that measures this candidate: candidates are dealt round the boards by id."""
+        return self.req.hosts[int(c.id[1:]) % len(self.req.hosts)]
+
+    # ---- data at a candidate's resolution
+    def data_at(self, shape: list[int]):
+        hw = tuple(shape[:2])
+        if hw not in self._data:
+            from host.data.builtin import Dataset
+
+            ds = self.ds
+            r = lambda x: sp.resize(x, hw)  # noqa: E731
+            self._data[hw] = Dataset(ds.name, r(ds.x_train), ds.y_train, r(ds.x_val), ds.y_val, r(ds.x_test),
+                                     ds.y_test, ds.class_names, ds.split_seed,
+                                     ds.notes + ([f"resized to {hw[0]}x{hw[1]} by the model search"]
+                                                 if hw != tuple(ds.input_shape[:2]) else []))
+        return self._data[hw]
+
+    def calibration(self, ds, n: int) -> np.ndarray:
+        from host.model.train import normalise
+
+        rng = np.random.default_rng(DEFAULTS.seed)
+        return normalise(ds.x_train[rng.choice(len(ds.x_train), min(n, len(ds.x_train)), replace=False)])
+
+    # ---- (2) static facts
+    def static(self, c: Candidate) -> None:
+        """(2) build untrained, count, convert to INT8 on a few images: size, arena, graph hash."""
+        import keras
+
+        from host.convert.quantize import convert_all
+        from host.model.architecture import count_macs
+
+        folder = self.dir / "cands" / c.id
+        keras.utils.set_random_seed(DEFAULTS.seed)
+        model = sp.build(c.config, self.ds.num_classes)
+        ds = self.data_at(c.config["input"])
+        data = convert_all(model, self.calibration(ds, UNTRAINED_CALIBRATION), ("int8",))["int8"]
+        atomic_write_bytes(folder / "untrained_int8.tflite", data)
+        c.static = {"params": int(model.count_params()), "macs": count_macs(model), "int8_size_bytes": len(data),
+                    **sp.graph_facts(data)}
+        keras.backend.clear_session()
+
+    # ---- (3) the short untrained measurement
+    def measure_untrained(self, todo: list[Candidate]) -> None:
+        """(3) short bench of untrained INT8 files; cached; spread over the boards."""
+        settings = bench_settings(self.board.profile["bench"], self.req.threads, **SHORT)
+        self._bench(todo, "short", settings, lambda c: self.dir / "cands" / c.id / "untrained_int8.tflite",
+                    lambda c: c.static["graph"])
+
+    def _bench(self, todo: list[Candidate], kind: str, settings: dict, file_of: Callable[[Candidate], Path],
+               ident_of: Callable[[Candidate], str]) -> None:
+        """Bench what the cache lacks, each board its own candidates in parallel; set c.<kind>."""
+        by_host: dict[str, list[Candidate]] = {}
+        for c in todo:
+            host = self.host_of(c)
+            key = self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings))
+            hit = self.cache.get(key)
+            if hit:
+                setattr(c, kind, hit)
+            else:
+                by_host.setdefault(host, []).append(c)
+
+        def visit(host: str) -> BoardRun:
+            return on_board(host, self.req.options, [file_of(c) for c in by_host[host]], settings)
+
+        if not by_host:
+            return
+        with ThreadPoolExecutor(max_workers=len(by_host)) as pool:
+            runs = dict(zip(by_host, pool.map(visit, by_host)))
+        for host, run in runs.items():
+            self.bench_calls += run.bench_calls
+            for c in by_host[host]:
+                figures = run.bench[sha256_file(file_of(c))]
+                entry = {**figures, "board": run.board, "runtime": run.runtime, "emulated": run.emulated,
+                         "settings": settings_key(settings), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                setattr(c, kind, entry)
+                if "error" not in figures:
+                    self.cache.put(self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings)), entry)
+
+    # ---- (4) train, finalise, re-measure
+    def train(self, c: Candidate, epochs: int) -> None:
+        """(4) train a candidate for `epochs` from scratch (a longer cosine schedule, not a resume)."""
+        import keras
+
+        from host.model.train import train
+
+        out = self.dir / "cands" / c.id / f"e{epochs}"
+        t0 = time.monotonic()
+        summary = train(self.data_at(c.config["input"]), out, epochs=epochs, seed=DEFAULTS.seed, verbose=0,
+                        **sp.arch(c.config))
+        c.train = c.train or {}
+        c.train[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"], "epochs_run": summary["epochs_run"],
+                                "seconds": round(time.monotonic() - t0, 1)}
+        self.trained += 1
+        keras.backend.clear_session()
+
+    def finalise(self, c: Candidate, epochs: int) -> None:
+        """(4) full INT8 of the trained model, host accuracy (validation and test), a candidate bundle."""
+        import keras
+
+        from host.convert.quantize import convert_all, graph_summary
+        from host.pipeline.bundle import write_bundle
+        from host.pipeline.evaluate import evaluate_variants
+
+        folder = self.dir / "cands" / c.id
+        ds = self.data_at(c.config["input"])
+        model = keras.models.load_model(folder / f"e{epochs}" / "model.keras")
+        data = convert_all(model, self.calibration(ds, self.req.calibration), ("int8",))
+        val = evaluate_variants(data, ds.x_val, ds.y_val)["int8"]
+        test = evaluate_variants(data, ds.x_test, ds.y_test)
+        manifest = write_bundle(folder / "bundle", f"{self.req.name}-{c.id}", self.req.dataset, ds, data,
+                                {"int8": graph_summary(data["int8"])}, test,
+                                {"params": c.static["params"], "macs": c.static["macs"], "alpha": c.config["alpha"]})
+        c.int8 = {"epochs": epochs, "val_top1": val.top1, "host_top1": test["int8"].top1,
+                  "size_bytes": manifest["variants"]["int8"]["size_bytes"],
+                  "sha256": manifest["variants"]["int8"]["sha256"]}
+        keras.backend.clear_session()
+
+    def measure_final(self, todo: list[Candidate]) -> None:
+        """(4) the finalists' trained INT8 on the board with the profile's normal settings + on-board eval."""
+        settings = bench_settings(self.board.profile["bench"], self.req.threads)
+        bundle = lambda c: self.dir / "cands" / c.id / "bundle"  # noqa: E731
+        self._bench(todo, "final", settings, lambda c: bundle(c) / "int8.tflite", lambda c: c.int8["sha256"])
+        for c in todo:
+            host = self.host_of(c)
+            key = self.cache.key("eval", c.int8["sha256"], host, self.board.runtime, "eval.npz")
+            hit = self.cache.get(key)
+            if hit is None:
+                b = bundle(c)
+                run = on_board(host, self.req.options, evals=[(b / "int8.tflite", b / "eval.npz", b / "manifest.json")])
+                hit = run.evals[c.int8["sha256"]]
+                if "error" not in hit:
+                    self.cache.put(key, hit)
+            c.final["device_top1"] = hit.get("top1")
