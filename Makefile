@@ -25,14 +25,14 @@ export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS MAX_
 opt = $(if $($(1)),$(2) "$$$(1)")
 TRAIN_FLAGS  = $(call opt,ALPHA,--alpha) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed)
 DATA_FLAGS   = $(call opt,EVAL,--eval) $(call opt,LABELS,--labels) $(call opt,PREPROCESS,--preprocess) \
-               $(call opt,PIXEL_SCALE,--pixel-scale) $(call opt,PIXEL_OFFSET,--pixel-offset) \
+               $(call opt,PIXEL_SCALE,--pixel_scale) $(call opt,PIXEL_OFFSET,--pixel_offset) \
                $(call opt,COLOR_ORDER,--color-order) $(call opt,RESIZE,--resize)
 ifdef MODEL
-QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib-n) $(DATA_FLAGS) \
+QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib_n) $(DATA_FLAGS) \
                  $(call opt,MAX_DROP_PP,--max-drop-pp) $(call opt,INT8_FALLBACK,--int8-fallback) \
                  $(call opt,SIGNATURE,--signature)
 else
-QUANTIZE_FLAGS = $(call opt,CALIB,--calibration-samples)
+QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n)
 endif
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
@@ -42,11 +42,10 @@ TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFI
 SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$NAME") \
                $(call opt,MAX_P50_US,--max-p50-us) $(call opt,MAX_P99_US,--max-p99-us) \
                $(call opt,MAX_RSS_MB,--max-rss-mb) $(call opt,MAX_SIZE_KB,--max-size-kb) \
-               $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--threads) $(call opt,TRIALS,--trials) \
+               $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--num_threads) $(call opt,TRIALS,--trials) \
                $(call opt,MAX_TRAINED,--max-trained) \
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
-               $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
-               $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
+               $(TARGET_FLAGS)
 
 .PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf search search-perf \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean

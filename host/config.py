@@ -1,4 +1,5 @@
-"""Defaults for the host pipeline, in one place (the Makefile and CLI only override them)."""
+"""Defaults for the host pipeline, in one place (the Makefile and CLI only override them), and the
+command line's one spelling rule for a flag (`add_flag`)."""
 from __future__ import annotations
 
 import os
@@ -36,3 +37,15 @@ DEFAULTS = Defaults()
 ARTIFACTS = Path(os.environ.get("EDGEKIT_ARTIFACTS", "artifacts"))
 RESULTS = Path(os.environ.get("EDGEKIT_RESULTS", "results"))
 REPORTS = Path(os.environ.get("EDGEKIT_REPORTS", "reports"))
+
+
+def add_flag(parser, flag: str, *old: str, **kwargs) -> None:
+    """One option, spelled `flag` (snake_case where the board agent has the same flag, as TFLite's
+    benchmark_model does); each older spelling in `old` still parses to the same dest but is not
+    shown in --help (kept for one release)."""
+    import argparse
+
+    action = parser.add_argument(flag, **kwargs)
+    for spelling in old:
+        parser.add_argument(spelling, **{**kwargs, "dest": action.dest, "help": argparse.SUPPRESS,
+                                         "default": argparse.SUPPRESS})

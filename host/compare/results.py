@@ -90,17 +90,17 @@ def _board(doc: dict) -> str:
 
 def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0, cross_board: bool = False) -> int:
     if not path_a or not path_b:
-        print("error: give two result files: make compare A=results/x.json B=results/y.json", file=sys.stderr)
+        print("host: error: give two result files: make compare A=results/x.json B=results/y.json", file=sys.stderr)
         return 2
     a, b = _load(path_a), _load(path_b)
     if _board(a) != _board(b) and not cross_board:
         # A gate compares a model change on one board; across boards every delta is the board's.
-        print(f"error: A ran on {_board(a)}, B on {_board(b)}: a regression gate needs one board "
+        print(f"host: error: A ran on {_board(a)}, B on {_board(b)}: a regression gate needs one board "
               "(pass --cross-board to compare anyway)", file=sys.stderr)
         return 2
     deltas = compare(a, b, threshold_pct)
     if not deltas:
-        print("error: the two results share no model variant x threads setting to compare", file=sys.stderr)
+        print("host: error: the two results share no model variant x threads setting to compare", file=sys.stderr)
         return 2
     if _board(a) != _board(b):
         print(f"note: different boards: A {_board(a)}, B {_board(b)}")

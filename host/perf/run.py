@@ -148,7 +148,7 @@ def _line(name: str, s: dict, unit: str = "", fmt: str = ".3f") -> str:
 def main(bundle_name: str = "mnist5k") -> int:
     bundle = ARTIFACTS / bundle_name
     if not (bundle / "manifest.json").is_file():
-        print(f"error: no bundle at {bundle}: run `make train quantize` (or `make all`) first", file=sys.stderr)
+        print(f"host: error: no bundle at {bundle}: run `make train quantize` (or `make all`) first", file=sys.stderr)
         return 2
     t0 = time.time()
     fig: dict = {"bundle": str(bundle), "repeats": REPEATS, "host": os.uname().nodename,

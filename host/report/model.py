@@ -1,5 +1,6 @@
-"""Report lines about a bundle's own model (issue 12): where it came from, its preprocessing, and
-the on-device results in the model's own label names (confusions read from the agent's matrix)."""
+"""Report lines about a model the user brought (not the built-in one): where it came from, its
+preprocessing, and the on-device results in the model's own label names (confusions read from the
+agent's matrix)."""
 from __future__ import annotations
 
 

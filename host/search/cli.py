@@ -1,28 +1,35 @@
-"""`python -m host search ...` and `python -m host search-perf`: arguments in, one line out on errors."""
+"""`python -m host search ...` and `python -m host search-perf`: arguments in, typed errors out
+(host/errors.py; host/__main__.py prints them as one line)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from host.config import ARTIFACTS, DEFAULTS, REPORTS
+from host.config import ARTIFACTS, DEFAULTS, REPORTS, add_flag
+from host.errors import HostError, UsageError
 
 # The perf target is "at most 20 minutes": the search gets 18 and stops gracefully (finalising what
 # it has), leaving time for the finalists' re-measurement and the winner's bundle.
 TIME_BUDGET_MIN = 18.0
 BUDGET_FLAGS = (("--max-p50-us", "max_p50_us"), ("--max-p99-us", "max_p99_us"), ("--max-rss-mb", "max_peak_rss_mb"),
                 ("--max-size-kb", "max_size_kb"), ("--min-top1", "min_top1"))
+# dest -> (the flag the user typed, lowest value)
+AT_LEAST = {"trials": ("--trials", 1), "max_trained": ("--max-trained", 1), "epochs": ("--epochs", 1),
+            "threads": ("--num_threads", 1)}
+
+SEARCH_HELP = "the most accurate INT8 model within a board's budgets, measured on the board"
+PERF_HELP = "the model search's figures on mnist5k/HOST=local -> reports/perf.json"
 
 
-def add_parser(sub) -> None:
+def add_arguments(s: argparse.ArgumentParser) -> None:
+    """`search`'s flags; the board flags are spelled as deploy's (the Makefile's TARGET_FLAGS)."""
     from host.search.space import DEFAULT_SPACE
 
-    s = sub.add_parser("search", help="the most accurate INT8 model within a board's budgets, measured on the board")
     s.add_argument("--dataset", default=DEFAULTS.dataset)
     s.add_argument("--name", default=None, help="winner bundle artifacts/NAME (default DATASET-best); "
                                                 "leaderboard in artifacts/search-NAME")
@@ -33,7 +40,8 @@ def add_parser(sub) -> None:
     s.add_argument("--trust-new-host", action="store_true")
     for flag, key in BUDGET_FLAGS:
         s.add_argument(flag, dest=key, type=float, help=f"budget {key} (default: the profile's)")
-    s.add_argument("--threads", type=int, default=1)
+    add_flag(s, "--num_threads", "--threads", dest="threads", type=int, default=1, metavar="N",
+             help="interpreter threads on the board")
     s.add_argument("--trials", type=int, default=36,
                    help="candidates drawn from the space, filtered and measured untrained (c00 = default model)")
     s.add_argument("--max-trained", type=int, default=8,
@@ -42,30 +50,22 @@ def add_parser(sub) -> None:
                    help="epochs of the last rung (default: the default model's); earlier rungs: a ninth, a third")
     s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
-    s.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples)
-    sub.add_parser("search-perf", help="the model search's figures on mnist5k/HOST=local -> reports/perf.json")
+    add_flag(s, "--calib_n", "--calibration-samples", dest="calibration_samples", type=int, metavar="N",
+             default=DEFAULTS.calibration_samples, help="calibration images for the finalists' INT8")
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.cmd == "search-perf":
-        return perf()
+def run(args: argparse.Namespace) -> int:
+    """`python -m host search`: check the numbers, read the hosts, run the search."""
     from deploy.boards.session import Options
     from host.search.board import BoardFailure, parse_hosts
     from host.search.run import Request, run_search
-    from host.search.space import SearchError
 
-    for key, low in (("trials", 1), ("max_trained", 1), ("epochs", 1), ("threads", 1)):
+    for key, (flag, low) in AT_LEAST.items():
         if getattr(args, key) < low:
-            print(f"error: --{key.replace('_', '-')} must be >= {low}", file=sys.stderr)
-            return 2
+            raise UsageError(f"{flag} must be >= {low}")
     if args.time_budget_min is not None and args.time_budget_min <= 0:
-        print("error: TIME_BUDGET_MIN must be > 0", file=sys.stderr)
-        return 2
-    try:
-        hosts = parse_hosts(args.host, args.hosts)
-    except BoardFailure as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        raise UsageError("TIME_BUDGET_MIN must be > 0")
+    hosts = parse_hosts(args.host, args.hosts)
     name = args.name or f"{args.dataset.replace('/', '_').replace(':', '_')}-best"
     budgets = {key: getattr(args, key) for _, key in BUDGET_FLAGS if getattr(args, key) is not None}
     req = Request(args.dataset, name, hosts, budgets,
@@ -75,27 +75,28 @@ def main(args: argparse.Namespace) -> int:
                   calibration=args.calibration_samples)
     try:
         return run_search(req)
-    except SearchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except BoardFailure as e:
-        print(f"error: {e}" + ("" if e.exit_code == 2 else " (finished candidates are kept; the same command "
-                                                          "continues)"), file=sys.stderr)
-        return e.exit_code
+        if e.exit_code == UsageError.exit_code:
+            raise UsageError(str(e)) from None
+        raise HostError(f"{e} (finished candidates are kept; the same command continues)") from None
+
+
+def run_perf(args: argparse.Namespace) -> int:
+    """`python -m host search-perf`."""
+    return perf()
 
 
 def perf(dataset: str = "mnist5k") -> int:
     """Budget = half the default model's measured INT8 p50 (1 thread, HOST=local): does the search
     find a model within it, within 1.0 pp of the default's top-1, in at most 20 minutes?
     A cold run: its own leaderboard and measurement cache, so nothing is reused from earlier runs."""
+    from host.search.run import Request, run_search
     from deploy.boards.session import Options
     from host.search.board import bench_settings, on_board
-    from host.search.run import Request, run_search
 
     bundle = ARTIFACTS / dataset
     if not (bundle / "manifest.json").is_file():
-        print(f"error: no default bundle at {bundle}: run `make train quantize` first", file=sys.stderr)
-        return 2
+        raise UsageError(f"no default bundle at {bundle}: run `make train quantize` first")
     manifest = json.loads((bundle / "manifest.json").read_text())
     name = "perf"
     shutil.rmtree(ARTIFACTS / f"search-{name}", ignore_errors=True)

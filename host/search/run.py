@@ -15,198 +15,268 @@ re-measured figures meet every budget.
 Everything learnt is kept: the leaderboard after every step (Ctrl-C loses at most the step in
 flight; the same command continues) and board measurements in a cache keyed by (graph hash,
 board, runtime, settings), so a re-run measures nothing it has measured before.
+
+This module holds the order and the decisions between stages; host/search/stages.py what each
+stage does, host/search/decide.py the decisions as pure functions, host/search/outputs.py the
+table and the winner's bundle.
 """
 from __future__ import annotations
 
+import json
 import math
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from deploy.boards.fleet import say
 from deploy.settings import bars_off
+from device.contract.fileio import atomic_write_text
+from host.config import ARTIFACTS
+from host.errors import HostError, Interrupted
 from host.search import space as sp
-from host.search.decisions import broken, closest, halve, most_compute, pareto, rungs, val_at
-from host.search.outputs import summary_table, write_winner
-from host.search.candidates import Candidates, Request  # noqa: F401 (Request: the search's API)
+from host.search.board import BoardRun, on_board
+from host.search.candidate import Candidate, Leaderboard
+from host.search.decide import broken, halve, most_compute, one_kind, pareto, rungs, val_at
+from host.search.stages import Request, Stages
 
 
-class Search(Candidates):
-    """One `make search` run: the stages of the module docstring over the candidates' work."""
+class NoWinner(HostError):
+    """Nothing met every budget (one line naming the closest candidate): exit 1."""
 
-    # ---- the whole thing: the stages of the module docstring, in order
-    def run(self) -> tuple[dict, dict | None]:
-        self.budgets = self.budgets_for_board()
-        lb = self.start_run()
-        cands = lb["candidates"]
-        alive = self.static_stage(cands)
-        say(f"search {self.req.name}: {len(cands)} candidates, {len(alive)} pass the static filter; "
-            f"measuring untrained INT8 on {', '.join(self.req.hosts)}")
-        alive = self.measure_stage(alive)
-        alive, spare = most_compute(alive, self.req.max_trained)
-        for c in spare:
-            c.update(stage="measured", status="not trained",
-                     why=f"within budget; MAX_TRAINED={self.req.max_trained} candidates with more MACs were trained")
-        final = self.finalise_stage(self.training_stage(alive))
-        winner = self.pick_winner(final)
-        for c in cands:
-            if c["status"] == "pending":
-                c.update(status="not reached", why=c["why"] or "time budget ran out")
-        lb["pareto"] = pareto(final)
-        lb["winner"] = winner["id"] if winner else None
-        lb["reference"] = self.reference(cands[0])
-        self.this_run["complete"] = not self.out_of_time()
-        self.keep()
-        return lb, winner
 
-    def budgets_for_board(self) -> dict:
-        """The CLI's budgets, the board profile's filling the gaps; at least one must be set."""
-        budgets = dict(self.req.budgets)
-        self.board = self.boards_agree()
-        for key, value in self.board.profile["budgets"].items():
-            budgets.setdefault(key, value)
-        if not budgets:
-            raise sp.SearchError(f"no budget set: give at least one of MAX_P50_US, MAX_P99_US, MAX_RSS_MB, "
-                                 f"MAX_SIZE_KB, MIN_TOP1 (profile {self.board.profile['name']} has none)")
-        return budgets
+__all__ = ["NoWinner", "Request", "Search", "run_search"]
 
-    def start_run(self) -> dict:
-        """The leaderboard as kept, with this run added; decisions are re-derived from the facts kept."""
-        lb = self.lb = self.load()
-        lb.update(budgets=self.budgets, hosts=self.req.hosts, board=self.board.board, runtime=self.board.runtime,
-                  profile=self.board.profile["name"], selection="INT8 validation top-1")
-        self.this_run = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_calls": 0,
-                         "trained": 0, "complete": False}
-        lb["runs"].append(self.this_run)
-        for c in lb["candidates"]:
-            c.pop("broken", None)
-            c["status"], c["why"] = "pending", ""
-        return lb
+
+class Search(Stages):
+    """One `make search` run over one leaderboard directory: the stages in order, and the decisions."""
+
+    def __init__(self, req: Request):
+        super().__init__(req)
+        self.budgets: dict = {}
+        self.lb: Leaderboard | None = None
+        self.this_run: dict = {}
+
+    # ---- state
+    def plan(self) -> dict:
+        """What makes two runs the same search (budgets and boards may change between runs)."""
+        return {"dataset": self.req.dataset, "space": str(self.req.space), "space_sha256": self.space.digest,
+                "trials": self.req.trials, "max_trained": self.req.max_trained, "epochs": self.req.epochs,
+                "threads": self.req.threads, "calibration": self.req.calibration}
+
+    def load(self) -> Leaderboard:
+        """The leaderboard of this search so far, or (1) a new one with freshly drawn candidates."""
+        path = self.dir / "leaderboard.json"
+        if path.is_file():
+            try:
+                lb = json.loads(path.read_text())
+            except ValueError:
+                raise sp.SearchError(f"{path} is not valid JSON; remove {self.dir} to start over") from None
+            if lb.get("plan") != self.plan():
+                diff = sorted(k for k in self.plan() if lb.get("plan", {}).get(k) != self.plan()[k])
+                raise sp.SearchError(f"{self.dir} holds another search (different {', '.join(diff)}); "
+                                     f"choose another NAME= or remove {self.dir}")
+            return Leaderboard.from_dict(lb)
+        return Leaderboard.new(self.req.name, self.plan(), sp.draw(self.space, self.ds.input_shape, self.req.trials))
+
+    def save(self, lb: Leaderboard) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.dir / "leaderboard.json", json.dumps(lb.to_dict(), indent=2))
 
     def keep(self) -> None:
-        """Save the leaderboard after every step: Ctrl-C loses at most the step in flight."""
+        """Save the leaderboard with this run's counters: what is finished survives a Ctrl-C."""
         self.this_run.update(bench_calls=self.bench_calls, trained=self.trained,
                              wall_s=round(time.monotonic() - self.started, 1))
         self.save(self.lb)
 
-    def stop(self, c: dict, stage: str, figs: dict) -> bool:
-        """Mark `c` over budget at `stage` if `figs` break a budget; True when they do."""
-        bad = broken(self.budgets, figs)
+    def over_budget(self, c: Candidate, stage: str, figures: dict) -> bool:
+        """Judge figures against the budgets; a candidate that breaks one says which and stops here."""
+        bad = broken(self.budgets, figures)
         if bad:
-            c.update(stage=stage, status="over budget", broken=bad, why="; ".join(b["text"] for b in bad))
+            c.stage, c.status, c.broken, c.why = stage, "over budget", bad, "; ".join(b["text"] for b in bad)
         return bool(bad)
 
-    def static_stage(self, cands: list[dict]) -> list[dict]:
-        """(2) free static facts; what cannot meet the size/memory budgets stops here."""
+    # ---- the whole thing
+    def run(self) -> tuple[Leaderboard, Candidate | None]:
+        self.start()
+        alive = self.static_filter(self.lb.candidates)
+        alive = self.measure_filter(alive)
+        final = self.train_rungs(alive)
+        self.finalise_all(final)
+        winner = self.pick(final)
+        self.close(final, winner)
+        return self.lb, winner
+
+    def start(self) -> None:
+        """The boards and budgets, then (1) the leaderboard: drawn, or this search's so far."""
+        self.board = self.boards_agree()
+        self.budgets = dict(self.req.budgets)
+        for key, value in self.board.profile["budgets"].items():
+            self.budgets.setdefault(key, value)
+        if not self.budgets:
+            raise sp.SearchError(f"no budget set: give at least one of MAX_P50_US, MAX_P99_US, MAX_RSS_MB, "
+                                 f"MAX_SIZE_KB, MIN_TOP1 (profile {self.board.profile['name']} has none)")
+        self.lb = self.load()
+        self.lb.doc.update(budgets=self.budgets, hosts=self.req.hosts, board=self.board.board,
+                           runtime=self.board.runtime, profile=self.board.profile["name"],
+                           selection="INT8 validation top-1")
+        self.this_run = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_calls": 0,
+                         "trained": 0, "complete": False}
+        self.lb.doc["runs"].append(self.this_run)
+        for c in self.lb.candidates:      # decisions are re-derived every run from the facts kept
+            c.broken = None
+            c.status, c.why = "pending", ""
+
+    def static_filter(self, cands: list[Candidate]) -> list[Candidate]:
+        """(2) static facts for every candidate; those over a size or memory budget stop here."""
         from tqdm import tqdm
 
         bar = tqdm(total=len(cands), desc="static", unit="cand", disable=bars_off(), leave=False)
         for c in cands:
-            if "static" not in c:
+            if c.static is None:
                 self.static(c)
                 self.keep()
             bar.update()
         bar.close()
-        alive = []
-        for c in cands:
-            s = c["static"]
-            figs = {"size_kb": s["int8_size_bytes"] / 1024, "peak_rss_mb": s["arena_bytes"] / 2**20}
-            if not self.stop(c, "static", figs):
-                alive.append(c)
-        return alive
+        return [c for c in cands if not self.over_budget(
+            c, "static", {"size_kb": c.static["int8_size_bytes"] / 1024, "peak_rss_mb": c.static["arena_bytes"] / 2**20})]
 
-    def measure_stage(self, cands: list[dict]) -> list[dict]:
-        """(3) untrained INT8 measured on the board; over a latency/RSS budget -> never trained."""
+    def measure_filter(self, cands: list[Candidate]) -> list[Candidate]:
+        """(3) the untrained INT8 files on the boards; over a latency/RSS budget or failed: stop here."""
+        say(f"search {self.req.name}: {len(self.lb.candidates)} candidates, {len(cands)} pass the static filter; "
+            f"measuring untrained INT8 on {', '.join(self.req.hosts)}")
         self.measure_untrained(cands)
         self.keep()
         alive = []
         for c in cands:
-            fig = c.get("short", {})
+            fig = c.short or {}
             if "error" in fig:
-                c.update(stage="measured", status="failed", why=f"bench failed: {fig['error']}")
-            elif not self.stop(c, "measured", {k: fig.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")}):
+                c.stage, c.status, c.why = "measured", "failed", f"bench failed: {fig['error']}"
+            elif not self.over_budget(c, "measured", {k: fig.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")}):
                 alive.append(c)
         return alive
 
-    def training_stage(self, alive: list[dict]) -> list[tuple[dict, int]]:
-        """(4) successive halving: every survivor trains a few epochs, the better half goes on to the
-        next rung (trained again from scratch on a longer schedule); the last rung is the default's
-        recipe. Returns the finalists, each with the longest training it got."""
-        pool, reached = alive, {}
+    def train_rungs(self, cands: list[Candidate]) -> list[tuple[Candidate, int]]:
+        """(4) the MAX_TRAINED with the most MACs, by successive halving: every survivor trains a few
+        epochs, the better half goes on to the next rung (trained again from scratch on a longer
+        schedule), the last rung is the default's recipe. Returns the finalists, each with the
+        longest training it got (out of time: the pool is final as it stands)."""
+        pool, spare = most_compute(cands, self.req.max_trained)
+        for c in spare:
+            c.stage, c.status = "measured", "not trained"
+            c.why = f"within budget; MAX_TRAINED={self.req.max_trained} candidates with more MACs were trained"
+        reached: dict[str, int] = {}
         schedule = rungs(self.req.epochs)
         for i, epochs in enumerate(schedule):
-            for c in self._train_rung(pool, epochs, self.keep, f"rung {i + 1}/{len(schedule)}"):
-                reached[c["id"]] = epochs
+            for c in self._train_rung(pool, epochs, f"rung {i + 1}/{len(schedule)}"):
+                reached[c.id] = epochs
             if i == len(schedule) - 1 or self.out_of_time():
-                break        # out of time: the pool is final, each at the longest training it got
-            pool, dropped = halve([c for c in pool if reached.get(c["id"]) == epochs], epochs)
+                break
+            pool, dropped = halve([c for c in pool if reached.get(c.id) == epochs], epochs)
             for c in dropped:
-                c.update(stage="trained", status="halved",
-                         why=f"val top-1 {100 * val_at(c, epochs):.2f} % after {epochs} epochs: lower half")
-        return [(c, reached[c["id"]]) for c in pool if c["id"] in reached]
+                c.stage, c.status = "trained", "halved"
+                c.why = f"val top-1 {100 * val_at(c, epochs):.2f} % after {epochs} epochs: lower half"
+        return [(c, reached[c.id]) for c in pool if c.id in reached]
 
-    def finalise_stage(self, finalists: list[tuple[dict, int]]) -> list[dict]:
-        """Full INT8 and host accuracy for each finalist, then the board with the profile's settings."""
+    def _train_rung(self, cands: list[Candidate], epochs: int, desc: str) -> list[Candidate]:
+        from tqdm import tqdm
+
+        done = []
+        bar = tqdm(total=len(cands), desc=f"{desc} ({epochs} ep)", unit="cand", disable=bars_off(), leave=False)
+        for c in cands:
+            if str(epochs) not in (c.train or {}):
+                if self.out_of_time():
+                    break
+                self.train(c, epochs)
+                self.keep()
+            done.append(c)
+            bar.update()
+            best = max(done, key=lambda d: val_at(d, epochs))
+            bar.set_postfix_str(f"best {best.id} val {100 * val_at(best, epochs):.1f}%")
+        bar.close()
+        for c in done:
+            c.stage = "trained"
+        return done
+
+    def finalise_all(self, finalists: list[tuple[Candidate, int]]) -> None:
+        """(4) full INT8 and host accuracy of each finalist (unless done at that training), then the
+        final bench and on-board accuracy."""
         from tqdm import tqdm
 
         bar = tqdm(total=len(finalists), desc="finalise", unit="cand", disable=bars_off(), leave=False)
         for c, epochs in finalists:
-            if c.get("int8", {}).get("epochs") != epochs or not (self.dir / "cands" / c["id"] / "bundle").is_dir():
+            if (c.int8 or {}).get("epochs") != epochs or not (self.dir / "cands" / c.id / "bundle").is_dir():
                 self.finalise(c, epochs)
                 self.keep()
             bar.update()
         bar.close()
-        final = [c for c, _ in finalists]
-        self.measure_final(final)
+        self.measure_final([c for c, _ in finalists])
         self.keep()
-        return final
 
-    def pick_winner(self, final: list[dict]) -> dict | None:
-        """(5) the best INT8 validation top-1 whose re-measured figures meet every budget."""
+    def pick(self, final: list[tuple[Candidate, int]]) -> Candidate | None:
+        """(5) the most accurate finalist on validation whose re-measured figures meet every budget."""
         winner = None
-        for c in sorted(final, key=lambda c: (-c["int8"]["val_top1"], c["final"].get("p50_us") or math.inf)):
-            f = c["final"]
+        for c in sorted((c for c, _ in final), key=lambda c: (-c.int8["val_top1"], c.final.get("p50_us") or math.inf)):
+            f = c.final
             if "error" in f:
-                c.update(stage="finalist", status="failed", why=f"final bench failed: {f['error']}")
+                c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {f['error']}"
                 continue
             figs = {"p50_us": f["p50_us"], "p99_us": f["p99_us"], "peak_rss_mb": f["peak_rss_mb"],
-                    "size_kb": c["int8"]["size_bytes"] / 1024,
-                    "top1": f["device_top1"] if f.get("device_top1") is not None else c["int8"]["host_top1"]}
-            if self.stop(c, "finalist", figs):
-                c["why"] = "re-measured: " + c["why"]
+                    "size_kb": c.int8["size_bytes"] / 1024,
+                    "top1": f["device_top1"] if f.get("device_top1") is not None else c.int8["host_top1"]}
+            if self.over_budget(c, "finalist", figs):
+                c.why = "re-measured: " + c.why
             elif winner is None:
                 winner = c
-                c.update(stage="finalist", status="winner", why="most accurate within every budget")
+                c.stage, c.status, c.why = "finalist", "winner", "most accurate within every budget"
             else:
-                c.update(stage="finalist", status="finalist",
-                         why=f"within budget, val top-1 below {winner['id']}'s")
+                c.stage, c.status, c.why = "finalist", "finalist", f"within budget, val top-1 below {winner.id}'s"
         return winner
 
+    def close(self, final: list[tuple[Candidate, int]], winner: Candidate | None) -> None:
+        """What was never reached says so; the front, the winner and the reference; saved."""
+        for c in self.lb.candidates:
+            if c.status == "pending":
+                c.status, c.why = "not reached", c.why or "time budget ran out"
+        self.lb.doc["pareto"] = pareto([c for c, _ in final])
+        self.lb.doc["winner"] = winner.id if winner else None
+        self.lb.doc["reference"] = self.reference(self.lb.candidates[0])
+        self.this_run["complete"] = not self.out_of_time()
+        self.keep()
+
+    def boards_agree(self) -> BoardRun:
+        """Visit every board once (installing its runtime if needed); HOSTS= must be boards of one
+        profile and runtime, or candidates measured on different boards could not be compared."""
+        hosts = self.req.hosts
+        with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+            return one_kind(hosts, list(pool.map(lambda h: on_board(h, self.req.options), hosts)))
+
+    def reference(self, default: Candidate) -> dict:
+        """The default model as the picture's reference point: its measured latency, and its accuracy
+        from this search (if it was trained) or from the trained default bundle artifacts/<dataset>/."""
+        ref = {"id": default.id, "p50_us": default.figures().get("p50_us"),
+               "top1": (default.int8 or {}).get("host_top1"), "source": "this search"}
+        bundle = ARTIFACTS / self.req.dataset.replace("/", "_").replace(":", "_") / "manifest.json"
+        if ref["top1"] is None and bundle.is_file():
+            m = json.loads(bundle.read_text())
+            if m.get("dataset", {}).get("spec") == self.req.dataset and "int8" in m.get("variants", {}):
+                ref.update(top1=m["variants"]["int8"]["host_top1"], source=str(bundle.parent))
+        return ref
+
+
 def run_search(req: Request) -> int:
+    """Run the search, print its table, write the winner's bundle; NoWinner when nothing fits."""
+    from host.search import outputs
+    from host.search.decide import closest
+
     search = Search(req)
     try:
         lb, winner = search.run()
     except KeyboardInterrupt:
-        print(f"interrupted: finished candidates are kept in {search.dir}/leaderboard.json; "
-              "run the same command to continue", file=sys.stderr)
-        return 130
-    from host.report.search import plot_pareto
-
-    plot_pareto(lb, search.dir / "pareto.png")
-    print(summary_table(lb))
-    last = lb["runs"][-1]
-    emulated = any((c.get("final") or c.get("short") or {}).get("emulated") for c in lb["candidates"])
-    print(f"\n{len(lb['candidates'])} candidates, {last['bench_calls']} measured on the board in this run, "
-          f"{last['trained']} trainings, {last['wall_s']:.0f} s; budgets "
-          + ", ".join(f"{k}={v:g}" for k, v in lb["budgets"].items())
-          + f" on {lb['board']}{' (EMULATED: not board latency)' if emulated else ''}")
-    print(f"leaderboard: {search.dir / 'leaderboard.json'}, picture: {search.dir / 'pareto.png'}")
+        raise Interrupted(f"interrupted: finished candidates are kept in {search.dir}/leaderboard.json; "
+                          "run the same command to continue") from None
+    doc = lb.to_dict()
+    outputs.print_summary(doc, lb.candidates, search.dir)
     if winner is None:
-        print(f"error: no candidate meets every budget; {closest(lb)}", file=sys.stderr)
-        return 1
-    out = write_winner(search, lb, winner)
-    f = winner["final"]
-    board_top1 = "–" if f.get("device_top1") is None else f"{100 * f['device_top1']:.2f}"
-    print(f"winner {winner['id']} ({sp.describe(winner['config'])}): p50 {f['p50_us']:.1f} us, "
-          f"INT8 top-1 {100 * winner['int8']['host_top1']:.2f} % host / {board_top1} % board "
-          f"-> {out}/ (ready for `make deploy bench report NAME={req.name}`)")
+        raise NoWinner(f"no candidate meets every budget; {closest(lb.candidates)}")
+    out = outputs.write_winner(search, doc, winner)
+    outputs.print_winner(winner, out, req.name)
     return 0

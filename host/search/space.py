@@ -178,7 +178,7 @@ ARENA_METHOD = "static memory plan (device/profiling/memplan.py)"
 
 
 def activation_arena_bytes(model_bytes: bytes) -> int:
-    """The activation arena TFLite's planner needs for this model (issue 13's static memory plan):
+    """The activation arena TFLite's planner needs for this model (device/profiling/memplan.py's plan):
     a lower bound of the process's peak RSS, so a candidate whose arena alone exceeds the RSS
     budget cannot meet it."""
     import tempfile

@@ -359,13 +359,13 @@ def test_compare_main_messages_and_threshold(light, heavy, tmp_path, capsys):
     assert any(ln.split()[3] == "p50_us" and ln.endswith("  changed") for ln in out.splitlines()[1:])
     assert cmp.compare_main(pa, "") == 2
     assert capsys.readouterr().err == \
-        "error: give two result files: make compare A=results/x.json B=results/y.json\n"
+        "host: error: give two result files: make compare A=results/x.json B=results/y.json\n"
     for change in ({"arch": "aarch64"}, {"emulated": not a["device"]["emulated"]}):
         other = copy.deepcopy(b)
         other["device"].update(change)
         assert cmp.compare_main(pa, write(tmp_path, "o.json", other)) == 2, change
         err = capsys.readouterr().err
-        assert err.startswith(f"error: A ran on {cmp._board(a)}, B on {cmp._board(other)}: ")
+        assert err.startswith(f"host: error: A ran on {cmp._board(a)}, B on {cmp._board(other)}: ")
         assert err.endswith("a regression gate needs one board (pass --cross-board to compare anyway)\n")
     emu = copy.deepcopy(a)
     emu["device"].update(emulated=True, arch="aarch64")
@@ -375,7 +375,7 @@ def test_compare_main_messages_and_threshold(light, heavy, tmp_path, capsys):
     other["results"][0]["variant"] = "elsewhere"
     assert cmp.compare_main(pa, write(tmp_path, "n.json", other)) == 2
     assert capsys.readouterr().err == \
-        "error: the two results share no model variant x threads setting to compare\n"
+        "host: error: the two results share no model variant x threads setting to compare\n"
     with pytest.raises(FileNotFoundError, match="^result file not found: /nonexistent/x.json$"):
         cmp.compare_main("/nonexistent/x.json", pb)
 

@@ -235,7 +235,7 @@ def test_bad_input_one_line_exit_2_no_half_bundle(data, odd_models, artifacts):
         proc = run_host(*args, "--name", "keep", artifacts=artifacts, check=False)
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode == 2, f"{label}: rc {proc.returncode}\n{proc.stderr}"
-        assert len(lines) == 1 and lines[0].startswith("error: "), f"{label}: {proc.stderr}"
+        assert len(lines) == 1 and lines[0].startswith("host: error: "), f"{label}: {proc.stderr}"
         assert needle in lines[0], f"{label}: {lines[0]}"
         assert "Traceback" not in proc.stderr
         assert {p.name: p.read_bytes() for p in keep.iterdir()} == before, f"{label}: bundle changed"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_SPACE
 from tests.host.board_venv import make_local_runtime
+from tests.conftest import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACE = str(TINY_SPACE)
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(900)
 # measurement, before training; the RSS budget is generous (the agent's process is ~50 MB).
 # Three survivors and --max-trained 2: the one with the fewest MACs is measured but not trained.
 SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "4", "--epochs", "2", "--max-trained", "2",
-          "--max-p50-us", "10", "--max-rss-mb", "300", "--calibration-samples", "50", "--space", SPACE]
+          "--max-p50-us", "10", "--max-rss-mb", "300", "--calib_n", "50", "--space", SPACE]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def final_figures(c: dict) -> dict:
 
 
 def broken(budgets: dict, fig: dict) -> list:
-    from host.search.decisions import broken
+    from host.search.decide import broken
 
     return broken(budgets, fig)
 
@@ -152,7 +152,7 @@ def test_budgets_nothing_meets_exit_1_naming_the_closest(env):
     lb = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-impossible" / "leaderboard.json").read_text())
     assert lb["winner"] is None and all(c["status"] == "over budget" for c in lb["candidates"])
     closest = min(lb["candidates"], key=lambda c: c["static"]["int8_size_bytes"])
-    assert line.startswith("error: no candidate meets every budget") and closest["id"] in line and "INT8 size" in line
+    assert line.startswith("host: error: no candidate meets every budget") and closest["id"] in line and "INT8 size" in line
     assert lb["runs"][-1]["bench_calls"] == 0 and lb["runs"][-1]["trained"] == 0
 
 

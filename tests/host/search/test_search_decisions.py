@@ -7,11 +7,13 @@ and `pareto` which finalists no other finalist beats on both accuracy and latenc
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
+from host.search.candidate import Candidate
+from host.search.decide import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
 from host.search.board import BoardRun
-from host.search.decisions import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
 from host.search.space import SearchError
 
 CFG = {"alpha": 0.5, "input": [21, 21, 1], "blocks": [[64, 2], [128, 1]], "kernel": 3, "stem_filters": 16}
@@ -62,21 +64,22 @@ def test_excess_is_relative_to_the_limit():
 
 
 def test_closest_names_the_candidate_with_the_smallest_worst_excess():
-    lb = {"candidates": [
-        {"id": "c01", "config": CFG, "why": "p50 80.0 us > budget 50 us",
-         "broken": [{"value": 80.0, "limit": 50.0}]},                                   # 60 % over
-        {"id": "c02", "config": CFG, "why": "p50 55.0 us > budget 50 us",
-         "broken": [{"value": 55.0, "limit": 50.0}, {"value": 0.89, "limit": 0.9}]},     # worst 10 % over
-        {"id": "c03", "config": CFG, "why": "", "broken": []},                            # never judged
-    ]}
-    assert closest(lb) == "closest: c02 (a0.5 21px 2blk k3 s16 w128) broke p50 55.0 us > budget 50 us"
-    assert closest({"candidates": [{"id": "c00", "broken": []}]}) == "no candidate got far enough to be judged"
-    tie = {"candidates": [dict(lb["candidates"][1], id="c07"), dict(lb["candidates"][1], id="c08")]}
+    cands = [
+        Candidate("c01", CFG, why="p50 80.0 us > budget 50 us",
+                  broken=[{"value": 80.0, "limit": 50.0}]),                                   # 60 % over
+        Candidate("c02", CFG, why="p50 55.0 us > budget 50 us",
+                  broken=[{"value": 55.0, "limit": 50.0}, {"value": 0.89, "limit": 0.9}]),     # worst 10 % over
+        Candidate("c03", CFG, why="", broken=[]),                                            # never judged
+    ]
+    assert closest(cands) == "closest: c02 (a0.5 21px 2blk k3 s16 w128) broke p50 55.0 us > budget 50 us"
+    assert closest([Candidate("c00", CFG, broken=[])]) == "no candidate got far enough to be judged"
+    assert closest([Candidate("c00", CFG)]) == "no candidate got far enough to be judged"
+    tie = [replace(cands[1], id="c07"), replace(cands[1], id="c08")]
     assert closest(tie).startswith("closest: c07 ")          # equally close: the first one drawn
 
 
-def _fin(ident: str, top1: float, p50: float | None) -> dict:
-    return {"id": ident, "int8": {"host_top1": top1}, "final": {"p50_us": p50} if p50 is not None else {}}
+def _fin(ident: str, top1: float, p50: float | None) -> Candidate:
+    return Candidate(ident, CFG, int8={"host_top1": top1}, final={"p50_us": p50} if p50 is not None else {})
 
 
 def test_pareto_keeps_the_finalists_nobody_beats_on_both():
@@ -97,21 +100,21 @@ def test_pareto_keeps_exact_duplicates_and_single_points():
     assert pareto([_fin("only", 0.5, 99.0)]) == ["only"]
 
 
-def _cand(ident: str, macs: int = 0, val: dict | None = None) -> dict:
-    return {"id": ident, "static": {"macs": macs},
-            "train": {str(e): {"val_accuracy": v} for e, v in (val or {}).items()}}
+def _cand(ident: str, macs: int = 0, val: dict | None = None) -> Candidate:
+    return Candidate(ident, CFG, static={"macs": macs},
+                     train={str(e): {"val_accuracy": v} for e, v in (val or {}).items()})
 
 
 def test_training_goes_to_the_most_compute_in_draw_order():
     cands = [_cand("c01", 300), _cand("c02", 900), _cand("c03", 100), _cand("c04", 500)]
     chosen, rest = most_compute(cands, 2)
-    assert [c["id"] for c in chosen] == ["c02", "c04"]
-    assert [c["id"] for c in rest] == ["c01", "c03"]                  # draw order kept on both sides
-    assert [c["id"] for c in most_compute(cands, 3)[0]] == ["c01", "c02", "c04"]
+    assert [c.id for c in chosen] == ["c02", "c04"]
+    assert [c.id for c in rest] == ["c01", "c03"]                  # draw order kept on both sides
+    assert [c.id for c in most_compute(cands, 3)[0]] == ["c01", "c02", "c04"]
     assert most_compute(cands, 9) == (cands, [])                       # fewer than allowed: all of them
     assert most_compute(cands, 0) == ([], cands)
     tie = [_cand("c05", 200), _cand("c06", 200), _cand("c07", 200)]
-    assert [c["id"] for c in most_compute(tie, 2)[0]] == ["c05", "c06"]   # equal MACs: the first drawn
+    assert [c.id for c in most_compute(tie, 2)[0]] == ["c05", "c06"]   # equal MACs: the first drawn
 
 
 def test_rungs_a_ninth_a_third_then_all():
@@ -127,10 +130,10 @@ def test_halve_keeps_the_better_half_rounded_up():
     cands = [_cand("c01", val={4: 0.80}), _cand("c02", val={4: 0.95}), _cand("c03", val={4: 0.70}),
              _cand("c04", val={4: 0.90}), _cand("c05", val={4: 0.85})]
     top, rest = halve(cands, 4)
-    assert [c["id"] for c in top] == ["c02", "c04", "c05"]             # 5 -> 3, best first
-    assert [c["id"] for c in rest] == ["c01", "c03"]
+    assert [c.id for c in top] == ["c02", "c04", "c05"]             # 5 -> 3, best first
+    assert [c.id for c in rest] == ["c01", "c03"]
     top, rest = halve(cands[:4], 4)
-    assert [c["id"] for c in top] == ["c02", "c04"] and [c["id"] for c in rest] == ["c01", "c03"]
+    assert [c.id for c in top] == ["c02", "c04"] and [c.id for c in rest] == ["c01", "c03"]
     assert halve([cands[0]], 4) == ([cands[0]], [])                     # one left: it goes on
 
 

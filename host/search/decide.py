@@ -1,11 +1,13 @@
-"""The search's decisions as pure functions of the facts kept (budgets broken, who trains, who
-goes on, the Pareto front): no board, no training, so each is pinned by fast tests."""
+"""The search's decisions on figures, as pure functions: which budgets a candidate breaks, which
+candidates are trained, which go on to the next rung, which finalists form the Pareto front, and
+which candidate came closest when nothing met every budget. No training, no board, no files."""
 from __future__ import annotations
 
-from host.search.board import BoardRun
 import math
 
 from host.search import space as sp
+from host.search.board import BoardRun
+from host.search.candidate import Candidate
 
 # budget key -> (figure it limits, label, unit, "max" or "min"); the CLI/Makefile names map here.
 BUDGETS = {"max_p50_us": ("p50_us", "p50", "us", "max"), "max_p99_us": ("p99_us", "p99", "us", "max"),
@@ -45,12 +47,12 @@ def one_kind(hosts: list[str], runs: list[BoardRun]) -> BoardRun:
     return runs[0]
 
 
-def most_compute(cands: list[dict], n: int) -> tuple[list[dict], list[dict]]:
+def most_compute(cands: list[Candidate], n: int) -> tuple[list[Candidate], list[Candidate]]:
     """(the n candidates with the most MACs, the rest), in draw order. Training is the expensive
     step, so it goes to the candidates that use the most of the budget: within one family of
     models, the compute a latency budget allows is the best free predictor of accuracy (MCUNet's
     observation), and the untrained measurement has already made sure all of them fit."""
-    chosen = {id(c) for c in sorted(cands, key=lambda c: -c["static"]["macs"])[:max(0, n)]}
+    chosen = {id(c) for c in sorted(cands, key=lambda c: -c.static["macs"])[:max(0, n)]}
     return [c for c in cands if id(c) in chosen], [c for c in cands if id(c) not in chosen]
 
 
@@ -60,11 +62,12 @@ def rungs(epochs: int) -> list[int]:
     return sorted({max(1, round(epochs / 9)), max(1, round(epochs / 3)), epochs})
 
 
-def val_at(c: dict, epochs: int) -> float:
-    return c["train"][str(epochs)]["val_accuracy"]
+def val_at(c: Candidate, epochs: int) -> float:
+    """Validation accuracy after training for `epochs` (that rung must have run)."""
+    return c.train[str(epochs)]["val_accuracy"]
 
 
-def halve(trained: list[dict], epochs: int) -> tuple[list[dict], list[dict]]:
+def halve(trained: list[Candidate], epochs: int) -> tuple[list[Candidate], list[Candidate]]:
     """(the better half by validation top-1 after `epochs`, the rest); the better half is rounded
     up, and on a tie the earlier candidate goes on, so the draw order breaks ties, not chance."""
     ranked = sorted(trained, key=lambda c: -val_at(c, epochs))
@@ -72,18 +75,18 @@ def halve(trained: list[dict], epochs: int) -> tuple[list[dict], list[dict]]:
     return ranked[:n], ranked[n:]
 
 
-def pareto(cands: list[dict]) -> list[str]:
+def pareto(cands: list[Candidate]) -> list[str]:
     """Finalists no other finalist beats on both INT8 test top-1 (host) and re-measured p50: a report,
     not a selection (the winner is picked on validation top-1)."""
-    pts = [(c["id"], c["int8"]["host_top1"], c["final"].get("p50_us")) for c in cands if c["final"].get("p50_us")]
+    pts = [(c.id, c.int8["host_top1"], c.final.get("p50_us")) for c in cands if c.final.get("p50_us")]
     return [i for i, acc, lat in pts
             if not any((a >= acc and l <= lat) and (a > acc or l < lat) for _, a, l in pts)]
 
 
-def closest(lb: dict) -> str:
+def closest(cands: list[Candidate]) -> str:
     """The candidate nearest to meeting every budget, and what it broke."""
-    scored = [(max(excess(b) for b in c["broken"]), c) for c in lb["candidates"] if c.get("broken")]
+    scored = [(max(excess(b) for b in c.broken), c) for c in cands if c.broken]
     if not scored:
         return "no candidate got far enough to be judged"
     _, c = min(scored, key=lambda t: t[0])
-    return f"closest: {c['id']} ({sp.describe(c['config'])}) broke {c['why']}"
+    return f"closest: {c.id} ({sp.describe(c.config)}) broke {c.why}"
