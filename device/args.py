@@ -79,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="the bundle's manifest.json (preprocessing, host predictions)")
     common(p)
 
-    p = sub.add_parser("infer", help="classify images or .npy tensors")
+    def task_flags(p):
+        from device.tasks.registry import TASKS
+        p.add_argument("--task", choices=list(TASKS), help="what the outputs mean (default: recognised from them)")
+        p.add_argument("--threshold", type=float, help="lowest score reported (detect 0.25, multi-pose 0.2)")
+        p.add_argument("--iou", type=float, default=0.45, help="NMS IoU for raw YOLO heads")
+
+    p = sub.add_parser("infer", help="run a model on images or .npy tensors (classify, detect, segment, ...)")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="image, .npy or a folder of them; - reads paths or .npy arrays from stdin")
@@ -89,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top_k", type=_at_least_1, default=defaults.TOP_K)
     p.add_argument("--pixel_scale", type=float, help="override: f = pixel*scale + offset")
     p.add_argument("--pixel_offset", type=float)
+    task_flags(p)
+    p.add_argument("--draw", metavar="OUT", help="write the image with the answer drawn on it (a folder for "
+                                                 "several inputs)")
+    p.add_argument("--mask_out", "--mask-out", dest="mask_out", metavar="MASK.png",
+                   help="segment: write the class-index PNG (a folder for several inputs)")
     common(p)
 
     p = sub.add_parser("serve", help="HTTP inference service (127.0.0.1 by default)")
@@ -110,4 +121,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("EDGEKIT_TOKEN"),
                    help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
     p.add_argument("--runtime")
+    task_flags(p)
     return parser

@@ -179,8 +179,12 @@ def cmd_infer(args, doc: dict) -> int:
     job = {"job": "infer", "runtime": _runtime_job(doc), "threads": args.num_threads,
            "inputs": [os.path.abspath(p) for p in args.inputs], "labels": labels,
            "top_k": args.top_k, "pixel_scale": args.pixel_scale, "pixel_offset": args.pixel_offset,
-           "manifest": os.path.abspath(args.manifest) if args.manifest else None}
-    doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest")}
+           "manifest": os.path.abspath(args.manifest) if args.manifest else None,
+           "task": args.task, "threshold": args.threshold, "iou": args.iou,
+           "draw": os.path.abspath(args.draw) if args.draw else None,
+           "mask_out": os.path.abspath(args.mask_out) if args.mask_out else None}
+    doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest",
+                                           "task", "threshold", "iou")}
     result, failure = _run_model_job(args.model, job, args.timeout, inputs.load_manifest(args.manifest))
     if failure:
         _record_failure(doc, failure)
@@ -188,9 +192,11 @@ def cmd_infer(args, doc: dict) -> int:
         for p in result["predictions"]:
             if "error" in p:
                 doc["errors"].append(p["error"])
+        doc["warnings"].extend(result.get("warnings", []))
         doc["results"].append(results.model_result(result["model"], result["variant"], memory=result["memory"],
-                                                   predictions=result["predictions"],
-                                                   preprocess=result["preprocess"]))
+                                                   predictions=result["predictions"], task=result["task"],
+                                                   preprocess=result["preprocess"],
+                                                   warnings=result.get("warnings", [])))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 
@@ -200,7 +206,10 @@ def _infer_stream(args, source: str, where: list) -> int:
     from device.contract.inputs import load_manifest
     from device.serving.predictor import Predictor
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
-                     load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset)
+                     load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset,
+                     args.task, args.threshold, args.iou)
+    for note in pred.notes:
+        _say("warning", note)
     items = sources.open_source(source, where, sources.Options(stdin=sys.stdin.buffer))
     return stream.run(pred, sources.get(source), items, args.top_k, sys.stdout)
 

@@ -33,7 +33,8 @@ PRESETS = {
     "imagenet": ([1.0 / (255.0 * s) for s in _STD], [-m / s for m, s in zip(_MEAN, _STD)]),  # (x/255-mean)/std
 }
 COLOR_ORDERS = ("RGB", "BGR")
-RESIZE_MODES = ("stretch", "crop")
+RESIZE_MODES = ("stretch", "crop", "letterbox")
+LETTERBOX_FILL = 114   # the grey Ultralytics pads with
 
 
 @dataclass
@@ -47,6 +48,45 @@ class Preprocess:
     source: str  # "manifest" | "convention" | "override"
     color_order: str = "RGB"   # channel order the model wants; pixels are decoded as RGB
     resize: str = "stretch"    # "stretch" | "crop" (centre crop to the model's aspect, then resize)
+    #                            | "letterbox" (scale to fit, pad with grey: Ultralytics YOLO)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a source image sits in the model's input: source pixels (x, y) map to model pixels
+    ((x - off_x) * sx + pad_x, (y - off_y) * sy + pad_y). One rule for stretch, crop and letterbox,
+    used to fit the image and, inverted, to put boxes, masks and keypoints back on the original."""
+    src_w: int
+    src_h: int
+    sx: float
+    sy: float
+    off_x: float = 0.0     # crop: the left/top of the kept box in source pixels
+    off_y: float = 0.0
+    pad_x: float = 0.0     # letterbox: the grey border left/top in model pixels
+    pad_y: float = 0.0
+    box: tuple = ()        # (left, top, width, height) of the source image inside the model input
+
+    def to_source(self, x: np.ndarray, y: np.ndarray) -> tuple:
+        """Model-input pixel coordinates -> the source image's pixel coordinates."""
+        return (x - self.pad_x) / self.sx + self.off_x, (y - self.pad_y) / self.sy + self.off_y
+
+
+def geometry_for(src_w: int, src_h: int, pre: "Preprocess") -> Geometry:
+    """How an image of src_w x src_h is fitted to the model's input under pre.resize."""
+    W, H = pre.width, pre.height
+    if pre.resize == "letterbox":
+        r = min(W / src_w, H / src_h)
+        new_w, new_h = max(1, int(round(src_w * r))), max(1, int(round(src_h * r)))
+        left, top = int(round((W - new_w) / 2 - 0.1)), int(round((H - new_h) / 2 - 0.1))
+        return Geometry(src_w, src_h, new_w / src_w, new_h / src_h, pad_x=left, pad_y=top,
+                        box=(left, top, new_w, new_h))
+    if pre.resize == "crop":
+        want = W / H
+        cw, ch = (min(src_w, round(src_h * want)), src_h) if src_w / src_h >= want else \
+            (src_w, min(src_h, round(src_w / want)))
+        left, top = (src_w - cw) // 2, (src_h - ch) // 2
+        return Geometry(src_w, src_h, W / cw, H / ch, off_x=left, off_y=top, box=(0, 0, W, H))
+    return Geometry(src_w, src_h, W / src_w, H / src_h, box=(0, 0, W, H))
 
 
 def random_input(spec: dict, rng: np.random.Generator) -> np.ndarray:
@@ -174,19 +214,22 @@ def pixels_to_input(pixels: np.ndarray, spec: dict, pre: Preprocess) -> np.ndarr
 
 
 def fit_image(img: Any, pre: Preprocess) -> np.ndarray:
-    """A PIL image -> (H,W,C) uint8 at the model's size and channels (the resize rule)."""
+    """A PIL image -> (H,W,C) uint8 at the model's size and channels (the resize rule, `geometry_for`)."""
     Image = _pillow()
     img = img.convert("L" if pre.channels == 1 else "RGB")
+    g = geometry_for(img.width, img.height, pre)
     if pre.resize == "crop":
-        # the largest centred box with the model's aspect ratio, then resize
-        want = pre.width / pre.height
-        w, h = img.size
-        cw, ch = (min(w, round(h * want)), h) if w / h >= want else (w, min(h, round(w / want)))
-        left, top = (w - cw) // 2, (h - ch) // 2
-        if (cw, ch) != (w, h):
-            img = img.crop((left, top, left + cw, top + ch))
-    if img.size != (pre.width, pre.height):
-        img = img.resize((pre.width, pre.height), Image.BILINEAR)
+        cw, ch = round(pre.width / g.sx), round(pre.height / g.sy)
+        if (cw, ch) != img.size:
+            img = img.crop((int(g.off_x), int(g.off_y), int(g.off_x) + cw, int(g.off_y) + ch))
+    left, top, new_w, new_h = g.box
+    if img.size != (new_w, new_h):
+        img = img.resize((new_w, new_h), Image.BILINEAR)
+    if (new_w, new_h) != (pre.width, pre.height):      # letterbox: the grey border around it
+        canvas = Image.new(img.mode, (pre.width, pre.height), LETTERBOX_FILL if img.mode == "L" else
+                           (LETTERBOX_FILL,) * 3)
+        canvas.paste(img, (left, top))
+        img = canvas
     arr = np.asarray(img, dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
 
@@ -238,6 +281,11 @@ def load_manifest(path: Optional[str]) -> Optional[dict]:
 
 def read_image(path: str, pre: Preprocess) -> np.ndarray:
     """An image file -> (H,W,C) uint8 pixels resized to the model's input (Pillow when present)."""
+    return read_image_fitted(path, pre)[0]
+
+
+def read_image_fitted(path: str, pre: Preprocess) -> tuple:
+    """An image file -> ((H,W,C) uint8 at the model's input, the Geometry that put it there)."""
     if not os.path.isfile(path):
         raise AgentError(f"{path}: no such file", kind="input")
     return _decode(path, pre, path)
@@ -245,6 +293,11 @@ def read_image(path: str, pre: Preprocess) -> np.ndarray:
 
 def decode_image_bytes(data: bytes, pre: Preprocess, label: str = "body") -> np.ndarray:
     """Image bytes (e.g. an HTTP body) -> (H,W,C) uint8, like read_image."""
+    return _decode(io.BytesIO(data), pre, label)[0]
+
+
+def decode_image_fitted(data: bytes, pre: Preprocess, label: str = "body") -> tuple:
+    """Image bytes -> (pixels at the model's input, Geometry), like read_image_fitted."""
     return _decode(io.BytesIO(data), pre, label)
 
 
@@ -257,8 +310,8 @@ def _pillow() -> Any:
     return Image
 
 
-def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.ndarray:
-    """A path or a file-like object -> (H,W,C) uint8 at the model's size.
+def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> tuple:
+    """A path or a file-like object -> ((H,W,C) uint8 at the model's size, its Geometry).
 
     The bytes are untrusted (an HTTP body, a user's folder): whatever goes wrong while decoding
     them is the input's fault, so it always becomes an AgentError (a 4xx in serve), never a 500.
@@ -266,12 +319,13 @@ def _decode(source: Union[str, BinaryIO], pre: Preprocess, label: str) -> np.nda
     Image = _pillow()
     try:
         if Image is None:
-            return _resize_nearest(_read_pnm(source, label), pre)
+            arr = _read_pnm(source, label)
+            return _resize_nearest(arr, pre), geometry_for(arr.shape[1], arr.shape[0], pre)
         with Image.open(source) as img:  # reads the header only, so the size check costs nothing
             if img.width * img.height > defaults.MAX_IMAGE_PIXELS:
                 raise AgentError(f"{label}: image of {img.width}x{img.height} pixels is too large "
                                  f"(limit {defaults.MAX_IMAGE_PIXELS} pixels)", kind="input")
-            return fit_image(img, pre)
+            return fit_image(img, pre), geometry_for(img.width, img.height, pre)
     except AgentError:
         raise
     except Exception:
@@ -317,11 +371,21 @@ def _read_pnm(source: Union[str, BinaryIO], label: str) -> np.ndarray:
 
 
 def _resize_nearest(arr: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """Nearest-neighbour fitting without Pillow, by the same Geometry as fit_image."""
     if arr.shape[2] != pre.channels:
         arr = arr.mean(axis=2, keepdims=True).astype(np.uint8) if pre.channels == 1 else \
             np.repeat(arr, pre.channels, axis=2)
     if arr.shape[:2] == (pre.height, pre.width):
         return arr
-    ys = (np.arange(pre.height) * arr.shape[0] / pre.height).astype(int)
-    xs = (np.arange(pre.width) * arr.shape[1] / pre.width).astype(int)
-    return arr[ys][:, xs]
+    if pre.resize == "stretch":     # integer arithmetic: the same pixels on every platform
+        ys = (np.arange(pre.height) * arr.shape[0] / pre.height).astype(int)
+        xs = (np.arange(pre.width) * arr.shape[1] / pre.width).astype(int)
+        return arr[ys][:, xs]
+    g = geometry_for(arr.shape[1], arr.shape[0], pre)
+    sx, sy = g.to_source(np.arange(pre.width, dtype=np.float64), np.arange(pre.height, dtype=np.float64))
+    xs, ys = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    out = arr[np.clip(ys, 0, arr.shape[0] - 1)][:, np.clip(xs, 0, arr.shape[1] - 1)]
+    outside = (ys < 0) | (ys >= arr.shape[0]), (xs < 0) | (xs >= arr.shape[1])
+    out[outside[0]] = LETTERBOX_FILL
+    out[:, outside[1]] = LETTERBOX_FILL
+    return out

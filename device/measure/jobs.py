@@ -13,19 +13,10 @@ from typing import Any, Optional
 import numpy as np
 
 from device import report
-
-from device.runtimes import graph
-
-from device.contract import inputs
-
-from device.measure import memory
-
-from device.contract import results
-
-from device.runtimes import registry as runtime
-
-from device.measure import stats
-from device.errors import AgentError, one_line
+from device.contract import inputs, results
+from device.errors import EXIT_USAGE, AgentError, one_line
+from device.measure import memory, stats
+from device.runtimes import graph, registry as runtime
 from device.serving.predictor import Predictor
 from device.sources import registry as sources
 from device.tasks import registry as tasks
@@ -226,7 +217,10 @@ def evaluate(spec: dict) -> dict:
     if list(in_specs[0]["shape"]) != list(first.shape):
         interp, init_us = _open(module, spec["model_path"], spec["threads"], True, [first])
         in_specs, out_specs = _specs(interp)
-    task = tasks.get(spec.get("task", tasks.DEFAULT))
+    task, _ = tasks.choose(spec.get("task") or (manifest or {}).get("task"), in_specs, out_specs)
+    if task.scorer is None:
+        raise AgentError(f"{where}: eval.npz holds class labels, but this is a {task.name} model; its "
+                         "predictions are scored on the host (make bench with its EVAL=)", kind="eval_set")
     scorer = task.scorer(out_specs, y, where)
     index = in_specs[0]["index"]
     samples = []
@@ -253,21 +247,27 @@ def evaluate(spec: dict) -> dict:
 
 
 def infer(spec: dict) -> dict:
-    """Classify every input file with one Predictor; a bad file is an error entry, not a failure."""
+    """Answer every input file with one Predictor (the task recognised or forced); a bad file is an
+    error entry, not a failure. --draw / --mask_out pictures are written per input."""
     manifest = inputs.load_manifest(spec.get("manifest"))
     t0 = _clock()
     pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"],
                      manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"),
-                     spec.get("task", tasks.DEFAULT))
+                     spec.get("task"), spec.get("threshold"), spec.get("iou", 0.45))
     init_us = (_clock() - t0) / 1000.0
     items = [item.path for item in sources.open_source("files", spec["inputs"])]
     if not items:
         raise AgentError("no input files found", kind="input")
+    if (spec.get("mask_out") and pred.task.name != "segment"):
+        raise AgentError(f"--mask_out is for segmentation; this model's task is {pred.task.name}",
+                         EXIT_USAGE, "usage")
     predictions, failed = [], 0
     for path in items:
         try:
-            result = pred.predict(pred.tensor_from_file(path), spec["top_k"])
+            tensor, geometry = pred.fitted_from_file(path)
+            result, raw, ctx = pred.predict_raw(tensor, spec["top_k"], geometry=geometry)
             result.pop("model")
+            _pictures(pred, path, raw, ctx, result, spec, len(items))
             predictions.append(dict({"input": path}, **result))
         except AgentError as exc:
             failed += 1
@@ -276,9 +276,34 @@ def infer(spec: dict) -> dict:
     model = {"inputs": [graph.public_spec(s) for s in pred.in_specs],
              "outputs": [graph.public_spec(s) for s in pred.out_specs]}
     model.update(pred.delegation)
-    return {"model": model, "predictions": predictions, "failed_inputs": failed,
-            "preprocess": pred.pre.__dict__, "init_us": round(init_us, 3),
-            "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
+    return {"model": model, "predictions": predictions, "failed_inputs": failed, "task": pred.task.name,
+            "preprocess": pred.pre.__dict__ if pred.pre else None, "init_us": round(init_us, 3),
+            "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": list(pred.notes)}
+
+
+def _picture_path(dest: str, path: str, many: bool, ext: str) -> str:
+    """--draw OUT for one input is the file; for several, OUT is a folder of <input stem><ext>."""
+    if not many:
+        return dest
+    os.makedirs(dest, exist_ok=True)
+    return os.path.join(dest, os.path.splitext(os.path.basename(path))[0] + ext)
+
+
+def _pictures(pred: Predictor, path: str, raw: Any, ctx: Any, result: dict, spec: dict, n: int) -> None:
+    if not (spec.get("draw") or spec.get("mask_out")):
+        return
+    from device.tasks import draw, segment
+    cmap = segment.class_map(raw, ctx) if pred.task.name == "segment" else None
+    if spec.get("mask_out") and cmap is not None:
+        out = _picture_path(spec["mask_out"], path, n > 1, ".png")
+        draw.write_mask(cmap, out)
+        result["mask"] = out
+    if spec.get("draw"):
+        if path.lower().endswith(".npy"):
+            raise AgentError(f"{path}: --draw needs an image input, not a .npy tensor", kind="input")
+        out = _picture_path(spec["draw"], path, n > 1, ".jpg")
+        draw.write_picture(draw.annotate(draw.open_image(path), result, cmap), out)
+        result["drawn"] = out
 
 
 JOBS = {"bench": bench, "eval": evaluate, "infer": infer}

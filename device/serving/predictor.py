@@ -1,5 +1,6 @@
 """A loaded model that answers one input at a time, for the long-running modes (serve, infer -,
-infer --watch): a pool of interpreters, the preprocessing, the labels, and what /info reports.
+infer --watch) and infer over files: a pool of interpreters, the preprocessing, the labels, the
+task that reads the outputs, and what /info reports.
 
 TFLite interpreters are not thread-safe, so a caller borrows one from the pool per inference.
 """
@@ -8,21 +9,16 @@ from __future__ import annotations
 import io
 import queue
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from device import __version__
-
-from device.runtimes import graph
-
 from device.contract import inputs
-
-from device.runtimes import modelfile
-
-from device.runtimes import registry as runtime
 from device.errors import AgentError
+from device.runtimes import graph, modelfile, registry as runtime
 from device.tasks import registry as tasks
+from device.tasks.base import Context, image_hw, read_all
 from device.tasks.classify import output_scores  # the host's evaluation reads scores with it
 
 __all__ = ["Busy", "Predictor", "output_scores"]
@@ -33,13 +29,13 @@ class Busy(Exception):
 
 
 class Predictor:
-    """predict(tensor, k) -> the task's answer fields, then latency_us and the model's name."""
+    """predict(tensor, k) -> the task's answer fields, then the task, latency_us (invoke),
+    postprocess_us (decoding, NMS, mask resizing) and the model's name."""
 
     def __init__(self, path: str, rt: runtime.RuntimeInfo, workers: int = 1, threads: int = 1,
                  manifest: Optional[dict] = None, labels: Optional[list] = None,
                  pixel_scale: Optional[float] = None, pixel_offset: Optional[float] = None,
-                 task: str = tasks.DEFAULT):
-        self.task = tasks.get(task)
+                 task: Optional[str] = None, threshold: Optional[float] = None, iou: float = 0.45):
         self.meta = modelfile.describe(path)
         module = runtime.load_module(rt)
         self.pool: queue.Queue = queue.Queue()
@@ -53,38 +49,75 @@ class Predictor:
         if len(self.in_specs) != 1:
             raise AgentError(f"this mode needs a single-input model, this one has {len(self.in_specs)}",
                              kind="input")
-        self.pre = inputs.preprocess_for(self.in_specs[0], manifest, pixel_scale, pixel_offset)
+        self.task, note = tasks.choose(task or (manifest or {}).get("task"), self.in_specs, self.out_specs)
+        self.notes = [note] if note else []
+        # a non-image input (audio features, a sensor window) takes .npy tensors only
+        self.pre = inputs.preprocess_for(self.in_specs[0], manifest, pixel_scale, pixel_offset) \
+            if image_hw(self.in_specs) or (manifest or {}).get("input") else None
         self.labels = labels or (manifest or {}).get("class_names")
+        warning = tasks.label_warning(self.task, self.out_specs, self.labels)
+        if warning:
+            self.notes.append(warning)
+        self.threshold, self.iou = threshold, iou
         self.delegation = graph.analyse(interp)
         self.runtime = {"name": rt.name, "version": rt.version}
         self.workers = self.pool.qsize()
 
     def info(self) -> dict:
-        return {"agent_version": __version__, "model": self.meta, "runtime": self.runtime,
+        return {"agent_version": __version__, "model": self.meta, "runtime": self.runtime, "task": self.task.name,
                 "inputs": [graph.public_spec(s) for s in self.in_specs],
                 "outputs": [graph.public_spec(s) for s in self.out_specs],
-                "preprocess": self.pre.__dict__, "labels": self.labels,
+                "preprocess": self.pre.__dict__ if self.pre else None, "labels": self.labels,
                 "ops_total": self.delegation["ops_total"], "ops_delegated": self.delegation["ops_delegated"],
                 "workers": self.workers}
 
-    def tensor_from_bytes(self, data: bytes, label: str = "body") -> np.ndarray:
-        """An image or .npy payload -> a batch-1 input tensor (AgentError when it is neither)."""
+    # ------------------------------------------------------------ inputs
+
+    def _need_pre(self, label: str) -> inputs.Preprocess:
+        if self.pre is None:
+            spec = self.in_specs[0]
+            raise AgentError(f"{label}: this model's input {spec['dtype']}{list(spec['shape'])} is not an image; "
+                             "give it a .npy tensor", kind="input")
+        return self.pre
+
+    def fitted_from_bytes(self, data: bytes, label: str = "body") -> tuple:
+        """An image or .npy payload -> (batch-1 input tensor, Geometry or None for a .npy)."""
         if data.startswith(b"\x93NUMPY"):
             try:
                 arr = np.load(io.BytesIO(data), allow_pickle=False)
             except Exception:
                 raise AgentError(f"{label}: looks like .npy but cannot be read", kind="input") from None
-            return inputs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
-        return inputs.pixels_to_input(inputs.decode_image_bytes(data, self.pre, label)[None],
-                                      self.in_specs[0], self.pre)
+            return self.tensor_from_array(arr, label), None
+        pre = self._need_pre(label)
+        pixels, geometry = inputs.decode_image_fitted(data, pre, label)
+        return inputs.pixels_to_input(pixels[None], self.in_specs[0], pre), geometry
+
+    def fitted_from_file(self, path: str) -> tuple:
+        """An image or .npy file -> (batch-1 input tensor, Geometry or None for a .npy)."""
+        if path.lower().endswith(".npy"):
+            return self.tensor_from_array(inputs.load_npy(path), path), None
+        pre = self._need_pre(path)
+        pixels, geometry = inputs.read_image_fitted(path, pre)
+        return inputs.pixels_to_input(pixels[None], self.in_specs[0], pre), geometry
+
+    def tensor_from_bytes(self, data: bytes, label: str = "body") -> np.ndarray:
+        return self.fitted_from_bytes(data, label)[0]
 
     def tensor_from_file(self, path: str) -> np.ndarray:
-        return inputs.file_to_tensor(path, self.in_specs[0], self.pre)
+        return self.fitted_from_file(path)[0]
 
     def tensor_from_array(self, arr: np.ndarray, label: str) -> np.ndarray:
+        if self.pre is None:
+            spec = self.in_specs[0]
+            return inputs.check_fits(arr.reshape([max(1, d) for d in spec["shape"]])
+                                     if arr.size == int(np.prod([max(1, d) for d in spec["shape"]])) else arr,
+                                     spec, label)
         return inputs.array_to_tensor(arr, self.in_specs[0], self.pre, label)
 
-    def predict(self, tensor: np.ndarray, k: int, wait: Optional[float] = None) -> dict:
+    # ------------------------------------------------------------ running
+
+    def run(self, tensor: np.ndarray, wait: Optional[float] = None, every_output: bool = False) -> tuple:
+        """(the task's raw answer, or every output dequantised with every_output; invoke time in us)."""
         try:
             interp = self.pool.get(timeout=wait)
         except queue.Empty:
@@ -94,7 +127,29 @@ class Predictor:
             t0 = time.perf_counter_ns()
             runtime.invoke(interp)
             latency = (time.perf_counter_ns() - t0) / 1000.0
-            raw = self.task.read(interp, self.out_specs)
+            raw = read_all(interp, self.out_specs) if every_output else self.task.read(interp, self.out_specs)
         finally:
             self.pool.put(interp)
-        return dict(self.task.answer(raw, k, self.labels), latency_us=round(latency, 3), model=self.meta["name"])
+        return raw, latency
+
+    def context(self, k: int, geometry: Any = None, threshold: Optional[float] = None) -> Context:
+        spec = self.in_specs[0]["shape"]
+        hw = (self.pre.height, self.pre.width) if self.pre else (spec[1] if len(spec) > 1 else 1,
+                                                                  spec[2] if len(spec) > 2 else 1)
+        return Context(k=k, labels=self.labels, threshold=self.threshold if threshold is None else threshold,
+                       iou=self.iou, geometry=geometry, input_hw=hw)
+
+    def predict(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
+                threshold: Optional[float] = None) -> dict:
+        return self.predict_raw(tensor, k, wait, geometry, threshold)[0]
+
+    def predict_raw(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
+                    threshold: Optional[float] = None) -> tuple:
+        """(the prediction, the task's raw answer and Context) - drawing needs the last two."""
+        raw, latency = self.run(tensor, wait)
+        ctx = self.context(k, geometry, threshold)
+        t0 = time.perf_counter_ns()
+        fields = self.task.answer(raw, ctx)
+        post = (time.perf_counter_ns() - t0) / 1000.0
+        return dict(fields, task=self.task.name, latency_us=round(latency, 3), postprocess_us=round(post, 3),
+                    model=self.meta["name"]), raw, ctx

@@ -79,6 +79,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_picture(self, predictor: Predictor, body: bytes, result: dict, raw: object, ctx: object) -> None:
+        """/infer?draw=1: the image with the answer drawn on it, as JPEG (not for .npy bodies)."""
+        from device.tasks import draw, segment
+        if body.startswith(b"\x93NUMPY"):
+            raise HttpError(400, "draw=1 needs an image body, not .npy")
+        cmap = segment.class_map(raw, ctx) if predictor.task.name == "segment" else None
+        try:
+            picture = draw.jpeg_bytes(draw.annotate(draw.open_image(body), result, cmap))
+        except AgentError as exc:
+            raise HttpError(400, str(exc))
+        self._send(200, picture, "image/jpeg")
+
     def _authorised(self) -> bool:
         if not self.token:
             return True
@@ -187,12 +199,16 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "top_k must be >= 1")
         served = self.follower.served
         self.release = served.release
-        tensor = served.predictor.tensor_from_bytes(body)
+        draw = parse_qs(url.query).get("draw", ["0"])[0] not in ("0", "", "false")
+        tensor, geometry = served.predictor.fitted_from_bytes(body)
         try:
-            result = served.predictor.predict(tensor, k, self.request_timeout)
+            result, raw, ctx = served.predictor.predict_raw(tensor, k, self.request_timeout, geometry)
         except Busy:
             raise HttpError(503, "all workers are busy; try again")
         self.metrics.observe(result["latency_us"] / 1e6)
+        if draw:
+            self._send_picture(served.predictor, body, result, raw, ctx)
+            return
         self._send(200, dict(result, release=served.release, sha256=served.sha256))
 
 
@@ -210,7 +226,8 @@ def main(args, labels: Optional[list]) -> int:
     manifest = inputs.load_manifest(args.manifest)
     rt = runtime.resolve(args.runtime)
     path = os.path.realpath(args.model) if args.follow else args.model   # name the release actually served
-    model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels)
+    model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels, task=args.task,
+                      threshold=args.threshold, iou=args.iou)
     metrics = Metrics()
     served = Served(model, release_of(args.model) if args.follow else None, results.variant_for(manifest, args.model))
     if args.follow and served.variant is None:

@@ -62,11 +62,11 @@ def release_of(model_path: str) -> str:
 
 
 def self_check(predictor: Predictor) -> None:
-    """One inference on a known input (zeros): the model allocates, runs and gives finite scores."""
+    """One inference on a known input (zeros): the model allocates, runs and gives finite outputs."""
     spec = predictor.in_specs[0]
     tensor = np.zeros([max(1, d) for d in spec["shape"]], dtype=np.dtype(spec["dtype"]))
-    result = predictor.predict(tensor, 1, wait=CHECK_TIMEOUT_SECS)
-    if not result["top_k"] or not np.isfinite(result["top_k"][0]["score"]):
+    outputs, _ = predictor.run(tensor, wait=CHECK_TIMEOUT_SECS, every_output=True)
+    if not outputs or not all(np.size(o) and np.all(np.isfinite(o)) for o in outputs):
         raise AgentError("the check inference gave no finite score", kind="check")
 
 

@@ -24,9 +24,9 @@ def run(pred: Predictor, source: Source, items: Iterable[Item], k: int, out: IO)
             _emit(out, {"input": item.name, "error": item.error})
             return EXIT_MODEL_FAILED
         try:
-            tensor = (pred.tensor_from_file(item.path) if item.path is not None
-                      else pred.tensor_from_array(item.array, item.name))
-            record = dict(pred.predict(tensor, k), input=item.name)
+            tensor, geometry = (pred.fitted_from_file(item.path) if item.path is not None
+                                else (pred.tensor_from_array(item.array, item.name), None))
+            record = dict(pred.predict(tensor, k, geometry=geometry), input=item.name)
         except AgentError as exc:
             record, failed = {"input": item.name, "error": str(exc)}, failed + 1
         _emit(out, record)

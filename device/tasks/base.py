@@ -1,8 +1,9 @@
-"""What a task provides: reading a model's outputs for one input, the fields a prediction reports
-(infer, infer -, infer --watch, serve's /infer), and the scoring of an eval set.
+"""What a task provides: knowing its own output layout, reading a model's outputs for one input,
+the fields a prediction reports (infer, infer -, infer --watch, serve's /infer), and the scoring
+of an eval set.
 
 Everything else (preprocessing, timing, the interpreter pool, the JSON documents) is the same for
-every task, so a new task (detect, segment, keypoints, raw) is one module and one registry line.
+every task, so a new task is one module and one registry line.
 """
 from __future__ import annotations
 
@@ -33,11 +34,77 @@ class Scorer:
 
 
 @dataclass(frozen=True)
+class Context:
+    """What turning raw outputs into an answer may need besides the outputs themselves.
+
+    `geometry` (device.contract.inputs.Geometry) puts model-input pixels back on the source image;
+    without it (a .npy input) coordinates stay in model-input pixels. `threshold` None is the
+    task's own default."""
+    k: int = 5
+    labels: Optional[list] = None
+    threshold: Optional[float] = None
+    iou: float = 0.45
+    geometry: Any = None
+    input_hw: tuple = (1, 1)          # the model input's (height, width)
+
+
+@dataclass(frozen=True)
 class Task:
-    """One task. read(interpreter, output specs) -> the raw answer for the input just run (batch
-    row 0); answer(raw, k, labels) -> the prediction's fields, in the order they are reported;
-    scorer(output specs, y, where) -> a Scorer for `eval`."""
+    """One task.
+
+    matches(input specs, output specs) -> whether the outputs have this task's layout;
+    read(interpreter, output specs) -> the raw answer for the input just run (batch row 0);
+    answer(raw, Context) -> the prediction's fields, in the order they are reported;
+    classes(output specs) -> how many classes the model knows (None when the layout does not say);
+    scorer(output specs, y, where) -> a Scorer for `eval`, None when the board does not score it
+    (the host scores the board's predictions instead)."""
     name: str
+    matches: Callable[[list, list], bool]
     read: Callable[[Any, list], Any]
-    answer: Callable[[Any, int, Optional[list]], dict]
-    scorer: Callable[[list, np.ndarray, str], Scorer]
+    answer: Callable[[Any, Context], dict]
+    classes: Callable[[list], Optional[int]] = lambda out_specs: None
+    scorer: Optional[Callable[[list, np.ndarray, str], Scorer]] = None
+
+
+def dequantise(arr: np.ndarray, spec: dict) -> np.ndarray:
+    """A tensor's values as float32 (int8/uint8 outputs through their scale and zero point)."""
+    arr = np.asarray(arr)
+    out = arr.astype(np.float32)
+    q = spec.get("quantization")
+    if q and q.get("scale") and arr.dtype.kind in "iu":
+        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
+    return out
+
+
+def read_all(interp: Any, out_specs: list) -> list:
+    """Every output of the input just run, batch row 0, dequantised."""
+    return [dequantise(interp.get_tensor(s["index"]), s)[0] if len(s["shape"]) > 1 else
+            dequantise(interp.get_tensor(s["index"]), s) for s in out_specs]
+
+
+def label_for(class_id: int, labels: Optional[list]) -> str:
+    """A class id's name. Label files come with or without a leading `???` placeholder line (the
+    TF Object Detection API's background slot); with it, class i is line i + 1."""
+    if not labels:
+        return str(class_id)
+    i = class_id + 1 if labels[0] == "???" else class_id
+    return labels[i] if 0 <= i < len(labels) else str(class_id)
+
+
+def label_count(labels: Optional[list]) -> int:
+    """How many classes a label file names (a leading `???` placeholder is not one)."""
+    if not labels:
+        return 0
+    return len(labels) - (1 if labels[0] == "???" else 0)
+
+
+def image_hw(in_specs: list) -> Optional[tuple]:
+    """(H, W) of a single NHWC image input, else None."""
+    if len(in_specs) != 1:
+        return None
+    shape = list(in_specs[0]["shape"])
+    if len(shape) == 4 and shape[3] in (1, 3):
+        return shape[1], shape[2]
+    if len(shape) == 3:
+        return shape[1], shape[2]
+    return None

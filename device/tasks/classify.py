@@ -1,5 +1,5 @@
-"""Classification: output 0 holds one score per class; report the top k with labels, score eval by
-top-1 (and top-5 when there are more than 5 classes) and a confusion matrix."""
+"""Classification: one output of class scores; report the top k with labels, score eval by top-1
+(and top-5 when there are more than 5 classes) and a confusion matrix."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -7,22 +7,27 @@ from typing import Any, Optional
 import numpy as np
 
 from device.errors import AgentError
-from device.tasks.base import Scorer, Task
+from device.tasks.base import Context, Scorer, Task, dequantise, label_for
 
 
 def output_scores(interp: Any, out_spec: dict) -> np.ndarray:
     """Scores of output 0 as (N, classes), dequantised (argmax is all top-1 needs, but scores are reported)."""
-    out = interp.get_tensor(out_spec["index"]).astype(np.float32)
-    q = out_spec.get("quantization")
-    if q and q["scale"]:
-        out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
+    out = dequantise(interp.get_tensor(out_spec["index"]), out_spec)
     return out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
 
 
 def top_k(scores: np.ndarray, k: int, labels: Optional[list]) -> list:
     order = np.argsort(-scores, kind="stable")[:k]
-    return [{"index": int(i), "label": labels[i] if labels and i < len(labels) else str(int(i)),
-             "score": round(float(scores[i]), 6)} for i in order]
+    return [{"index": int(i), "label": label_for(int(i), labels), "score": round(float(scores[i]), 6)}
+            for i in order]
+
+
+def matches(in_specs: list, out_specs: list) -> bool:
+    """One output holding one score per class: (C,), (1, C) or (1, 1, ..., C)."""
+    if len(out_specs) != 1:
+        return False
+    shape = [max(1, d) for d in out_specs[0]["shape"]]
+    return len(shape) >= 1 and shape[-1] > 1 and int(np.prod(shape[:-1])) == 1
 
 
 def read(interp: Any, out_specs: list) -> np.ndarray:
@@ -30,8 +35,8 @@ def read(interp: Any, out_specs: list) -> np.ndarray:
     return output_scores(interp, out_specs[0])[0]
 
 
-def answer(scores: np.ndarray, k: int, labels: Optional[list]) -> dict:
-    return {"top_k": top_k(scores, k, labels)}
+def answer(scores: np.ndarray, ctx: Context) -> dict:
+    return {"top_k": top_k(scores, ctx.k, ctx.labels)}
 
 
 def num_classes(out_specs: list) -> int:
@@ -75,4 +80,4 @@ class ClassScorer(Scorer):
                 "disagreements": int((host_pred != preds).sum())}
 
 
-TASK = Task(name="classify", read=read, answer=answer, scorer=ClassScorer)
+TASK = Task(name="classify", matches=matches, read=read, answer=answer, classes=num_classes, scorer=ClassScorer)

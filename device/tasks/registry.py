@@ -1,12 +1,19 @@
-"""The tasks the agent knows, by name: the one place a new task is added."""
+"""The tasks the agent knows, by name: the one place a new task is added.
+
+Recognition tries them in ORDER (the most specific layouts first: a MoveNet (1,6,56) would also
+pass for a tiny YOLO head); a model none of them recognises is `raw`.
+"""
 from __future__ import annotations
 
-from device.errors import EXIT_USAGE, AgentError
-from device.tasks import classify
-from device.tasks.base import Task
+from typing import Optional
 
+from device.errors import EXIT_USAGE, AgentError
+from device.tasks import classify, detect, keypoints, raw, segment
+from device.tasks.base import Task, label_count
+
+ORDER = (keypoints.TASK, segment.TASK, detect.TASK, classify.TASK)
+TASKS = {t.name: t for t in ORDER + (raw.TASK,)}
 DEFAULT = "classify"
-TASKS = {t.name: t for t in (classify.TASK,)}
 
 
 def get(name: str = DEFAULT) -> Task:
@@ -14,3 +21,39 @@ def get(name: str = DEFAULT) -> Task:
     if name not in TASKS:
         raise AgentError(f"unknown task {name!r} (choose from {', '.join(TASKS)})", EXIT_USAGE, "usage")
     return TASKS[name]
+
+
+def shapes(specs: list) -> str:
+    return ", ".join(f"{s['name']} {list(s['shape'])}" for s in specs)
+
+
+def recognise(in_specs: list, out_specs: list) -> tuple:
+    """(task name, a note when it fell back to raw) from the model's inputs and outputs."""
+    for task in ORDER:
+        if task.matches(in_specs, out_specs):
+            return task.name, None
+    return "raw", f"output layout ({shapes(out_specs)}) is not one any task recognises: task raw"
+
+
+def choose(forced: Optional[str], in_specs: list, out_specs: list) -> tuple:
+    """(Task, note): the forced one when its layout fits (raw always does), else the recognised one.
+    A forced task the outputs do not fit is a usage error naming the output shapes."""
+    if forced:
+        task = get(forced)
+        if not task.matches(in_specs, out_specs):
+            raise AgentError(f"--task {forced}: this model's outputs ({shapes(out_specs)}) are not a "
+                             f"{forced} layout", EXIT_USAGE, "usage")
+        return task, None
+    name, note = recognise(in_specs, out_specs)
+    return TASKS[name], note
+
+
+def label_warning(task: Task, out_specs: list, labels: Optional[list], where: str = "labels") -> Optional[str]:
+    """One line when a label file's length does not match the classes the model has."""
+    want = task.classes(out_specs)
+    have = label_count(labels)
+    if not labels or want is None or have == want:
+        return None
+    if task.name == "detect" and have == want - 1:      # a YOLOv5 head: objectness + the labels' classes
+        return None
+    return f"{where}: {have} labels but the model has {want} classes"

@@ -10,28 +10,30 @@ from device.errors import EXIT_USAGE, AgentError
 from device.tasks import base, classify, registry
 
 
-def test_classify_is_the_only_task_and_the_default():
-    assert list(registry.TASKS) == ["classify"] and registry.DEFAULT == "classify"
-    assert registry.get() is classify.TASK and isinstance(classify.TASK, base.Task)
+def test_the_five_tasks_and_the_default():
+    assert sorted(registry.TASKS) == ["classify", "detect", "keypoints", "raw", "segment"]
+    assert registry.DEFAULT == "classify"
+    assert registry.get() is classify.TASK and all(isinstance(t, base.Task) for t in registry.TASKS.values())
 
 
 def test_an_unknown_task_is_refused_in_one_line():
     with pytest.raises(AgentError) as err:
-        registry.get("detect")
-    assert str(err.value) == "unknown task 'detect' (choose from classify)"
+        registry.get("pose")
+    assert str(err.value) == "unknown task 'pose' (choose from keypoints, segment, detect, classify, raw)"
     assert err.value.exit_code == EXIT_USAGE and err.value.kind == "usage"
 
 
-def test_a_predictor_refuses_an_unknown_task_before_loading(models):
+def test_a_predictor_refuses_a_forced_task_the_outputs_do_not_fit(models):
     from device.runtimes import registry as runtimes
     from device.serving.predictor import Predictor
-    with pytest.raises(AgentError, match="unknown task 'segment'"):
+    with pytest.raises(AgentError, match=r"--task segment: this model's outputs \(.*\[1, \d+\]\) are not a segment layout") as err:
         Predictor(models["int8"], runtimes.resolve(), task="segment")
+    assert err.value.exit_code == EXIT_USAGE
 
 
 def test_answer_is_top_k_with_labels_in_score_order_ties_by_index():
     scores = np.array([0.1, 0.7, 0.1, 0.05, 0.05], dtype=np.float32)
-    got = classify.answer(scores, 3, ["a", "b"])
+    got = classify.answer(scores, base.Context(k=3, labels=["a", "b"]))
     assert json.dumps(got) == ('{"top_k": [{"index": 1, "label": "b", "score": 0.7}, '
                                '{"index": 0, "label": "a", "score": 0.1}, {"index": 2, "label": "2", "score": 0.1}]}')
 

@@ -1,0 +1,207 @@
+"""Object detection, for the two layouts detectors reach a board in.
+
+1. `TFLite_Detection_PostProcess` (TF Object Detection API, Model Maker, EfficientDet-Lite): four
+   outputs, boxes (1,N,4) as normalised (ymin, xmin, ymax, xmax), classes (1,N), scores (1,N) and
+   a count (1,). The graph already ran NMS; only the score threshold is applied here.
+2. A raw YOLO-style head, one output (1,N,4+C) or (1,4+C,N), rows (cx, cy, w, h[, objectness],
+   class scores...) in input pixels or normalised to [0,1]. Thresholding and class-wise
+   non-maximum suppression run here, vectorised in NumPy (Ultralytics' own defaults: score 0.25,
+   IoU 0.45 in YOLOv5's detect.py, at most 300 boxes).
+
+Boxes are reported as [x0, y0, x1, y1] in the original image's pixels (the resize or letterbox
+undone through the input's Geometry).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from device.tasks.base import Context, Task, label_count, label_for, read_all
+
+DEFAULT_THRESHOLD = 0.25
+MAX_DETECTIONS = 300
+MAX_CANDIDATES = 30000     # boxes above the threshold that go into NMS (the highest scores)
+
+
+# ---------------------------------------------------------------- layouts
+
+def postprocess_layout(out_specs: list) -> Optional[dict]:
+    """Output indices of a TFLite_Detection_PostProcess model: boxes, count and the (classes,
+    scores) pair in graph order (told apart per inference: classes are whole numbers)."""
+    if len(out_specs) != 4:
+        return None
+    shapes = [[max(1, d) for d in s["shape"]] for s in out_specs]
+    boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[-1] == 4]
+    count = [i for i, s in enumerate(shapes) if len(s) == 1 and s[0] == 1]
+    pair = [i for i, s in enumerate(shapes) if len(s) == 2 and s[0] == 1]
+    if len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
+        return None
+    n = shapes[boxes[0]][1]
+    if any(shapes[i][1] != n for i in pair):
+        return None
+    return {"boxes": boxes[0], "count": count[0], "pair": pair}
+
+
+def yolo_layout(out_specs: list) -> Optional[dict]:
+    """(attributes, boxes, transposed) of a raw YOLO head: the smaller non-batch dimension is the
+    attributes (4 box values, maybe objectness, the class scores); YOLOv8+ exports (1, 4+C, N)."""
+    if len(out_specs) != 1:
+        return None
+    shape = list(out_specs[0]["shape"])
+    if len(shape) != 3 or shape[0] != 1:
+        return None
+    a, b = shape[1], shape[2]
+    attrs, n, transposed = (a, b, True) if a < b else (b, a, False)
+    if attrs < 5 or n <= attrs:
+        return None
+    return {"attrs": attrs, "boxes": n, "transposed": transposed}
+
+
+def matches(in_specs: list, out_specs: list) -> bool:
+    return postprocess_layout(out_specs) is not None or yolo_layout(out_specs) is not None
+
+
+def classes(out_specs: list) -> Optional[int]:
+    """Classes of a YOLO head without objectness (with it, one fewer: the labels decide)."""
+    y = yolo_layout(out_specs)
+    return None if y is None else y["attrs"] - 4
+
+
+def has_objectness(attrs: int, labels: Optional[list]) -> bool:
+    """YOLOv5-style heads carry an objectness column, v8 and later do not. A label file says which
+    (C or C+1 columns after the box); without one, 85 columns is v5 on COCO's 80 classes."""
+    n = label_count(labels)
+    if n:
+        return attrs - 5 == n
+    return attrs == 85
+
+
+# ---------------------------------------------------------------- decoding
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (N,4) against every box in b (M,4), boxes as x0, y0, x1, y1."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda z: np.clip(z[:, 2] - z[:, 0], 0, None) * np.clip(z[:, 3] - z[:, 1], 0, None)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float,
+        max_keep: int = MAX_DETECTIONS) -> np.ndarray:
+    """Indices kept by class-wise greedy non-maximum suppression, highest score first.
+
+    Boxes of different classes never suppress each other: each class is shifted to its own region
+    of the plane (the batched-NMS trick), so one pass handles every class."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = float(np.max(np.abs(boxes))) * 2 + 1
+    shifted = boxes + (class_ids.astype(np.float64) * span)[:, None]
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size and len(keep) < max_keep:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        if not rest.size:
+            break
+        overlap = iou_matrix(shifted[i:i + 1], shifted[rest])[0]
+        order = rest[overlap <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _to_source(xyxy: np.ndarray, ctx: Context) -> np.ndarray:
+    """Boxes in model-input pixels -> the source image's pixels, clipped to it."""
+    if ctx.geometry is None:
+        return xyxy
+    g = ctx.geometry
+    x0, y0 = g.to_source(xyxy[:, 0], xyxy[:, 1])
+    x1, y1 = g.to_source(xyxy[:, 2], xyxy[:, 3])
+    out = np.stack([x0, y0, x1, y1], axis=1)
+    out[:, 0::2] = np.clip(out[:, 0::2], 0, g.src_w)
+    out[:, 1::2] = np.clip(out[:, 1::2], 0, g.src_h)
+    return out
+
+
+def decode_postprocess(outs: list, layout: dict, ctx: Context, names: tuple = ("", "")) -> tuple:
+    """(boxes x0,y0,x1,y1 in model pixels, scores, class ids) above the threshold."""
+    threshold = DEFAULT_THRESHOLD if ctx.threshold is None else ctx.threshold
+    a, b = (outs[i] for i in layout["pair"])
+    classes_first = _classes_first(a, b, names)
+    cls, scores = (a, b) if classes_first else (b, a)
+    n = int(min(len(scores), max(0, round(float(np.ravel(outs[layout["count"]])[0])))))
+    boxes, scores, cls = outs[layout["boxes"]][:n], scores[:n], cls[:n]
+    keep = scores >= threshold
+    h, w = ctx.input_hw
+    yx = boxes[keep].astype(np.float64)
+    xyxy = np.stack([yx[:, 1] * w, yx[:, 0] * h, yx[:, 3] * w, yx[:, 2] * h], axis=1)
+    return xyxy, scores[keep], np.round(cls[keep]).astype(np.int64)
+
+
+def _classes_first(a: np.ndarray, b: np.ndarray, names: tuple) -> bool:
+    """Which of the two (1,N) outputs holds the classes: by tensor name when it says, else the one
+    whose values are whole numbers, else graph order (TF1 exports: classes before scores)."""
+    na, nb = (n.lower() for n in names)
+    if "class" in na or "score" in nb:
+        return True
+    if "class" in nb or "score" in na:
+        return False
+    whole = lambda z: bool(np.all(z == np.round(z)))  # noqa: E731
+    if whole(a) != whole(b):
+        return whole(a)
+    return True
+
+
+def decode_yolo(out: np.ndarray, layout: dict, ctx: Context) -> tuple:
+    """(boxes x0,y0,x1,y1 in model pixels, scores, class ids) after threshold and class-wise NMS."""
+    threshold = DEFAULT_THRESHOLD if ctx.threshold is None else ctx.threshold
+    rows = out.T if layout["transposed"] else out                      # (N, attrs)
+    first = 5 if has_objectness(layout["attrs"], ctx.labels) else 4
+    cls_scores = rows[:, first:]
+    if first == 5:
+        cls_scores = cls_scores * rows[:, 4:5]
+    class_ids = np.argmax(cls_scores, axis=1)
+    scores = cls_scores[np.arange(len(rows)), class_ids]
+    keep = np.nonzero(scores >= threshold)[0]
+    if keep.size > MAX_CANDIDATES:
+        keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_CANDIDATES]]
+    xywh = rows[keep, :4].astype(np.float64)
+    h, w = ctx.input_hw
+    if xywh.size and float(np.max(np.abs(xywh))) <= 2.0:    # normalised (Ultralytics' TFLite exports)
+        xywh = xywh * np.array([w, h, w, h], dtype=np.float64)
+    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    kept = nms(xyxy, scores[keep], class_ids[keep], ctx.iou)
+    return xyxy[kept], scores[keep][kept], class_ids[keep][kept]
+
+
+# ---------------------------------------------------------------- the task
+
+def read(interp: Any, out_specs: list) -> dict:
+    return {"outputs": read_all(interp, out_specs), "names": [s["name"] for s in out_specs],
+            "post": postprocess_layout(out_specs), "yolo": yolo_layout(out_specs)}
+
+
+def detections(raw: dict, ctx: Context) -> tuple:
+    """(boxes in source pixels, scores, class ids), highest score first."""
+    if raw["post"] is not None:
+        names = tuple(raw["names"][i] for i in raw["post"]["pair"])
+        xyxy, scores, cls = decode_postprocess(raw["outputs"], raw["post"], ctx, names)
+        order = np.argsort(-scores, kind="stable")[:MAX_DETECTIONS]
+        xyxy, scores, cls = xyxy[order], scores[order], cls[order]
+    else:
+        xyxy, scores, cls = decode_yolo(raw["outputs"][0], raw["yolo"], ctx)
+    return _to_source(xyxy, ctx), scores, cls
+
+
+def answer(raw: dict, ctx: Context) -> dict:
+    boxes, scores, cls = detections(raw, ctx)
+    return {"detections": [{"label": label_for(int(c), ctx.labels), "class_id": int(c),
+                            "score": round(float(s), 6), "box": [round(float(v), 2) for v in b]}
+                           for b, s, c in zip(boxes, scores, cls)]}
+
+
+TASK = Task(name="detect", matches=matches, read=read, answer=answer, classes=classes)
