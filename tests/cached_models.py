@@ -30,3 +30,21 @@ def device_models() -> dict:
     out = {n: str(root / f"{n}.tflite") for n in names}
     out["bundle"] = str(root / "bundle")
     return out
+
+
+def task_models() -> dict:
+    """tests/device/task_models.build_all's models (yolo, ssd, segment, movenet, multipose, raw): name -> path."""
+    source = Path(__file__).with_name("device") / "task_models.py"
+    key = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    root = CACHE / f"task-models-{key}"
+    names = ("yolo", "ssd", "segment", "movenet", "multipose", "raw")
+    if not (root / "raw.tflite").exists():
+        from tests.device.task_models import build_all
+        tmp = CACHE / f"task-models-{key}.tmp{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        build_all(str(tmp))
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            pass
+    return {n: str(root / f"{n}.tflite") for n in names}
