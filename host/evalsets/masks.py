@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device.contract.inputs import IMAGE_EXTS
 from host.data.builtin import DatasetError
-from host.evalsets.sets import IMAGE_EXTS, MaskSet, image_size
+from host.evalsets.sets import MaskSet, image_size
 
 MASK_MODES = ("L", "P")
 

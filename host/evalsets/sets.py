@@ -16,8 +16,6 @@ import numpy as np
 
 from host.data.builtin import DatasetError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
 
 class ImageEntry(NamedTuple):
     image_id: int

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from device.contract.inputs import IMAGE_EXTS
 from host.data.builtin import DatasetError
-from host.evalsets.sets import IMAGE_EXTS, DetectionSet, ImageEntry, image_size
+from host.evalsets.sets import DetectionSet, ImageEntry, image_size
 
 
 def read_yolo(path: str | Path, split: str | None = None, spec: str = "") -> DetectionSet:
