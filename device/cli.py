@@ -188,6 +188,8 @@ def cmd_infer(args, doc: dict) -> int:
     result, failure = _run_model_job(args.model, job, args.timeout, inputs.load_manifest(args.manifest))
     if failure:
         _record_failure(doc, failure)
+        if failure["error"]["kind"] == "usage":     # a forced task the outputs do not fit, --mask_out on a detector
+            return EXIT_USAGE
     else:
         for p in result["predictions"]:
             if "error" in p:
