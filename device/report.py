@@ -65,6 +65,23 @@ def _print_info(d: dict) -> None:
         print(f"{key:<12} {value}")
 
 
+def _answer_line(p: dict) -> str:
+    """One line per prediction, whatever the task."""
+    if "top_k" in p:
+        return ", ".join(f"{t['label']} {t['score']:.3f}" for t in p["top_k"])
+    if "detections" in p:
+        dets = p["detections"]
+        return f"{len(dets)} detections" + "".join(
+            f"; {d['label']} {d['score']:.2f} [{', '.join(f'{v:.0f}' for v in d['box'])}]" for d in dets[:5])
+    if "segmentation" in p:
+        return ", ".join(f"{k} {v:.1%}" for k, v in list(p["segmentation"]["classes"].items())[:5])
+    if "poses" in p:
+        return f"{len(p['poses'])} people" + (f", best {p['poses'][0]['score']:.2f}" if p["poses"] else "")
+    if "outputs" in p:
+        return "; ".join(f"{o['name']} {o['shape']} argmax {o['argmax']}" for o in p["outputs"])
+    return ""
+
+
 def print_human(doc: dict) -> None:
     if doc["command"] == "info":
         _print_info(doc["device"])
@@ -96,7 +113,7 @@ def print_human(doc: dict) -> None:
             if "error" in p:
                 print(f"{p['input']}: error: {p['error']}")
             else:
-                best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in p["top_k"])
-                print(f"{p['input']}: {best}  ({p['latency_us']:.1f} us)")
+                post = f" + {p['postprocess_us']:.1f} us post-processing" if "postprocess_us" in p else ""
+                print(f"{p['input']}: {_answer_line(p)}  ({p['latency_us']:.1f} us{post})")
     for w in doc["warnings"]:
         print(f"warning: {w}")

@@ -7,6 +7,7 @@ Commands:
   evaluate     re-evaluate a bundle's variants on the host
   report       reports/benchmark_report.md from results/
   compare      compare two result files; exit 1 on a regression
+  score        COCO mAP / OKS AP / mIoU of infer results on an evaluation set, board beside host
   perf         the toolkit's own benchmark -> reports/perf.json
   search       the most accurate INT8 model within a board's budgets, measured on the board
   search-perf  the model search's own figures -> reports/perf.json
@@ -17,6 +18,7 @@ input (nothing was attempted), 130 interrupted. Every error is one line: `host: 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -243,6 +245,28 @@ def _compare(args: argparse.Namespace) -> int:
     return compare_main(args.a, args.b, args.threshold, args.cross_board)
 
 
+def _score_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("eval", metavar="EVAL", help="coco:JSON[:IMAGES] | yolo:PATH | masks:IMAGES:MASKS")
+    c.add_argument("results", nargs="+", metavar="RESULT.json",
+                   help="`python -m device infer --json` files: the board's first, then the host's")
+    c.add_argument("--json", metavar="PATH", help="also write the scores here")
+
+
+def _score(args: argparse.Namespace) -> int:
+    from device.contract.fileio import atomic_write_text
+    from host.metrics.results import score
+
+    scores = score(args.eval, args.results)
+    for path, s in scores["results"].items():
+        head = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
+        print(f"{path}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items()))
+    if "agreement" in scores:
+        print("board vs host: " + ", ".join(f"{k} {v}" for k, v in scores["agreement"].items()))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(scores, indent=2))
+    return 0
+
+
 def _perf(args: argparse.Namespace) -> int:
     from host.perf.run import main as perf_main
 
@@ -287,6 +311,8 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(_evaluate, _evaluate_args, "re-evaluate a bundle's variants on the host", tensorflow=True),
     "report": Command(_report, _report_args, "reports/benchmark_report.md from results/"),
     "compare": Command(_compare, _compare_args, "compare two result files; exit 1 on regression"),
+    "score": Command(_score, _score_args, "COCO mAP / OKS AP / mIoU of infer results on an evaluation set, "
+                                          "board beside host"),
     "perf": Command(_perf, _no_args, "the toolkit's own benchmark -> reports/perf.json"),
     "search": Command(_search, _search_args, "the most accurate INT8 model within a board's budgets, "
                                               "measured on the board", tensorflow=True),

@@ -1,0 +1,109 @@
+"""Scoring the predictions in agent result files (`python -m device infer ... --json`, from the
+board and from the host) against an evaluation set, with the field's standard code: COCO mAP
+(pycocotools) for boxes, OKS AP for keypoints, mIoU for masks. Two result files of the same model
+(board first, host second) are also compared with each other: the share of host detections the
+board matched and their mean IoU, or the share of equal mask pixels.
+
+Predictions are matched to the set's images by file name, so the board may keep the images
+anywhere.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from host.data.builtin import DatasetError
+from host.evalsets.registry import open_eval
+from host.evalsets.sets import DetectionSet, MaskSet
+from host.metrics import detection, keypoints, segmentation
+
+
+def load_predictions(path: str) -> tuple[str, dict]:
+    """(task, {file name: prediction}) from one agent result file of `infer`."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        result = doc["results"][0]
+        preds = result["predictions"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise DatasetError(f"{path}: not an agent infer result (results[0].predictions)") from None
+    by_name = {}
+    for p in preds:
+        if "error" in p:
+            raise DatasetError(f"{path}: {p['error']}")
+        by_name[Path(p["input"]).name] = p
+    return result.get("task", "classify"), by_name
+
+
+def class_mapping(ds: DetectionSet, preds: dict) -> dict[int, int] | None:
+    """Model class id -> the set's category id, by label name when the detections carry names the
+    set has (a COCO detector's 90 ids vs COCO's gapped 1..90), else None (the ids are the same)."""
+    names = dict(zip(ds.category_names, ds.category_ids))
+    mapping: dict[int, int] = {}
+    for p in preds.values():
+        for d in p.get("detections", []):
+            if d.get("label") in names:
+                mapping[int(d["class_id"])] = names[d["label"]]
+    return mapping or None
+
+
+def _by_image(ds: DetectionSet, preds: dict, path: str, field: str, keep=lambda d: True) -> dict:
+    out = {}
+    for im in ds.images:
+        p = preds.get(Path(im.path).name)
+        if p is None:
+            raise DatasetError(f"{path}: no prediction for {Path(im.path).name} of the evaluation set")
+        out[im.image_id] = [d for d in p.get(field, []) if keep(d)]
+    return out
+
+
+def score_detect(ds: DetectionSet, preds: dict, path: str) -> dict:
+    mapping = class_mapping(ds, preds)
+    usable = (lambda d: int(d["class_id"]) in mapping) if mapping else (lambda d: True)
+    return detection.coco_map(ds.coco, _by_image(ds, preds, path, "detections", usable), mapping)
+
+
+def score_keypoints(ds: DetectionSet, preds: dict, path: str) -> dict:
+    return keypoints.oks_ap(ds.coco, _by_image(ds, preds, path, "poses"))
+
+
+def score_segment(ms: MaskSet, preds: dict, path: str) -> dict:
+    from host.evalsets.masks import read_mask
+    pairs = []
+    for image, mask in ms.pairs:
+        p = preds.get(image.name)
+        if p is None or "mask" not in p:
+            raise DatasetError(f"{path}: no mask for {image.name} (run infer with --mask_out DIR)")
+        pairs.append((read_mask(Path(p["mask"])), read_mask(mask)))
+    n = int(max(max(int(a.max()), int(b[b != ms.ignore].max(initial=0))) for a, b in pairs)) + 1
+    return segmentation.segmentation_scores(segmentation.accumulate(pairs, n, ms.ignore))
+
+
+def score(eval_spec: str, paths: list[str]) -> dict:
+    """The task's metric for every result file, and (two files) their agreement."""
+    ds = open_eval(eval_spec)
+    loaded = [load_predictions(p) for p in paths]
+    out: dict = {"eval": eval_spec, "results": {}}
+    for path, (task, preds) in zip(paths, loaded):
+        if task == "detect" and isinstance(ds, DetectionSet):
+            out["results"][path] = score_detect(ds, preds, path)
+        elif task == "keypoints" and isinstance(ds, DetectionSet) and ds.has_keypoints:
+            out["results"][path] = score_keypoints(ds, preds, path)
+        elif task == "segment" and isinstance(ds, MaskSet):
+            out["results"][path] = score_segment(ds, preds, path)
+        else:
+            raise DatasetError(f"{path}: a {task} result cannot be scored on {eval_spec} "
+                               f"({type(ds).__name__})")
+        out["task"] = task
+    if len(loaded) == 2:
+        (_, a), (_, b) = loaded
+        names = sorted(set(a) & set(b))
+        if out["task"] == "detect":
+            out["agreement"] = detection.agreement_over({n: b[n]["detections"] for n in names},
+                                                        {n: a[n]["detections"] for n in names})["overall"]
+        elif out["task"] == "segment":
+            from host.evalsets.masks import read_mask
+            out["agreement"] = {"pixels_equal": float(np.mean([segmentation.mask_agreement(
+                read_mask(Path(a[n]["mask"])), read_mask(Path(b[n]["mask"]))) for n in names]))}
+    return out
