@@ -158,12 +158,10 @@ def _figures(result: dict) -> dict:
 
 def parse_hosts(host: str | None, hosts: str | None) -> list[str]:
     """HOST= or HOSTS=a,b,c / @fleet.txt, read exactly as deploy reads them."""
-    import argparse
-
-    from deploy.__main__ import parse_hosts as deploy_hosts
+    from deploy.boards.session import parse_hosts as deploy_hosts
     from deploy.errors import DeployError
 
     try:
-        return deploy_hosts(argparse.Namespace(host=host, hosts=hosts))
+        return deploy_hosts(host, hosts)
     except DeployError as e:
         raise BoardFailure(str(e), e.exit_code) from None
