@@ -75,7 +75,7 @@ def rollout(hosts: list[str], rel: Release, bundle: Path, options: Options, plan
     if unreachable:
         for o in unreachable:
             say(f"{o.host}: {o.detail}")
-        print(f"error: rollout not started: {len(unreachable)} board(s) unreachable", flush=True)
+        print(f"deploy: error: rollout not started: {len(unreachable)} board(s) unreachable", flush=True)
         return 1
     state = {h: (before[h], "untouched") for h in hosts}
     groups = batches(hosts, plan)
