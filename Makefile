@@ -47,7 +47,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
                $(TARGET_FLAGS)
 
-.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare perf search search-perf \
+.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -114,6 +114,10 @@ report: venv
 ## make compare      A=result.json B=result.json: deltas, noise, non-zero exit on regression
 compare: venv
 	$(PY) -m host compare "$$A" "$$B"
+
+## make score        EVAL=coco:instances.json:images/|yolo:DIR|masks:IMAGES:MASKS RESULTS="board.json host.json": mAP / mIoU
+score: venv
+	$(PY) -m host score "$$EVAL" $$RESULTS
 
 ## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
 perf: venv
