@@ -121,7 +121,10 @@ def _model_args(p: argparse.ArgumentParser, quantize: bool) -> None:
 
     p.add_argument("--model", required=not quantize,
                    help=".keras / .h5 / SavedModel dir" if quantize else "a.tflite[,b.tflite]")
-    p.add_argument("--eval", help="folder:PATH | npz:PATH (x_test, y_test) | csv:PATH (file,label)")
+    p.add_argument("--eval", help="folder:PATH | npz:PATH (x_test, y_test) | csv:PATH (file,label) for a "
+                                  "classifier; coco:JSON:IMAGES | yolo:PATH | masks:IMAGES:MASKS for other tasks")
+    p.add_argument("--task", choices=("classify", "detect", "segment", "keypoints", "raw"),
+                   help="what the outputs mean (default: recognised from them, as the board does)")
     p.add_argument("--labels", help="labels file, one per line")
     p.add_argument("--preprocess", help="unit | signed | raw | imagenet")
     add_flag(p, "--pixel_scale", "--pixel-scale", dest="pixel_scale",
@@ -144,7 +147,7 @@ def _model_options(args: argparse.Namespace, quantize: bool):
     first = Path(args.model.split(",")[0].strip().rstrip("/"))
     opts = Options(model=args.model, name=args.name or first.stem, eval=args.eval, labels=args.labels,
                    preprocess=args.preprocess, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset,
-                   color_order=args.color_order, resize=args.resize)
+                   color_order=args.color_order, resize=args.resize, task=args.task)
     if quantize:
         opts.calib, opts.signature = args.calib, args.signature
         opts.calib_n = args.calib_n or args.calibration_samples

@@ -98,12 +98,18 @@ def score(eval_spec: str, paths: list[str]) -> dict:
         out["task"] = task
     if len(loaded) == 2:
         (_, a), (_, b) = loaded
-        names = sorted(set(a) & set(b))
-        if out["task"] == "detect":
-            out["agreement"] = detection.agreement_over({n: b[n]["detections"] for n in names},
-                                                        {n: a[n]["detections"] for n in names})["overall"]
-        elif out["task"] == "segment":
-            from host.evalsets.masks import read_mask
-            out["agreement"] = {"pixels_equal": float(np.mean([segmentation.mask_agreement(
-                read_mask(Path(a[n]["mask"])), read_mask(Path(b[n]["mask"]))) for n in names]))}
+        out["agreement"] = agreement(out["task"], a, b)
     return out
+
+
+def agreement(task: str, board: dict, host: dict) -> dict:
+    """How closely one set of predictions follows another ({file name: prediction} each)."""
+    names = sorted(set(board) & set(host))
+    if task == "detect":
+        return detection.agreement_over({n: host[n]["detections"] for n in names},
+                                        {n: board[n]["detections"] for n in names})["overall"]
+    if task == "segment":
+        from host.evalsets.masks import read_mask
+        return {"pixels_equal": float(np.mean([segmentation.mask_agreement(
+            read_mask(Path(board[n]["mask"])), read_mask(Path(host[n]["mask"]))) for n in names]))}
+    return {}

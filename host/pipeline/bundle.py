@@ -122,7 +122,8 @@ def write_bundle(folder: Path, name: str, files: dict[str, bytes], scored: dict[
         manifest["eval"] = {"file": eval_path.name, "sha256": sha256_file(eval_path), "count": int(len(y))}
     else:
         manifest["eval"] = None
-        manifest["accuracy_checked"] = False
+        if not parts.head.get("eval_set"):          # a detector's set is scored by its task's metric
+            manifest["accuracy_checked"] = False
     manifest.update(parts.tail)
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2))
     return manifest

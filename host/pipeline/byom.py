@@ -23,6 +23,7 @@ from host.pipeline.bundle import ManifestParts, bundle_dir, staged, write_bundle
 from host.pipeline.evaluate import Scored, evaluate
 from host.pipeline.options import Options, convention, input_block, make_preprocess
 from host.pipeline.summary import print_summary
+from host.pipeline.tasks import choose as choose_task, is_task_set, metric_line, score_variants
 
 AGREEMENT_MIN = 0.98
 
@@ -47,27 +48,66 @@ def _n_outputs(io: dict) -> int:
 
 def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Preprocess | None,
             pre_name: str | None, labels: list[str] | None, origin: dict, extra: dict,
-            scored: dict[str, Scored] | None = None) -> dict:
+            scored: dict[str, Scored] | None = None, task: str = "classify") -> dict:
     """The shared end of the path for a user's model: evaluate, bundle (staged), summary."""
     if scored is None:
         scored = evaluate(files, None if ev is None else ev.x, None if ev is None else ev.y, pre)
+    metrics = _task_metrics(opts, files, task, pre, labels)
     ios = {v: io_details(b) for v, b in files.items()}
     head = {"dataset": {"spec": ev.spec if ev else None, "name": ev.spec if ev else None,
                         "n_test": int(len(ev.y)) if ev else 0},
             "class_names": labels or (ev.class_names if ev else None)}
     if pre is not None:
         head["input"] = input_block(pre, pre_name)
+    head["task"] = task
+    if metrics:
+        head["eval_set"] = opts.eval
     tail = {k: extra[k] for k in ("calibration", "int8_debug", "accuracy_checked", "notes") if k in extra}
     parts = ManifestParts(head, {"origin": origin, "model": extra.get("model", {})}, tail,
                           before={v: {"inputs": len(ios[v]["inputs"])} for v in files},
-                          after={v: {"host_us": round(scored[v].host_us, 2), **extra["variant_info"].get(v, {})}
+                          after={v: {"host_us": round(scored[v].host_us, 2), **extra["variant_info"].get(v, {}),
+                                     **({"host_metric": metrics[v]} if v in metrics else {})}
                                  for v in files})
     final = bundle_dir(opts.name)
     with staged(final) as tmp:
         manifest = write_bundle(tmp, opts.name, files, scored, ios, parts, None if ev is None else (ev.x, ev.y))
     print_summary(manifest)
+    for v, m in metrics.items():
+        print(f"{v:<8} {task} on {opts.eval}: {metric_line(task, m)}")
     print(f"bundle -> {final}")
     return manifest
+
+
+def _task_metrics(opts: Options, files: dict[str, bytes], task: str, pre: Preprocess | None,
+                  labels: list[str] | None) -> dict[str, dict]:
+    """Each variant's detection / segmentation / pose figure on EVAL= (coco:, yolo:, masks:), or {}."""
+    if not is_task_set(opts.eval):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="edgekit-score-") as tmp:
+        return score_variants(files, choose_task(task, _io_of(files), opts.model)[0], opts.eval, pre, labels,
+                              Path(tmp))
+
+
+def _io_of(files: dict[str, bytes]) -> dict:
+    return io_details(next(iter(files.values())))
+
+
+def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: dict) -> None:
+    """A classifier's labels must match its outputs; any other task gets one warning when they do
+    not, and an EVAL= of the kind its metric needs."""
+    from device.tasks import registry as tasks
+
+    if task == "classify":
+        check_labels(labels, _n_outputs(io), opts.labels)
+        if is_task_set(opts.eval):
+            raise DatasetError(f"EVAL={opts.eval}: a classifier is evaluated on folder:, npz: or csv: sets")
+        return
+    warning = tasks.label_warning(tasks.get(task), io["outputs"], labels, f"LABELS={opts.labels}")
+    if warning:
+        print(f"warning: {warning}")
+    if opts.eval and not is_task_set(opts.eval):
+        raise DatasetError(f"EVAL={opts.eval}: a {task} model is evaluated on coco:JSON:IMAGES, yolo:PATH or "
+                           "masks:IMAGES:MASKS")
 
 
 # ---------------------------------------------------------------- make quantize MODEL=...
@@ -95,13 +135,16 @@ def run_quantize_model(opts: Options) -> dict:
             raise ModelError(f"{exc} — quantize calibrates image models only; convert other models yourself "
                              "and bundle the .tflite (make bundle)") from None
         n_out = _n_outputs(io_fp32)
-        check_labels(labels, n_out, opts.labels)
+        task, note = choose_task(opts.task, io_fp32, str(src.path))
+        if note:
+            print(f"note: {note}")
+        _check_task_inputs(task.name, opts, labels, io_fp32)
         pre, pre_name = make_preprocess(opts, hwc, None)
-        ev = load_eval(opts.eval, pre, labels) if opts.eval else None
+        ev = load_eval(opts.eval, pre, labels) if opts.eval and task.name == "classify" else None
         if ev is not None:
             check_eval_labels(ev, n_out)
         calib = pixels_to_float(load_calibration(opts.calib, opts.calib_n, pre), pre)
-        print(f"{src.format} model {src.path}: input {hwc[0]}x{hwc[1]}x{hwc[2]}, {n_out} outputs, "
+        print(f"{src.format} model {src.path} ({task.name}): input {hwc[0]}x{hwc[1]}x{hwc[2]}, {n_out} outputs, "
               f"preprocess {pre_name}, {len(calib)} calibration images from {opts.calib}"
               + (f", {len(ev.y)} eval images" if ev else ""))
         files = {v: fp32 if v == "fp32" else convert(saved, v, calib if v == "int8" else None, signature)
@@ -110,7 +153,7 @@ def run_quantize_model(opts: Options) -> dict:
         scored = evaluate(files, x, y, pre)
         extra = {"calibration": {"source": opts.calib, "count": int(len(calib))},
                  "model": _model_info(src, io_fp32)}
-        if opts.calib == RANDOM or ev is None:
+        if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):
             extra["accuracy_checked"] = False
         if "int8" in scored and "fp32" in scored and ev is not None:
             debug = _int8_debug(saved, calib, signature, scored, opts)
@@ -124,7 +167,7 @@ def run_quantize_model(opts: Options) -> dict:
                     files["mixed"] = convert_mixed(saved, calib, signature, keep)
                     scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
         extra["variant_info"] = {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
-        return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored)
+        return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
 
 
 def _model_info(src: Source, io: dict) -> dict:
@@ -181,7 +224,10 @@ def run_bundle(opts: Options) -> dict:
         files[v], ios[v], sources[v] = data, io, src
     first = next(iter(ios.values()))
     n_out = _n_outputs(first)
-    check_labels(labels, n_out, opts.labels)
+    task, note = choose_task(opts.task, first, paths[0])
+    if note:
+        print(f"note: {note}")
+    _check_task_inputs(task.name, opts, labels, first)
     pre = pre_name = ev = None
     try:
         hwc = image_input(first, paths[0])
@@ -197,7 +243,7 @@ def run_bundle(opts: Options) -> dict:
             raise DatasetError("the files' input quantisations imply different pixel rules; "
                                "say which with PREPROCESS= or PIXEL_SCALE=/PIXEL_OFFSET=")
         pre, pre_name = make_preprocess(opts, hwc, next(iter(rules)) if rules else None)
-        if opts.eval:
+        if opts.eval and task.name == "classify":
             ev = load_eval(opts.eval, pre, labels)
             check_eval_labels(ev, n_out)
     origin = {"format": "tflite", "files": {v: {"path": str(s.path.resolve()), "sha256": s.sha256}
@@ -206,6 +252,6 @@ def run_bundle(opts: Options) -> dict:
     extra = {"model": {"source_format": "tflite", "inputs": [t["shape"] for t in first["inputs"]],
                        "outputs": [t["shape"] for t in first["outputs"]]},
              "variant_info": {v: {"origin_file": s.path.name} for v, s in sources.items()}}
-    if ev is None:
+    if ev is None and not is_task_set(opts.eval):
         extra["accuracy_checked"] = False
-    return _bundle(opts, files, ev, pre, pre_name, labels, origin, extra)
+    return _bundle(opts, files, ev, pre, pre_name, labels, origin, extra, task=task.name)

@@ -32,6 +32,7 @@ class Options:
     int8_fallback: int = 0
     signature: str | None = None
     variants: tuple = DEFAULTS.variants
+    task: str | None = None                # TASK=: classify | detect | segment | keypoints | raw (default: recognised)
     notes: list[str] = field(default_factory=list)
 
 

@@ -64,8 +64,12 @@ def _print_origin(manifest: dict) -> None:
         return
     o = manifest["origin"]
     count = (manifest.get("eval") or {}).get("count")
-    print(f"\n{manifest['name']}: {o['format']} model {o['path']}"
-          + (f", {count} eval images" if count else ", no eval set (accuracy not checked)"))
+    task = manifest.get("task", "classify")
+    if manifest.get("eval_set"):
+        checked = f", eval set {manifest['eval_set']} (its {task} metric below)"
+    else:
+        checked = f", {count} eval images" if count else ", no eval set (accuracy not checked)"
+    print(f"\n{manifest['name']}: {o['format']} {task} model {o['path']}{checked}")
     if manifest.get("input"):
         i = manifest["input"]
         colour = i["color_order"] if i["channels"] == 3 else "gray"

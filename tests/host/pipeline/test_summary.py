@@ -95,7 +95,7 @@ def test_summary_says_where_the_model_came_from(capsys):
             "accuracy_checked": False, "variants": {"uint8": _variant(1024, None, None, host_us=7.0)}}
     print_summary(user)
     out = capsys.readouterr().out
-    assert "zoo: tflite model m.tflite, no eval set (accuracy not checked)" in out
+    assert "zoo: tflite classify model m.tflite, no eval set (accuracy not checked)" in out
     assert "accuracy: UNCHECKED (no EVAL=)" in out and "targets:" not in out
     spec = {"name": "x", "dtype": "int8", "scale": 1 / 255, "zero_point": -128}
     trained = {"name": "digits", "dataset": {"spec": "digits"}, "eval": {"count": 3},

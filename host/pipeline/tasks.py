@@ -1,0 +1,102 @@
+"""The task of a bundled model on the host: which one it is (recognised by the board's own
+device/tasks from the model's inputs and outputs, or TASK=), and - for detection, segmentation
+and pose - every variant's predictions on an evaluation set in the formats labelling tools export
+(EVAL=coco:... | yolo:... | masks:...), scored with the field's standard code (host/metrics).
+
+The predictions come from the board's own code (device.serving.predictor.Predictor: the same
+preprocessing, decoding and NMS) run on this machine's LiteRT, so the host's figure and the
+board's are the same computation on two machines.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from device.contract.inputs import Preprocess
+from device.errors import AgentError
+from device.tasks import registry as tasks
+from device.tasks.base import Task
+from host.convert.source import ModelError
+
+TASK_SETS = ("coco:", "yolo:", "masks:")
+
+
+def choose(forced: str | None, io: dict, where: str) -> tuple[Task, str | None]:
+    """(task, note) for a model's io_details; a forced task its outputs do not fit is a ModelError."""
+    try:
+        return tasks.choose(forced, io["inputs"], io["outputs"])
+    except AgentError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+
+
+def is_task_set(spec: str | None) -> bool:
+    return bool(spec) and spec.startswith(TASK_SETS)
+
+
+def _manifest_for(pre: Preprocess | None) -> dict | None:
+    if pre is None:
+        return None
+    return {"input": {"pixel_scale": pre.pixel_scale, "pixel_offset": pre.pixel_offset, "height": pre.height,
+                      "width": pre.width, "channels": pre.channels, "color_order": pre.color_order,
+                      "resize": pre.resize}}
+
+
+def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | None, labels: list | None,
+                masks_dir: Path | None = None) -> dict:
+    """{file name: prediction} of one variant over the set's images, as `infer --json` writes them."""
+    from device.runtimes import registry as runtimes
+    from device.serving.predictor import Predictor
+    from device.tasks import draw, segment
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-task-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        pred = Predictor(str(path), runtimes.resolve(), manifest=_manifest_for(pre), labels=labels, task=task.name)
+        out = {}
+        for image in images:
+            tensor, geometry = pred.fitted_from_file(str(image))
+            result, raw, ctx = pred.predict_raw(tensor, 5, geometry=geometry)
+            if masks_dir is not None and task.name == "segment":
+                result["mask"] = str(masks_dir / f"{image.stem}.png")
+                draw.write_mask(segment.class_map(raw, ctx), result["mask"])
+            out[image.name] = dict(result, input=str(image))
+    return out
+
+
+def score_variants(files: dict[str, bytes], task: Task, spec: str, pre: Preprocess | None,
+                   labels: list | None, work: Path) -> dict[str, dict]:
+    """variant -> the task's metric on EVAL= (mAP / OKS AP / mIoU) and its agreement with FP32."""
+    from host.evalsets.registry import open_eval
+    from host.evalsets.sets import MaskSet
+    from host.metrics import results as scoring
+
+    ds = open_eval(spec)
+    images = [p for p, _ in ds.pairs] if isinstance(ds, MaskSet) else [Path(im.path) for im in ds.images]
+    preds: dict[str, dict] = {}
+    out: dict[str, dict] = {}
+    for variant, data in files.items():
+        masks = work / f"masks-{variant}"
+        masks.mkdir(parents=True, exist_ok=True)
+        preds[variant] = predict_set(data, task, images, pre, labels, masks)
+        if task.name == "detect":
+            out[variant] = scoring.score_detect(ds, preds[variant], f"EVAL={spec}")
+        elif task.name == "keypoints":
+            out[variant] = scoring.score_keypoints(ds, preds[variant], f"EVAL={spec}")
+        elif task.name == "segment":
+            out[variant] = scoring.score_segment(ds, preds[variant], f"EVAL={spec}")
+        else:
+            raise ModelError(f"EVAL={spec}: a {task.name} model is not scored on this kind of set")
+    ref = "fp32" if "fp32" in preds else next(iter(preds))
+    for variant in preds:
+        if variant != ref:
+            out[variant]["agreement_with_" + ref] = scoring.agreement(task.name, preds[variant], preds[ref])
+    return out
+
+
+def metric_line(task: str, m: dict) -> str:
+    """One line of a variant's figure for the bundle summary."""
+    if task == "detect":
+        return f"mAP {m['map']:.4f}, mAP@.5 {m['map50']:.4f}" if m.get("map") is not None else "no objects in the set"
+    if task == "keypoints":
+        return f"OKS AP {m['ap']:.4f}" if m.get("ap") is not None else "no people in the set"
+    return f"mIoU {m['miou']:.4f}, pixel accuracy {m['pixel_accuracy']:.4f}"

@@ -1,0 +1,76 @@
+"""`make bundle` for models that are not classifiers: the task recognised (or TASK=) and recorded in
+the manifest, labels checked the task's way, and EVAL=coco:/masks: scored per variant with the
+task's metric by the board's own decoding code run on the host."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.device.conftest import REPO, agent_env
+from tests.host.metrics.test_results import _set as coco_set
+
+
+@pytest.fixture(scope="module")
+def tmodels():
+    from tests.cached_models import task_models
+    return task_models()
+
+
+def _host(tmp_path, *args):
+    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts")})
+    return subprocess.run([sys.executable, "-m", "host", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def _manifest(tmp_path, name):
+    return json.loads((tmp_path / "artifacts" / name / "manifest.json").read_text())
+
+
+def test_a_detector_bundle_records_its_task_and_its_map(tmodels, tmp_path):
+    spec = coco_set(tmp_path)
+    proc = _host(tmp_path, "bundle", "--model", tmodels["yolo"], "--labels", tmp_path / "labels.txt",
+                 "--eval", spec, "--name", "det")
+    assert proc.returncode == 0, proc.stderr
+    m = _manifest(tmp_path, "det")
+    assert m["task"] == "detect" and m["eval_set"] == spec and "accuracy_checked" not in m
+    (entry,) = m["variants"].values()
+    assert entry["host_metric"]["map"] == pytest.approx(2 / 3)          # cat 1, dog 1, bird 0
+    assert "detect on " in proc.stdout and "mAP 0.6667" in proc.stdout
+
+
+def test_a_segmenter_bundle_scores_miou_on_masks(tmodels, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    arr = np.zeros((64, 96, 3), dtype=np.uint8)
+    arr[:, :48] = (255, 0, 0)
+    arr[:, 48:] = (0, 0, 255)
+    Image.fromarray(arr).save(tmp_path / "images" / "a.png")
+    mask = np.zeros((64, 96), dtype=np.uint8)
+    mask[:, 48:] = 2
+    mask[:4, :4] = 255                                  # ignored pixels
+    Image.fromarray(mask, mode="L").save(tmp_path / "masks" / "a.png")
+    proc = _host(tmp_path, "bundle", "--model", tmodels["segment"], "--name", "seg",
+                 "--eval", f"masks:{tmp_path / 'images'}:{tmp_path / 'masks'}")
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = _manifest(tmp_path, "seg")["variants"].values()
+    assert entry["host_metric"]["miou"] == pytest.approx(1.0) and entry["host_metric"]["pixel_accuracy"] == 1.0
+
+
+def test_a_forced_task_the_outputs_do_not_fit_is_exit_2_and_no_bundle(tmodels, tmp_path):
+    proc = _host(tmp_path, "bundle", "--model", tmodels["yolo"], "--task", "keypoints", "--name", "x")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("--task keypoints: this model's outputs (Identity [1, 7, 1200]) are not "
+                                        "a keypoints layout")
+    assert not (tmp_path / "artifacts" / "x").exists()
+
+
+def test_a_classifier_eval_set_for_a_detector_is_refused(tmodels, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    proc = _host(tmp_path, "bundle", "--model", tmodels["yolo"], "--eval", f"folder:{tmp_path / 'imgs'}",
+                 "--name", "x")
+    assert proc.returncode == 2 and "a detect model is evaluated on coco:JSON:IMAGES" in proc.stderr
