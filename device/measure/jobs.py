@@ -265,9 +265,10 @@ def infer(spec: dict) -> dict:
     for path in items:
         try:
             tensor, geometry = pred.fitted_from_file(path)
-            result, raw, ctx = pred.predict_raw(tensor, spec["top_k"], geometry=geometry)
+            result, class_map = pred.predict_full(tensor, spec["top_k"], geometry=geometry,
+                                                  mask=bool(spec.get("draw") or spec.get("mask_out")))
             result.pop("model")
-            _pictures(pred, path, raw, ctx, result, spec, len(items))
+            _pictures(path, class_map, result, spec, len(items))
             predictions.append(dict({"input": path}, **result))
         except AgentError as exc:
             failed += 1
@@ -289,11 +290,10 @@ def _picture_path(dest: str, path: str, many: bool, ext: str) -> str:
     return os.path.join(dest, os.path.splitext(os.path.basename(path))[0] + ext)
 
 
-def _pictures(pred: Predictor, path: str, raw: Any, ctx: Any, result: dict, spec: dict, n: int) -> None:
+def _pictures(path: str, cmap: Any, result: dict, spec: dict, n: int) -> None:
     if not (spec.get("draw") or spec.get("mask_out")):
         return
-    from device.tasks import draw, segment
-    cmap = segment.class_map(raw, ctx) if pred.task.name == "segment" else None
+    from device.tasks import draw
     if spec.get("mask_out") and cmap is not None:
         out = _picture_path(spec["mask_out"], path, n > 1, ".png")
         draw.write_mask(cmap, out)

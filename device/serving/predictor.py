@@ -116,21 +116,23 @@ class Predictor:
 
     # ------------------------------------------------------------ running
 
-    def run(self, tensor: np.ndarray, wait: Optional[float] = None, every_output: bool = False) -> tuple:
-        """(the task's raw answer, or every output dequantised with every_output; invoke time in us)."""
+    def _borrow(self, wait: Optional[float]) -> Any:
         try:
-            interp = self.pool.get(timeout=wait)
+            return self.pool.get(timeout=wait)
         except queue.Empty:
             raise Busy("all workers are busy") from None
+
+    def run(self, tensor: np.ndarray, wait: Optional[float] = None) -> tuple:
+        """(every output dequantised (copies), invoke time in us): the service's self-check."""
+        interp = self._borrow(wait)
         try:
             interp.set_tensor(self.in_specs[0]["index"], tensor)
             t0 = time.perf_counter_ns()
             runtime.invoke(interp)
             latency = (time.perf_counter_ns() - t0) / 1000.0
-            raw = read_all(interp, self.out_specs) if every_output else self.task.read(interp, self.out_specs)
+            return read_all(interp, self.out_specs), latency
         finally:
             self.pool.put(interp)
-        return raw, latency
 
     def context(self, k: int, geometry: Any = None, threshold: Optional[float] = None) -> Context:
         spec = self.in_specs[0]["shape"]
@@ -141,15 +143,28 @@ class Predictor:
 
     def predict(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
                 threshold: Optional[float] = None) -> dict:
-        return self.predict_raw(tensor, k, wait, geometry, threshold)[0]
+        return self.predict_full(tensor, k, wait, geometry, threshold)[0]
 
-    def predict_raw(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
-                    threshold: Optional[float] = None) -> tuple:
-        """(the prediction, the task's raw answer and Context) - drawing needs the last two."""
-        raw, latency = self.run(tensor, wait)
+    def predict_full(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
+                     threshold: Optional[float] = None, mask: bool = False) -> tuple:
+        """(the prediction, the class map when mask=True and the task has one, else None).
+
+        The outputs are read and decoded while this call holds the interpreter, so a task may read
+        them in place; postprocess_us is that reading and decoding."""
         ctx = self.context(k, geometry, threshold)
-        t0 = time.perf_counter_ns()
-        fields = self.task.answer(raw, ctx)
-        post = (time.perf_counter_ns() - t0) / 1000.0
-        return dict(fields, task=self.task.name, latency_us=round(latency, 3), postprocess_us=round(post, 3),
-                    model=self.meta["name"]), raw, ctx
+        interp = self._borrow(wait)
+        raw = None
+        try:
+            interp.set_tensor(self.in_specs[0]["index"], tensor)
+            t0 = time.perf_counter_ns()
+            runtime.invoke(interp)
+            t1 = time.perf_counter_ns()
+            raw = self.task.read(interp, self.out_specs)
+            fields = self.task.answer(raw, ctx)
+            t2 = time.perf_counter_ns()
+            class_map = self.task.mask(raw, ctx) if mask else None
+        finally:
+            raw = None      # no view into the interpreter may outlive the borrow (LiteRT refuses to invoke)
+            self.pool.put(interp)
+        return dict(fields, task=self.task.name, latency_us=round((t1 - t0) / 1000.0, 3),
+                    postprocess_us=round((t2 - t1) / 1000.0, 3), model=self.meta["name"]), class_map

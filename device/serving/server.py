@@ -79,14 +79,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_picture(self, predictor: Predictor, body: bytes, result: dict, raw: object, ctx: object) -> None:
+    def _send_picture(self, body: bytes, result: dict, class_map: Any) -> None:
         """/infer?draw=1: the image with the answer drawn on it, as JPEG (not for .npy bodies)."""
-        from device.tasks import draw, segment
+        from device.tasks import draw
         if body.startswith(b"\x93NUMPY"):
             raise HttpError(400, "draw=1 needs an image body, not .npy")
-        cmap = segment.class_map(raw, ctx) if predictor.task.name == "segment" else None
         try:
-            picture = draw.jpeg_bytes(draw.annotate(draw.open_image(body), result, cmap))
+            picture = draw.jpeg_bytes(draw.annotate(draw.open_image(body), result, class_map))
         except AgentError as exc:
             raise HttpError(400, str(exc))
         self._send(200, picture, "image/jpeg")
@@ -202,12 +201,12 @@ class Handler(BaseHTTPRequestHandler):
         draw = parse_qs(url.query).get("draw", ["0"])[0] not in ("0", "", "false")
         tensor, geometry = served.predictor.fitted_from_bytes(body)
         try:
-            result, raw, ctx = served.predictor.predict_raw(tensor, k, self.request_timeout, geometry)
+            result, class_map = served.predictor.predict_full(tensor, k, self.request_timeout, geometry, mask=draw)
         except Busy:
             raise HttpError(503, "all workers are busy; try again")
         self.metrics.observe(result["latency_us"] / 1e6)
         if draw:
-            self._send_picture(served.predictor, body, result, raw, ctx)
+            self._send_picture(body, result, class_map)
             return
         self._send(200, dict(result, release=served.release, sha256=served.sha256))
 

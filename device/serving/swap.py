@@ -65,7 +65,7 @@ def self_check(predictor: Predictor) -> None:
     """One inference on a known input (zeros): the model allocates, runs and gives finite outputs."""
     spec = predictor.in_specs[0]
     tensor = np.zeros([max(1, d) for d in spec["shape"]], dtype=np.dtype(spec["dtype"]))
-    outputs, _ = predictor.run(tensor, wait=CHECK_TIMEOUT_SECS, every_output=True)
+    outputs, _ = predictor.run(tensor, wait=CHECK_TIMEOUT_SECS)
     if not outputs or not all(np.size(o) and np.all(np.isfinite(o)) for o in outputs):
         raise AgentError("the check inference gave no finite score", kind="check")
 

@@ -56,6 +56,8 @@ class Task:
     read(interpreter, output specs) -> the raw answer for the input just run (batch row 0);
     answer(raw, Context) -> the prediction's fields, in the order they are reported;
     classes(output specs) -> how many classes the model knows (None when the layout does not say);
+    mask(raw, Context) -> the class map at the image's size (segment; None for the others), for
+    --mask_out and drawing;
     scorer(output specs, y, where) -> a Scorer for `eval`, None when the board does not score it
     (the host scores the board's predictions instead)."""
     name: str
@@ -64,22 +66,28 @@ class Task:
     answer: Callable[[Any, Context], dict]
     classes: Callable[[list], Optional[int]] = lambda out_specs: None
     scorer: Optional[Callable[[list, np.ndarray, str], Scorer]] = None
+    mask: Callable[[Any, Context], Optional[np.ndarray]] = lambda raw, ctx: None   # segment: the class map
 
 
 def dequantise(arr: np.ndarray, spec: dict) -> np.ndarray:
     """A tensor's values as float32 (int8/uint8 outputs through their scale and zero point)."""
     arr = np.asarray(arr)
-    out = arr.astype(np.float32)
+    out = arr.astype(np.float32, copy=False)
     q = spec.get("quantization")
     if q and q.get("scale") and arr.dtype.kind in "iu":
         out = (out - np.float32(q["zero_point"])) * np.float32(q["scale"])
     return out
 
 
-def read_all(interp: Any, out_specs: list) -> list:
-    """Every output of the input just run, batch row 0, dequantised."""
-    return [dequantise(interp.get_tensor(s["index"]), s)[0] if len(s["shape"]) > 1 else
-            dequantise(interp.get_tensor(s["index"]), s) for s in out_specs]
+def read_all(interp: Any, out_specs: list, view: bool = False) -> list:
+    """Every output of the input just run, batch row 0, dequantised.
+
+    view=True reads float outputs in place (no copy: a 2,100 x 84 YOLO head is 700 KB, and copying
+    it costs more than decoding it); such arrays are only valid until the interpreter runs again,
+    so the caller must be done with them before it gives the interpreter back."""
+    get = (lambda i: interp.tensor(i)()) if view else interp.get_tensor
+    return [dequantise(get(s["index"]), s)[0] if len(s["shape"]) > 1 else dequantise(get(s["index"]), s)
+            for s in out_specs]
 
 
 def label_for(class_id: int, labels: Optional[list]) -> str:

@@ -157,31 +157,37 @@ def _classes_first(a: np.ndarray, b: np.ndarray, names: tuple) -> bool:
 
 
 def decode_yolo(out: np.ndarray, layout: dict, ctx: Context) -> tuple:
-    """(boxes x0,y0,x1,y1 in model pixels, scores, class ids) after threshold and class-wise NMS."""
+    """(boxes x0,y0,x1,y1 in model pixels, scores, class ids) after threshold and class-wise NMS.
+
+    Works attribute-major (4+C, N), the layout YOLOv8 exports: the best class score per box is one
+    reduction over contiguous rows, and only the boxes above the threshold are looked at further
+    (on a real photo a few dozen of thousands), which keeps this a small share of the invoke."""
     threshold = DEFAULT_THRESHOLD if ctx.threshold is None else ctx.threshold
-    rows = out.T if layout["transposed"] else out                      # (N, attrs)
+    cols = out if layout["transposed"] else out.T                      # (attrs, N)
     first = 5 if has_objectness(layout["attrs"], ctx.labels) else 4
-    cls_scores = rows[:, first:]
-    if first == 5:
-        cls_scores = cls_scores * rows[:, 4:5]
-    class_ids = np.argmax(cls_scores, axis=1)
-    scores = cls_scores[np.arange(len(rows)), class_ids]
-    keep = np.nonzero(scores >= threshold)[0]
+    cls = cols[first:]
+    best = cls.max(axis=0)
+    if first == 5:                  # YOLOv5: class score x objectness (objectness >= 0: the argmax holds)
+        best = best * cols[4]
+    keep = np.nonzero(best >= threshold)[0]
     if keep.size > MAX_CANDIDATES:
-        keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_CANDIDATES]]
-    xywh = rows[keep, :4].astype(np.float64)
+        keep = keep[np.argsort(-best[keep], kind="stable")[:MAX_CANDIDATES]]
+    class_ids = cls[:, keep].argmax(axis=0)
+    scores = best[keep]
+    xywh = cols[:4, keep].T.astype(np.float64)
     h, w = ctx.input_hw
     if xywh.size and float(np.max(np.abs(xywh))) <= 2.0:    # normalised (Ultralytics' TFLite exports)
         xywh = xywh * np.array([w, h, w, h], dtype=np.float64)
     xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-    kept = nms(xyxy, scores[keep], class_ids[keep], ctx.iou)
-    return xyxy[kept], scores[keep][kept], class_ids[keep][kept]
+    kept = nms(xyxy, scores, class_ids, ctx.iou)
+    return xyxy[kept], scores[kept], class_ids[kept]
 
 
 # ---------------------------------------------------------------- the task
 
 def read(interp: Any, out_specs: list) -> dict:
-    return {"outputs": read_all(interp, out_specs), "names": [s["name"] for s in out_specs],
+    """The outputs in place (views): the Predictor decodes them before the interpreter runs again."""
+    return {"outputs": read_all(interp, out_specs, view=True), "names": [s["name"] for s in out_specs],
             "post": postprocess_layout(out_specs), "yolo": yolo_layout(out_specs)}
 
 

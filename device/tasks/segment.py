@@ -58,4 +58,4 @@ def answer(out: np.ndarray, ctx: Context) -> dict:
     return {"segmentation": {"classes": share, "size": [int(cmap.shape[1]), int(cmap.shape[0])]}}
 
 
-TASK = Task(name="segment", matches=matches, read=read, answer=answer, classes=classes)
+TASK = Task(name="segment", matches=matches, read=read, answer=answer, classes=classes, mask=class_map)

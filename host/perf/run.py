@@ -17,7 +17,7 @@ from pathlib import Path
 
 from device.contract.fileio import atomic_write_text
 from host.config import ARTIFACTS, REPORTS
-from host.perf import profile as perf_profile
+from host.perf import postprocess as perf_postprocess, profile as perf_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))
@@ -159,7 +159,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("litert_benchmark", lambda: litert_benchmark(bundle / "int8.tflite")),
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
              ("deploy", deploy_figures), ("model_switch", lambda: model_switch(bundle)),
-             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread))]
+             ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread)),
+             ("postprocess", lambda: perf_postprocess.measure(ROOT / "build" / "perf", REPEATS, _env(), spread))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -221,8 +222,15 @@ def render(fig: dict) -> str:
                      f"{ms['p99_us_before']}/{ms['p99_us_during']}/{ms['p99_us_after']} µs; deploy {ms['deploy_s']} s, "
                      f"first answer from the new release {ms['deploy_start_to_first_new_answer_s']} s after its start")
     lines += perf_profile.render(fig.get("op_profile"), _line)
+    pp = fig.get("postprocess", {})
+    if "postprocess_share" in pp:
+        lines.append(f"11. detector post-processing vs invoke, YOLO head {pp['head']}, "
+                     f"{(pp.get('model_macs') or 0) / 1e6:.0f} M MACs (target <= {pp['target_share_max']:.0%})")
+        lines.append(_line("post-processing / invoke p50", pp["postprocess_share"], "", ".3f"))
+        lines.append(_line("invoke p50", pp["invoke_p50_us"], " µs", ".1f"))
+        lines.append(_line("post-processing p50", pp["postprocess_p50_us"], " µs", ".1f"))
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
-                "serve_load", "deploy", "model_switch", "op_profile"):
+                "serve_load", "deploy", "model_switch", "op_profile", "postprocess"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

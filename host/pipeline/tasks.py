@@ -46,7 +46,7 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
     """{file name: prediction} of one variant over the set's images, as `infer --json` writes them."""
     from device.runtimes import registry as runtimes
     from device.serving.predictor import Predictor
-    from device.tasks import draw, segment
+    from device.tasks import draw
 
     with tempfile.TemporaryDirectory(prefix="edgekit-task-") as tmp:
         path = Path(tmp) / "model.tflite"
@@ -55,10 +55,10 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
         out = {}
         for image in images:
             tensor, geometry = pred.fitted_from_file(str(image))
-            result, raw, ctx = pred.predict_raw(tensor, 5, geometry=geometry)
-            if masks_dir is not None and task.name == "segment":
+            result, class_map = pred.predict_full(tensor, 5, geometry=geometry, mask=masks_dir is not None)
+            if class_map is not None:
                 result["mask"] = str(masks_dir / f"{image.stem}.png")
-                draw.write_mask(segment.class_map(raw, ctx), result["mask"])
+                draw.write_mask(class_map, result["mask"])
             out[image.name] = dict(result, input=str(image))
     return out
 
