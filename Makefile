@@ -115,9 +115,10 @@ report: venv
 compare: venv
 	$(PY) -m host compare "$$A" "$$B"
 
-## make score        EVAL=coco:instances.json:images/|yolo:DIR|masks:IMAGES:MASKS RESULTS="board.json host.json": mAP / mIoU
+## make score        RESULTS=results/<host>/<file>.json (a bench of a detector bundle): mAP board vs host;
+##                   or EVAL=coco:JSON:IMAGES|yolo:DIR|masks:IMAGES:MASKS RESULTS="board.json host.json" (infer results)
 score: venv
-	$(PY) -m host score "$$EVAL" $$RESULTS
+	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS
 
 ## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
 perf: venv

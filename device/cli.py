@@ -120,10 +120,10 @@ def cmd_bench(args, doc: dict) -> int:
         if warning:
             warnings.append(warning)
             doc["warnings"].append(warning)
-        accuracy = _eval_after_bench(args, doc, path, manifest, warnings) if args.eval else None
+        evaluated = _eval_after_bench(args, doc, path, manifest, warnings) if args.eval else None
         doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
-                                                   memory=result["memory"], accuracy=accuracy,
-                                                   warnings=warnings))
+                                                   memory=result["memory"], warnings=warnings,
+                                                   **_evaluated_fields(evaluated)))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 
@@ -134,11 +134,21 @@ def _eval_job(doc: dict, eval_set: str, manifest_path: Optional[str], threads: i
 
 
 def _accuracy_warnings(result: dict) -> list:
-    acc = result["accuracy"]
+    acc = result["accuracy"] or {}
     if acc.get("agreement_with_host") is not None and acc["agreement_with_host"] < 1.0:
         return [f"{result['model']['name']}: top-1 differs from the host's on "
                 f"{acc['disagreements']} of {acc['count']} images"]
     return []
+
+
+def _evaluated_fields(evaluated: Optional[dict]) -> dict:
+    """What an eval child adds to a model's entry: accuracy (a classifier), or the predictions and
+    task of a detector / pose model, which the host scores against the set's annotations."""
+    if evaluated is None:
+        return {"accuracy": None}
+    if evaluated.get("predictions") is not None:
+        return {"accuracy": None, "task": evaluated["task"], "predictions": evaluated["predictions"]}
+    return {"accuracy": evaluated["accuracy"]}
 
 
 def _eval_after_bench(args, doc: dict, path: str, manifest: Optional[dict], warnings: list) -> Optional[dict]:
@@ -152,7 +162,7 @@ def _eval_after_bench(args, doc: dict, path: str, manifest: Optional[dict], warn
     more = _accuracy_warnings(result)
     warnings.extend(more)
     doc["warnings"].extend(more)
-    return result["accuracy"]
+    return result
 
 
 def cmd_eval(args, doc: dict) -> int:
@@ -168,9 +178,8 @@ def cmd_eval(args, doc: dict) -> int:
     else:
         warnings = list(result.get("warnings", [])) + _accuracy_warnings(result)
         doc["warnings"].extend(warnings)
-        doc["results"].append(results.model_result(result["model"], result["variant"],
-                                                   accuracy=result["accuracy"], memory=result["memory"],
-                                                   warnings=warnings))
+        doc["results"].append(results.model_result(result["model"], result["variant"], memory=result["memory"],
+                                                   warnings=warnings, **_evaluated_fields(result)))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 

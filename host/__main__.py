@@ -249,22 +249,41 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _score_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("eval", metavar="EVAL", help="coco:JSON[:IMAGES] | yolo:PATH | masks:IMAGES:MASKS")
-    c.add_argument("results", nargs="+", metavar="RESULT.json",
-                   help="`python -m device infer --json` files: the board's first, then the host's")
+    c.add_argument("items", nargs="+", metavar="EVAL|RESULT.json",
+                   help="EVAL (coco:JSON[:IMAGES] | yolo:PATH | masks:IMAGES:MASKS) then `python -m device infer "
+                        "--json` files, the board's first; or, with --bundle, a stored `make bench` result")
+    c.add_argument("--bundle", help="the task bundle a bench result belongs to (its EVAL= set and host predictions)")
     c.add_argument("--json", metavar="PATH", help="also write the scores here")
+
+
+def _figures(s: dict | None) -> str:
+    if not s:
+        return "–"
+    head = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items())
 
 
 def _score(args: argparse.Namespace) -> int:
     from device.contract.fileio import atomic_write_text
-    from host.metrics.results import score
+    from host.metrics.results import score, score_bench
 
-    scores = score(args.eval, args.results)
-    for path, s in scores["results"].items():
-        head = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
-        print(f"{path}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items()))
-    if "agreement" in scores:
-        print("board vs host: " + ", ".join(f"{k} {v}" for k, v in scores["agreement"].items()))
+    if args.bundle:
+        if len(args.items) != 1:
+            raise UsageError("with --bundle give one stored bench result (results/<host>/<file>.json)")
+        scores = score_bench(args.items[0], Path(args.bundle))
+        for variant, s in scores["variants"].items():
+            print(f"{variant}: board {_figures(s['board'])}")
+            print(f"{' ' * len(variant)}  host  {_figures(s['host'])}")
+            if s["agreement"]:
+                print(f"{' ' * len(variant)}  board vs host: {_figures(s['agreement'])}")
+    else:
+        if len(args.items) < 2:
+            raise UsageError("give EVAL and at least one infer result (or --bundle with a bench result)")
+        scores = score(args.items[0], args.items[1:])
+        for path, s in scores["results"].items():
+            print(f"{path}: {_figures(s)}")
+        if "agreement" in scores:
+            print(f"board vs host: {_figures(scores['agreement'])}")
     if args.json:
         atomic_write_text(args.json, json.dumps(scores, indent=2))
     return 0

@@ -113,3 +113,35 @@ def agreement(task: str, board: dict, host: dict) -> dict:
         return {"pixels_equal": float(np.mean([segmentation.mask_agreement(
             read_mask(Path(board[n]["mask"])), read_mask(Path(host[n]["mask"]))) for n in names]))}
     return {}
+
+
+def score_bench(result_path: str, bundle: Path) -> dict:
+    """`make bench` of a task bundle: per variant, the board's predictions (from the stored result)
+    and the host's (in the bundle's eval.npz), each scored on the bundle's EVAL= set, and their
+    agreement - the board's figure beside the host's."""
+    from host.pipeline.bundle import load_manifest
+    from host.pipeline.tasks import host_predictions
+
+    manifest = load_manifest(bundle)
+    spec = manifest.get("eval_set")
+    if not spec or (manifest.get("eval") or {}).get("kind") != "images":
+        raise DatasetError(f"{bundle}: not a bundle with a detection or pose evaluation set "
+                           "(make bundle ... EVAL=coco:...)")
+    try:
+        doc = json.loads(Path(result_path).read_text())
+        entries = [r for r in doc["results"] if r.get("predictions")]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DatasetError(f"{result_path}: not a stored bench result") from None
+    if not entries:
+        raise DatasetError(f"{result_path}: no predictions on the evaluation set (was it benched with "
+                           f"{bundle}'s eval.npz?)")
+    ds = open_eval(spec)
+    fn = score_detect if manifest.get("task") == "detect" else score_keypoints
+    out: dict = {"eval": spec, "task": manifest.get("task"), "result": result_path, "variants": {}}
+    for r in entries:
+        board = {p["input"]: p for p in r["predictions"]}
+        host = host_predictions(bundle / "eval.npz", r["variant"])
+        out["variants"][r["variant"]] = {"board": fn(ds, board, result_path),
+                                         "host": fn(ds, host, str(bundle / "eval.npz")) if host else None,
+                                         "agreement": agreement(out["task"], board, host) if host else None}
+    return out

@@ -8,11 +8,13 @@ in when complete: a refused input or a failed conversion never leaves a half-wri
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
 from host.convert.importers import identify, importer
 from host.convert.quantize import check_fixed_inputs, convert, image_input, io_details, variant_name
@@ -23,7 +25,8 @@ from host.pipeline.bundle import ManifestParts, bundle_dir, staged, write_bundle
 from host.pipeline.evaluate import Scored, evaluate
 from host.pipeline.options import Options, convention, input_block, make_preprocess
 from host.pipeline.summary import print_summary
-from host.pipeline.tasks import choose as choose_task, is_task_set, metric_line, score_variants
+from host.pipeline.tasks import (SHIPPED, choose as choose_task, is_task_set, metric_line, score_variants,
+                                  write_eval_images)
 
 AGREEMENT_MIN = 0.98
 
@@ -52,7 +55,7 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     """The shared end of the path for a user's model: evaluate, bundle (staged), summary."""
     if scored is None:
         scored = evaluate(files, None if ev is None else ev.x, None if ev is None else ev.y, pre)
-    metrics = _task_metrics(opts, files, task, pre, labels)
+    metrics, preds, images = _task_metrics(opts, files, task, pre, labels)
     ios = {v: io_details(b) for v, b in files.items()}
     head = {"dataset": {"spec": ev.spec if ev else None, "name": ev.spec if ev else None,
                         "n_test": int(len(ev.y)) if ev else 0},
@@ -71,6 +74,9 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     final = bundle_dir(opts.name)
     with staged(final) as tmp:
         manifest = write_bundle(tmp, opts.name, files, scored, ios, parts, None if ev is None else (ev.x, ev.y))
+        if preds and task in SHIPPED:     # the board predicts on the same images; `make score` compares
+            manifest["eval"] = write_eval_images(tmp, images, preds, pre)
+            atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
     print_summary(manifest)
     for v, m in metrics.items():
         print(f"{v:<8} {task} on {opts.eval}: {metric_line(task, m)}")
@@ -79,10 +85,11 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
 
 
 def _task_metrics(opts: Options, files: dict[str, bytes], task: str, pre: Preprocess | None,
-                  labels: list[str] | None) -> dict[str, dict]:
-    """Each variant's detection / segmentation / pose figure on EVAL= (coco:, yolo:, masks:), or {}."""
+                  labels: list[str] | None) -> tuple[dict, dict, list]:
+    """Each variant's detection / segmentation / pose figure on EVAL= (coco:, yolo:, masks:), its
+    predictions and the set's images; nothing without such a set."""
     if not is_task_set(opts.eval):
-        return {}
+        return {}, {}, []
     with tempfile.TemporaryDirectory(prefix="edgekit-score-") as tmp:
         return score_variants(files, choose_task(task, _io_of(files), opts.model)[0], opts.eval, pre, labels,
                               Path(tmp))

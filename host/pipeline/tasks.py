@@ -9,8 +9,11 @@ board's are the same computation on two machines.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from device.contract.inputs import Preprocess
 from device.errors import AgentError
@@ -64,8 +67,9 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
 
 
 def score_variants(files: dict[str, bytes], task: Task, spec: str, pre: Preprocess | None,
-                   labels: list | None, work: Path) -> dict[str, dict]:
-    """variant -> the task's metric on EVAL= (mAP / OKS AP / mIoU) and its agreement with FP32."""
+                   labels: list | None, work: Path) -> tuple[dict[str, dict], dict[str, dict], list[Path]]:
+    """(variant -> the task's metric on EVAL= (mAP / OKS AP / mIoU) and its agreement with FP32,
+    variant -> its predictions {file name: prediction}, the set's images)."""
     from host.evalsets.registry import open_eval
     from host.evalsets.sets import MaskSet
     from host.metrics import results as scoring
@@ -90,7 +94,40 @@ def score_variants(files: dict[str, bytes], task: Task, spec: str, pre: Preproce
     for variant in preds:
         if variant != ref:
             out[variant]["agreement_with_" + ref] = scoring.agreement(task.name, preds[variant], preds[ref])
-    return out
+    return out, preds, images
+
+
+SHIPPED = ("detect", "keypoints")      # tasks whose eval images go to the board (masks stay on the host)
+
+
+def write_eval_images(folder: Path, images: list[Path], preds: dict[str, dict], pre: Preprocess) -> dict:
+    """eval.npz for a task bundle: every image already fitted to the model's input (`pixels`, by the
+    same rule the host's predictions used, so a board without Pillow sees the same pixels), its
+    original size (`sizes`, w h: the board puts boxes back on it), its file name (`names`), and the
+    host's predictions per variant (host_<variant>, JSON) the board's are compared with. Returns
+    the manifest's `eval` entry."""
+    from device.contract.fileio import sha256_file
+    from device.contract.inputs import read_image_fitted
+
+    fitted = [read_image_fitted(str(p), pre) for p in images]
+    arrays = {"names": np.array([p.name for p in images]),
+              "pixels": np.stack([px for px, _ in fitted]),
+              "sizes": np.array([[g.src_w, g.src_h] for _, g in fitted], dtype=np.int64)}
+    for variant, by_name in preds.items():
+        kept = {n: {k: v for k, v in p.items() if k not in ("mask", "input")} for n, p in by_name.items()}
+        arrays[f"host_{variant}"] = np.array(json.dumps(kept))
+    path = folder / "eval.npz"
+    tmp = folder / "eval.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return {"file": path.name, "sha256": sha256_file(path), "count": len(images), "kind": "images"}
+
+
+def host_predictions(eval_npz: Path, variant: str) -> dict:
+    """The host's predictions of one variant stored in a task bundle's eval.npz ({file name: prediction})."""
+    with np.load(eval_npz, allow_pickle=False) as data:
+        key = f"host_{variant}"
+        return json.loads(str(data[key])) if key in data.files else {}
 
 
 def metric_line(task: str, m: dict) -> str:

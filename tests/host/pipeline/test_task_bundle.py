@@ -74,3 +74,31 @@ def test_a_classifier_eval_set_for_a_detector_is_refused(tmodels, tmp_path):
     proc = _host(tmp_path, "bundle", "--model", tmodels["yolo"], "--eval", f"folder:{tmp_path / 'imgs'}",
                  "--name", "x")
     assert proc.returncode == 2 and "a detect model is evaluated on coco:JSON:IMAGES" in proc.stderr
+
+
+def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(tmodels, tmp_path):
+    """bundle (EVAL=coco:) -> push + bench on HOST=local -> host score --bundle: the board's mAP
+    computed by pycocotools from the board's own predictions, next to the host's."""
+    spec = coco_set(tmp_path)
+    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
+                     "EDGEKIT_RESULTS": str(tmp_path / "results")})
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+        return proc
+    run("host", "bundle", "--model", tmodels["yolo"], "--labels", tmp_path / "labels.txt", "--eval", spec,
+        "--name", "det")
+    bundle = tmp_path / "artifacts" / "det"
+    assert _manifest(tmp_path, "det")["eval"]["kind"] == "images"
+    run("deploy", "push", "--bundle", bundle, "--host", "local")
+    run("deploy", "bench", "--bundle", bundle, "--host", "local")
+    (result,) = (tmp_path / "results" / "local").glob("*.json")
+    entry = [r for r in json.loads(result.read_text())["results"] if r.get("predictions")][0]
+    assert entry["task"] == "detect" and len(entry["predictions"]) == 1
+    run("host", "score", "--bundle", bundle, result, "--json", tmp_path / "s.json")
+    scores = json.loads((tmp_path / "s.json").read_text())["variants"]
+    (v,) = scores.values()
+    assert v["board"]["map"] == pytest.approx(2 / 3) and v["host"]["map"] == pytest.approx(2 / 3)
+    assert v["agreement"]["matched"] == 1.0 and v["agreement"]["max_score_diff"] == 0.0
