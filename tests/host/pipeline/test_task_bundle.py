@@ -102,3 +102,36 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     (v,) = scores.values()
     assert v["board"]["map"] == pytest.approx(2 / 3) and v["host"]["map"] == pytest.approx(2 / 3)
     assert v["agreement"]["matched"] == 1.0 and v["agreement"]["max_score_diff"] == 0.0
+
+
+def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
+    """make quantize MODEL=seg.keras CALIB=folder:images/ EVAL=masks:...: every variant, INT8
+    included, scored by mIoU (not top-1), each compared with FP32's masks."""
+    import tensorflow as tf
+    keras = tf.keras
+    inp = keras.Input((32, 48, 3))
+    conv = keras.layers.Conv2D(3, 1, use_bias=False)
+    model = keras.Model(inp, keras.layers.Softmax()(keras.layers.AveragePooling2D(2)(conv(inp))))
+    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3) * 8])
+    model.save(tmp_path / "seg.keras")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        arr = np.zeros((64, 96, 3), dtype=np.uint8)
+        cls = rng.permutation(3)[:2]
+        arr[:, :48, cls[0]] = 255
+        arr[:, 48:, cls[1]] = 255
+        Image.fromarray(arr).save(tmp_path / "images" / f"{i}.png")
+        mask = np.zeros((64, 96), dtype=np.uint8)
+        mask[:, :48], mask[:, 48:] = cls
+        Image.fromarray(mask, mode="L").save(tmp_path / "masks" / f"{i}.png")
+    proc = _host(tmp_path, "quantize", "--model", tmp_path / "seg.keras", "--name", "seg", "--calib",
+                 f"folder:{tmp_path / 'images'}", "--eval", f"masks:{tmp_path / 'images'}:{tmp_path / 'masks'}")
+    assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+    m = _manifest(tmp_path, "seg")
+    assert m["task"] == "segment" and set(m["variants"]) == {"fp32", "dynamic", "fp16", "int8"}
+    for variant, entry in m["variants"].items():
+        assert entry["host_metric"]["miou"] == pytest.approx(1.0), variant
+    assert m["variants"]["int8"]["host_metric"]["agreement_with_fp32"]["pixels_equal"] == 1.0
+    assert "int8     segment on masks:" in proc.stdout and "mIoU 1.0000" in proc.stdout
