@@ -20,6 +20,7 @@ from device.contract.fileio import atomic_write_text, safe_name
 from host.config import ARTIFACTS, REPORTS, RESULTS
 from host.plots import pyplot, save_png
 from host.report.model import model_lines
+from host.report.tasks import task_lines
 
 
 @dataclass
@@ -223,6 +224,7 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                       "other processes may have disturbed the figures (multi-thread runs most)")
         md.append("")
         md += board_table(mine) + [""]
+        md += task_lines(path, ARTIFACTS / bundle, _manifest(bundle), doc)
         for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")
         for r in resultdoc.failed(doc):

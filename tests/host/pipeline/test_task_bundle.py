@@ -81,7 +81,7 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     computed by pycocotools from the board's own predictions, next to the host's."""
     spec = coco_set(tmp_path)
     env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
-                     "EDGEKIT_RESULTS": str(tmp_path / "results")})
+                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
 
     def run(*args):
         proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
@@ -102,6 +102,10 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     (v,) = scores.values()
     assert v["board"]["map"] == pytest.approx(2 / 3) and v["host"]["map"] == pytest.approx(2 / 3)
     assert v["agreement"]["matched"] == 1.0 and v["agreement"]["max_score_diff"] == 0.0
+    run("host", "report")                      # the same figures in the report's board section
+    report = (tmp_path / "reports" / "benchmark_report.md").read_text()
+    row = [line for line in report.splitlines() if line.startswith("| fp32 | 0.6667 |")]
+    assert "**detect** on `coco:" in report and row and row[0].endswith("| 1.0000 | 1.0000 |")
 
 
 def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
