@@ -120,7 +120,6 @@ def score_bench(result_path: str, bundle: Path) -> dict:
     and the host's (in the bundle's eval.npz), each scored on the bundle's EVAL= set, and their
     agreement - the board's figure beside the host's."""
     from host.pipeline.bundle import load_manifest
-    from host.pipeline.tasks import host_predictions
 
     manifest = load_manifest(bundle)
     spec = manifest.get("eval_set")
@@ -145,3 +144,10 @@ def score_bench(result_path: str, bundle: Path) -> dict:
                                          "host": fn(ds, host, str(bundle / "eval.npz")) if host else None,
                                          "agreement": agreement(out["task"], board, host) if host else None}
     return out
+
+
+def host_predictions(eval_npz: Path, variant: str) -> dict:
+    """The host's predictions of one variant kept in a task bundle's eval.npz ({file name: prediction})."""
+    with np.load(eval_npz, allow_pickle=False) as data:
+        key = f"host_{variant}"
+        return json.loads(str(data[key])) if key in data.files else {}

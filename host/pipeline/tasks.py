@@ -123,13 +123,6 @@ def write_eval_images(folder: Path, images: list[Path], preds: dict[str, dict], 
     return {"file": path.name, "sha256": sha256_file(path), "count": len(images), "kind": "images"}
 
 
-def host_predictions(eval_npz: Path, variant: str) -> dict:
-    """The host's predictions of one variant stored in a task bundle's eval.npz ({file name: prediction})."""
-    with np.load(eval_npz, allow_pickle=False) as data:
-        key = f"host_{variant}"
-        return json.loads(str(data[key])) if key in data.files else {}
-
-
 def metric_line(task: str, m: dict) -> str:
     """One line of a variant's figure for the bundle summary."""
     if task == "detect":
