@@ -148,6 +148,8 @@ def _evaluated_fields(evaluated: Optional[dict]) -> dict:
         return {"accuracy": None}
     if evaluated.get("predictions") is not None:
         return {"accuracy": None, "task": evaluated["task"], "predictions": evaluated["predictions"]}
+    if evaluated.get("tensors") is not None:
+        return {"accuracy": evaluated["accuracy"], "task": "raw", "tensors": evaluated["tensors"]}
     return {"accuracy": evaluated["accuracy"]}
 
 

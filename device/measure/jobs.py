@@ -193,16 +193,12 @@ def evaluate(spec: dict) -> dict:
     manifest = inputs.load_manifest(spec.get("manifest"))
     try:
         data = np.load(spec["eval_path"], allow_pickle=False)
-        images = "names" in data.files and "x" not in data.files     # a detector's / pose model's images
-        if not images:
-            x, y = data["x"], data["y"]
+        x, y = data["x"], data["y"]
     except KeyError as exc:
         raise AgentError(f"{spec['eval_path']}: eval set has no array {exc}", kind="eval_set") from None
     except Exception as exc:
         raise AgentError(f"{spec['eval_path']}: not a readable .npz eval set ({type(exc).__name__})",
                          kind="eval_set") from None
-    if images:
-        return evaluate_images(spec, manifest, data)
     where = spec["eval_path"]
     _check_eval_arrays(x, y, where)
     interp, init_us = _open(module, spec["model_path"], spec["threads"], True)
@@ -248,40 +244,6 @@ def evaluate(spec: dict) -> dict:
     model.update({k: v for k, v in graph.analyse(interp).items()})
     return {"model": model, "accuracy": acc, "init_us": round(init_us, 3),
             "memory": {"peak_rss_mb": memory.peak_rss_mb()}, "warnings": []}
-
-
-def evaluate_images(spec: dict, manifest: Optional[dict], data: Any) -> dict:
-    """The board's predictions on a task eval set: images already fitted to the model's input on
-    the host (`pixels`, so a board without Pillow sees the same pixels), their original sizes
-    (`sizes`, w h) and file names. The host scores the predictions with the set's annotations (COCO
-    mAP, OKS AP), beside its own predictions of the same model (host_<variant> in the same file)."""
-    where = spec["eval_path"]
-    pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"], manifest)
-    if pred.pre is None:
-        raise AgentError(f"{where}: an image eval set, but the model's input is not an image", kind="eval_set")
-    try:
-        names, pixels, sizes = [str(n) for n in data["names"]], data["pixels"], data["sizes"]
-    except KeyError as exc:
-        raise AgentError(f"{where}: image eval set has no array {exc}", kind="eval_set") from None
-    if not (len(names) == len(pixels) == len(sizes)) or not names:
-        raise AgentError(f"{where}: names, pixels and sizes disagree in length or are empty", kind="eval_set")
-    predictions, samples = [], []
-    for i, name in enumerate(names):
-        try:
-            tensor = inputs.pixels_to_input(pixels[i:i + 1], pred.in_specs[0], pred.pre)
-        except AgentError as exc:
-            raise AgentError(f"{where}: {name}: {exc}", kind="eval_set") from None
-        geometry = inputs.geometry_for(int(sizes[i][0]), int(sizes[i][1]), pred.pre)
-        result = pred.predict(tensor, 5, geometry=geometry)
-        samples.append(result["latency_us"])
-        result.pop("model")
-        predictions.append(dict({"input": name}, **result))
-    model = {"inputs": [graph.public_spec(s) for s in pred.in_specs],
-             "outputs": [graph.public_spec(s) for s in pred.out_specs]}
-    model.update(pred.delegation)
-    return {"model": model, "accuracy": None, "predictions": predictions, "task": pred.task.name,
-            "latency": stats.summarize(samples), "memory": {"peak_rss_mb": memory.peak_rss_mb()},
-            "warnings": list(pred.notes)}
 
 
 def infer(spec: dict) -> dict:
@@ -342,6 +304,3 @@ def _pictures(path: str, cmap: Any, result: dict, spec: dict, n: int) -> None:
         out = _picture_path(spec["draw"], path, n > 1, ".jpg")
         draw.write_picture(draw.annotate(draw.open_image(path), result, cmap), out)
         result["drawn"] = out
-
-
-JOBS = {"bench": bench, "eval": evaluate, "infer": infer}

@@ -25,8 +25,8 @@ from host.pipeline.bundle import ManifestParts, bundle_dir, staged, write_bundle
 from host.pipeline.evaluate import Scored, evaluate
 from host.pipeline.options import Options, convention, input_block, make_preprocess
 from host.pipeline.summary import print_summary
-from host.pipeline.tasks import (SHIPPED, choose as choose_task, is_task_set, metric_line, score_variants,
-                                  write_eval_images)
+from host.pipeline.tasks import (SHIPPED, choose as choose_task, is_task_set, metric_line, score_tensor_set,
+                                  score_variants, ship_tensor_set, write_eval_images)
 
 AGREEMENT_MIN = 0.98
 
@@ -77,6 +77,9 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
         if preds and task in SHIPPED:     # the board predicts on the same images; `make score` compares
             manifest["eval"] = write_eval_images(tmp, images, preds, pre)
             atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
+        elif task == "raw" and opts.eval:  # the board compares its outputs with the same arrays
+            manifest["eval"] = ship_tensor_set(tmp, opts.eval)
+            atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
     print_summary(manifest)
     for v, m in metrics.items():
         print(f"{v:<8} {task} on {opts.eval}: {metric_line(task, m)}")
@@ -88,6 +91,8 @@ def _task_metrics(opts: Options, files: dict[str, bytes], task: str, pre: Prepro
                   labels: list[str] | None) -> tuple[dict, dict, list]:
     """Each variant's detection / segmentation / pose figure on EVAL= (coco:, yolo:, masks:), its
     predictions and the set's images; nothing without such a set."""
+    if task == "raw" and opts.eval:
+        return score_tensor_set(files, opts.eval), {}, []
     if not is_task_set(opts.eval):
         return {}, {}, []
     with tempfile.TemporaryDirectory(prefix="edgekit-score-") as tmp:
@@ -112,6 +117,11 @@ def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: d
     warning = tasks.label_warning(tasks.get(task), io["outputs"], labels, f"LABELS={opts.labels}")
     if warning:
         print(f"warning: {warning}")
+    if task == "raw":
+        if opts.eval and not opts.eval.startswith("npz:"):
+            raise DatasetError(f"EVAL={opts.eval}: a raw (any-tensor) model is evaluated on npz:PATH "
+                               "(inputs x or x0, x1, ...; expected outputs y0, y1, ... and/or labels)")
+        return
     if opts.eval and not is_task_set(opts.eval):
         raise DatasetError(f"EVAL={opts.eval}: a {task} model is evaluated on coco:JSON:IMAGES, yolo:PATH or "
                            "masks:IMAGES:MASKS")
@@ -241,7 +251,7 @@ def run_bundle(opts: Options) -> dict:
         image_error = None
     except ModelError as exc:
         hwc, image_error = None, exc
-    if opts.eval and image_error is not None:
+    if opts.eval and image_error is not None and task.name != "raw":
         raise image_error
     if hwc is not None:
         rules = {c for c in (convention(io["inputs"][0]) for io in ios.values()) if c is not None}
@@ -259,6 +269,6 @@ def run_bundle(opts: Options) -> dict:
     extra = {"model": {"source_format": "tflite", "inputs": [t["shape"] for t in first["inputs"]],
                        "outputs": [t["shape"] for t in first["outputs"]]},
              "variant_info": {v: {"origin_file": s.path.name} for v, s in sources.items()}}
-    if ev is None and not is_task_set(opts.eval):
+    if ev is None and not is_task_set(opts.eval) and not (task.name == "raw" and opts.eval):
         extra["accuracy_checked"] = False
     return _bundle(opts, files, ev, pre, pre_name, labels, origin, extra, task=task.name)

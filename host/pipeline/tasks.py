@@ -123,10 +123,51 @@ def write_eval_images(folder: Path, images: list[Path], preds: dict[str, dict], 
     return {"file": path.name, "sha256": sha256_file(path), "count": len(images), "kind": "images"}
 
 
+def ship_tensor_set(folder: Path, spec: str) -> dict:
+    """An any-tensor model's npz (checked by host/evalsets/tensors.py) copied into the bundle as its
+    eval.npz, for the board to compare its outputs with. Returns the manifest's `eval` entry."""
+    import shutil
+
+    from device.contract.fileio import sha256_file
+    from host.evalsets.registry import open_eval
+
+    ts = open_eval(spec)
+    path = folder / "eval.npz"
+    shutil.copyfile(spec.split(":", 1)[1], path)
+    return {"file": path.name, "sha256": sha256_file(path), "count": ts.n, "kind": "tensors"}
+
+
+def score_tensor_set(files: dict[str, bytes], spec: str) -> dict[str, dict]:
+    """variant -> the board's own comparison (device/measure/task_eval.py) run here on the npz."""
+    from device.measure.task_eval import evaluate_tensors
+    from device.runtimes import registry as runtimes
+    from host.evalsets.registry import open_eval
+
+    open_eval(spec)                                   # the one-line refusals of a malformed set
+    path = spec.split(":", 1)[1]
+    rt = runtimes.resolve()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="edgekit-raw-") as tmp, np.load(path, allow_pickle=False) as data:
+        for variant, model in files.items():
+            mp = Path(tmp) / f"{variant}.tflite"
+            mp.write_bytes(model)
+            job = {"eval_path": path, "model_path": str(mp), "threads": 1,
+                   "runtime": {"name": rt.name, "version": rt.version, "module": rt.module}}
+            try:
+                r = evaluate_tensors(job, data)
+            except AgentError as exc:
+                raise ModelError(str(exc)) from None
+            out[variant] = dict(r["tensors"], **({"top1": r["accuracy"]["top1"]} if r["accuracy"] else {}))
+    return out
+
+
 def metric_line(task: str, m: dict) -> str:
     """One line of a variant's figure for the bundle summary."""
     if task == "detect":
         return f"mAP {m['map']:.4f}, mAP@.5 {m['map50']:.4f}" if m.get("map") is not None else "no objects in the set"
     if task == "keypoints":
         return f"OKS AP {m['ap']:.4f}" if m.get("ap") is not None else "no people in the set"
+    if task == "raw":
+        parts = [f"{o['name']}: max |error| {o['max_abs_error']:.4g}, cosine {o['mean_cosine']:.6f}" for o in m["outputs"]]
+        return "; ".join(parts + ([f"top-1 {m['top1']:.4f}"] if "top1" in m else []))
     return f"mIoU {m['miou']:.4f}, pixel accuracy {m['pixel_accuracy']:.4f}"

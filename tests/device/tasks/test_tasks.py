@@ -215,3 +215,23 @@ def test_shared_ssd_detector_runs_with_either_label_file(agent, tmp_path):
     for d in a:
         assert 0 <= d["box"][0] <= d["box"][2] <= 320 and 0 <= d["box"][1] <= d["box"][3] <= 240
         assert d["label"] == labels[d["class_id"]]
+
+
+def test_raw_eval_from_an_npz_errors_cosine_and_accuracy(agent, tmodels, tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 16)).astype(np.float32)
+    want = (x[:, :6] * 2).reshape(8, 2, 3)
+    y0 = want.copy()
+    y0[3, 1, 2] += 0.25                                  # one value off by 0.25: the largest error
+    labels = np.argmax(want.reshape(8, 6), axis=1)
+    labels[0] = (labels[0] + 1) % 6                      # one label wrong: top-1 7/8
+    np.savez(tmp_path / "set.npz", x=x, y0=y0, labels=labels)
+    run = agent("eval", tmodels["raw"], tmp_path / "set.npz", "--json", "-")
+    assert run.code == 0, run.stderr
+    res = run.doc["results"][0]
+    assert res["task"] == "raw" and res["accuracy"]["top1"] == 0.875 and res["accuracy"]["count"] == 8
+    (out,) = res["tensors"]["outputs"]
+    assert out["max_abs_error"] == pytest.approx(0.25, abs=1e-5) and 0.99 < out["mean_cosine"] < 1.0
+    np.savez(tmp_path / "bad.npz", x0=x, x1=x, labels=labels)
+    run = agent("eval", tmodels["raw"], tmp_path / "bad.npz", "--json", "-")
+    assert run.code == 1 and "2 input arrays for a model with 1 inputs" in run.stderr

@@ -139,3 +139,26 @@ def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
         assert entry["host_metric"]["miou"] == pytest.approx(1.0), variant
     assert m["variants"]["int8"]["host_metric"]["agreement_with_fp32"]["pixels_equal"] == 1.0
     assert "int8     segment on masks:" in proc.stdout and "mIoU 1.0000" in proc.stdout
+
+
+def test_a_raw_model_bundle_ships_its_npz_and_the_board_compares_outputs(tmodels, tmp_path):
+    from tests.device.conftest import run_agent as agent
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 16)).astype(np.float32)
+    y0 = (x[:, :6] * 2).reshape(5, 2, 3)
+    y0[2, 0, 0] += 0.5
+    np.savez(tmp_path / "set.npz", x=x, y0=y0)
+    proc = _host(tmp_path, "bundle", "--model", tmodels["raw"], "--eval", f"npz:{tmp_path / 'set.npz'}", "--name", "r")
+    assert proc.returncode == 0, proc.stderr
+    m = _manifest(tmp_path, "r")
+    assert m["task"] == "raw" and m["eval"]["kind"] == "tensors" and m["eval"]["count"] == 5
+    (entry,) = m["variants"].values()
+    assert entry["host_metric"]["outputs"][0]["max_abs_error"] == pytest.approx(0.5, abs=1e-5)
+    bundle = tmp_path / "artifacts" / "r"
+    run = agent("bench", bundle / entry["file"], "--eval", bundle / "eval.npz", "--manifest", bundle / "manifest.json",
+                "--num_runs", "5", "--warmup_runs", "1", "--json", "-")
+    assert run.code == 0, run.stderr
+    res = run.doc["results"][0]
+    assert res["task"] == "raw" and res["tensors"] == {"count": 5, "outputs": entry["host_metric"]["outputs"]}
+    proc = _host(tmp_path, "bundle", "--model", tmodels["raw"], "--eval", f"folder:{tmp_path}", "--name", "r2")
+    assert proc.returncode == 2 and "a raw (any-tensor) model is evaluated on npz:PATH" in proc.stderr
