@@ -42,6 +42,9 @@ def files(tmp_path_factory):
     photo = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     photo[:, :160] = (230, 40, 30)
     Image.fromarray(photo).save(out / "photo.png")
+    import sklearn.datasets                     # a real photo that ships with an installed package
+    china = os.path.join(os.path.dirname(sklearn.datasets.__file__), "images", "china.jpg")
+    Image.open(china).save(out / "china.png")
     np.save(out / "features.npy", rng.integers(-128, 128, (1, 49, 10, 1), dtype=np.int8))
     models = dict(task_models())
     for name, fname in (("ssd", "ssd_mobilenet_v1_coco_quant.tflite"), ("kws", "kws_ref_model.tflite")):
@@ -55,9 +58,13 @@ def files(tmp_path_factory):
 def on_board(board, board_home, bundle, files):  # noqa: F811
     """Deploy (agent + runtime), copy the models and inputs, return a runner of the board's agent."""
     run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name)
+    # image decoding and resizing on the board is Pillow's, as on the host: the same pinned version
+    pin = [line.strip() for line in open(REPO / "requirements.txt") if line.lower().startswith("pillow==")][0]
+    pip = _on_board(board, board_home, f'"${{EDGEKIT_HOME:-$HOME/.edgekit}}/venv/bin/python" -m pip install -q {pin}')
+    assert pip.returncode == 0, pip.stderr.decode()[-1500:]
     folder, models = files
     assert _on_board(board, board_home, f"mkdir -p {BOARD_DIR}").returncode == 0
-    for path in list(models.values()) + [folder / "photo.png", folder / "features.npy"]:
+    for path in list(models.values()) + [folder / "photo.png", folder / "china.png", folder / "features.npy"]:
         name = os.path.basename(path)
         with open(path, "rb") as f:
             put = _on_board(board, board_home, f"cat > {BOARD_DIR}/{name}", f.read())
@@ -72,11 +79,11 @@ def on_board(board, board_home, bundle, files):  # noqa: F811
     return agent
 
 
-def _pair(on_board, files, model: str, *extra: str) -> tuple:
+def _pair(on_board, files, model: str, *extra: str, photo: str = "photo.png") -> tuple:
     folder, models = files
     name = os.path.basename(models[model])
-    board = on_board("infer", f"{BOARD_DIR}/{name}", f"{BOARD_DIR}/photo.png", *extra)
-    host = _host_infer(models[model], folder / "photo.png", *extra)
+    board = on_board("infer", f"{BOARD_DIR}/{name}", f"{BOARD_DIR}/{photo}", *extra)
+    host = _host_infer(models[model], folder / photo, *extra)
     assert host.returncode == 0, host.stderr
     assert board["device"]["arch"] == "aarch64" and board["device"]["emulated"] is True
     return board["results"][0], json.loads(host.stdout)["results"][0]
@@ -86,13 +93,21 @@ def _pair(on_board, files, model: str, *extra: str) -> tuple:
 def test_detections_on_the_board_equal_the_hosts(on_board, files, model):
     if model not in files[1]:
         pytest.skip("../shared/models is not here: the third-party detector runs in CI")
-    board, host = _pair(on_board, files, model, "--threshold", "0.3")
+    photo = "china.png" if model == "shared_ssd" else "photo.png"
+    board, host = _pair(on_board, files, model, "--threshold", "0.2", photo=photo)
     assert board["task"] == host["task"] == "detect"
     b, h = board["predictions"][0]["detections"], host["predictions"][0]["detections"]
-    assert len(b) == len(h) and len(h) > 0
-    for x, y in zip(b, h):
-        assert x["class_id"] == y["class_id"] and abs(x["score"] - y["score"]) <= 0.01
-        assert np.max(np.abs(np.subtract(x["box"], y["box"]))) <= 1.0
+    sure = [d for d in h if d["score"] >= 0.25]          # clear of the threshold: must be on both sides
+    # Scores within 0.01; for the third-party uint8 SSD, whose scores come out of an 8-bit logistic,
+    # within 3 of its 1/256 steps: measured 0.0117 (0.3906 on x86, 0.4023 on aarch64 for the boat in
+    # china.jpg) - ARM's and x86's INT8 kernels round differently. Boxes are equal to the pixel.
+    tolerance = 3 / 256 + 1e-6 if model == "shared_ssd" else 0.01
+    assert sure
+    for d in sure:       # the board's box of the same class nearest to the host's
+        same = [x for x in b if x["class_id"] == d["class_id"]]
+        assert same, f"host detection {d} missing on the board"
+        x = min(same, key=lambda x: np.max(np.abs(np.subtract(x["box"], d["box"]))))
+        assert np.max(np.abs(np.subtract(x["box"], d["box"]))) <= 1.0 and abs(x["score"] - d["score"]) <= tolerance
 
 
 def test_segmentation_masks_on_the_board_equal_the_hosts(on_board, files, board, board_home, tmp_path):
