@@ -102,6 +102,7 @@ deploy: venv
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
 	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+	@$(PY) -m host score --bundle "$$BUNDLE" --newest
 
 ## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)
 profile: venv

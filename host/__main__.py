@@ -249,10 +249,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _score_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("items", nargs="+", metavar="EVAL|RESULT.json",
+    c.add_argument("items", nargs="*", metavar="EVAL|RESULT.json",
                    help="EVAL (coco:JSON[:IMAGES] | yolo:PATH | masks:IMAGES:MASKS) then `python -m device infer "
                         "--json` files, the board's first; or, with --bundle, a stored `make bench` result")
     c.add_argument("--bundle", help="the task bundle a bench result belongs to (its EVAL= set and host predictions)")
+    c.add_argument("--newest", action="store_true",
+                   help="with --bundle and no result: score every board's newest bench of it (make bench does); "
+                        "a bundle without a detection / pose set is skipped quietly")
     c.add_argument("--json", metavar="PATH", help="also write the scores here")
 
 
@@ -263,10 +266,35 @@ def _figures(s: dict | None) -> str:
     return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items())
 
 
+def _score_newest(bundle: Path) -> int:
+    """After `make bench`: the board's mAP (OKS AP) beside the host's for each board's newest bench
+    of a detector / pose bundle; nothing for other bundles."""
+    from host.metrics.results import score_bench
+    from host.report.build import load_results
+
+    manifest_path = bundle / "manifest.json"
+    if not manifest_path.is_file() or (json.loads(manifest_path.read_text()).get("eval") or {}).get("kind") != "images":
+        return 0
+    docs, _ = load_results()
+    for path, doc in docs:
+        if (doc.get("deploy") or {}).get("bundle") != bundle.name:
+            continue
+        scores = score_bench(str(path), bundle)
+        board = doc["deploy"]["host"]
+        for variant, s in scores["variants"].items():
+            print(f"{board} {variant} {scores['task']}: board {_figures(s['board'])}")
+            print(f"{board} {variant} {scores['task']}: host  {_figures(s['host'])}")
+            if s["agreement"]:
+                print(f"{board} {variant} board vs host: {_figures(s['agreement'])}")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from device.contract.fileio import atomic_write_text
     from host.metrics.results import score, score_bench
 
+    if args.bundle and args.newest:
+        return _score_newest(Path(args.bundle))
     if args.bundle:
         if len(args.items) != 1:
             raise UsageError("with --bundle give one stored bench result (results/<host>/<file>.json)")

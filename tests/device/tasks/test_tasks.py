@@ -235,3 +235,28 @@ def test_raw_eval_from_an_npz_errors_cosine_and_accuracy(agent, tmodels, tmp_pat
     np.savez(tmp_path / "bad.npz", x0=x, x1=x, labels=labels)
     run = agent("eval", tmodels["raw"], tmp_path / "bad.npz", "--json", "-")
     assert run.code == 1 and "2 input arrays for a model with 1 inputs" in run.stderr
+
+
+def test_a_multi_input_model_is_evaluated_from_arrays_by_position(agent, models, tmp_path):
+    """Inputs by the interpreter's order (the converter put `b` before `a`); expected outputs from an
+    independent run of the same model through TensorFlow Lite's own Interpreter."""
+    import tensorflow as tf
+    interp = tf.lite.Interpreter(model_path=models["two_inputs"])
+    interp.allocate_tensors()
+    ins, out = interp.get_input_details(), interp.get_output_details()[0]
+    rng = np.random.default_rng(8)
+    xs = [rng.normal(size=(6, *d["shape"][1:])).astype(np.float32) for d in ins]
+    y0 = []
+    for i in range(6):
+        for d, x in zip(ins, xs):
+            interp.set_tensor(d["index"], x[i:i + 1])
+        interp.invoke()
+        y0.append(interp.get_tensor(out["index"])[0])
+    np.savez(tmp_path / "set.npz", x0=xs[0], x1=xs[1], y0=np.array(y0))
+    run = agent("eval", models["two_inputs"], tmp_path / "set.npz", "--json", "-")
+    assert run.code == 0, run.stderr
+    (o,) = run.doc["results"][0]["tensors"]["outputs"]
+    assert o["max_abs_error"] <= 1e-5 and o["mean_cosine"] == pytest.approx(1.0, abs=1e-6)
+    np.savez(tmp_path / "swapped.npz", x0=xs[1], x1=xs[0], y0=np.array(y0))
+    run = agent("eval", models["two_inputs"], tmp_path / "swapped.npz", "--json", "-")
+    assert run.code == 1 and "does not match model input" in run.stderr

@@ -102,6 +102,8 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     (v,) = scores.values()
     assert v["board"]["map"] == pytest.approx(2 / 3) and v["host"]["map"] == pytest.approx(2 / 3)
     assert v["agreement"]["matched"] == 1.0 and v["agreement"]["max_score_diff"] == 0.0
+    newest = run("host", "score", "--bundle", bundle, "--newest")     # what `make bench` runs after the bench
+    assert "local fp32 detect: board map 0.6667" in newest.stdout and "local fp32 detect: host  map 0.6667" in newest.stdout
     run("host", "report")                      # the same figures in the report's board section
     report = (tmp_path / "reports" / "benchmark_report.md").read_text()
     row = [line for line in report.splitlines() if line.startswith("| fp32 | 0.6667 |")]
