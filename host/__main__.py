@@ -18,7 +18,6 @@ input (nothing was attempted), 130 interrupted. Every error is one line: `host: 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -249,72 +248,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _score_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("items", nargs="*", metavar="EVAL|RESULT.json",
-                   help="EVAL (coco:JSON[:IMAGES] | yolo:PATH | masks:IMAGES:MASKS) then `python -m device infer "
-                        "--json` files, the board's first; or, with --bundle, a stored `make bench` result")
-    c.add_argument("--bundle", help="the task bundle a bench result belongs to (its EVAL= set and host predictions)")
-    c.add_argument("--newest", action="store_true",
-                   help="with --bundle and no result: score every board's newest bench of it (make bench does); "
-                        "a bundle without a detection / pose set is skipped quietly")
-    c.add_argument("--json", metavar="PATH", help="also write the scores here")
+    from host.metrics import cli
 
-
-def _figures(s: dict | None) -> str:
-    if not s:
-        return "–"
-    head = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items())
-
-
-def _score_newest(bundle: Path) -> int:
-    """After `make bench`: the board's mAP (OKS AP) beside the host's for each board's newest bench
-    of a detector / pose bundle; nothing for other bundles."""
-    from host.metrics.results import score_bench
-    from host.report.build import load_results
-
-    manifest_path = bundle / "manifest.json"
-    if not manifest_path.is_file() or (json.loads(manifest_path.read_text()).get("eval") or {}).get("kind") != "images":
-        return 0
-    docs, _ = load_results()
-    for path, doc in docs:
-        if (doc.get("deploy") or {}).get("bundle") != bundle.name:
-            continue
-        scores = score_bench(str(path), bundle)
-        board = doc["deploy"]["host"]
-        for variant, s in scores["variants"].items():
-            print(f"{board} {variant} {scores['task']}: board {_figures(s['board'])}")
-            print(f"{board} {variant} {scores['task']}: host  {_figures(s['host'])}")
-            if s["agreement"]:
-                print(f"{board} {variant} board vs host: {_figures(s['agreement'])}")
-    return 0
+    cli.add_arguments(c)
 
 
 def _score(args: argparse.Namespace) -> int:
-    from device.contract.fileio import atomic_write_text
-    from host.metrics.results import score, score_bench
+    from host.metrics import cli
 
-    if args.bundle and args.newest:
-        return _score_newest(Path(args.bundle))
-    if args.bundle:
-        if len(args.items) != 1:
-            raise UsageError("with --bundle give one stored bench result (results/<host>/<file>.json)")
-        scores = score_bench(args.items[0], Path(args.bundle))
-        for variant, s in scores["variants"].items():
-            print(f"{variant}: board {_figures(s['board'])}")
-            print(f"{' ' * len(variant)}  host  {_figures(s['host'])}")
-            if s["agreement"]:
-                print(f"{' ' * len(variant)}  board vs host: {_figures(s['agreement'])}")
-    else:
-        if len(args.items) < 2:
-            raise UsageError("give EVAL and at least one infer result (or --bundle with a bench result)")
-        scores = score(args.items[0], args.items[1:])
-        for path, s in scores["results"].items():
-            print(f"{path}: {_figures(s)}")
-        if "agreement" in scores:
-            print(f"board vs host: {_figures(scores['agreement'])}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps(scores, indent=2))
-    return 0
+    return cli.run(args)
 
 
 def _perf(args: argparse.Namespace) -> int:

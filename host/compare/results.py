@@ -2,7 +2,9 @@
 
 Latency: the p50 change must exceed the threshold AND the two sets of raw per-run samples must
 differ significantly (two-sided Mann–Whitney U, p < 0.01), so run-to-run jitter alone never
-fails a gate. Accuracy: any drop beyond `acc_threshold_pp`. Memory: peak RSS beyond the threshold.
+fails a gate. Accuracy: any drop beyond `acc_threshold_pp` - top-1 for a classifier, the board's
+mAP (OKS AP) for a detector (pose model), scored here on the bundle's set. Memory: peak RSS beyond
+the threshold.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from device.contract import results
 
 ALPHA = 0.01  # significance level for the latency test
 GATES = {m.key: m.gate for m in results.METRICS}
+TASK_GATES = {"map": "points", "ap": "points"}   # a detector's / pose model's metric, scored on the host
+GATES.update(TASK_GATES)
 
 
 @dataclass
@@ -74,6 +78,34 @@ def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: floa
     return deltas
 
 
+def task_deltas(path_a: str, a: dict, path_b: str, b: dict, acc_threshold_pp: float = 0.5) -> list[Delta]:
+    """The task's metric as a gate: each result's board predictions scored on its bundle's set
+    (host/metrics/results.score_bench), per shared variant; [] when the results carry none."""
+    from host.config import ARTIFACTS
+    from host.data.builtin import DatasetError
+    from host.metrics.results import score_bench
+
+    if not all(any(r.get("predictions") for r in d["results"]) for d in (a, b)):
+        return []
+    scored = []
+    for path, doc in ((path_a, a), (path_b, b)):
+        bundle = ARTIFACTS / results.bundle_name(doc)
+        try:
+            scored.append(score_bench(path, bundle))
+        except DatasetError as exc:
+            print(f"note: task metric not compared: {str(exc).splitlines()[0]}")
+            return []
+    (sa, sb), out = scored, []
+    for variant in sorted(set(sa["variants"]) & set(sb["variants"])):
+        va, vb = sa["variants"][variant]["board"], sb["variants"][variant]["board"]
+        key = "map" if "map" in va else "ap"
+        if va.get(key) is None or vb.get(key) is None:
+            continue
+        pp = 100 * (vb[key] - va[key])
+        out.append(Delta(f"{variant} ({sa['task']})", key, va[key], vb[key], pp, abs(pp) > 0, pp < -acc_threshold_pp))
+    return out
+
+
 def render(deltas: list[Delta]) -> str:
     lines = [f"{'setting':<30} {'metric':<12} {'A':>10} {'B':>10} {'change':>9}  verdict"]
     for d in deltas:
@@ -98,7 +130,7 @@ def compare_main(path_a: str, path_b: str, threshold_pct: float = 5.0, cross_boa
         print(f"host: error: A ran on {_board(a)}, B on {_board(b)}: a regression gate needs one board "
               "(pass --cross-board to compare anyway)", file=sys.stderr)
         return 2
-    deltas = compare(a, b, threshold_pct)
+    deltas = compare(a, b, threshold_pct) + task_deltas(path_a, a, path_b, b)
     if not deltas:
         print("host: error: the two results share no model variant x threads setting to compare", file=sys.stderr)
         return 2

@@ -104,6 +104,19 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     assert v["agreement"]["matched"] == 1.0 and v["agreement"]["max_score_diff"] == 0.0
     newest = run("host", "score", "--bundle", bundle, "--newest")     # what `make bench` runs after the bench
     assert "local fp32 detect: board map 0.6667" in newest.stdout and "local fp32 detect: host  map 0.6667" in newest.stdout
+    # make compare gates on the board's mAP: a result that lost the dog drops it from 2/3 to 1/3
+    worse = json.loads(result.read_text())
+    entry = [r for r in worse["results"] if r.get("predictions")][0]
+    entry["predictions"][0]["detections"] = [d for d in entry["predictions"][0]["detections"] if d["label"] != "dog"]
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    cmp = subprocess.run([sys.executable, "-m", "host", "compare", result, tmp_path / "worse.json"], capture_output=True,
+                         text=True, env=env, cwd=REPO, timeout=300)
+    assert cmp.returncode == 1, cmp.stdout + cmp.stderr
+    line = [x for x in cmp.stdout.splitlines() if x.startswith("fp32 (detect)")][0]
+    assert line.split()[2:6] == ["map", "0.6667", "0.3333", "-33.33pp"] and line.endswith("REGRESSION")
+    same = subprocess.run([sys.executable, "-m", "host", "compare", result, result], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+    assert same.returncode == 0 and "fp32 (detect)" in same.stdout
     run("host", "report")                      # the same figures in the report's board section
     report = (tmp_path / "reports" / "benchmark_report.md").read_text()
     row = [line for line in report.splitlines() if line.startswith("| fp32 | 0.6667 |")]
