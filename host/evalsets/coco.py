@@ -64,16 +64,22 @@ def _entry(kind: str, i: int, item) -> str:
     return f"{kind} {i}" + (f" (id {ident})" if ident is not None else "")
 
 
+def _unique_id(item, what: str, seen) -> int:
+    """An entry that must be an object with an integer id no other entry of its list has."""
+    if not isinstance(item, dict):
+        raise DatasetError(f"{what}: expected an object")
+    ident = integer(item.get("id"), f"{what}: id")
+    if ident in seen:
+        raise DatasetError(f"{what}: id {ident} appears twice")
+    return ident
+
+
 def _categories(items: list, name: str) -> list[dict]:
     """Categories sorted by id: the order category names are reported in."""
     cats: dict[int, dict] = {}
     for i, c in enumerate(items):
         what = f"{name}: {_entry('category', i, c)}"
-        if not isinstance(c, dict):
-            raise DatasetError(f"{what}: expected an object")
-        cid = integer(c.get("id"), f"{what}: id")
-        if cid in cats:
-            raise DatasetError(f"{what}: id {cid} appears twice")
+        cid = _unique_id(c, what, cats)
         if not isinstance(c.get("name"), str):
             raise DatasetError(f"{what}: name must be a string")
         cat = {"id": cid, "name": c["name"]}
@@ -93,11 +99,7 @@ def _images(items: list, root: Path, name: str) -> list[ImageEntry]:
     seen: set[int] = set()
     for i, im in enumerate(items):
         what = f"{name}: {_entry('image', i, im)}"
-        if not isinstance(im, dict):
-            raise DatasetError(f"{what}: expected an object")
-        iid = integer(im.get("id"), f"{what}: id")
-        if iid in seen:
-            raise DatasetError(f"{what}: id {iid} appears twice")
+        iid = _unique_id(im, what, seen)
         seen.add(iid)
         fname = im.get("file_name")
         if not isinstance(fname, str) or not fname:

@@ -20,6 +20,7 @@ from device.errors import AgentError
 from device.tasks import registry as tasks
 from device.tasks.base import Task
 from host.convert.source import ModelError
+from host.pipeline.options import input_block
 
 TASK_SETS = ("coco:", "yolo:", "masks:")
 
@@ -36,14 +37,6 @@ def is_task_set(spec: str | None) -> bool:
     return bool(spec) and spec.startswith(TASK_SETS)
 
 
-def _manifest_for(pre: Preprocess | None) -> dict | None:
-    if pre is None:
-        return None
-    return {"input": {"pixel_scale": pre.pixel_scale, "pixel_offset": pre.pixel_offset, "height": pre.height,
-                      "width": pre.width, "channels": pre.channels, "color_order": pre.color_order,
-                      "resize": pre.resize}}
-
-
 def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | None, labels: list | None,
                 masks_dir: Path | None = None) -> dict:
     """{file name: prediction} of one variant over the set's images, as `infer --json` writes them."""
@@ -54,7 +47,7 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
     with tempfile.TemporaryDirectory(prefix="edgekit-task-") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model)
-        pred = Predictor(str(path), runtimes.resolve(), manifest=_manifest_for(pre), labels=labels, task=task.name)
+        pred = Predictor(str(path), runtimes.resolve(), manifest=None if pre is None else {"input": input_block(pre, "")}, labels=labels, task=task.name)
         out = {}
         for image in images:
             tensor, geometry = pred.fitted_from_file(str(image))
