@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from deploy import settings
-from deploy.boards import preflight, wheelhouse
+from deploy.boards import extras, preflight, wheelhouse
 from deploy.boards.preflight import Board
 from deploy.errors import DeployError
 from deploy.targets.base import Target
@@ -107,7 +107,8 @@ def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
 
 def marker(runtime: Runtime, board: Board, system_numpy: bool) -> str:
     """What a venv was built for; written into it, so a re-deploy can tell it needs nothing."""
-    digest = hashlib.sha256("\n".join(runtime.requirements).encode()).hexdigest()[:8]
+    pins = runtime.requirements + [e.pin for e in extras.extras()]
+    digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:8]
     return f"{runtime.pin} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
 
 
@@ -145,7 +146,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
         house = wheelhouse.build(reqs, arch=board.arch, glibc=board.glibc, python=board.python[:2],
                                  board_numpy=board.numpy if system_numpy else None)
         remote = f"{home}/wheelhouse/{house.name}"
-        sent = _ship_dir(target, house, remote)
+        sent = wheelhouse.ship(target, house, remote)
         cmd = f"{pip} --no-index --find-links {q(remote)} -r {q(remote + '/requirements.txt')}"
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
@@ -161,6 +162,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     if not res.ok:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
         raise DeployError(f"{target.name}: cannot install {runtime.pin}: {_last(res.stderr)}")
+    added = extras.install(target, board, venv_new, offline=offline, log=log)
     check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter; "
              f"print(numpy.__version__)'")
     res = target.run(check, timeout=120)
@@ -175,36 +177,11 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     if not res.ok:
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
     return {"runtime": runtime.pin, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
-            "via": "wheelhouse" if offline else "index"}
+            "via": "wheelhouse" if offline else "index", "extras": added}
 
 
 def _numpy_pin(runtime: Runtime) -> str:
     return next((r for r in runtime.requirements if Requirement(r).name == "numpy"), "numpy")
-
-
-def _ship_dir(target: Target, local_dir: Path, remote_dir: str) -> int:
-    """Copy a directory's files, skipping ones already there with the same size."""
-    q = shlex.quote
-    res = target.run(f"mkdir -p {q(remote_dir)} && cd {q(remote_dir)} && "
-                     "for f in *; do [ -f \"$f\" ] && echo \"$(wc -c < \"$f\") $f\"; done; true", timeout=60)
-    have = {}
-    for line in res.stdout.splitlines():
-        size, _, name = line.strip().partition(" ")
-        if size.isdigit():
-            have[name] = int(size)
-    sent = 0
-    for path in sorted(local_dir.iterdir()):
-        if not path.is_file() or path.name == ".complete":
-            continue
-        if have.get(path.name) == path.stat().st_size:
-            continue
-        target.put(path, f"{remote_dir}/{path.name}.part")
-        res = target.run(f"mv {q(remote_dir + '/' + path.name + '.part')} {q(remote_dir + '/' + path.name)}",
-                         timeout=60)
-        if not res.ok:
-            raise DeployError(f"{target.name}: cannot place wheel {path.name} in {remote_dir}: {_last(res.stderr)}")
-        sent += path.stat().st_size
-    return sent
 
 
 def _last(text: str) -> str:

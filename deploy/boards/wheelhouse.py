@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from deploy.errors import DeployError
 from deploy.settings import cache_dir
+from deploy.targets.base import Target
 
 
 def platform_tags(arch: str, glibc: tuple[int, int] | None) -> list[str]:
@@ -117,3 +119,29 @@ def build(requirements: list[str], *, arch: str, glibc: tuple[int, int] | None,
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def ship(target: Target, local_dir: Path, remote_dir: str) -> int:
+    """Copy a directory's files, skipping ones already there with the same size."""
+    q = shlex.quote
+    res = target.run(f"mkdir -p {q(remote_dir)} && cd {q(remote_dir)} && "
+                     "for f in *; do [ -f \"$f\" ] && echo \"$(wc -c < \"$f\") $f\"; done; true", timeout=60)
+    have = {}
+    for line in res.stdout.splitlines():
+        size, _, name = line.strip().partition(" ")
+        if size.isdigit():
+            have[name] = int(size)
+    sent = 0
+    for path in sorted(local_dir.iterdir()):
+        if not path.is_file() or path.name == ".complete":
+            continue
+        if have.get(path.name) == path.stat().st_size:
+            continue
+        target.put(path, f"{remote_dir}/{path.name}.part")
+        res = target.run(f"mv {q(remote_dir + '/' + path.name + '.part')} {q(remote_dir + '/' + path.name)}",
+                         timeout=60)
+        if not res.ok:
+            why = (res.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            raise DeployError(f"{target.name}: cannot place wheel {path.name} in {remote_dir}: {why}")
+        sent += path.stat().st_size
+    return sent

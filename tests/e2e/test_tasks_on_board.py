@@ -58,10 +58,10 @@ def files(tmp_path_factory):
 def on_board(board, board_home, bundle, files):  # noqa: F811
     """Deploy (agent + runtime), copy the models and inputs, return a runner of the board's agent."""
     run_deploy(board_home, "push", "--bundle", str(bundle), "--host", board.name)
-    # image decoding and resizing on the board is Pillow's, as on the host: the same pinned version
+    # image decoding and resizing on the board is Pillow's, as on the host: deploy installs the same pin
     pin = [line.strip() for line in open(REPO / "requirements.txt") if line.lower().startswith("pillow==")][0]
-    pip = _on_board(board, board_home, f'"${{EDGEKIT_HOME:-$HOME/.edgekit}}/venv/bin/python" -m pip install -q {pin}')
-    assert pip.returncode == 0, pip.stderr.decode()[-1500:]
+    pil = _on_board(board, board_home, '"${EDGEKIT_HOME:-$HOME/.edgekit}/venv/bin/python" -c "import PIL; print(PIL.__version__)"')
+    assert pil.returncode == 0 and pil.stdout.decode().strip() == pin.split("==")[1], pil.stderr.decode()[-800:]
     folder, models = files
     assert _on_board(board, board_home, f"mkdir -p {BOARD_DIR}").returncode == 0
     for path in list(models.values()) + [folder / "photo.png", folder / "china.png", folder / "features.npy"]:

@@ -100,3 +100,43 @@ def test_offline_armv7l_wheelhouse_reuses_the_board_numpy(tmp_path, monkeypatch)
     wheels = sorted(p.name for p in house.glob("*.whl"))
     assert wheels == ["tflite_runtime-2.14.0-cp311-cp311-manylinux_2_34_armv7l.whl"]
     assert "numpy" not in (house / "requirements.txt").read_text()
+
+
+def test_extras_install_what_has_wheels_and_skip_the_rest_with_one_line(tmp_path):
+    """A real pip into a real venv: an extra that exists is installed, one that pip cannot find is
+    skipped with one line naming it, and the deploy goes on."""
+    import subprocess
+    import sys
+    from deploy.boards import extras, preflight
+    from deploy.targets.local import LocalTarget
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    target = LocalTarget()
+    board = preflight.probe(target)
+    pillow = next(e for e in extras.extras() if e.name == "pillow")
+    missing = extras.Extra("edgekit-no-such-package==0.0.1", "nothing")
+    lines = []
+    done = extras.install(target, board, str(venv), offline=False, log=lines.append, wanted=[missing, pillow])
+    assert done["pillow"] == pillow.pin.split("==")[1]
+    assert done["edgekit-no-such-package"].startswith("skipped:")
+    assert len(lines) == 1 and "edgekit-no-such-package==0.0.1 not installed (nothing will not work there)" in lines[0]
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import PIL; print(PIL.__version__)"],
+                           capture_output=True, text=True)
+    assert check.stdout.strip() == pillow.pin.split("==")[1]
+
+
+def test_the_extras_file_is_pinned_and_says_what_needs_each_one():
+    from deploy.boards import extras
+    assert extras.extras(), "device/requirements-extras.txt lists no extras"
+    for e in extras.extras():
+        assert "==" in e.pin and e.why, e
+
+
+def test_the_board_decodes_images_with_the_hosts_pillow():
+    """Resizing differs between Pillow releases; host and board must read pixels alike."""
+    from deploy import settings
+    from deploy.boards import extras
+    host = [l.strip() for l in (settings.DEVICE_DIR.parent / "requirements.txt").read_text().splitlines()
+            if l.lower().startswith("pillow==")]
+    board = [e.pin for e in extras.extras() if e.name == "pillow"]
+    assert host == board
