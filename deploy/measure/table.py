@@ -8,27 +8,44 @@ def _num(value, fmt="{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _post_p50(result: dict) -> float | None:
+    """Median post-processing time (decoding, NMS, mask resizing) over the eval set's predictions:
+    a detector's figure beside its invoke time, since NMS on a big head can cost as much."""
+    times = sorted(p["postprocess_us"] for p in result.get("predictions") or [] if "postprocess_us" in p)
+    if not times:
+        return None
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+
 def render(doc: dict) -> str:
-    """Rows per run; INT8 speed-up is FP32's p50 over INT8's p50 at the same threads/XNNPACK."""
+    """Rows per run; INT8 speed-up is FP32's p50 over INT8's p50 at the same threads/XNNPACK.
+    A task model's eval adds its post-processing p50 (measured at the eval's settings)."""
     index = results.run_index(doc)
     header = ["variant", "threads", "xnnpack", "delegated", "p50 us", "p99 us", "peak MB", "top-1",
               "int8 speed-up"]
+    with_post = any(_post_p50(r) is not None for r in doc.get("results", []))
+    if with_post:
+        header.insert(6, "post p50 us")
     rows = []
     for r in doc.get("results", []):
         name, model = r["variant"], r["model"]
         delegated = f"{model.get('ops_delegated')}/{model.get('ops_total')}" \
             if model.get("ops_total") is not None else "-"
         if r.get("status") != "ok" or not r.get("runs"):
-            rows.append([name, "-", "-", delegated, "FAILED", "", "", "", ""])
+            rows.append([name, "-", "-", delegated, "FAILED", "", "", "", ""] + ([""] if with_post else []))
             continue
         for run in r["runs"]:
             speedup = ""
             fp32 = index.get(("fp32", run["threads"], run["xnnpack"]))
             if name == "int8" and fp32 and run["p50_us"]:
                 speedup = f"{fp32[1]['p50_us'] / run['p50_us']:.2f}x"
-            rows.append([name, str(run["threads"]), "on" if run["xnnpack"] else "off", delegated,
-                         _num(run["p50_us"]), _num(run["p99_us"]), _num(results.peak_rss_mb(r)),
-                         _num(results.top1(r), "{:.4f}"), speedup])
+            row = [name, str(run["threads"]), "on" if run["xnnpack"] else "off", delegated,
+                   _num(run["p50_us"]), _num(run["p99_us"]), _num(results.peak_rss_mb(r)),
+                   _num(results.top1(r), "{:.4f}"), speedup]
+            if with_post:
+                row.insert(6, _num(_post_p50(r)))
+            rows.append(row)
     cells = [header] + rows
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
