@@ -19,6 +19,7 @@ from device.measure.jobs import _clock, _open, _specs
 from device.runtimes import graph, registry as runtime
 from device.serving.predictor import Predictor
 from device.tasks.base import read_all
+from device.tasks.segment import encode_runs
 
 
 def evaluate(spec: dict) -> dict:
@@ -40,7 +41,7 @@ def evaluate_images(spec: dict, manifest: Optional[dict], data: Any) -> dict:
     """The board's predictions on a task eval set: images already fitted to the model's input on
     the host (`pixels`, so a board without Pillow sees the same pixels), their original sizes
     (`sizes`, w h) and file names. The host scores the predictions with the set's annotations (COCO
-    mAP, OKS AP), beside its own predictions of the same model (host_<variant> in the same file)."""
+    mAP, OKS AP, mIoU from the class maps' runs), beside its own predictions of the same model (host_<variant> in the same file)."""
     where = spec["eval_path"]
     pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"], manifest)
     if pred.pre is None:
@@ -58,7 +59,9 @@ def evaluate_images(spec: dict, manifest: Optional[dict], data: Any) -> dict:
         except AgentError as exc:
             raise AgentError(f"{where}: {name}: {exc}", kind="eval_set") from None
         geometry = inputs.geometry_for(int(sizes[i][0]), int(sizes[i][1]), pred.pre)
-        result = pred.predict(tensor, 5, geometry=geometry)
+        result, class_map = pred.predict_full(tensor, 5, geometry=geometry, mask=pred.task.mask is not None)
+        if class_map is not None:       # the host scores masks (mIoU) from these runs
+            result["mask_runs"] = encode_runs(class_map)
         samples.append(result["latency_us"])
         result.pop("model")
         predictions.append(dict({"input": name}, **result))

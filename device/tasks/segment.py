@@ -58,4 +58,23 @@ def answer(out: np.ndarray, ctx: Context) -> dict:
     return {"segmentation": {"classes": share, "size": [int(cmap.shape[1]), int(cmap.shape[0])]}}
 
 
+def encode_runs(cmap: np.ndarray) -> dict:
+    """A class map as row-major runs of equal ids: how a board's mask crosses to the host inside
+    the result JSON (no image codec needed on the board; a few KB for a typical map)."""
+    flat = np.ravel(cmap)
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]]) if flat.size else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[starts, flat.size])
+    return {"size": [int(cmap.shape[1]), int(cmap.shape[0])], "values": flat[starts].tolist(),
+            "counts": counts.tolist()}
+
+
+def decode_runs(runs: dict) -> np.ndarray:
+    """encode_runs' map back as (H,W) int32; a malformed entry raises ValueError."""
+    w, h = (int(v) for v in runs["size"])
+    values, counts = np.asarray(runs["values"], np.int64), np.asarray(runs["counts"], np.int64)
+    if values.shape != counts.shape or (counts < 0).any() or int(counts.sum()) != w * h:
+        raise ValueError(f"mask runs do not cover {w}x{h} pixels")
+    return np.repeat(values, counts).astype(np.int32).reshape(h, w)
+
+
 TASK = Task(name="segment", matches=matches, read=read, answer=answer, classes=classes, mask=class_map)

@@ -3,7 +3,7 @@
 Latency: the p50 change must exceed the threshold AND the two sets of raw per-run samples must
 differ significantly (two-sided Mann–Whitney U, p < 0.01), so run-to-run jitter alone never
 fails a gate. Accuracy: any drop beyond `acc_threshold_pp` - top-1 for a classifier, the board's
-mAP (OKS AP) for a detector (pose model), scored here on the bundle's set. Memory: peak RSS beyond
+mAP (OKS AP, mIoU) for a detector (pose model, segmenter), scored here on the bundle's set. Memory: peak RSS beyond
 the threshold.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from device.contract import results
 
 ALPHA = 0.01  # significance level for the latency test
 GATES = {m.key: m.gate for m in results.METRICS}
-TASK_GATES = {"map": "points", "ap": "points"}   # a detector's / pose model's metric, scored on the host
+TASK_GATES = {"map": "points", "ap": "points", "miou": "points"}   # a task's metric, scored on the host
 GATES.update(TASK_GATES)
 
 
@@ -83,7 +83,7 @@ def task_deltas(path_a: str, a: dict, path_b: str, b: dict, acc_threshold_pp: fl
     (host/metrics/results.score_bench), per shared variant; [] when the results carry none."""
     from host.config import ARTIFACTS
     from host.data.builtin import DatasetError
-    from host.metrics.results import score_bench
+    from host.metrics.results import HEADLINES, score_bench
 
     if not all(any(r.get("predictions") for r in d["results"]) for d in (a, b)):
         return []
@@ -98,7 +98,7 @@ def task_deltas(path_a: str, a: dict, path_b: str, b: dict, acc_threshold_pp: fl
     (sa, sb), out = scored, []
     for variant in sorted(set(sa["variants"]) & set(sb["variants"])):
         va, vb = sa["variants"][variant]["board"], sb["variants"][variant]["board"]
-        key = "map" if "map" in va else "ap"
+        key = HEADLINES[sa["task"]].key
         if va.get(key) is None or vb.get(key) is None:
             continue
         pp = 100 * (vb[key] - va[key])

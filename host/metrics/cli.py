@@ -1,4 +1,4 @@
-"""`python -m host score` (`make score`, and `make bench` for a detector / pose bundle): the task's
+"""`python -m host score` (`make score`, and `make bench` for a detector / pose / segmentation bundle): the task's
 metric of agent results on an evaluation set, the board's beside the host's."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--bundle", help="the task bundle a bench result belongs to (its EVAL= set and host predictions)")
     c.add_argument("--newest", action="store_true",
                    help="with --bundle and no result: score every board's newest bench of it (make bench does); "
-                        "a bundle without a detection / pose set is skipped quietly")
+                        "a bundle without a detection / pose / mask set is skipped quietly")
     c.add_argument("--json", metavar="PATH", help="also write the scores here")
 
 
@@ -29,7 +29,7 @@ def _figures(s: dict | None) -> str:
 
 def _score_newest(bundle: Path) -> int:
     """After `make bench`: the board's mAP (OKS AP) beside the host's for each board's newest bench
-    of a detector / pose bundle; nothing for other bundles."""
+    of a detector / pose / segmentation bundle; nothing for other bundles."""
     from host.metrics.results import score_bench
     from host.report.build import load_results
 

@@ -10,6 +10,7 @@ anywhere.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,26 @@ from host.data.builtin import DatasetError
 from host.evalsets.registry import open_eval
 from host.evalsets.sets import DetectionSet, MaskSet
 from host.metrics import detection, keypoints, segmentation
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The figures a task's report row and compare gate use, from its score dict."""
+    key: str
+    label: str
+    key2: str
+    label2: str
+    agreement: tuple[tuple[str, str], ...]     # (key, column label) of `agreement`'s dict
+    standard: str                              # whose code computed it
+
+
+HEADLINES = {
+    "detect": Headline("map", "mAP@[.5:.95]", "map50", "mAP@.5",
+                       (("matched", "host boxes matched on the board"), ("mean_iou", "mean IoU")), "pycocotools"),
+    "keypoints": Headline("ap", "OKS AP", "ap50", "OKS AP@.5", (), "pycocotools"),
+    "segment": Headline("miou", "mIoU", "pixel_accuracy", "pixel accuracy",
+                        (("pixels_equal", "mask pixels equal to the host's"),), "confusion-matrix IoU"),
+}
 
 
 def load_predictions(path: str) -> tuple[str, dict]:
@@ -68,14 +89,26 @@ def score_keypoints(ds: DetectionSet, preds: dict, path: str) -> dict:
     return keypoints.oks_ap(ds.coco, _by_image(ds, preds, path, "poses"))
 
 
+def predicted_mask(p: dict | None, name: str, path: str) -> np.ndarray:
+    """A prediction's class map: its runs (a bench result, a bundle's host predictions) or the PNG
+    `infer --mask_out` wrote."""
+    from device.tasks.segment import decode_runs
+    from host.evalsets.masks import read_mask
+    if p is not None and "mask_runs" in p:
+        try:
+            return decode_runs(p["mask_runs"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{path}: {name}: {exc}") from None
+    if p is None or "mask" not in p:
+        raise DatasetError(f"{path}: no mask for {name} (run infer with --mask_out DIR)")
+    return read_mask(Path(p["mask"]))
+
+
 def score_segment(ms: MaskSet, preds: dict, path: str) -> dict:
     from host.evalsets.masks import read_mask
     pairs = []
     for image, mask in ms.pairs:
-        p = preds.get(image.name)
-        if p is None or "mask" not in p:
-            raise DatasetError(f"{path}: no mask for {image.name} (run infer with --mask_out DIR)")
-        pairs.append((read_mask(Path(p["mask"])), read_mask(mask)))
+        pairs.append((predicted_mask(preds.get(image.name), image.name, path), read_mask(mask)))
     n = int(max(max(int(a.max()), int(b[b != ms.ignore].max(initial=0))) for a, b in pairs)) + 1
     return segmentation.segmentation_scores(segmentation.accumulate(pairs, n, ms.ignore))
 
@@ -109,9 +142,8 @@ def agreement(task: str, board: dict, host: dict) -> dict:
         return detection.agreement_over({n: host[n]["detections"] for n in names},
                                         {n: board[n]["detections"] for n in names})["overall"]
     if task == "segment":
-        from host.evalsets.masks import read_mask
         return {"pixels_equal": float(np.mean([segmentation.mask_agreement(
-            read_mask(Path(board[n]["mask"])), read_mask(Path(host[n]["mask"]))) for n in names]))}
+            predicted_mask(board[n], n, "board"), predicted_mask(host[n], n, "host")) for n in names]))}
     return {}
 
 
@@ -124,8 +156,8 @@ def score_bench(result_path: str, bundle: Path) -> dict:
     manifest = load_manifest(bundle)
     spec = manifest.get("eval_set")
     if not spec or (manifest.get("eval") or {}).get("kind") != "images":
-        raise DatasetError(f"{bundle}: not a bundle with a detection or pose evaluation set "
-                           "(make bundle ... EVAL=coco:...)")
+        raise DatasetError(f"{bundle}: not a bundle with a detection, pose or segmentation evaluation set "
+                           "(make bundle ... EVAL=coco:...|yolo:...|masks:...)")
     try:
         doc = json.loads(Path(result_path).read_text())
         entries = [r for r in doc["results"] if r.get("predictions")]
@@ -135,7 +167,7 @@ def score_bench(result_path: str, bundle: Path) -> dict:
         raise DatasetError(f"{result_path}: no predictions on the evaluation set (was it benched with "
                            f"{bundle}'s eval.npz?)")
     ds = open_eval(spec)
-    fn = score_detect if manifest.get("task") == "detect" else score_keypoints
+    fn = {"detect": score_detect, "keypoints": score_keypoints, "segment": score_segment}[manifest.get("task")]
     out: dict = {"eval": spec, "task": manifest.get("task"), "result": result_path, "variants": {}}
     for r in entries:
         board = {p["input"]: p for p in r["predictions"]}

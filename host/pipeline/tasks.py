@@ -43,6 +43,7 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
     from device.runtimes import registry as runtimes
     from device.serving.predictor import Predictor
     from device.tasks import draw
+    from device.tasks.segment import encode_runs
 
     with tempfile.TemporaryDirectory(prefix="edgekit-task-") as tmp:
         path = Path(tmp) / "model.tflite"
@@ -54,6 +55,7 @@ def predict_set(model: bytes, task: Task, images: list[Path], pre: Preprocess | 
             result, class_map = pred.predict_full(tensor, 5, geometry=geometry, mask=masks_dir is not None)
             if class_map is not None:
                 result["mask"] = str(masks_dir / f"{image.stem}.png")
+                result["mask_runs"] = encode_runs(class_map)
                 draw.write_mask(class_map, result["mask"])
             out[image.name] = dict(result, input=str(image))
     return out
@@ -90,7 +92,7 @@ def score_variants(files: dict[str, bytes], task: Task, spec: str, pre: Preproce
     return out, preds, images
 
 
-SHIPPED = ("detect", "keypoints")      # tasks whose eval images go to the board (masks stay on the host)
+SHIPPED = ("detect", "keypoints", "segment")     # tasks whose eval images go to the board
 
 
 def write_eval_images(folder: Path, images: list[Path], preds: dict[str, dict], pre: Preprocess) -> dict:

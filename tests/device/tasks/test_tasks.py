@@ -260,3 +260,15 @@ def test_a_multi_input_model_is_evaluated_from_arrays_by_position(agent, models,
     np.savez(tmp_path / "swapped.npz", x0=xs[1], x1=xs[0], y0=np.array(y0))
     run = agent("eval", models["two_inputs"], tmp_path / "swapped.npz", "--json", "-")
     assert run.code == 1 and "does not match model input" in run.stderr
+
+
+def test_a_class_map_crosses_as_runs_and_comes_back_equal():
+    from device.tasks.segment import decode_runs, encode_runs
+    rng = np.random.default_rng(3)
+    cmap = np.repeat(rng.integers(0, 5, (12, 7)), 3, axis=1).astype(np.uint8)      # runs of 3 and longer
+    runs = encode_runs(cmap)
+    assert runs["size"] == [21, 12] and sum(runs["counts"]) == cmap.size and len(runs["values"]) < cmap.size
+    assert np.array_equal(decode_runs(runs), cmap)
+    assert decode_runs(encode_runs(np.zeros((0, 0), np.uint8))).shape == (0, 0)
+    with pytest.raises(ValueError, match="do not cover 21x12"):
+        decode_runs(dict(runs, counts=runs["counts"][:-1] + [runs["counts"][-1] + 1]))

@@ -43,7 +43,9 @@ def test_a_detector_bundle_records_its_task_and_its_map(tmodels, tmp_path):
     assert "detect on " in proc.stdout and "mAP 0.6667" in proc.stdout
 
 
-def test_a_segmenter_bundle_scores_miou_on_masks(tmodels, tmp_path):
+def _mask_set(tmp_path, wrong_cols: int = 0) -> str:
+    """One image half red, half blue; its mask says class 2 on the right half (and on `wrong_cols`
+    columns left of it, which the segmenter gets wrong)."""
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     arr = np.zeros((64, 96, 3), dtype=np.uint8)
@@ -51,11 +53,14 @@ def test_a_segmenter_bundle_scores_miou_on_masks(tmodels, tmp_path):
     arr[:, 48:] = (0, 0, 255)
     Image.fromarray(arr).save(tmp_path / "images" / "a.png")
     mask = np.zeros((64, 96), dtype=np.uint8)
-    mask[:, 48:] = 2
+    mask[:, 48 - wrong_cols:] = 2
     mask[:4, :4] = 255                                  # ignored pixels
     Image.fromarray(mask, mode="L").save(tmp_path / "masks" / "a.png")
-    proc = _host(tmp_path, "bundle", "--model", tmodels["segment"], "--name", "seg",
-                 "--eval", f"masks:{tmp_path / 'images'}:{tmp_path / 'masks'}")
+    return f"masks:{tmp_path / 'images'}:{tmp_path / 'masks'}"
+
+
+def test_a_segmenter_bundle_scores_miou_on_masks(tmodels, tmp_path):
+    proc = _host(tmp_path, "bundle", "--model", tmodels["segment"], "--name", "seg", "--eval", _mask_set(tmp_path))
     assert proc.returncode == 0, proc.stderr
     (entry,) = _manifest(tmp_path, "seg")["variants"].values()
     assert entry["host_metric"]["miou"] == pytest.approx(1.0) and entry["host_metric"]["pixel_accuracy"] == 1.0
@@ -121,6 +126,45 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     report = (tmp_path / "reports" / "benchmark_report.md").read_text()
     row = [line for line in report.splitlines() if line.startswith("| fp32 | 0.6667 |")]
     assert "**detect** on `coco:" in report and row and row[0].endswith("| 1.0000 | 1.0000 |")
+
+
+def test_make_bench_of_a_segmenter_gives_the_boards_miou_beside_the_hosts(tmodels, tmp_path):
+    """masks: set -> bundle -> push + bench on HOST=local: the board sends its class maps back as
+    runs, the host scores mIoU on them and on its own maps; the table shows post-processing."""
+    spec = _mask_set(tmp_path, wrong_cols=8)
+    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
+                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
+
+    def run(*args, code=0):
+        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=600)
+        assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
+        return proc
+    run("host", "bundle", "--model", tmodels["segment"], "--eval", spec, "--name", "seg")
+    bundle = tmp_path / "artifacts" / "seg"
+    (entry,) = _manifest(tmp_path, "seg")["variants"].values()
+    host_miou = entry["host_metric"]["miou"]
+    assert 0 < host_miou < 1                       # the 8 wrong columns cost IoU
+    run("deploy", "push", "--bundle", bundle, "--host", "local")
+    bench = run("deploy", "bench", "--bundle", bundle, "--host", "local")
+    assert "post p50 us" in bench.stdout
+    (result,) = (tmp_path / "results" / "local").glob("*.json")
+    run("host", "score", "--bundle", bundle, result, "--json", tmp_path / "s.json")
+    (v,) = json.loads((tmp_path / "s.json").read_text())["variants"].values()
+    assert v["board"]["miou"] == pytest.approx(host_miou) and v["host"]["miou"] == pytest.approx(host_miou)
+    assert v["agreement"]["pixels_equal"] == 1.0
+    # compare gates on mIoU: a board map with everything called class 0 is a regression in points
+    worse = json.loads(result.read_text())
+    pred = [r for r in worse["results"] if r.get("predictions")][0]["predictions"][0]
+    pred["mask_runs"] = {"size": pred["mask_runs"]["size"], "values": [0],
+                         "counts": [pred["mask_runs"]["size"][0] * pred["mask_runs"]["size"][1]]}
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    cmp = run("host", "compare", result, tmp_path / "worse.json", code=1)
+    line = [x for x in cmp.stdout.splitlines() if x.startswith("fp32 (segment)")][0]
+    assert line.split()[2] == "miou" and line.endswith("REGRESSION")
+    run("host", "report")
+    report = (tmp_path / "reports" / "benchmark_report.md").read_text()
+    assert "**segment** on `masks:" in report and f"| fp32 | {host_miou:.4f} | {host_miou:.4f} |" in report
 
 
 def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
