@@ -84,8 +84,9 @@ def _by_position(data: Any, prefix: str, single: str = "") -> list:
 
 
 def evaluate_tensors(spec: dict, data: Any) -> dict:
-    """An any-tensor model on an npz: inputs by position (x, or x0, x1, ...), expected outputs by
-    position (y0, y1, ...) and/or integer `labels`. Per output: the largest absolute error and the
+    """An any-tensor model on an npz: inputs by position (x, or x0, x1, ...; float samples are
+    quantised for an INT8 input, so one set scores every variant), expected outputs by position
+    (y0, y1, ...) and/or integer `labels`. Per output: the largest absolute error and the
     mean cosine similarity to the expected values; with labels, top-1 of output 0's argmax."""
     where = spec["eval_path"]
     module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
@@ -109,6 +110,8 @@ def evaluate_tensors(spec: dict, data: Any) -> dict:
             want = [max(1, d) for d in s["shape"]]
             row = np.asarray(x[i])
             row = row.reshape(want) if row.size == int(np.prod(want)) else row
+            if row.dtype.kind == "f" and np.dtype(s["dtype"]).kind in "iu" and (s.get("quantization") or {}).get("scale"):
+                row = inputs.quantize(row, s)       # float samples into an INT8 input, by its own scale
             interp.set_tensor(s["index"], inputs.check_fits(row, s, f"{where}: sample {i}"))
         t0 = _clock()
         runtime.invoke(interp)

@@ -28,7 +28,10 @@ def shapes(specs: list) -> str:
 
 
 def recognise(in_specs: list, out_specs: list) -> tuple:
-    """(task name, a note when it fell back to raw) from the model's inputs and outputs."""
+    """(task name, a note when it fell back to raw) from the model's inputs and outputs. Every task
+    but raw feeds one image, so a model with several inputs is raw whatever its outputs."""
+    if len(in_specs) != 1:
+        return "raw", f"{len(in_specs)} inputs: task raw (inputs by position from an npz)"
     for task in ORDER:
         if task.matches(in_specs, out_specs):
             return task.name, None

@@ -21,7 +21,7 @@ def load(source: Source):
 
 
 def check_keras_inputs(model) -> None:
-    """One image-like input with a fixed size (the batch is fixed to 1 on the board)."""
+    """Inputs with a fixed size (the batch is fixed to 1 on the board)."""
     for t in model.inputs:
         shape = list(t.shape)
         if any(d is None for d in shape[1:]):
@@ -33,10 +33,7 @@ def export(model, source: Source, scratch: Path) -> Path:
     """A loaded Keras model as a SavedModel in `scratch`, after the checks quantize needs."""
     from host.convert.quantize import export_saved_model
 
-    check_keras_inputs(model)
-    if len(model.inputs) != 1:
-        raise ModelError(f"{source.path} has {len(model.inputs)} inputs: quantize calibrates single-image-input "
-                         "models; convert it yourself and bundle the .tflite (make bundle)")
+    check_keras_inputs(model)       # several inputs go on: quantize calibrates them from CALIB=npz:
     return export_saved_model(model, scratch / "saved_model")
 
 

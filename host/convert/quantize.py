@@ -36,12 +36,30 @@ def export_saved_model(model, directory: Path) -> Path:
     return directory
 
 
-def _representative(images: np.ndarray) -> Iterable[list[np.ndarray]]:
-    """Calibration samples one by one, with a progress bar (calibration is the slow part)."""
+def _representative(calibration) -> Iterable:
+    """Calibration samples one by one, with a progress bar (calibration is the slow part): float
+    images for an image model, or per-sample {signature input: array} dicts (tensor_samples)."""
     from tqdm import tqdm
 
-    for img in tqdm(images, desc="calibrating int8", unit="img", disable=bars_off(), leave=False):
-        yield [img[None].astype(np.float32)]
+    for sample in tqdm(calibration, desc="calibrating int8", unit="sample", disable=bars_off(), leave=False):
+        yield sample if isinstance(sample, dict) else [sample[None].astype(np.float32)]
+
+
+def signature_inputs(fp32: bytes, signature: str | None) -> list[str]:
+    """The signature's input names in the .tflite's input order (the converter sorts them by name,
+    which is not always the Keras model's order): what x0, x1, ... of an npz stand for."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=fp32)
+    sig = signature or next(iter(interp.get_signature_list()))
+    by_index = {d["index"]: name for name, d in interp.get_signature_runner(sig).get_input_details().items()}
+    return [by_index[d["index"]] for d in interp.get_input_details()]
+
+
+def tensor_samples(names: list[str], arrays: list[np.ndarray]) -> list[dict]:
+    """Calibration arrays in the .tflite's input order -> one {signature input: (1, ...)} dict per
+    sample: the converter matches a several-input model's samples by signature name."""
+    return [{name: a[i:i + 1] for name, a in zip(names, arrays)} for i in range(len(arrays[0]))]
 
 
 def make_converter(saved_model: Path, variant: str, calibration: np.ndarray | None = None,
@@ -60,7 +78,7 @@ def make_converter(saved_model: Path, variant: str, calibration: np.ndarray | No
         conv.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         if calibration is None or len(calibration) == 0:
-            raise ConversionError("int8 conversion needs a representative dataset (calibration images)")
+            raise ConversionError("int8 conversion needs a representative dataset (calibration data)")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: _representative(calibration)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -130,6 +130,40 @@ def load_calibration(spec: str | None, n: int, pre: Preprocess, seed: int = 42) 
     return _fit_all(np.asarray(x)[pick], pre, f"CALIB={spec}")
 
 
+def load_tensor_calibration(spec: str, n: int, inputs: list[dict], names: list[str],
+                            seed: int = 42) -> list[np.ndarray]:
+    """CALIB=npz:PATH for a model whose inputs are not one image: up to `n` samples of every input,
+    as arrays named after the model's inputs (`names`, e.g. the Keras Input names) or by position
+    (x, or x0, x1, ... in the .tflite's input order, as in the any-tensor eval sets); each shaped like
+    its input (samples first) and cast to the input's dtype."""
+    from host.evalsets.tensors import read_tensors
+
+    if not spec.startswith("npz:"):
+        raise DatasetError(f"CALIB={spec}: this model's inputs ({', '.join(names)}) are not one image: calibrate "
+                           "it from npz:PATH (one array per input, samples first, by those names or x0, x1, ... "
+                           "in that order)")
+    arrays = read_npz(spec[4:], "CALIB")
+    if set(names) <= set(arrays):
+        given = [np.asarray(arrays[k]) for k in names]
+        if len({len(a) for a in given}) != 1:
+            raise DatasetError(f"CALIB={spec}: arrays {', '.join(names)} hold different numbers of samples")
+    else:
+        given = read_tensors(spec[4:], spec, expected=False).inputs
+    if len(given) != len(inputs):
+        raise DatasetError(f"CALIB={spec}: {len(given)} input arrays for a model with {len(inputs)} inputs "
+                           f"({', '.join(names)})")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(given[0]), min(n, len(given[0])), replace=False))
+    out = []
+    for i, (arr, spec_in, name) in enumerate(zip(given, inputs, names)):
+        want = [max(1, d) for d in spec_in["shape"][1:]]
+        if int(np.prod(arr.shape[1:])) != int(np.prod(want)):
+            raise DatasetError(f"CALIB={spec}: input {i} ({name}) takes samples shaped {want}; its array "
+                               f"has {list(arr.shape[1:])}")
+        out.append(arr[pick].reshape([len(pick)] + want).astype(spec_in["dtype"]))
+    return out
+
+
 def load_eval(spec: str, pre: Preprocess, labels: list[str] | None) -> EvalSet:
     """EVAL=folder:PATH | npz:PATH | csv:PATH -> uint8 images at the model's size and label indices."""
     if spec.startswith("folder:") or (":" not in spec and Path(spec).is_dir()):

@@ -1,8 +1,8 @@
 """Evaluation sets for any-tensor models: a .npz of inputs and expected outputs or labels.
 
 Arrays are matched to the model by POSITION, never by tensor name, because converters rename
-tensors (`serving_default_input_1:0`) while the order of a model's inputs and outputs is what its
-signature keeps:
+tensors (`serving_default_input_1:0`) while the order of a .tflite's inputs and outputs stays (for
+a converted Keras model it is its signature's names sorted, which `make quantize` prints):
 
   x0, x1, ...   the model's inputs in order (`x` alone for a one-input model)
   y0, y1, ...   expected outputs in order (e.g. saved from the reference framework)
@@ -25,8 +25,9 @@ from host.evalsets.sets import TensorSet
 _POSITIONAL = re.compile(r"^([xy])(\d+)$")
 
 
-def read_tensors(path: str | Path, spec: str = "") -> TensorSet:
-    """The arrays of one .npz by the naming convention above, checked for a common sample count."""
+def read_tensors(path: str | Path, spec: str = "", expected: bool = True) -> TensorSet:
+    """The arrays of one .npz by the naming convention above, checked for a common sample count.
+    `expected=False` reads a calibration set: inputs only, nothing to score against."""
     p = Path(path)
     arrays = read_npz(str(p), "npz eval set")
     if "x_test" in arrays:
@@ -50,7 +51,7 @@ def read_tensors(path: str | Path, spec: str = "") -> TensorSet:
     labels = arrays.get("labels")
     if not inputs:
         raise DatasetError(f"{p}: no inputs (arrays x, or x0, x1, ...)")
-    if not outputs and labels is None:
+    if expected and not outputs and labels is None:
         raise DatasetError(f"{p}: nothing to score against (expected outputs y0, y1, ... or labels)")
     n = inputs[0].shape[0] if inputs[0].ndim else 0
     for name, arr in [(f"x{i}", a) for i, a in enumerate(inputs)] + [(f"y{i}", a) for i, a in enumerate(outputs)]:

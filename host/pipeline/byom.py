@@ -149,12 +149,16 @@ def run_quantize_model(opts: Options) -> dict:
         try:
             hwc = image_input(io_fp32, str(src.path))
         except ModelError as exc:
-            raise ModelError(f"{exc} — quantize calibrates image models only; convert other models yourself "
-                             "and bundle the .tflite (make bundle)") from None
+            hwc, not_image = None, exc
         n_out = _n_outputs(io_fp32)
         task, note = choose_task(opts.task, io_fp32, str(src.path))
         if note:
             print(f"note: {note}")
+        if hwc is None or task.name == "raw":
+            if task.name != "raw":
+                raise ModelError(f"{not_image} — a {task.name} model takes one image; quantize other models "
+                                 "as TASK=raw with CALIB=npz:PATH")
+            return _quantize_tensors(opts, src, saved, signature, fp32, io_fp32, labels)
         _check_task_inputs(task.name, opts, labels, io_fp32)
         pre, pre_name = make_preprocess(opts, hwc, None)
         ev = load_eval(opts.eval, pre, labels) if opts.eval and task.name == "classify" else None
@@ -185,6 +189,29 @@ def run_quantize_model(opts: Options) -> dict:
                     scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
         extra["variant_info"] = {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
+
+
+def _quantize_tensors(opts: Options, src: Source, saved: Path, signature: str | None, fp32: bytes, io: dict,
+                      labels: list[str] | None) -> dict:
+    """A model whose inputs are not one image (several inputs, audio features, sensor windows):
+    calibrated from CALIB=npz: arrays by position, scored on EVAL=npz: by the board's own
+    comparison of outputs; no pixel rule in the bundle."""
+    from host.convert.quantize import graph_summary, signature_inputs, tensor_samples
+    from host.data.user import load_tensor_calibration
+
+    _check_task_inputs("raw", opts, labels, io)
+    names = signature_inputs(fp32, signature)
+    arrays = load_tensor_calibration(opts.calib, opts.calib_n, io["inputs"], names)
+    samples = tensor_samples(names, arrays)
+    order = ", ".join(f"x{i}={n} {t['shape']} {t['dtype']}" for i, (n, t) in enumerate(zip(names, io["inputs"])))
+    print(f"{src.format} model {src.path} (raw): inputs {order}; {len(samples)} calibration samples from {opts.calib}")
+    files = {v: fp32 if v == "fp32" else convert(saved, v, samples if v == "int8" else None, signature)
+             for v in opts.variants}
+    extra = {"calibration": {"source": opts.calib, "count": len(samples)}, "model": _model_info(src, io),
+             "variant_info": {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}}
+    if not opts.eval:
+        extra["accuracy_checked"] = False
+    return _bundle(opts, files, None, None, None, labels, src.origin(), extra, task="raw")
 
 
 def _model_info(src: Source, io: dict) -> dict:

@@ -190,7 +190,7 @@ def _bad_cases(data: Path, tmp: Path) -> dict:
         "undecodable image": ([*zoo, "--eval", f"folder:{broken}"], "not a readable image"),
         "dynamic spatial shape": ([*q, "--model", str(tmp / "dynamic.keras")], "dynamic size"),
         "no calibration": (["quantize", "--model", str(data / "model.keras")], "CALIB="),
-        "two inputs": ([*q, "--model", str(tmp / "two.keras")], "2 inputs"),
+        "two inputs": ([*q, "--model", str(tmp / "two.keras")], "are not one image: calibrate it from npz:PATH"),
         "TF op in a layer": ([*q, "--model", str(tmp / "igamma_saved")], "(Igamma, in igamma_layer"),
         "no INT8 kernel": ([*q, "--model", str(tmp / "sine_saved")], "SIN in layer 'sine_layer"),
         "flex tflite": (["bundle", "--model", str(tmp / "flex.tflite")], "(FlexCumprod)"),

@@ -221,3 +221,53 @@ def test_a_raw_model_bundle_ships_its_npz_and_the_board_compares_outputs(tmodels
     assert res["task"] == "raw" and res["tensors"] == {"count": 5, "outputs": entry["host_metric"]["outputs"]}
     proc = _host(tmp_path, "bundle", "--model", tmodels["raw"], "--eval", f"folder:{tmp_path}", "--name", "r2")
     assert proc.returncode == 2 and "a raw (any-tensor) model is evaluated on npz:PATH" in proc.stderr
+
+
+def test_quantize_a_two_input_keras_model_calibrated_from_npz(tmp_path):
+    """make quantize MODEL=m.keras TASK=raw CALIB=npz:calib.npz EVAL=npz:eval.npz: a model with an
+    audio-feature input and a sensor-vector input, calibrated by position, every variant's outputs
+    compared with Keras's own; a CALIB= the model cannot take is one line, exit 2, no bundle."""
+    import tensorflow as tf
+    keras = tf.keras
+    feats, sensor = keras.Input((49, 10, 1), name="features"), keras.Input((6,), name="sensor")
+    a = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(feats))
+    merged = keras.layers.Concatenate()([a, keras.layers.Dense(8, activation="relu")(sensor)])
+    model = keras.Model([feats, sensor], keras.layers.Dense(4)(merged))
+    model.save(tmp_path / "two.keras")
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(40, 49, 10, 1)).astype(np.float32)
+    x1 = rng.normal(size=(40, 6)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", features=x0[:32], sensor=x1[:32])       # by the Keras input names
+    y0 = model.predict([x0[32:], x1[32:]], verbose=0)
+    # by position: the .tflite's input order, which quantize prints (the converter sorts by name)
+    np.savez(tmp_path / "eval.npz", x0=x1[32:], x1=x0[32:], y0=y0, labels=np.argmax(y0, axis=1))
+
+    bad = _host(tmp_path, "quantize", "--model", tmp_path / "two.keras", "--name", "two",
+                "--calib", f"folder:{tmp_path}", "--eval", f"npz:{tmp_path / 'eval.npz'}")
+    assert bad.returncode == 2 and "(sensor, features) are not one image: calibrate it from npz:PATH" in bad.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "artifacts" / "two").exists()
+    np.savez(tmp_path / "short.npz", x0=x0[:8])
+    short = _host(tmp_path, "quantize", "--model", tmp_path / "two.keras", "--name", "two",
+                  "--calib", f"npz:{tmp_path / 'short.npz'}")
+    assert short.returncode == 2 and "1 input arrays for a model with 2 inputs (sensor, features)" in short.stderr
+    np.savez(tmp_path / "swapped.npz", x0=x0[:8], x1=x1[:8])
+    swapped = _host(tmp_path, "quantize", "--model", tmp_path / "two.keras", "--name", "two",
+                    "--calib", f"npz:{tmp_path / 'swapped.npz'}")
+    assert swapped.returncode == 2 and "input 0 (sensor) takes samples shaped [6]" in swapped.stderr
+
+    proc = _host(tmp_path, "quantize", "--model", tmp_path / "two.keras", "--name", "two",
+                 "--calib", f"npz:{tmp_path / 'calib.npz'}", "--eval", f"npz:{tmp_path / 'eval.npz'}")
+    assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert "inputs x0=sensor [1, 6] float32, x1=features [1, 49, 10, 1] float32; 32 calibration samples" in proc.stdout
+    m = _manifest(tmp_path, "two")
+    assert m["task"] == "raw" and set(m["variants"]) == {"fp32", "dynamic", "fp16", "int8"}
+    assert m["calibration"] == {"source": f"npz:{tmp_path / 'calib.npz'}", "count": 32}
+    assert m["eval"]["kind"] == "tensors" and "input" not in m
+    fp32 = m["variants"]["fp32"]["host_metric"]["outputs"][0]
+    assert fp32["max_abs_error"] < 1e-4
+    int8 = m["variants"]["int8"]["host_metric"]
+    assert int8["outputs"][0]["mean_cosine"] > 0.98 and int8["top1"] >= 0.75
+    from device.runtimes.graph import analyse  # noqa: F401  (the board's reader opens the int8 file)
+    from ai_edge_litert.interpreter import Interpreter
+    i8 = Interpreter(model_path=str(tmp_path / "artifacts" / "two" / m["variants"]["int8"]["file"]))
+    assert [d["dtype"].__name__ for d in i8.get_input_details()] == ["int8", "int8"]
