@@ -61,12 +61,18 @@ def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samp
 
 
 def run_evaluate(name: str) -> dict:
-    """Re-evaluate the bundle's files as they are on disk (after verifying their checksums), any source."""
+    """Re-evaluate the bundle's files as they are on disk (after verifying their checksums), any source
+    and any task: top-1 for a classifier, the task's metric on its set for the others."""
     from host.pipeline.bundle import load_manifest
     from host.pipeline.evaluate import reevaluate
     from host.pipeline.summary import print_summary
+    from host.pipeline.tasks import rescore
 
     out = bundle_dir(name)
-    manifest = reevaluate(out, load_manifest(out))
+    manifest = load_manifest(out)
+    if (manifest.get("eval") or {}).get("kind") in ("images", "tensors"):
+        print_summary(manifest)
+        return rescore(out, manifest)
+    manifest = reevaluate(out, manifest)
     print_summary(manifest)
     return manifest

@@ -156,6 +156,34 @@ def score_tensor_set(files: dict[str, bytes], spec: str) -> dict[str, dict]:
     return out
 
 
+def rescore(folder: Path, manifest: dict) -> dict:
+    """`make evaluate` of a task bundle: every variant's file on disk scored again, on the bundle's
+    EVAL= set (detection, pose, masks) or its shipped npz (raw); a figure that moved since the
+    bundle was written is one warning line. Returns the manifest with the new figures."""
+    from device.contract.inputs import preprocess_for
+
+    task = manifest.get("task", "classify")
+    files = {v: (folder / e["file"]).read_bytes() for v, e in manifest["variants"].items()}
+    if manifest["eval"]["kind"] == "tensors":
+        spec = f"npz:{folder / manifest['eval']['file']}"
+        new = score_tensor_set(files, spec)
+    else:
+        spec = manifest["eval_set"]
+        first = next(iter(manifest["variants"].values()))
+        pre = preprocess_for({"name": "input", "shape": first["input"]["shape"], "dtype": first["input"]["dtype"],
+                              "quantization": None}, manifest)
+        with tempfile.TemporaryDirectory(prefix="edgekit-score-") as tmp:
+            new = score_variants(files, tasks.get(task), spec, pre, manifest.get("class_names"), Path(tmp))[0]
+    for variant, m in new.items():
+        entry = manifest["variants"][variant]
+        old = entry.get("host_metric")
+        if old is not None and metric_line(task, old) != metric_line(task, m):
+            print(f"warning: {variant} {task} figure moved: was {metric_line(task, old)}, now {metric_line(task, m)}")
+        entry["host_metric"] = m
+        print(f"{variant:<8} {task} on {spec}: {metric_line(task, m)}")
+    return manifest
+
+
 def metric_line(task: str, m: dict) -> str:
     """One line of a variant's figure for the bundle summary."""
     if task == "detect":

@@ -41,6 +41,13 @@ def test_a_detector_bundle_records_its_task_and_its_map(tmodels, tmp_path):
     (entry,) = m["variants"].values()
     assert entry["host_metric"]["map"] == pytest.approx(2 / 3)          # cat 1, dog 1, bird 0
     assert "detect on " in proc.stdout and "mAP 0.6667" in proc.stdout
+    again = _host(tmp_path, "evaluate", "--name", "det")          # make evaluate: the same figure, no warning
+    assert again.returncode == 0 and "mAP 0.6667" in again.stdout and "warning" not in again.stdout, again.stderr
+    coco = json.loads((tmp_path / "instances.json").read_text())  # the set changed: the bird is found now
+    coco["annotations"][2]["bbox"] = [92, 66, 16, 18]
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    moved = _host(tmp_path, "evaluate", "--name", "det")
+    assert moved.returncode == 0 and "figure moved: was mAP 0.6667" in moved.stdout
 
 
 def _mask_set(tmp_path, wrong_cols: int = 0) -> str:
@@ -271,3 +278,5 @@ def test_quantize_a_two_input_keras_model_calibrated_from_npz(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
     i8 = Interpreter(model_path=str(tmp_path / "artifacts" / "two" / m["variants"]["int8"]["file"]))
     assert [d["dtype"].__name__ for d in i8.get_input_details()] == ["int8", "int8"]
+    again = _host(tmp_path, "evaluate", "--name", "two")          # make evaluate scores the shipped npz again
+    assert again.returncode == 0 and "int8     raw on npz:" in again.stdout and "warning" not in again.stdout
