@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
@@ -54,7 +55,18 @@ def _temp_copy(directory: Path, name: str, data: bytes) -> Path:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Readers see the old file or the new one, never half. A target that is not a regular file
+    (`--json /dev/null`, a FIFO) is written straight into: renaming over it would replace the
+    device with a file, which for root means the machine's /dev/null."""
     path = Path(path)
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        special = False
+    if special:
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     tmp = _temp_copy(path.parent, path.name, data)
     try:
         os.replace(tmp, path)

@@ -17,3 +17,20 @@ from device.contract.fileio import safe_name
 ])
 def test_safe_name(text, name):
     assert safe_name(text) == name
+
+
+def test_writing_to_a_fifo_or_device_writes_into_it_and_never_replaces_it(tmp_path):
+    """`--json /dev/null` must not turn the device into a file: a FIFO stands in for it here."""
+    import os
+    import stat
+    import threading
+    from device.contract.fileio import atomic_write_text
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    atomic_write_text(fifo, '{"ok": true}')
+    reader.join(timeout=10)
+    assert got == [b'{"ok": true}'] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]         # no temp file left beside it
