@@ -15,7 +15,7 @@ from device import report
 from device.args import PROG, build_parser
 from device.contract import inputs, params, results
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
-from device.measure import isolate, sysinfo
+from device.measure import isolate, speed_notes, sysinfo
 from device.runtimes import modelfile
 from device.runtimes import registry as runtime
 
@@ -80,10 +80,7 @@ def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[
         else:
             why = "it runs on the slower builtin kernels"
         return f"{name}: {kind} is not delegated to XNNPACK by {rt} (0/{total} ops); {why}"
-    if model.get("quantized"):
-        left = ", ".join(sorted(model.get("ops_not_delegated") or {}))
-        return f"{name}: INT8 model only partly delegated to XNNPACK ({taken}/{total} ops; not: {left})"
-    return None
+    return speed_notes.partly_delegated(name, model)
 
 
 def cmd_info(args, doc: dict) -> int:
@@ -124,6 +121,9 @@ def cmd_bench(args, doc: dict) -> int:
         doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
                                                    memory=result["memory"], warnings=warnings,
                                                    **_evaluated_fields(evaluated)))
+    for entry, line in speed_notes.int8_slower(doc["results"]):      # INT8 slower than its FP32 twin
+        entry["warnings"].append(line)
+        doc["warnings"].append(line)
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 

@@ -151,7 +151,7 @@ def bench(spec: dict) -> dict:
                          "ops_total": delegation["ops_total"]}
             if xnnpack and "ops_delegated" not in model:
                 model.update({k: delegation[k] for k in ("ops_delegated", "delegate_nodes",
-                                                         "ops_not_delegated")})
+                                                         "ops_not_delegated", "not_delegated_why")})
             mem.setdefault("rss_loaded_mb", memory.rss_mb())
             run = {"threads": threads, "xnnpack": xnnpack, "init_us": round(init_us, 3),
                    "ops_delegated": delegation["ops_delegated"], "delegate_nodes": delegation["delegate_nodes"]}
