@@ -62,7 +62,7 @@ help:
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default SOFTMAX=host|graph (a classifier'"'"'s softmax)'
-	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3 PERF_STEPS=a,b (perf: those steps alone)'
 	@echo '           MODULES="device/measure/stats.py host/compare/results.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)
