@@ -40,14 +40,16 @@ def build_model(input_shape: Sequence[int], num_classes: int, alpha: float = DEF
                 blocks: Sequence[tuple[int, int]] = DEFAULTS.blocks, stem_filters: int = DEFAULTS.stem_filters,
                 dropout: float = DEFAULTS.dropout, bn_momentum: float = DEFAULTS.bn_momentum,
                 stem_stride: int = DEFAULTS.stem_stride, kernel: int = DEFAULTS.kernel) -> keras.Model:
-    """Stem conv -> blocks (filters, stride[, depthwise]) -> global average pool -> dropout -> dense.
+    """Stem conv -> blocks (filters, stride[, kind]) -> global average pool -> dropout -> dense.
 
-    A block is depthwise-separable unless its third element is 0: then it is a 1x1 conv alone
-    (stride 1 only). Why the default mixes the two: with XNNPACK, INT8 1x1 convs run at ~0.27x
-    their FP32 time, while INT8 depthwise convs (and a stem conv on one input channel) run at
-    1.0-2x: the default keeps a depthwise conv only where a block strides, and a 16-filter stem,
-    so INT8 p50 is ~0.33x FP32 (make perf; it was 0.39) at the same mnist5k accuracy. A stem at
-    stride 2 was faster still but cost ~0.5 pp of top-1 on 28x28 digits.
+    A block's optional third element is its kind: "sep" (the default: depthwise 3x3 + 1x1), "pw"
+    (a 1x1 conv alone, stride 1 only) or "conv" (one full kernel x kernel conv). Why the default
+    mixes them: with XNNPACK, INT8 convs with many input channels (1x1, or a full 3x3) run at
+    ~0.27-0.35x their FP32 time, while INT8 depthwise convs, the more so on few channels, and a
+    stem conv on one input channel run at 1.0-2x. So the default has a thin 8-filter stem, a full
+    conv for its first (few-channel) block, a depthwise conv only where a later block strides, and
+    1x1 convs elsewhere: INT8 p50 ~0.32x FP32 (make perf; it was 0.39) at the same mnist5k INT8
+    top-1. A stem at stride 2 was faster still but cost ~0.5 pp of top-1 on 28x28 digits.
 
     The input is float in [0, 1] (pixel / 255); normalisation is outside the model so that the
     INT8 input quantisation maps pixels 1:1 (q = pixel - 128).
@@ -64,10 +66,15 @@ def build_model(input_shape: Sequence[int], num_classes: int, alpha: float = DEF
         if stride > 1 and size < 2:  # never shrink below 1x1 (e.g. 8x8 digits)
             stride = 1
         size = -(-size // stride)
-        if rest and rest[0] == 0:
+        kind = rest[0] if rest else "sep"
+        if kind == "pw":
             if stride != 1:
-                raise ValueError(f"block {i + 1}: a pointwise-only block (depthwise 0) has stride 1")
+                raise ValueError(f"block {i + 1}: a pointwise block (\"pw\") has stride 1")
             x = _pointwise_block(x, _filters(filters, alpha), bn_momentum, f"block{i + 1}")
+        elif kind == "conv":
+            x = _conv_bn_relu6(x, _filters(filters, alpha), kernel, stride, bn_momentum, f"block{i + 1}")
+        elif kind != "sep":
+            raise ValueError(f"block {i + 1}: kind {kind!r} is not sep, pw or conv")
         else:
             x = _separable_block(x, _filters(filters, alpha), stride, bn_momentum, f"block{i + 1}", kernel)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
