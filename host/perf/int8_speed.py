@@ -63,15 +63,16 @@ def measure(work: Path, reports: Path, repeats: int, env: dict, spread) -> dict:
     p50: dict = {(v, t): [] for v in paths for t in THREADS}
     ratio, speedup, model = [], {v: [] for v in paths}, {}
     for _ in range(repeats):
+        # the ratio from its own 1-thread run (fp32 and int8 back to back), the sweep after it
+        one = _bench([paths["fp32"], paths["int8"]], env, (1,), 60)["results"]
+        ratio.append(one[1]["runs"][0]["p50_us"] / one[0]["runs"][0]["p50_us"])
         doc = _bench([paths["fp32"], paths["int8"]], env, THREADS, 30)
-        by = {}
         for v, r in zip(paths, doc["results"]):
-            by[v] = {run["threads"]: run["p50_us"] for run in r["runs"]}
+            by = {run["threads"]: run["p50_us"] for run in r["runs"]}
             model[v] = {k: r["model"].get(k) for k in ("ops_total", "ops_delegated", "ops_not_delegated")}
             for t in THREADS:
-                p50[(v, t)].append(by[v][t])
-            speedup[v].append(by[v][1] / by[v][2])
-        ratio.append(by["int8"][1] / by["fp32"][1])
+                p50[(v, t)].append(by[t])
+            speedup[v].append(by[1] / by[2])
     facts = work / "mobilenet_v2.json"
     out = {"model": "keras MobileNetV2 1.0 224 (random weights), logits-only",
            "macs": json.loads(facts.read_text())["macs"] if facts.is_file() else None,
