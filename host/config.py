@@ -21,7 +21,7 @@ class Defaults:
     # 1x1 convs elsewhere: the ops INT8 runs slower than FP32 on XNNPACK (depthwise convs on few channels,
     # the 1-channel stem conv) kept few and small, so INT8 p50 is ~0.32x FP32 at the same accuracy
     # (host/model/architecture.py says why).
-    stem_filters: int = 8
+    stem_filters: int = 16
     stem_stride: int = 1
     blocks: tuple = ((64, 2, "conv"), (128, 1, "pw"), (256, 2), (256, 1, "pw"), (512, 2),
                      (512, 1, "pw"))  # (filters, stride[, kind: sep | pw | conv])
