@@ -19,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
-       INT8_FALLBACK SIGNATURE TASK
+       INT8_FALLBACK SIGNATURE TASK SOFTMAX
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS MAX_TRAINED SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
@@ -30,9 +30,9 @@ DATA_FLAGS   = $(call opt,EVAL,--eval) $(call opt,LABELS,--labels) $(call opt,PR
 ifdef MODEL
 QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib_n) $(DATA_FLAGS) \
                  $(call opt,MAX_DROP_PP,--max-drop-pp) $(call opt,INT8_FALLBACK,--int8-fallback) \
-                 $(call opt,SIGNATURE,--signature)
+                 $(call opt,SIGNATURE,--signature) $(call opt,SOFTMAX,--softmax)
 else
-QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n)
+QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n) $(call opt,SOFTMAX,--softmax)
 endif
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
@@ -61,8 +61,8 @@ help:
 	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
-	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
-	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3'
+	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default SOFTMAX=host|graph (a classifier'"'"'s softmax)'
+	@echo '           A= B= (compare)   VARIANT=int8 (profile)   SUITE=trixie|bookworm BOARDS=N OFFLINE=1 BOARD_CPU=cortex-a72 (board)   FUZZ_CASES=500 PERF_REPEATS=3 PERF_STEPS=a,b (perf: those steps alone)'
 	@echo '           MODULES="device/measure/stats.py host/compare/results.py" (mutate: some modules only; default all)'
 
 ## make all          train -> quantize -> deploy -> bench -> report on the offline default (HOST=local)

@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
 
     def task_flags(p):
-        from device.tasks.registry import TASKS
-        p.add_argument("--task", choices=list(TASKS), help="what the outputs mean (default: recognised from them)")
+        from device.tasks import NAMES
+        p.add_argument("--task", choices=list(NAMES), help="what the outputs mean (default: recognised from them)")
         p.add_argument("--threshold", type=float, help="lowest score reported (detect 0.25, multi-pose 0.2)")
         p.add_argument("--iou", type=float, default=0.45, help="NMS IoU for raw YOLO heads")
 

@@ -13,9 +13,10 @@ from typing import Optional
 
 from device import report
 from device.args import PROG, build_parser
-from device.contract import inputs, params, results
+from device.contract import params, results
+from device.contract.manifest import load_manifest
 from device.errors import EXIT_MODEL_FAILED, EXIT_OK, EXIT_USAGE, AgentError
-from device.measure import isolate, sysinfo
+from device.measure import isolate, speed_notes, sysinfo
 from device.runtimes import modelfile
 from device.runtimes import registry as runtime
 
@@ -80,10 +81,7 @@ def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[
         else:
             why = "it runs on the slower builtin kernels"
         return f"{name}: {kind} is not delegated to XNNPACK by {rt} (0/{total} ops); {why}"
-    if model.get("quantized"):
-        left = ", ".join(sorted(model.get("ops_not_delegated") or {}))
-        return f"{name}: INT8 model only partly delegated to XNNPACK ({taken}/{total} ops; not: {left})"
-    return None
+    return speed_notes.partly_delegated(name, model)
 
 
 def cmd_info(args, doc: dict) -> int:
@@ -92,7 +90,7 @@ def cmd_info(args, doc: dict) -> int:
 
 def cmd_bench(args, doc: dict) -> int:
     xnnpack = params.XNNPACK_MODES[args.xnnpack]
-    manifest = inputs.load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest)
     if args.eval and not os.path.isfile(args.eval):
         raise AgentError(f"{args.eval}: no such eval set", EXIT_USAGE, "usage")
     if args.num_runs > args.max_samples:
@@ -124,6 +122,9 @@ def cmd_bench(args, doc: dict) -> int:
         doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
                                                    memory=result["memory"], warnings=warnings,
                                                    **_evaluated_fields(evaluated)))
+    for entry, line in speed_notes.int8_slower(doc["results"]):      # INT8 slower than its FP32 twin
+        entry["warnings"].append(line)
+        doc["warnings"].append(line)
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
 
 
@@ -174,7 +175,7 @@ def cmd_eval(args, doc: dict) -> int:
     doc["settings"] = {"num_threads": args.num_threads, "eval_set": os.path.abspath(args.eval_set),
                        "manifest": os.path.abspath(args.manifest) if args.manifest else None}
     result, failure = _run_model_job(args.model, _eval_job(doc, args.eval_set, args.manifest, args.num_threads),
-                                     args.timeout, inputs.load_manifest(args.manifest))
+                                     args.timeout, load_manifest(args.manifest))
     if failure:
         _record_failure(doc, failure)
     else:
@@ -196,7 +197,7 @@ def cmd_infer(args, doc: dict) -> int:
            "mask_out": os.path.abspath(args.mask_out) if args.mask_out else None}
     doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest",
                                            "task", "threshold", "iou")}
-    result, failure = _run_model_job(args.model, job, args.timeout, inputs.load_manifest(args.manifest))
+    result, failure = _run_model_job(args.model, job, args.timeout, load_manifest(args.manifest))
     if failure:
         _record_failure(doc, failure)
         if failure["error"]["kind"] == "usage":     # a forced task the outputs do not fit, --mask_out on a detector
@@ -216,7 +217,6 @@ def cmd_infer(args, doc: dict) -> int:
 def _infer_stream(args, source: str, where: list) -> int:
     """infer - / infer --watch DIR: one predictor in this process, JSON lines on stdout."""
     from device.sources import registry as sources, stream
-    from device.contract.inputs import load_manifest
     from device.serving.predictor import Predictor
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads,
                      load_manifest(args.manifest), _read_labels(args.labels), args.pixel_scale, args.pixel_offset,
@@ -278,7 +278,8 @@ def _run_long(args) -> Optional[int]:
     if args.command == "serve":
         from device.serving import server as serve
         return serve.main(args, _read_labels(args.labels))
-    if args.command == "infer":
+    # infer over files (no -, no --watch) runs in a child: the source modules (and NumPy) stay out of this process
+    if args.command == "infer" and (args.watch or not args.inputs or "-" in args.inputs):
         from device.sources import registry as sources
         source, where = sources.choose(args.inputs, args.watch)
         if source != "files":

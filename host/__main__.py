@@ -152,6 +152,7 @@ def _model_options(args: argparse.Namespace, quantize: bool):
         opts.calib_n = args.calib_n or args.calibration_samples
         opts.max_drop_pp, opts.int8_fallback = args.max_drop_pp, args.int8_fallback
         opts.variants = tuple(args.variants.split(","))
+        opts.softmax = args.softmax
         if opts.calib_n < 1 or opts.int8_fallback < 0:
             raise UsageError("CALIB_N must be >= 1 and INT8_FALLBACK >= 0")
     return opts
@@ -182,6 +183,9 @@ def _quantize_args(q: argparse.ArgumentParser) -> None:
     # CALIB_N= for the built-in model too (--calib_n); the older spelling keeps its own dest
     q.add_argument("--calibration-samples", type=int, default=DEFAULTS.calibration_samples, help=argparse.SUPPRESS)
     q.add_argument("--variants", type=_variants, default=",".join(DEFAULTS.variants))
+    q.add_argument("--softmax", choices=("host", "graph"), default="host",
+                   help="a classifier's final softmax: host (default: the graph ends at the logits, every op "
+                        "stays on XNNPACK, the agent computes probabilities in NumPy) or graph (kept in the model)")
     _model_args(q, quantize=True)
 
 
@@ -198,7 +202,7 @@ def _quantize(args: argparse.Namespace) -> None:
     samples = args.calib_n or args.calibration_samples
     if samples < 1:
         raise UsageError("CALIB_N must be >= 1")
-    pipeline.run_quantize(args.name or DEFAULTS.dataset, samples, tuple(args.variants.split(",")))
+    pipeline.run_quantize(args.name or DEFAULTS.dataset, samples, tuple(args.variants.split(",")), args.softmax)
 
 
 def _bundle_args(b: argparse.ArgumentParser) -> None:

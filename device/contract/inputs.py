@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 
 from device import defaults
+from device.contract.manifest import load_manifest  # noqa: F401  (numpy-free home; callers import it from here too)
 from device.errors import AgentError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm", ".gif", ".tif", ".tiff", ".webp")
@@ -263,20 +264,6 @@ def file_to_tensor(path: str, spec: dict, pre: Preprocess) -> np.ndarray:
     if path.lower().endswith(".npy"):
         return array_to_tensor(load_npy(path), spec, pre, path)
     return pixels_to_input(read_image(path, pre)[None], spec, pre)
-
-
-def load_manifest(path: Optional[str]) -> Optional[dict]:
-    """The bundle's manifest.json (it carries the preprocessing), or None without a path."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise AgentError(f"{path}: cannot read manifest ({exc})", kind="manifest") from None
-    if not isinstance(manifest, dict) or not ("input" in manifest or "variants" in manifest):
-        raise AgentError(f"{path}: not an edgekit bundle manifest (no 'input')", kind="manifest")
-    return manifest
 
 
 def read_image(path: str, pre: Preprocess) -> np.ndarray:

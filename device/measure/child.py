@@ -16,9 +16,12 @@ def child_main() -> int:
     try:
         if job["job"] == "profile":   # built on the bench job's timing (device/profiling/profile.py imports jobs)
             from device.profiling.profile import run
+        elif job["job"] == "eval":
+            from device.measure import task_eval
+            run = task_eval.evaluate
         else:
-            from device.measure import jobs, task_eval
-            run = {"bench": jobs.bench, "eval": task_eval.evaluate, "infer": jobs.infer}[job["job"]]
+            from device.measure import jobs
+            run = {"bench": jobs.bench, "infer": jobs.infer}[job["job"]]
         payload = {"ok": True, "result": run(job)}
     except Exception as exc:  # AgentError carries its kind; anything else is still one line
         from device.errors import AgentError

@@ -2,7 +2,8 @@
 
 1. Overhead: the agent's p50 against a bare `invoke()` loop on the same model in the same run
    (target: within 5 %). Both run in fresh processes, alternating, and the medians are compared.
-2. Memory: the agent's peak RSS on the INT8 model (target: <= 45 MB with ai-edge-litert).
+2. Memory: the agent's measuring child's peak RSS on the INT8 model against the bare loop's
+   (target: within + 2 MB: Python, NumPy and the runtime are the floor, the agent's own share is what it adds).
 
 The default model is the pipeline's artifacts/mnist5k/int8.tflite when it exists, else the
 MLPerf Tiny keyword-spotting INT8 model next to the repo.
@@ -23,7 +24,7 @@ from device.runtimes.registry import resolve
 PROG = "device.measure.perf_check"
 
 TARGET_OVERHEAD = 0.05
-TARGET_PEAK_MB = 45.0
+TARGET_PEAK_OVER_BARE_MB = 2.0
 
 _BARE_LOOP = r"""
 import sys, time, json
@@ -108,9 +109,10 @@ def measure(model: str, rounds: int = 5, runs: int = 2000, warmup: int = 50) -> 
         "agent_p50_us_rounds": agent_p50, "bare_p50_us_rounds": [round(x, 3) for x in bare],
         "overhead": round(overhead, 4) if overhead is not None else None,
         "overhead_ok": overhead is not None and abs(overhead) <= TARGET_OVERHEAD,
-        "peak_rss_mb": max(peak), "peak_rss_ok": max(peak) <= TARGET_PEAK_MB,
-        "bare_peak_rss_mb": round(max(bare_peak), 2),
-        "targets": {"overhead": TARGET_OVERHEAD, "peak_rss_mb": TARGET_PEAK_MB},
+        "peak_rss_mb": max(peak), "bare_peak_rss_mb": round(max(bare_peak), 2),
+        "peak_over_bare_mb": round(max(peak) - max(bare_peak), 2),
+        "peak_rss_ok": max(peak) - max(bare_peak) <= TARGET_PEAK_OVER_BARE_MB,
+        "targets": {"overhead": TARGET_OVERHEAD, "peak_over_bare_mb": TARGET_PEAK_OVER_BARE_MB},
     }
 
 
@@ -143,9 +145,10 @@ def main(argv: list = None) -> int:
     print(f"bare  p50    {figures['bare_p50_us']:.2f} us")
     print(f"overhead     {figures['overhead'] * 100:+.1f} %   target within +-{TARGET_OVERHEAD * 100:.0f} %  "
           f"{'OK' if figures['overhead_ok'] else 'MISSED'}")
-    print(f"peak RSS     {figures['peak_rss_mb']:.1f} MB   target <= {TARGET_PEAK_MB:.0f} MB  "
-          f"{'OK' if figures['peak_rss_ok'] else 'MISSED'}")
+    print(f"peak RSS     {figures['peak_rss_mb']:.1f} MB   (the agent's measuring child)")
     print(f"bare  peak   {figures['bare_peak_rss_mb']:.1f} MB   (same model, python + numpy + runtime + invoke loop)")
+    print(f"difference   {figures['peak_over_bare_mb']:+.2f} MB   target <= +{TARGET_PEAK_OVER_BARE_MB:g} MB  "
+          f"{'OK' if figures['peak_rss_ok'] else 'MISSED'}")
     return EXIT_OK
 
 

@@ -22,6 +22,13 @@ _ARCH_FAMILY = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86",
                 "riscv64": "riscv", "ppc64le": "ppc", "s390x": "s390"}
 
 
+def _numpy_version() -> Optional[str]:
+    """NumPy's version without importing it (the import is most of the parent's start-up time)."""
+    if "numpy" in sys.modules:
+        return sys.modules["numpy"].__version__
+    return runtime.dist_version("numpy", "numpy")
+
+
 def _read(path: str) -> Optional[str]:
     try:
         with open(path, errors="replace") as f:
@@ -162,11 +169,7 @@ def collect(requested_runtime: Optional[str] = None) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = None
-    try:
-        import numpy
-        numpy_version = numpy.__version__
-    except ImportError:
-        numpy_version = None
+    numpy_version = _numpy_version()
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:

@@ -21,6 +21,7 @@ _DTYPE_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, 
                 "UINT64": 8, "RESOURCE": None, "VARIANT": None, "UINT32": 4, "UINT16": 2,
                 "INT4": 0.5, "BFLOAT16": 2, "INT2": 0.25}
 
+BUFFER_ALIGNMENT = 16  # as the converter aligns constant buffers
 _cache: dict = {}
 
 
@@ -115,3 +116,24 @@ def is_external(model: Any, tensor: Any) -> bool:
 
 def shape(tensor: Any) -> list:
     return [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
+
+
+class AlignedBuffer:
+    """A BufferT stand-in whose data vector is 16-byte aligned (kernels may read it in place)."""
+
+    def __init__(self, schema: Any, data: Any):
+        self._schema, self.data = schema, data
+
+    def Pack(self, builder: Any) -> int:
+        s = self._schema
+        raw = None
+        if self.data is not None:
+            payload = bytes(self.data)
+            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
+            builder.head = builder.head - len(payload)
+            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            raw = builder.EndVector()
+        s.BufferStart(builder)
+        if raw is not None:
+            s.BufferAddData(builder, raw)
+        return s.BufferEnd(builder)

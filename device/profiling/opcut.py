@@ -19,7 +19,6 @@ _CONTROL_FLOW = {"WHILE", "IF", "CALL", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEH
                  "STABLEHLO_COMPOSITE"}
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "HASHTABLE", "HASHTABLE_FIND",
              "HASHTABLE_IMPORT", "HASHTABLE_SIZE"}
-_BUFFER_ALIGNMENT = 16  # as the converter aligns constant buffers
 
 
 class Uncuttable(Exception):
@@ -77,27 +76,6 @@ def piece_inputs(model: Any, index: int) -> list:
     return seen
 
 
-class _AlignedBuffer:
-    """A BufferT stand-in whose data vector is 16-byte aligned (kernels may read it in place)."""
-
-    def __init__(self, schema: Any, data: Any):
-        self._schema, self.data = schema, data
-
-    def Pack(self, builder: Any) -> int:
-        s = self._schema
-        raw = None
-        if self.data is not None:
-            payload = bytes(self.data)
-            builder.StartVector(1, len(payload), _BUFFER_ALIGNMENT)
-            builder.head = builder.head - len(payload)
-            builder.Bytes[builder.head:builder.head + len(payload)] = payload
-            raw = builder.EndVector()
-        s.BufferStart(builder)
-        if raw is not None:
-            s.BufferAddData(builder, raw)
-        return s.BufferEnd(builder)
-
-
 def cut(model: Any, index: int) -> bytes:
     """The .tflite bytes of a model holding only operator `index`; Uncuttable if it cannot be."""
     reason = why_not(model, index)
@@ -109,7 +87,7 @@ def cut(model: Any, index: int) -> bytes:
     unpackers = {t: n for n, t in weight_ops(model).items()}
     # The op itself, preceded by whatever unpacks its weights (kept with it, as the runtime does).
     members = [unpackers[i] for i in _ids(op.inputs) if i in unpackers and unpackers[i] != index] + [index]
-    buffers = [_AlignedBuffer(s, None)]
+    buffers = [flatmodel.AlignedBuffer(s, None)]
     tensors, new_index, codes, ops = [], {}, [], []
     for n in members:
         member = sg.operators[n]
@@ -119,7 +97,7 @@ def cut(model: Any, index: int) -> bytes:
             t = copy.copy(sg.tensors[i])
             data = flatmodel.buffer_data(model, t)
             if data is not None:
-                buffers.append(_AlignedBuffer(s, data))
+                buffers.append(flatmodel.AlignedBuffer(s, data))
                 t.buffer = len(buffers) - 1
             else:
                 t.buffer = 0
@@ -167,7 +145,7 @@ def trivial_model() -> bytes:
     graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [2], [op]
     model = s.ModelT()
     model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
-    model.buffers = [_AlignedBuffer(s, None), _AlignedBuffer(s, np.ones(1, np.float32).view(np.uint8))]
+    model.buffers = [flatmodel.AlignedBuffer(s, None), flatmodel.AlignedBuffer(s, np.ones(1, np.float32).view(np.uint8))]
     return flatmodel.pack(model)
 
 

@@ -94,13 +94,62 @@ def partitions(interpreter: Any) -> dict:
     return _partitions(nodes, original, [i for i, n in enumerate(nodes) if n[0] == "DELEGATE"])
 
 
+# The builtin ops the XNNPACK delegate has kernels for (TFLite's xnnpack_delegate.cc, 2.x): anything
+# else stays on the builtin kernels whatever its types.
+_XNNPACK_OPS = {"ABS", "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CEIL", "CONCATENATION", "CONV_2D",
+                "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "DIV", "ELU", "EXP", "FLOOR",
+                "FULLY_CONNECTED", "GELU", "HARD_SWISH", "LEAKY_RELU", "LOG", "LOGISTIC", "MAX_POOL_2D",
+                "MAXIMUM", "MEAN", "MINIMUM", "MUL", "NEG", "PAD", "PRELU", "QUANTIZE", "RELU", "RELU6",
+                "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR", "ROUND", "RSQRT", "SIN", "COS", "SLICE",
+                "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQRT", "SQUARE", "SQUARED_DIFFERENCE",
+                "STRIDED_SLICE", "SUB", "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "VAR_HANDLE",
+                "READ_VARIABLE", "ASSIGN_VARIABLE"}
+_XNNPACK_TYPES = {"float32", "float16", "int8", "uint8"}
+
+
+def why_not_delegated(name: str, in_dtypes: list, out_dtypes: list, computed_inputs: list) -> str:
+    """The likely reason XNNPACK left an op on the builtin kernels, in one phrase.
+
+    XNNPACK decides silently (it logs nothing per op in release builds), so this is read from what
+    it is known to refuse: ops it has no kernel for, tensors of types it does not run, a quantised
+    SOFTMAX, a shape computed at run time."""
+    if name not in _XNNPACK_OPS:
+        return f"XNNPACK has no {name} kernel"
+    if name == "RESHAPE" and len(computed_inputs) > 1 and computed_inputs[1]:
+        return "the new shape is computed at run time (XNNPACK needs a constant shape: export with a fixed batch)"
+    data = [t for t, computed in zip(in_dtypes, computed_inputs) if computed] + out_dtypes  # constants are params
+    odd = sorted({t for t in data if t and t not in _XNNPACK_TYPES})
+    if odd:
+        return f"XNNPACK runs float/int8/uint8 tensors only, this {name} works on {', '.join(odd)} (shape arithmetic)"
+    if name == "SOFTMAX" and any(t in ("int8", "uint8") for t in out_dtypes):
+        return "XNNPACK has no quantised SOFTMAX kernel (end the classifier at its logits: quantize --softmax host)"
+    if name in ("RELU", "RELU6", "RELU_N1_TO_1") and any(t in ("int8", "uint8") for t in out_dtypes):
+        return f"XNNPACK takes a quantised {name} only fused into the op before it (Conv/Dense activation=)"
+    if any(t == "uint8" for t in in_dtypes + out_dtypes):
+        return f"XNNPACK refused this uint8 {name} (per-tensor uint8 is only partly supported: use per-channel int8)"
+    return f"XNNPACK refused this {name} (a parameter or fused activation it does not support)"
+
+
+def _reasons(nodes: list, left: list, dtypes: dict) -> dict:
+    """op name -> why XNNPACK did not take it (the first reason found per op type)."""
+    produced = {t for n in nodes for t in n[2]}
+    out: dict = {}
+    for i in left:
+        name, ins, outs = nodes[i]
+        if name not in out:
+            out[name] = why_not_delegated(name, [dtypes.get(t) for t in ins], [dtypes.get(t) for t in outs],
+                                          [t in produced for t in ins])
+    return dict(sorted(out.items()))
+
+
 def analyse(interpreter: Any) -> dict:
-    """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated."""
+    """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated (and
+    why, when a delegate took part of the graph)."""
     try:
         nodes = _nodes(interpreter)
     except Exception:
         return {"ops_total": None, "ops_delegated": None, "delegate_nodes": None,
-                "ops_not_delegated": {}, "quantized": None, "op_types": {}}
+                "ops_not_delegated": {}, "not_delegated_why": {}, "quantized": None, "op_types": {}}
     original = [i for i, n in enumerate(nodes) if n[0] != "DELEGATE"]
     delegates = [i for i, n in enumerate(nodes) if n[0] == "DELEGATE"]
     taken = set(_partitions(nodes, original, delegates))
@@ -108,12 +157,14 @@ def analyse(interpreter: Any) -> dict:
     quantized = any(nodes[i][0] in _COMPUTE_OPS and
                     any(dtypes.get(t) in ("int8", "uint8", "int16") for t in nodes[i][2])
                     for i in original)
-    left = Counter(nodes[i][0] for i in original if i not in taken)
+    left_ops = [i for i in original if i not in taken]
+    left = Counter(nodes[i][0] for i in left_ops)
     return {
         "ops_total": len(original),
         "ops_delegated": len(taken),
         "delegate_nodes": len(delegates),
         "ops_not_delegated": dict(sorted(left.items())),
+        "not_delegated_why": _reasons(nodes, left_ops, dtypes) if delegates else {},
         "quantized": quantized,
         "op_types": dict(sorted(Counter(nodes[i][0] for i in original).items())),
     }

@@ -8,6 +8,7 @@ Resolution uses find_spec so the parent process never imports a runtime just to 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -43,16 +44,35 @@ def _installed(name: str) -> bool:
         return False
 
 
-def _version(name: str) -> Optional[str]:
+def dist_version(dist: str, package: str) -> Optional[str]:
+    """The installed version of distribution `dist` (which provides import package `package`), read
+    from its dist-info folder name beside the package; importlib.metadata only when that does not
+    say. Why: importlib.metadata's import and scan cost ~0.1 s of every agent start on a board."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        prefix = dist.replace("-", "_").lower() + "-"
+        try:
+            names = [e for e in os.listdir(site) if e.lower().startswith(prefix) and e.endswith(".dist-info")]
+        except OSError:
+            names = []
+        if len(names) == 1:
+            return names[0][len(prefix):-len(".dist-info")]
     try:
         from importlib import metadata
-    except ImportError:  # pragma: no cover - Python < 3.8
+        return metadata.version(dist)
+    except Exception:  # not installed under that name (or no metadata at all)
         return None
+
+
+def _version(name: str) -> Optional[str]:
     for dist in RUNTIMES[name].distributions:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
+        found = dist_version(dist, RUNTIMES[name].package)
+        if found:
+            return found
     return None
 
 

@@ -59,6 +59,8 @@ class Predictor:
         if warning:
             self.notes.append(warning)
         self.threshold, self.iou = threshold, iou
+        where = (manifest or {}).get("softmax") or {}
+        self.softmax_beta = float(where.get("beta", 1.0)) if where.get("where") == "host" else None
         self.delegation = graph.analyse(interp)
         self.runtime = {"name": rt.name, "version": rt.version}
         self.workers = self.pool.qsize()
@@ -139,7 +141,7 @@ class Predictor:
         hw = (self.pre.height, self.pre.width) if self.pre else (spec[1] if len(spec) > 1 else 1,
                                                                   spec[2] if len(spec) > 2 else 1)
         return Context(k=k, labels=self.labels, threshold=self.threshold if threshold is None else threshold,
-                       iou=self.iou, geometry=geometry, input_hw=hw)
+                       iou=self.iou, geometry=geometry, input_hw=hw, softmax_beta=self.softmax_beta)
 
     def predict(self, tensor: np.ndarray, k: int, wait: Optional[float] = None, geometry: Any = None,
                 threshold: Optional[float] = None) -> dict:

@@ -39,13 +39,15 @@ class Context:
 
     `geometry` (device.contract.inputs.Geometry) puts model-input pixels back on the source image;
     without it (a .npy input) coordinates stay in model-input pixels. `threshold` None is the
-    task's own default."""
+    task's own default. `softmax_beta` is set when the manifest says the classifier's softmax was
+    taken out of the graph (its outputs are logits; the reported scores are computed here)."""
     k: int = 5
     labels: Optional[list] = None
     threshold: Optional[float] = None
     iou: float = 0.45
     geometry: Any = None
     input_hw: tuple = (1, 1)          # the model input's (height, width)
+    softmax_beta: Optional[float] = None   # a classifier ending at its logits: probabilities = softmax(beta * x)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,17 @@ def read(interp: Any, out_specs: list) -> np.ndarray:
     return output_scores(interp, out_specs[0])[0]
 
 
+def softmax(logits: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """Probabilities from a classifier's logits (float64, shifted by the max: no overflow)."""
+    z = beta * np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 def answer(scores: np.ndarray, ctx: Context) -> dict:
+    """The top k; a model ending at its logits (manifest softmax "host") reports probabilities."""
+    if ctx.softmax_beta is not None:
+        scores = softmax(scores, ctx.softmax_beta)
     return {"top_k": top_k(scores, ctx.k, ctx.labels)}
 
 

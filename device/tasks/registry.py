@@ -5,14 +5,15 @@ pass for a tiny YOLO head); a model none of them recognises is `raw`.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Optional
 
 from device.errors import EXIT_USAGE, AgentError
-from device.tasks import classify, detect, keypoints, raw, segment
+from device.tasks import NAMES
 from device.tasks.base import Task, label_count
 
-ORDER = (keypoints.TASK, segment.TASK, detect.TASK, classify.TASK)
-TASKS = {t.name: t for t in ORDER + (raw.TASK,)}
+TASKS = {name: importlib.import_module(f"device.tasks.{name}").TASK for name in NAMES}
+ORDER = tuple(TASKS[name] for name in NAMES if name != "raw")
 DEFAULT = "classify"
 
 

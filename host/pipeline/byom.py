@@ -63,6 +63,8 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     if pre is not None:
         head["input"] = input_block(pre, pre_name)
     head["task"] = task
+    if extra.get("softmax"):
+        head["softmax"] = extra["softmax"]
     if metrics:
         head["eval_set"] = opts.eval
     tail = {k: extra[k] for k in ("calibration", "int8_debug", "accuracy_checked", "notes") if k in extra}
@@ -170,10 +172,14 @@ def run_quantize_model(opts: Options) -> dict:
               + (f", {len(ev.y)} eval images" if ev else ""))
         files = {v: fp32 if v == "fp32" else convert(saved, v, calib if v == "int8" else None, signature)
                  for v in opts.variants}
+        softmax = None
+        if task.name == "classify":     # the logits give the same top-1; the probabilities come on the board
+            from host.convert import logits
+            files, softmax = logits.apply(files, opts.softmax)
         x, y = (None, None) if ev is None else (ev.x, ev.y)
         scored = evaluate(files, x, y, pre)
         extra = {"calibration": {"source": opts.calib, "count": int(len(calib))},
-                 "model": _model_info(src, io_fp32)}
+                 "model": _model_info(src, io_fp32), "softmax": softmax}
         if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):
             extra["accuracy_checked"] = False
         if "int8" in scored and "fp32" in scored and ev is not None:
@@ -186,6 +192,8 @@ def run_quantize_model(opts: Options) -> dict:
                     keep = [r["tensor"] for r in debug["worst_layers"][:opts.int8_fallback]]
                     debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
                     files["mixed"] = convert_mixed(saved, calib, signature, keep)
+                    if softmax and softmax["where"] == "host":
+                        files["mixed"] = logits.strip_softmax(files["mixed"])[0]
                     scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
         extra["variant_info"] = {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)

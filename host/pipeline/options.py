@@ -33,6 +33,7 @@ class Options:
     signature: str | None = None
     variants: tuple = DEFAULTS.variants
     task: str | None = None                # TASK=: classify | detect | segment | keypoints | raw (default: recognised)
+    softmax: str = "host"                  # SOFTMAX=: a classifier's final softmax on the host or in the graph
     notes: list[str] = field(default_factory=list)
 
 

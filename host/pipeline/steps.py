@@ -35,8 +35,11 @@ def run_train(dataset: str, name: str, epochs: int = DEFAULTS.epochs, alpha: flo
 
 
 def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samples,
-                 variants=DEFAULTS.variants) -> dict:
-    """The built-in model: convert every variant, evaluate on the test split, bundle in place, summary."""
+                 variants=DEFAULTS.variants, softmax: str = "host") -> dict:
+    """The built-in model: convert every variant, evaluate on the test split, bundle in place, summary.
+
+    `softmax` "host" takes the classifier's final SOFTMAX out of every variant (host/convert/logits.py)."""
+    from host.convert import logits
     from host.convert.quantize import convert_all, graph_summary
     from host.model.architecture import count_macs
     from host.model.train import normalise
@@ -50,12 +53,12 @@ def run_quantize(name: str, calibration_samples: int = DEFAULTS.calibration_samp
     keras_top1 = float(np.mean(np.argmax(model.predict(normalise(ds.x_test), verbose=0, batch_size=256), axis=1)
                                == ds.y_test))
     calib = trained.calibration(ds, calibration_samples)
-    files = convert_all(model, calib, variants)
+    files, where = logits.apply(convert_all(model, calib, variants), softmax)
     specs = {v: graph_summary(b) for v, b in files.items()}
     scored = evaluate_variants(files, ds.x_test, ds.y_test)
     info = {"params": int(model.count_params()), "macs": count_macs(model), "alpha": src.config["alpha"],
             "keras_top1": keras_top1, "calibration_samples": len(calib)}
-    manifest = trained.write_trained_bundle(out, name, src.dataset_spec, ds, files, specs, scored, info)
+    manifest = trained.write_trained_bundle(out, name, src.dataset_spec, ds, files, specs, scored, info, where)
     print_summary(manifest)
     return manifest
 

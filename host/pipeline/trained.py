@@ -48,18 +48,23 @@ def calibration(ds: Dataset, n: int) -> np.ndarray:
     return normalise(ds.x_train[rng.choice(len(ds.x_train), min(n, len(ds.x_train)), replace=False)])
 
 
-def manifest_parts(dataset_spec: str, ds: Dataset, specs: dict[str, dict], model_info: dict) -> ManifestParts:
-    """The built-in model's manifest fields; `specs` is each variant's graph_summary."""
+def manifest_parts(dataset_spec: str, ds: Dataset, specs: dict[str, dict], model_info: dict,
+                   softmax: dict | None = None) -> ManifestParts:
+    """The built-in model's manifest fields; `specs` is each variant's graph_summary; `softmax` where
+    the classifier's softmax is (host/convert/logits.py)."""
     h, w, c = ds.input_shape
     head = {"dataset": {"spec": dataset_spec, **ds.summary()}, "class_names": ds.class_names,
             "input": {"height": h, "width": w, "channels": c, "color": ds.color, "layout": "NHWC",
                       "pixel_scale": PIXEL_SCALE, "pixel_offset": PIXEL_OFFSET}}
+    if softmax:
+        head["softmax"] = softmax
     before = {v: {"ops": len(s["ops"]), "float_ops": s["float_ops"]} for v, s in specs.items()}
     return ManifestParts(head, {"model": model_info}, {"versions": library_versions()}, before, memory_plan=True)
 
 
 def write_trained_bundle(out_dir: Path, name: str, dataset_spec: str, ds: Dataset, variants: dict[str, bytes],
-                         specs: dict[str, dict], evals: dict[str, Scored], model_info: dict) -> dict:
+                         specs: dict[str, dict], evals: dict[str, Scored], model_info: dict,
+                         softmax: dict | None = None) -> dict:
     """A bundle of a model trained on a built-in dataset, evaluated on its test split (in place in `out_dir`)."""
-    return write_bundle(out_dir, name, variants, evals, specs, manifest_parts(dataset_spec, ds, specs, model_info),
+    return write_bundle(out_dir, name, variants, evals, specs, manifest_parts(dataset_spec, ds, specs, model_info, softmax),
                         (ds.x_test, ds.y_test))

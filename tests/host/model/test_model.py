@@ -34,3 +34,19 @@ def test_macs_counts_depthwise_and_pointwise():
     m = build_model((16, 16, 1), 2, alpha=1.0, blocks=((16, 1),), stem_filters=8, stem_stride=1)
     # stem 16*16*3*3*1*8 + dw 16*16*3*3*8 + pw 16*16*8*16 + dense 16*2
     assert count_macs(m) == 16 * 16 * 9 * 8 + 16 * 16 * 9 * 8 + 16 * 16 * 8 * 16 + 16 * 2
+
+
+def test_block_kinds():
+    """sep = depthwise + 1x1, pw = a 1x1 conv alone, conv = one full conv; MACs say which was built."""
+    s = 8 * 8 * 9 * 8                                       # stem on 8x8x1, 8 filters
+    sep = build_model((8, 8, 1), 2, blocks=((16, 1),), stem_filters=8)
+    pw = build_model((8, 8, 1), 2, blocks=((16, 1, "pw"),), stem_filters=8)
+    conv = build_model((8, 8, 1), 2, blocks=((16, 1, "conv"),), stem_filters=8)
+    assert count_macs(sep) == s + 8 * 8 * 9 * 8 + 8 * 8 * 8 * 16 + 16 * 2
+    assert count_macs(pw) == s + 8 * 8 * 8 * 16 + 16 * 2
+    assert count_macs(conv) == s + 8 * 8 * 9 * 8 * 16 + 16 * 2
+    assert not any(type(layer).__name__ == "DepthwiseConv2D" for layer in pw.layers + conv.layers)
+    with pytest.raises(ValueError, match="stride 1"):
+        build_model((8, 8, 1), 2, blocks=((16, 2, "pw"),), stem_filters=8)
+    with pytest.raises(ValueError, match="not sep, pw or conv"):
+        build_model((8, 8, 1), 2, blocks=((16, 1, "dw"),), stem_filters=8)
