@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "several inputs)")
     p.add_argument("--mask_out", "--mask-out", dest="mask_out", metavar="MASK.png",
                    help="segment: write the class-index PNG (a folder for several inputs)")
+    from device.video.command import add_flags as frame_flags
+    frame_flags(p)
     common(p)
 
     p = sub.add_parser("serve", help="HTTP inference service (127.0.0.1 by default)")
@@ -122,4 +124,5 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
     p.add_argument("--runtime")
     task_flags(p)
+    frame_flags(p)
     return parser

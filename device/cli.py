@@ -278,6 +278,9 @@ def _run_long(args) -> Optional[int]:
     if args.command == "serve":
         from device.serving import server as serve
         return serve.main(args, _read_labels(args.labels))
+    if args.command == "infer" and args.source:
+        from device.video import command as frames
+        return frames.infer(args, _read_labels(args.labels))
     if args.command == "infer":
         from device.sources import registry as sources
         source, where = sources.choose(args.inputs, args.watch)
