@@ -93,13 +93,13 @@ def infer(args, labels: Optional[list]) -> int:
                      labels, args.pixel_scale, args.pixel_offset, args.task, args.threshold, args.iou)
     for note in pred.notes:
         sys.stderr.write(f"edgekit-agent: warning: {note}\n")
-    outs, recorder = [], None
-    if args.json:
-        outs.append(sinks.JsonLines(args.json))
+    outs, recorder = [], None       # the recorder first: closing it adds `recorded` to the summary
     if args.record:
         rate = args.fps or (options.facts.get("delivered") or {}).get("fps")
         recorder = sinks.Recorder(args.record, rate)
         outs.append(recorder)
+    if args.json:
+        outs.append(sinks.JsonLines(args.json))
     settings = pipeline.Settings(k=args.top_k, max_rate=args.max_rate, max_frames=args.frames,
                                  paced=source.paced or args.realtime, draw=recorder is not None)
     run = pipeline.Pipeline(pred, items, settings, outs, stop)
