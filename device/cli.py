@@ -121,10 +121,26 @@ def cmd_bench(args, doc: dict) -> int:
             warnings.append(warning)
             doc["warnings"].append(warning)
         evaluated = _eval_after_bench(args, doc, path, manifest, warnings) if args.eval else None
+        extra = _evaluated_fields(evaluated)
+        if args.source:
+            extra["end_to_end"] = _frames_after_bench(args, doc, path, manifest)
         doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
-                                                   memory=result["memory"], warnings=warnings,
-                                                   **_evaluated_fields(evaluated)))
+                                                   memory=result["memory"], warnings=warnings, **extra))
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def _frames_after_bench(args, doc: dict, path: str, manifest: Optional[dict]) -> list:
+    """bench --source: the frame pipeline's end-to-end figures, one child per thread count."""
+    out = []
+    for threads in args.num_threads:
+        job = {"job": "frames", "runtime": _runtime_job(doc), "threads": threads, "source": args.source,
+               "frames": args.frames, "manifest": os.path.abspath(args.manifest) if args.manifest else None}
+        result, failure = _run_model_job(path, job, args.timeout, manifest)
+        if failure:
+            doc["errors"].append(f"--source {args.source}: {failure['error']['message']}")
+            return out
+        out.append(result["end_to_end"])
+    return out
 
 
 def _eval_job(doc: dict, eval_set: str, manifest_path: Optional[str], threads: int) -> dict:

@@ -16,6 +16,8 @@ def child_main() -> int:
     try:
         if job["job"] == "profile":   # built on the bench job's timing (device/profiling/profile.py imports jobs)
             from device.profiling.profile import run
+        elif job["job"] == "frames":  # bench --source: the frame pipeline end to end
+            from device.video.bench import run
         else:
             from device.measure import jobs, task_eval
             run = {"bench": jobs.bench, "eval": task_eval.evaluate, "infer": jobs.infer}[job["job"]]

@@ -157,3 +157,18 @@ def test_without_opencv_the_video_sources_say_so_and_images_still_work(clip, tmp
     run = run_agent("infer", task_models()["yolo"], "--source", f"images:{tmp_path / 'seq'}", "--json", "-", env=env)
     assert run.code == 0, run.stderr
     assert _lines(run.stdout)[1]["frames"] == 3
+
+
+def test_bench_with_a_source_adds_the_end_to_end_figures_per_thread_count(clip, agent):
+    run = agent("bench", task_models()["segment"], "--num_runs", "5", "--warmup_runs", "1", "--min_secs", "0",
+                "--num_threads", "1,2", "--source", f"video:{clip}", "--json", "-")
+    assert run.code == 0, run.stderr
+    doc = run.doc
+    assert doc["errors"] == []      # the document passed the result schema (results.finish)
+    e2e = doc["results"][0]["end_to_end"]
+    assert [e["threads"] for e in e2e] == [1, 2]
+    for e in e2e:
+        assert (e["frames"], e["dropped"], e["task"]) == (60, 0, "segment")
+        assert e["fps"] > 0 and e["latency_ms"]["p99"] >= e["latency_ms"]["p50"] > 0
+        assert set(e["stages_ms"]) == {"capture_wait", "decode", "preprocess", "invoke", "postprocess", "draw"}
+        assert e["source"]["spec"] == f"video:{clip}" and e["rss_mb"] > 0
