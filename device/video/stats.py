@@ -110,3 +110,12 @@ class Stats:
         """(counts, bucket counts per stage, sums per stage): a copy for /metrics."""
         with self.lock:
             return dict(self.counts), {k: list(v) for k, v in self.hist.items()}, dict(self.sums)
+
+
+def end_to_end_line(e: dict) -> str:
+    """One bench --source entry for people: fps, latency, drops, the stage split, CPU and RSS."""
+    split = ", ".join(f"{k} {v['mean']}" for k, v in e["stages_ms"].items() if v.get("mean") is not None)
+    lat = e["latency_ms"]
+    return (f"end to end, {e['threads']} thread(s): {e['fps']} fps over {e['frames']} frames, latency p50 "
+            f"{lat['p50']} / p99 {lat['p99']} ms, dropped {e['dropped']}, CPU {e['cpu_percent']} %, RSS "
+            f"{e['rss_mb']} MB; stage means ms: {split}")

@@ -179,7 +179,9 @@ def test_bench_with_a_video_ships_it_and_adds_the_end_to_end_figures(first_deplo
     shipped = list((board.board_home / "media").iterdir())
     assert [p.name.split("-", 1)[1] for p in shipped] == ["door.mp4"]
     before = set(results_for(client_home))
+    capsys.readouterr()
     assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile, "--video", clip) == 0
+    assert "int8 end to end, 1 thread(s): " in capsys.readouterr().out
     [path] = set(results_for(client_home)) - before
     doc = json.loads(path.read_text())
     validate(doc)
