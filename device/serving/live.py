@@ -25,6 +25,7 @@ class Live:
     """The running pipeline and what it last produced (an annotated JPEG, an answer)."""
 
     def __init__(self, pred: Any, args: Any):
+        pipeline.check_model(pred)
         self.stop = threading.Event()
         source, items, self.options = command.open_frames(args, self.stop)
         self.stats = Stats()

@@ -30,6 +30,7 @@ def run(job: dict) -> dict:
     source, items, options = command.open_frames(_Args(job), stop)
     pred = Predictor(job["model_path"], runtime.RuntimeInfo(**job["runtime"]), 1, job["threads"],
                      inputs.load_manifest(job.get("manifest")), None, task=job.get("task"))
+    pipeline.check_model(pred)
     frames: Optional[int] = job.get("frames") or (LIVE_FRAMES if source.paced else None)
     settings = pipeline.Settings(k=5, max_frames=frames, paced=source.paced or bool(job.get("realtime")))
     run_ = pipeline.Pipeline(pred, items, settings, [], stop)

@@ -32,6 +32,18 @@ def _rate(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _reconnects(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def add_flags(p: argparse.ArgumentParser) -> None:
     """The frame-source flags of infer and serve."""
     p.add_argument("--source", metavar="SPEC", help="frames from video:CLIP, images:FOLDER, camera:N, rtsp://..., "
@@ -42,8 +54,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="video:/images: at their own frame rate like a camera (the newest frame wins)")
     p.add_argument("--max_rate", "--max-rate", dest="max_rate", type=_rate, metavar="FPS",
                    help="answer at most FPS frames per second (a live source drops the rest)")
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N answered frames")
-    p.add_argument("--reconnect", type=int, default=5, metavar="N",
+    p.add_argument("--frames", type=_count, metavar="N", help="stop after N answered frames")
+    p.add_argument("--reconnect", type=_reconnects, default=5, metavar="N",
                    help="a network stream: give up after N failed reconnects in a row (default 5)")
     p.add_argument("--record", metavar="OUT.mp4", help="--source: write the annotated video (always finalised)")
 
@@ -55,7 +67,7 @@ def open_frames(args, stop: threading.Event) -> tuple:
     name, where = registry.parse_spec(args.source)
     source = registry.get(name)
     options = Options(stop=stop, size=args.size, fps=args.fps, realtime=args.realtime,
-                      reconnects=max(0, args.reconnect))
+                      reconnects=args.reconnect)
     items = source.open(where, options)
     options.facts.update(spec=args.source, requested={"size": list(args.size) if args.size else None,
                                                       "fps": args.fps})
@@ -84,13 +96,15 @@ def infer(args, labels: Optional[list]) -> int:
     from device.runtimes import registry as runtime
     from device.serving.predictor import Predictor
     from device.video import pipeline, sinks
-    if args.inputs or args.watch:
-        raise AgentError("--source takes no INPUT arguments or --watch", EXIT_USAGE, "usage")
+    if args.inputs or args.watch or args.draw or args.mask_out:
+        raise AgentError("--source takes no INPUT arguments, --watch, --draw or --mask_out (--record writes the "
+                         "annotated frames)", EXIT_USAGE, "usage")
     stop = threading.Event()
     on_signals(stop)
     source, items, options = open_frames(args, stop)
     pred = Predictor(args.model, runtime.resolve(args.runtime), 1, args.num_threads, load_manifest(args.manifest),
                      labels, args.pixel_scale, args.pixel_offset, args.task, args.threshold, args.iou)
+    pipeline.check_model(pred)
     for note in pred.notes:
         sys.stderr.write(f"edgekit-agent: warning: {note}\n")
     outs, recorder = [], None       # the recorder first: closing it adds `recorded` to the summary

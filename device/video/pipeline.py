@@ -87,11 +87,17 @@ def _capture(items: Iterator[Item], slot: Slot) -> None:
         slot.end(error)
 
 
+def check_model(pred: Any) -> None:
+    """Frames need a model with one image input (a usage error before any frame is read)."""
+    if pred.pre is None:
+        spec = pred.in_specs[0]
+        raise AgentError(f"--source needs a model with an image input; this one takes {spec['dtype']}"
+                         f"{list(spec['shape'])}", EXIT_USAGE, "usage")
+
+
 def frame_tensor(pred: Any, arr: np.ndarray) -> tuple:
     """An RGB frame of any size -> (the model's input tensor, its Geometry): the same fitting as
     an image file, so a frame and the same pixels saved as PNG give the same answer."""
-    if pred.pre is None:
-        raise AgentError("--source needs a model with an image input", EXIT_USAGE, "usage")
     pixels = inputs.fit_pixels(arr, pred.pre)
     return inputs.pixels_to_input(pixels[None], pred.in_specs[0], pred.pre), \
         inputs.geometry_for(arr.shape[1], arr.shape[0], pred.pre)

@@ -172,3 +172,16 @@ def test_bench_with_a_source_adds_the_end_to_end_figures_per_thread_count(clip, 
         assert e["fps"] > 0 and e["latency_ms"]["p99"] >= e["latency_ms"]["p50"] > 0
         assert set(e["stages_ms"]) == {"capture_wait", "decode", "preprocess", "invoke", "postprocess", "draw"}
         assert e["source"]["spec"] == f"video:{clip}" and e["rss_mb"] > 0
+
+
+@pytest.mark.parametrize("command", ["infer", "serve"])
+def test_a_model_without_an_image_input_is_refused_before_any_frame(command, clip, agent):
+    run = agent(command, task_models()["raw"], "--source", f"video:{clip}", *(["--port", "0"] if command == "serve" else []))
+    assert run.code == 2
+    assert run.stderr.strip().splitlines()[-1] == \
+        "edgekit-agent: error: --source needs a model with an image input; this one takes float32[1, 16]"
+
+
+def test_source_with_draw_is_a_usage_error(clip, agent):
+    run = agent("infer", task_models()["yolo"], "--source", f"video:{clip}", "--draw", "x.jpg")
+    assert run.code == 2 and "--record writes the annotated frames" in run.stderr
