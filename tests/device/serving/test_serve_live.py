@@ -86,3 +86,22 @@ def test_the_page_shows_frames_and_its_numbers_move(live, browser):  # noqa: F81
         assert size == [160, 120]
     finally:
         page.close()
+
+
+def test_with_a_token_the_live_endpoints_want_it(tmp_path):
+    import urllib.error
+    clip = clips.write_clip(tmp_path / "clip.mp4", frames=30)
+    proc = subprocess.Popen([sys.executable, "-m", "device", "serve", task_models()["yolo"], "--port", "0",
+                             "--source", f"video:{clip}", "--token", "s3cret"],
+                            cwd=REPO, env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"on (http://127\.0\.0\.1:\d+) ", proc.stdout.readline()).group(1)
+        for path in ("/", "/stream", "/live"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                _get(url + path)
+            assert err.value.code == 401
+        assert b"edgekit live" in _get(url + "/?token=s3cret")
+        assert json.loads(_get(url + "/live?token=s3cret"))["source"]["spec"] == f"video:{clip}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
