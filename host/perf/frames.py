@@ -48,12 +48,14 @@ def write_clip(path: Path, frames: int = FRAMES, size: tuple = SIZE) -> Path:
 
 
 def _summary(model: Path, clip: Path, env: dict) -> dict:
+    """One run; the JSON lines go to a file (a pipe would add this process's reading to the figures)."""
+    lines = clip.with_suffix(".jsonl")
     proc = subprocess.run([sys.executable, "-m", "device", "infer", str(model), "--source", f"video:{clip}",
-                           "--num_threads", "1", "--json", "-"], capture_output=True, text=True, env=env,
+                           "--num_threads", "1", "--json", str(lines)], capture_output=True, text=True, env=env,
                           timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"infer --source failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.splitlines()[-1])["summary"]
+    return json.loads(lines.read_text().splitlines()[-1])["summary"]
 
 
 def one_model(model: Path, clip: Path, repeats: int, env: dict, spread) -> dict:
