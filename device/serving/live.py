@@ -36,7 +36,11 @@ class Live:
         self.ended, self.error = False, None
         settings = pipeline.Settings(k=5, max_rate=args.max_rate, max_frames=args.frames,
                                      paced=source.paced or args.realtime, draw=True)
-        self.pipeline = pipeline.Pipeline(pred, items, settings, [self], self.stop, self.stats)
+        outs: list = [self]
+        if getattr(args, "on_detect", None):
+            from device.video.trigger import Trigger
+            outs.append(Trigger(args.on_detect, args.exec_cmd, args.webhook, args.cooldown))
+        self.pipeline = pipeline.Pipeline(pred, items, settings, outs, self.stop, self.stats)
         self.thread = threading.Thread(target=self._run, daemon=True, name="edgekit-live")
 
     # ------------------------------------------------------------ the pipeline's sink

@@ -58,6 +58,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reconnect", type=_reconnects, default=5, metavar="N",
                    help="a network stream: give up after N failed reconnects in a row (default 5)")
     p.add_argument("--record", metavar="OUT.mp4", help="--source: write the annotated video (always finalised)")
+    p.add_argument("--on_detect", "--on-detect", dest="on_detect", metavar="LABEL>=SCORE",
+                   help="--source: run --exec CMD or POST to --webhook URL when a detection fits (e.g. person>=0.6)")
+    p.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="--on-detect: the command (answer JSON on stdin)")
+    p.add_argument("--webhook", metavar="URL", help="--on-detect: POST the answer JSON here")
+    p.add_argument("--cooldown", type=_rate, default=10.0, metavar="S",
+                   help="--on-detect: at most one trigger per S seconds (default 10)")
 
 
 def open_frames(args, stop: threading.Event) -> tuple:
@@ -112,6 +118,9 @@ def infer(args, labels: Optional[list]) -> int:
         rate = args.fps or (options.facts.get("delivered") or {}).get("fps")
         recorder = sinks.Recorder(args.record, rate)
         outs.append(recorder)
+    if args.on_detect:
+        from device.video.trigger import Trigger
+        outs.append(Trigger(args.on_detect, args.exec_cmd, args.webhook, args.cooldown))
     if args.json:
         outs.append(sinks.JsonLines(args.json))
     settings = pipeline.Settings(k=args.top_k, max_rate=args.max_rate, max_frames=args.frames,

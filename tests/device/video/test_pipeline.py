@@ -185,3 +185,59 @@ def test_a_model_without_an_image_input_is_refused_before_any_frame(command, cli
 def test_source_with_draw_is_a_usage_error(clip, agent):
     run = agent("infer", task_models()["yolo"], "--source", f"video:{clip}", "--draw", "x.jpg")
     assert run.code == 2 and "--record writes the annotated frames" in run.stderr
+
+
+def test_a_detection_runs_the_command_once_per_cooldown_with_the_answer(clip, tmp_path):
+    log = tmp_path / "events.jsonl"
+    hook = (f"{sys.executable} -c \"import json, os, sys; a = json.load(sys.stdin); "
+            f"open({str(log)!r}, 'a').write(json.dumps([os.environ['EDGEKIT_LABEL'], a['trigger'], a['input']]) + '\\n')\"")
+    run = run_agent("infer", task_models()["yolo"], "--source", f"video:{clip}", "--on-detect", "0>=0.85",
+                    "--exec", hook, "--cooldown", "60", "--json", "-")
+    assert run.code == 0, run.stderr
+    assert _lines(run.stdout)[1]["triggers"] == 1
+    [event] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert event[0] == "0" and event[1]["score"] == 0.9 and event[2] == f"{clip}[0]"
+    run = run_agent("infer", task_models()["yolo"], "--source", f"video:{clip}", "--on-detect", "0>=0.95",
+                    "--exec", hook, "--json", "-")
+    assert _lines(run.stdout)[1]["triggers"] == 0 and len(log.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--on-detect", "person>=0.5"], "--on-detect needs --exec CMD or --webhook URL"),
+    (["--on-detect", ">=x", "--exec", "true"], "--on-detect '>=x': expected LABEL>=SCORE"),
+    (["--on-detect", "cat", "--webhook", "file:///etc/passwd"], "--webhook 'file:///etc/passwd': expected an http"),
+])
+def test_bad_triggers_are_usage_errors(flags, message, clip, agent):
+    run = agent("infer", task_models()["yolo"], "--source", f"video:{clip}", *flags)
+    assert run.code == 2 and message in run.stderr
+
+
+def test_a_detection_posts_the_answer_to_the_webhook(clip):
+    import http.server
+    import threading
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run = run_agent("infer", task_models()["yolo"], "--source", f"video:{clip}", "--realtime", "--fps", "60",
+                        "--on-detect", "*>=0.5", "--webhook", f"http://127.0.0.1:{server.server_address[1]}/door",
+                        "--cooldown", "0.4", "--json", "-")
+        deadline = time.monotonic() + 10
+        summary = _lines(run.stdout)[1]
+        while len(got) < summary["triggers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+    assert run.code == 0 and 2 <= summary["triggers"] <= 4     # 1 s of frames, one trigger per 0.4 s
+    assert len(got) == summary["triggers"] and got[0]["trigger"] == {"label": "0", "class_id": 0, "score": 0.9,
+                                                                    "box": got[0]["detections"][0]["box"]}
