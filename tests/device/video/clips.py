@@ -7,11 +7,14 @@ import os
 import numpy as np
 
 
-def write_clip(path: str, frames: int = 60, size: tuple = (160, 120), fps: float = 30.0) -> str:
-    """A clip of moving shapes (a red box sliding right, a green disc falling)."""
+def write_clip(path: str, frames: int = 60, size: tuple = (160, 120), fps: float = 30.0,
+               fourcc: str = "mp4v") -> str:
+    """A clip of moving shapes (a red box sliding right, a green disc falling). mp4v decodes to
+    slightly different pixels on aarch64 and x86 (FFmpeg's IDCT); FFV1 (lossless, in .avi) decodes
+    to the same pixels everywhere, for comparing a board with the host."""
     import cv2
     w, h = size
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     for i in range(frames):
         f = np.full((h, w, 3), 40, np.uint8)
         x = (5 + 2 * i) % max(1, w - 30)
