@@ -100,8 +100,9 @@ deploy: venv
 	    $(call opt,ROLLOUT,--rollout) $(call opt,BATCH,--batch) $(call opt,MAX_FAIL,--max-fail)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
+##                   VIDEO=clip.mp4: also the frame pipeline end to end on it (fps, latency, stage split; OpenCV on the board)
 bench: venv
-	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VIDEO,--video)
 	@$(PY) -m host score --bundle "$$BUNDLE" --newest
 
 ## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)

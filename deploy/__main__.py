@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--release", help="release id (default: the one that was current before)")
         if name in ("bench", "profile"):
             p.add_argument("--results", help="results directory (default: results/)")
+        if name == "bench":
+            p.add_argument("--video", help="also run the frame pipeline end to end on this clip on the board "
+                                           "(fps, latency, stage split; needs OpenCV there)")
         if name == "profile":
             p.add_argument("--variant", help="profile only this variant (default: the profile's variants)")
             p.add_argument("--cut-on-host", action="store_true",

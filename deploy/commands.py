@@ -9,6 +9,7 @@ from typing import Callable
 
 from deploy.boards import fleet, profiles
 from deploy.boards.session import Options, bundle_path
+from deploy.errors import UsageError
 from deploy.releases import ship as releases
 from deploy.releases.agent import build_agent
 from deploy.releases.push import push_one
@@ -48,7 +49,10 @@ def _on_boards(args: argparse.Namespace, hosts: list[str], what: str, work) -> i
 def bench(args: argparse.Namespace, hosts: list[str]) -> int:
     from deploy.measure.bench import bench_one
     bundle = bundle_path(args.bundle)
-    return _on_boards(args, hosts, "bench", lambda h, options: bench_one(h, bundle, options))
+    video = getattr(args, "video", None)
+    if video and not os.path.isfile(video):
+        raise UsageError(f"--video {video}: no such file")
+    return _on_boards(args, hosts, "bench", lambda h, options: bench_one(h, bundle, options, video))
 
 
 def profile(args: argparse.Namespace, hosts: list[str]) -> int:

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="FILE.npy",
                    help="input tensor, once per model input in order, or NAME=FILE.npy; default random data")
     p.add_argument("--seed", type=int, default=defaults.RANDOM_SEED)
+    p.add_argument("--source", metavar="SPEC", help="also run the frame pipeline end to end on video:CLIP, "
+                                                    "images:FOLDER, camera:N or a stream (fps, latency, stage split)")
+    p.add_argument("--frames", type=_at_least_1, metavar="N", help="--source: frames to answer (default: a "
+                                                                   "file's all, 300 from a camera or stream)")
 
     from device.profiling import profile
     profile.add_parser(sub, common)
@@ -100,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "several inputs)")
     p.add_argument("--mask_out", "--mask-out", dest="mask_out", metavar="MASK.png",
                    help="segment: write the class-index PNG (a folder for several inputs)")
+    from device.video.command import add_flags as frame_flags
+    frame_flags(p)
     common(p)
 
     p = sub.add_parser("serve", help="HTTP inference service (127.0.0.1 by default)")
@@ -122,4 +128,5 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared secret required as 'Authorization: Bearer TOKEN' (env EDGEKIT_TOKEN)")
     p.add_argument("--runtime")
     task_flags(p)
+    frame_flags(p)
     return parser

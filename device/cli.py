@@ -119,13 +119,29 @@ def cmd_bench(args, doc: dict) -> int:
             warnings.append(warning)
             doc["warnings"].append(warning)
         evaluated = _eval_after_bench(args, doc, path, manifest, warnings) if args.eval else None
+        extra = _evaluated_fields(evaluated)
+        if args.source:
+            extra["end_to_end"] = _frames_after_bench(args, doc, path, manifest)
         doc["results"].append(results.model_result(result["model"], result["variant"], runs=result["runs"],
-                                                   memory=result["memory"], warnings=warnings,
-                                                   **_evaluated_fields(evaluated)))
+                                                   memory=result["memory"], warnings=warnings, **extra))
     for entry, line in speed_notes.int8_slower(doc["results"]):      # INT8 slower than its FP32 twin
         entry["warnings"].append(line)
         doc["warnings"].append(line)
     return EXIT_MODEL_FAILED if doc["errors"] else EXIT_OK
+
+
+def _frames_after_bench(args, doc: dict, path: str, manifest: Optional[dict]) -> list:
+    """bench --source: the frame pipeline's end-to-end figures, one child per thread count."""
+    out = []
+    for threads in args.num_threads:
+        job = {"job": "frames", "runtime": _runtime_job(doc), "threads": threads, "source": args.source,
+               "frames": args.frames, "manifest": os.path.abspath(args.manifest) if args.manifest else None}
+        result, failure = _run_model_job(path, job, args.timeout, manifest)
+        if failure:
+            doc["errors"].append(f"--source {args.source}: {failure['error']['message']}")
+            return out
+        out.append(result["end_to_end"])
+    return out
 
 
 def _eval_job(doc: dict, eval_set: str, manifest_path: Optional[str], threads: int) -> dict:
@@ -278,6 +294,9 @@ def _run_long(args) -> Optional[int]:
     if args.command == "serve":
         from device.serving import server as serve
         return serve.main(args, _read_labels(args.labels))
+    if args.command == "infer" and args.source:
+        from device.video import command as frames
+        return frames.infer(args, _read_labels(args.labels))
     # infer over files (no -, no --watch) runs in a child: the source modules (and NumPy) stay out of this process
     if args.command == "infer" and (args.watch or not args.inputs or "-" in args.inputs):
         from device.sources import registry as sources

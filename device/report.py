@@ -106,6 +106,10 @@ def print_human(doc: dict) -> None:
             agree = f", agreement with host {acc['agreement_with_host']:.4f}" \
                 if acc.get("agreement_with_host") is not None else ""
             print(f"top-1 {acc['top1']:.4f} on {acc['count']} images{extra}{agree}")
+        if r.get("end_to_end"):
+            from device.video.stats import end_to_end_line
+            for e in r["end_to_end"]:
+                print(end_to_end_line(e))
         if r.get("profile") or r.get("memory_plan"):
             from device.profiling.view import render
             print(render(r, _table))

@@ -186,7 +186,17 @@ def info_after(d: Deployed, calls: Calls) -> dict | None:
         return None
 
 
-def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
+def _ship_video(d: Deployed, video: str) -> str:
+    """The clip on the board under <home>/media/ (named by its content, so it is sent once)."""
+    local = Path(video)
+    remote = f"{d.home}/media/{sha256_file(local)[:12]}-{local.name}"
+    if not d.session.target.run(f"test -f {q(remote)}", timeout=30).ok:
+        d.session.target.run(f"mkdir -p {q(d.home + '/media')}", timeout=30)
+        d.session.target.put(local, remote)
+    return remote
+
+
+def bench_one(spec: str, bundle: Path, options: Options, video: str | None = None) -> tuple[str, dict]:
     with deployed(spec, bundle, options) as d:
         prof, s = d.prof, d.session
         models = d.variant_files(prof.variants or list(d.manifest["variants"]))
@@ -197,6 +207,8 @@ def bench_one(spec: str, bundle: Path, options: Options) -> tuple[str, dict]:
         flags = " ".join(q(a) for a in params.to_argv(prof.bench)) + f" --manifest {s.path('manifest.json')}"
         if "eval.npz" in d.files:
             flags += f" --eval {s.path('eval.npz')}"
+        if video:       # the frame pipeline end to end, per thread count (the result's end_to_end)
+            flags += f" --source {q('video:' + _ship_video(d, video))}"
         calls = per_model(d, models, lambda file: f"bench {s.path(file)} {flags}",
                           2 * prof.bench["timeout"] + 120, "bench")   # bench child + eval child + start-up
         after = info_after(d, calls)

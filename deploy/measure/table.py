@@ -50,6 +50,8 @@ def render(doc: dict) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in cells]
+    from device.video.stats import end_to_end_line
+    lines += [f"{r['variant']} {end_to_end_line(e)}" for r in doc.get("results", []) for e in r.get("end_to_end") or []]
     extra = doc.get("deploy", {})
     lines.append(f"temperature before {results.thermal_text(extra.get('info_before'))}, "
                  f"after {results.thermal_text(extra.get('info_after'))}; runtime "

@@ -19,6 +19,8 @@ def child_main() -> int:
         elif job["job"] == "eval":
             from device.measure import task_eval
             run = task_eval.evaluate
+        elif job["job"] == "frames":  # bench --source: the frame pipeline end to end
+            from device.video.bench import run
         else:
             from device.measure import jobs
             run = {"bench": jobs.bench, "infer": jobs.infer}[job["job"]]

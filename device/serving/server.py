@@ -1,7 +1,8 @@
 """`serve`: a small HTTP inference service on the board (standard library only).
 
 Endpoints (a contract): GET /health, GET /info, GET /metrics (Prometheus text), POST /infer
-(?top_k=K) with an image or .npy as the raw body; /info and every /infer answer name the release
+(?top_k=K) with an image or .npy as the raw body; with --source SPEC also GET / (a live page),
+/stream (MJPEG of the annotated frames) and /live (its figures), device/serving/live.py; /info and every /infer answer name the release
 and the model sha256 that served them. With --follow LINK the service moves to the release the
 link names without dropping a request (device/serving/swap.py). Bound to 127.0.0.1 unless --host says otherwise. TFLite interpreters are not
 thread-safe, so each of the --workers interpreters serves one request at a time; requests
@@ -40,7 +41,7 @@ class HttpError(Exception):
         self.status = status
 
 
-ENDPOINTS = ("/health", "/info", "/infer", "/metrics")
+ENDPOINTS = ("/health", "/info", "/infer", "/metrics", "/", "/stream", "/live")   # the last three: --source
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class Handler(BaseHTTPRequestHandler):
     access_log: Optional[AccessLog]
     metrics: Metrics
     slots: threading.BoundedSemaphore
+    live: Any = None        # serve --source: device/serving/live.py's running pipeline
 
     def setup(self):
         self.request.settimeout(self.request_timeout)
@@ -159,11 +161,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self._metrics_text(served).encode(), CONTENT_TYPE)
         elif path == "/infer":
             raise HttpError(405, "use POST /infer with the image or .npy as the body")
+        elif self.live is not None and path in ("/", "/stream", "/live"):
+            from device.serving import live
+            live.answer(self, path)
         else:
             raise HttpError(404, f"no such endpoint {path}")
 
     def _metrics_text(self, served: Served) -> str:
-        return self.metrics.render({"release": served.release or "", "sha256": served.sha256,
+        return (self.live.metrics_text() if self.live is not None else "") + self.metrics.render({"release": served.release or "", "sha256": served.sha256,
                                     "model": served.predictor.meta["name"], "variant": served.variant or "",
                                     "runtime": served.predictor.runtime["name"],
                                     "runtime_version": served.predictor.runtime["version"] or "",
@@ -212,11 +217,11 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_handler(follower: Follower, max_body: int, token: Optional[str], timeout: float,
-                 access_log: Optional[AccessLog] = None, metrics: Optional[Metrics] = None) -> type:
-    """A Handler class bound to one server's model, limits, token, logs and metrics."""
+                 access_log: Optional[AccessLog] = None, metrics: Optional[Metrics] = None, live: Any = None) -> type:
+    """A Handler class bound to one server's model, limits, token, logs, metrics and live pipeline."""
     return type("Handler", (Handler,), {
         "follower": follower, "max_body": max_body, "token": token, "request_timeout": timeout,
-        "access_log": access_log, "metrics": metrics or Metrics(),
+        "access_log": access_log, "metrics": metrics or Metrics(), "live": live,
         "slots": threading.BoundedSemaphore(MAX_CONNECTIONS)})
 
 
@@ -238,7 +243,12 @@ def main(args, labels: Optional[list]) -> int:
         print(f"edgekit-agent: warning: serving on {args.host}, reachable from the network"
               + ("" if args.token else " without a token (set --token or EDGEKIT_TOKEN)"), file=sys.stderr)
     access_log = AccessLog.from_args(args.access_log, args.access_log_max_mb)
-    handler = make_handler(follower, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, access_log, metrics)
+    feed = None
+    if getattr(args, "source", None):
+        from device.serving.live import Live
+        feed = Live(model, args)        # a bad spec, no camera: one line and exit 2 before listening
+    handler = make_handler(follower, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, access_log, metrics,
+                           feed)
     try:
         server = ThreadingHTTPServer((args.host, args.port), handler)
     except (OSError, OverflowError) as exc:  # OverflowError: a port above 65535
@@ -261,12 +271,16 @@ def main(args, labels: Optional[list]) -> int:
                                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         follower.write_state()
     follower.start()
+    if feed is not None:
+        feed.start()
     print(f"serving {model.meta['name']} on http://{host}:{port} ({rt.name} {rt.version or ''}, "
           f"{model.workers} workers)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         follower.stopped.set()
+        if feed is not None:
+            feed.close()        # ends the MJPEG streams, so server_close does not wait on them
         server.server_close()
         if args.state:
             try:

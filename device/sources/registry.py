@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from device.errors import EXIT_USAGE, AgentError
-from device.sources import files, stdin, watch
+from device.sources import files, images, stdin, watch
 from device.sources.base import Item, Options, Source
+from device.sources.live import camera, network, picam, video
 
-SOURCES = {s.name: s for s in (files.SOURCE, stdin.SOURCE, watch.SOURCE)}
+SOURCES = {s.name: s for s in (files.SOURCE, stdin.SOURCE, watch.SOURCE, images.SOURCE, video.SOURCE,
+                               camera.SOURCE, network.SOURCE, picam.SOURCE)}
+SPECS = "video:CLIP, images:FOLDER, camera:N, rtsp://..., http://..., picamera2"
 
 
 def get(name: str) -> Source:
@@ -33,3 +36,17 @@ def choose(inputs: list, watch_dir: Optional[str]) -> tuple:
 def open_source(name: str, where: list, options: Optional[Options] = None) -> Iterator[Item]:
     """The items of source name at where, in order."""
     return get(name).open(where, options or Options())
+
+
+def parse_spec(spec: str) -> tuple:
+    """(source name, where) for --source SPEC: video:CLIP, images:FOLDER, camera:N, a URL
+    (rtsp, rtsps, http, https) or picamera2. Anything else is a usage error in one line."""
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
+    if scheme in ("rtsp", "rtsps", "http", "https"):
+        return "network", [spec]
+    if spec == "picamera2":
+        return "picamera2", []
+    kind, sep, where = spec.partition(":")
+    if sep and where and kind in ("video", "images", "camera"):
+        return kind, [where]
+    raise AgentError(f"--source {spec!r}: expected one of {SPECS}", EXIT_USAGE, "usage")

@@ -43,6 +43,12 @@ def open_image(source: Any) -> Any:
         raise AgentError("cannot draw: the input is not an image Pillow reads", kind="input") from None
 
 
+def from_array(arr: np.ndarray) -> Any:
+    """(H,W,3) uint8 RGB pixels (a video frame) -> a PIL image to draw on."""
+    Image, _ = _pil()
+    return Image.fromarray(arr)
+
+
 def annotate(image: Any, fields: dict, class_map: Optional[np.ndarray] = None) -> Any:
     """The image with the answer drawn on it (a copy)."""
     Image, ImageDraw = _pil()

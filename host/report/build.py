@@ -224,6 +224,9 @@ def build_report(results: Path = RESULTS, out: Path = REPORTS) -> tuple[str, lis
                       "other processes may have disturbed the figures (multi-thread runs most)")
         md.append("")
         md += board_table(mine) + [""]
+        from host.report import frames as report_frames   # `make bench VIDEO=...`: the end-to-end figures
+        more, pics = report_frames.section(doc, out, _slug(f"{board}_{bundle}"))
+        md, images = md + more, images + pics
         md += task_lines(path, ARTIFACTS / bundle, _manifest(bundle), doc)
         for w in list(dict.fromkeys(doc.get("warnings", [])))[:10]:  # each distinct warning once
             md.append(f"- warning: {w}")

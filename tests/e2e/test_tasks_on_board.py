@@ -139,3 +139,27 @@ def test_keyword_spotting_as_a_raw_model_on_the_board(on_board, files):
     h = json.loads(host.stdout)["results"][0]["predictions"][0]["outputs"][0]
     assert b["shape"] == h["shape"] == [12] and b["argmax"] == h["argmax"]
     assert np.max(np.abs(np.subtract(b["values"], h["values"]))) <= 1 / 256 + 1e-6   # one int8 step at most
+
+
+def test_the_frame_pipeline_on_the_board_answers_every_frame_as_the_host(on_board, files, board, board_home,
+                                                                       tmp_path):
+    """infer --source video:CLIP on the board (OpenCV from its aarch64 wheel, pinned as on the host):
+    every frame answered, none dropped, each answer equal to the host's pipeline on the same clip.
+    The clip is lossless FFV1: MPEG-4 part 2 decodes to slightly different pixels on aarch64."""
+    from tests.device.video.clips import write_clip
+    clip = write_clip(tmp_path / "clip.avi", frames=20, fourcc="FFV1")
+    pin = [line.strip() for line in open(REPO / "requirements.txt") if line.startswith("opencv-python-headless==")][0]
+    pip = _on_board(board, board_home, f'"${{EDGEKIT_HOME:-$HOME/.edgekit}}/venv/bin/python" -m pip install -q {pin}')
+    assert pip.returncode == 0, pip.stderr.decode()[-1500:]
+    with open(clip, "rb") as f:
+        assert _on_board(board, board_home, f"cat > {BOARD_DIR}/clip.avi", f.read()).returncode == 0
+    _, models = files
+    cmd = ('"${EDGEKIT_HOME:-$HOME/.edgekit}/venv/bin/python" "${EDGEKIT_HOME:-$HOME/.edgekit}/current/agent.pyz" '
+           f"infer {BOARD_DIR}/segment.tflite --source video:{BOARD_DIR}/clip.avi --json -")
+    proc = _on_board(board, board_home, cmd)
+    assert proc.returncode == 0, proc.stderr.decode()[-1500:]
+    theirs = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    ours = [json.loads(line) for line in _host_infer(models["segment"], "--source", f"video:{clip}").stdout.splitlines()]
+    assert theirs[-1]["summary"]["frames"] == ours[-1]["summary"]["frames"] == 20
+    assert theirs[-1]["summary"]["dropped"] == 0 and theirs[-1]["summary"]["source"]["backend"].startswith("opencv")
+    assert [a["segmentation"] for a in theirs[:-1]] == [b["segmentation"] for b in ours[:-1]]

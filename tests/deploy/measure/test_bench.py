@@ -153,3 +153,40 @@ def test_unreadable_release_json_is_one_line(client_home, bundle, capsys):
     assert err.strip().splitlines()[-1].endswith("release.json is unreadable (Expecting property name "
                                                  "enclosed in double quotes: line 1 column 3 (char 2)); "
                                                  "run `make deploy HOST=...` again")
+
+
+def test_bench_with_a_video_ships_it_and_adds_the_end_to_end_figures(first_deploy, client_home, trusted_board,
+                                                                      bundle, board, capsys, tmp_path):
+    """make bench VIDEO=clip.mp4: without OpenCV on the board, one line says so and the timings are
+    kept; with it (pip-installed into the board's venv), every variant gets its end-to-end figures."""
+    import subprocess
+
+    from tests.device.video.clips import write_clip
+    clip = write_clip(tmp_path / "door.mp4", frames=30)
+    profile = tmp_path / "quick.yaml"
+    profile.write_text("name: quick\narch: [x86_64, aarch64]\nnum_threads: [1]\nnum_runs: 5\nwarmup_runs: 1\n"
+                       "budgets: {min_top1: 0.0, max_peak_rss_mb: 4000}\n")
+    python = board.board_home / "venv" / "bin" / "python"
+    has_cv2 = subprocess.run([str(python), "-c", "import cv2"], capture_output=True).returncode == 0
+    if not has_cv2:
+        assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile, "--video", clip) == 1
+        [path] = results_for(client_home)
+        doc = json.loads(path.read_text())
+        assert all(r["runs"] for r in doc["results"])           # the timings are kept
+        assert any("video: needs OpenCV" in e for e in doc["errors"])
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "opencv-python-headless==4.11.0.86"], check=True, capture_output=True, timeout=600)
+    shipped = list((board.board_home / "media").iterdir())
+    assert [p.name.split("-", 1)[1] for p in shipped] == ["door.mp4"]
+    before = set(results_for(client_home))
+    capsys.readouterr()
+    assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--profile", profile, "--video", clip) == 0
+    assert "int8 end to end, 1 thread(s): " in capsys.readouterr().out
+    [path] = set(results_for(client_home)) - before
+    doc = json.loads(path.read_text())
+    validate(doc)
+    for r in doc["results"]:
+        [e2e] = r["end_to_end"]
+        assert (e2e["threads"], e2e["frames"], e2e["dropped"]) == (1, 30, 0) and e2e["fps"] > 0
+        assert e2e["source"]["spec"] == f"video:{shipped[0]}"
+    assert cli("bench", "--bundle", bundle, "--host", trusted_board, "--video", tmp_path / "none.mp4") == 2

@@ -15,14 +15,19 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_the_sources_known_today():
-    assert list(registry.SOURCES) == ["files", "stdin", "watch"]
-    assert [s.live for s in registry.SOURCES.values()] == [False, False, True]
+    assert list(registry.SOURCES) == ["files", "stdin", "watch", "images", "video", "camera", "network",
+                                      "picamera2"]
+    assert [s.live for s in registry.SOURCES.values()] == [False, False, True] + [False] * 5
+    assert [s.name for s in registry.SOURCES.values() if s.frames] == ["images", "video", "camera", "network",
+                                                                      "picamera2"]
+    assert [s.name for s in registry.SOURCES.values() if s.paced] == ["camera", "network", "picamera2"]
 
 
 def test_an_unknown_source_is_refused_in_one_line():
     with pytest.raises(AgentError) as err:
-        registry.open_source("camera", ["/dev/video0"])
-    assert str(err.value) == "unknown source 'camera' (choose from files, stdin, watch)"
+        registry.open_source("webcam", ["/dev/video0"])
+    assert str(err.value) == ("unknown source 'webcam' (choose from files, stdin, watch, images, video, camera, "
+                              "network, picamera2)")
     assert err.value.exit_code == EXIT_USAGE
 
 

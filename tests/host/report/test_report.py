@@ -105,3 +105,27 @@ def test_compare_refuses_two_different_boards(tiny_bundle, tmp_path, capsys):
     assert compare_main(str(a), str(tmp_path / "b.json")) == 2
     assert "a regression gate needs one board" in capsys.readouterr().err
     assert compare_main(str(a), str(tmp_path / "b.json"), threshold_pct=50.0, cross_board=True) == 0
+
+
+def test_the_report_shows_the_end_to_end_figures_and_the_stage_split(tiny_bundle, tmp_path, monkeypatch):
+    """make bench VIDEO=...: the agent's end_to_end entries become a table and a stage-split plot."""
+    from host.report import build as report
+    from tests.device.video.clips import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=20)
+    root = tmp_path / "results"
+    raw = agent_bench([tiny_bundle / "int8.tflite"], tmp_path / "raw.json", "--num_threads", "1,2",
+                      "--source", f"video:{clip}")
+    doc = json.loads(raw.read_text())
+    doc["deploy"] = {"host": "camboard", "bundle": "digits", "profile": "local", "release": "r1",
+                     "info_before": None, "info_after": None}
+    (root / "camboard").mkdir(parents=True)
+    (root / "camboard" / "20260101T000000Z-digits.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(report, "ARTIFACTS", tiny_bundle.parent)
+    md, images = report.build_report(results=root, out=tmp_path / "reports")
+    assert f"### End to end: frames from `video:{clip}`" in md
+    after = md.split("### End to end: frames from", 1)[1]
+    rows = [line for line in after.splitlines() if line.startswith("| int8 | ")][:2]
+    fps = [e["fps"] for e in doc["results"][0]["end_to_end"]]
+    assert [r.split(" | ")[1:3] for r in rows] == [["1", f"{fps[0]:.1f}"], ["2", f"{fps[1]:.1f}"]]
+    assert "stages_camboard_digits.png" in images and (tmp_path / "reports" / "stages_camboard_digits.png").stat().st_size > 1000
