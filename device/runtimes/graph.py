@@ -96,6 +96,8 @@ def partitions(interpreter: Any) -> dict:
 
 def analyse(interpreter: Any) -> dict:
     """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated."""
+    if hasattr(interpreter, "delegation"):      # a runtime that is not TFLite says it itself
+        return interpreter.delegation()
     try:
         nodes = _nodes(interpreter)
     except Exception:
