@@ -34,6 +34,9 @@ QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,
 else
 QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n)
 endif
+# RUNTIME=onnxruntime or RUNTIMES=litert,onnxruntime: deploy installs ONNX Runtime beside LiteRT, bench runs each.
+export RUNTIME RUNTIMES
+RUNTIME_FLAGS = $(if $(RUNTIMES),--runtimes "$$RUNTIMES",$(call opt,RUNTIME,--runtimes))
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
@@ -58,6 +61,7 @@ help:
 	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=36 MAX_TRAINED=8'
 	@echo '                   EPOCHS=40 SPACE=host/search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
+	@echo '           RUNTIME=onnxruntime | RUNTIMES=litert,onnxruntime (deploy installs ONNX Runtime; bench runs each runtime)'
 	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
@@ -96,12 +100,12 @@ agent: venv
 ## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c); a running service follows
 ##                   ROLLOUT=canary|rolling BATCH=N MAX_FAIL=P: batch by batch, each benched; KEEP=3 releases
 deploy: venv
-	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,KEEP,--keep) \
+	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(RUNTIME_FLAGS) $(call opt,KEEP,--keep) \
 	    $(call opt,ROLLOUT,--rollout) $(call opt,BATCH,--batch) $(call opt,MAX_FAIL,--max-fail)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 bench: venv
-	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS)
+	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS) $(RUNTIME_FLAGS)
 	@$(PY) -m host score --bundle "$$BUNDLE" --newest
 
 ## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)

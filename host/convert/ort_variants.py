@@ -121,15 +121,39 @@ def ort_variants(onnx_bytes: bytes, calib: np.ndarray) -> dict[str, bytes]:
     return {"ort_fp32": fp32, "ort_int8": quantize_int8_qdq(fp32, calib)}
 
 
-def run(model: bytes, feeds: np.ndarray, threads: int = 1) -> np.ndarray:
-    """The model's first output for a batch of inputs, through the agent's own ORT runtime."""
+def interpreter(model: bytes, threads: int = 1):
+    """The agent's own ORT interpreter (TFLite Interpreter methods) over ONNX bytes."""
     from device.runtimes import registry
 
     module = registry.load_module(registry.resolve("onnxruntime"))
     with tempfile.NamedTemporaryFile(suffix=".onnx") as f:
         f.write(model)
         f.flush()
-        interp = registry.make_interpreter(module, f.name, threads, False)
+        return registry.make_interpreter(module, f.name, threads, False)
+
+
+def run(model: bytes, feeds: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The model's first output for a batch of inputs."""
+    interp = interpreter(model, threads)
     interp.set_tensor(0, np.ascontiguousarray(feeds, dtype=np.float32))
     interp.invoke()
     return interp.get_tensor(len(interp.get_input_details()))
+
+
+def io_details(model: bytes) -> dict:
+    """host/convert/quantize.io_details' fields for an ONNX model (float I/O: scale 0, zero point 0)."""
+    interp = interpreter(model)
+
+    def spec(d: dict) -> dict:
+        return {"name": d["name"], "shape": [int(s) for s in d["shape"]],
+                "shape_signature": [int(s) for s in d["shape_signature"]],
+                "dtype": np.dtype(d["dtype"]).name, "scale": 0.0, "zero_point": 0}
+
+    weights = sorted({numpy_dtype(t) for t in _onnx().ModelProto.FromString(model).graph.initializer})
+    return {"inputs": [spec(d) for d in interp.get_input_details()],
+            "outputs": [spec(d) for d in interp.get_output_details()], "weight_dtypes": weights}
+
+
+def numpy_dtype(tensor) -> str:
+    from onnx import helper
+    return np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).name

@@ -17,6 +17,7 @@ import numpy as np
 from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
 from host.convert.importers import identify, importer
+from host.convert.ort_variants import io_details as ort_io_details, is_onnx
 from host.convert.quantize import check_fixed_inputs, convert, image_input, io_details, variant_name
 from host.convert.source import ModelError, Source
 from host.data.builtin import DatasetError
@@ -56,7 +57,7 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     if scored is None:
         scored = evaluate(files, None if ev is None else ev.x, None if ev is None else ev.y, pre)
     metrics, preds, images = _task_metrics(opts, files, task, pre, labels)
-    ios = {v: io_details(b) for v, b in files.items()}
+    ios = {v: (ort_io_details if is_onnx(b) else io_details)(b) for v, b in files.items()}
     head = {"dataset": {"spec": ev.spec if ev else None, "name": ev.spec if ev else None,
                         "n_test": int(len(ev.y)) if ev else 0},
             "class_names": labels or (ev.class_names if ev else None)}
@@ -65,7 +66,7 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     head["task"] = task
     if metrics:
         head["eval_set"] = opts.eval
-    tail = {k: extra[k] for k in ("calibration", "int8_debug", "accuracy_checked", "notes") if k in extra}
+    tail = {k: extra[k] for k in ("calibration", "fidelity", "int8_debug", "accuracy_checked", "notes") if k in extra}
     parts = ManifestParts(head, {"origin": origin, "model": extra.get("model", {})}, tail,
                           before={v: {"inputs": len(ios[v]["inputs"])} for v in files},
                           after={v: {"host_us": round(scored[v].host_us, 2), **extra["variant_info"].get(v, {}),
