@@ -1,5 +1,5 @@
 """The model importers, chosen in one place: a user's model in, as Keras 3 `.keras`, Keras 2 / legacy
-`.h5`, a SavedModel directory, or `.tflite` files as they are.
+`.h5`, ONNX `.onnx`, a SavedModel directory, or `.tflite` files as they are.
 
 Everything that is not `.tflite` becomes a SavedModel, because that is the converter path that gives
 fully integer graphs (host/convert/quantize.py). A new format is one module with an `IMPORTER`
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from host.convert import h5_file, keras_file, saved_model, tflite_file
+from host.convert import h5_file, keras_file, onnx_file, saved_model, tflite_file
 from host.convert.source import Importer, ModelError, Source
 
-IMPORTERS: tuple[Importer, ...] = (keras_file.IMPORTER, h5_file.IMPORTER, tflite_file.IMPORTER, saved_model.IMPORTER)
+IMPORTERS: tuple[Importer, ...] = (keras_file.IMPORTER, h5_file.IMPORTER, onnx_file.IMPORTER, tflite_file.IMPORTER,
+                                   saved_model.IMPORTER)
 
 
 def formats_hint() -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
+from host.convert import onnx_file
 from host.convert.importers import identify, importer
 from host.convert.ort_variants import io_details as ort_io_details, is_onnx
 from host.convert.quantize import check_fixed_inputs, convert, image_input, io_details, variant_name
@@ -143,7 +144,8 @@ def run_quantize_model(opts: Options) -> dict:
     if not opts.calib:                  # never random data silently
         raise DatasetError(NO_CALIBRATION)
     with tempfile.TemporaryDirectory(prefix="edgekit-byom-") as tmp:
-        saved, signature = to_saved_model(src, Path(tmp), opts.signature)
+        converted = onnx_file.fixed(src, opts.input, opts.calib, Path(tmp)) if src.format == "onnx" else src
+        saved, signature = to_saved_model(converted, Path(tmp), opts.signature)
         fp32 = convert(saved, "fp32", None, signature)
         io_fp32 = io_details(fp32)
         check_fixed_inputs(io_fp32, str(src.path))
@@ -168,9 +170,13 @@ def run_quantize_model(opts: Options) -> dict:
         files = {v: fp32 if v == "fp32" else convert(saved, v, calib if v == "int8" else None, signature)
                  for v in opts.variants}
         x, y = (None, None) if ev is None else (ev.x, ev.y)
-        scored = evaluate(files, x, y, pre)
         extra = {"calibration": {"source": opts.calib, "count": int(len(calib))},
                  "model": _model_info(src, io_fp32)}
+        if src.format == "onnx":          # ONNX Runtime's own variants, after the converter's fidelity check
+            from host.convert.onnx_fidelity import add_ort_variants
+            extra["fidelity"] = add_ort_variants(files, converted.path.read_bytes(), calib, task.name)
+            src.fixups = converted.fixups
+        scored = evaluate(files, x, y, pre)
         if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):
             extra["accuracy_checked"] = False
         if "int8" in scored and "fp32" in scored and ev is not None:
@@ -184,7 +190,8 @@ def run_quantize_model(opts: Options) -> dict:
                     debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
                     files["mixed"] = convert_mixed(saved, calib, signature, keep)
                     scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
-        extra["variant_info"] = {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
+        extra["variant_info"] = {v: {"runtime": "onnxruntime"} if is_onnx(b) else
+                                 {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
 
 

@@ -33,6 +33,7 @@ class Options:
     signature: str | None = None
     variants: tuple = DEFAULTS.variants
     task: str | None = None                # TASK=: classify | detect | segment | keypoints | raw (default: recognised)
+    input: str | None = None               # INPUT=1x3x224x224: an ONNX model's input shape (dynamic dims)
     notes: list[str] = field(default_factory=list)
 
 
