@@ -19,10 +19,13 @@ export PYTHONDONTWRITEBYTECODE = 1
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
-       INT8_FALLBACK SIGNATURE TASK INPUT
-# onnx2tf (ONNX models in) lives in its own venv: its pins clash with ours.
+       INT8_FALLBACK SIGNATURE TASK INPUT WEIGHTS
+# onnx2tf (ONNX models in) and torch (PyTorch models in) live in their own venvs: their pins clash with ours.
 ONNX2TF_VENV ?= $(HOME)/.cache/edgekit/onnx2tf-venv
+TORCH_VENV   ?= $(HOME)/.cache/edgekit/torch-venv
 export EDGEKIT_ONNX2TF = $(ONNX2TF_VENV)
+export EDGEKIT_TORCH = $(TORCH_VENV)
+TORCH_MODEL   = $(filter %.pt2,$(MODEL))$(findstring .py:,$(MODEL))
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS MAX_TRAINED SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
@@ -33,7 +36,7 @@ DATA_FLAGS   = $(call opt,EVAL,--eval) $(call opt,LABELS,--labels) $(call opt,PR
 ifdef MODEL
 QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib_n) $(DATA_FLAGS) \
                  $(call opt,MAX_DROP_PP,--max-drop-pp) $(call opt,INT8_FALLBACK,--int8-fallback) \
-                 $(call opt,SIGNATURE,--signature) $(call opt,INPUT,--input)
+                 $(call opt,SIGNATURE,--signature) $(call opt,INPUT,--input) $(call opt,WEIGHTS,--weights)
 else
 QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n)
 endif
@@ -53,7 +56,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
                $(TARGET_FLAGS)
 
-.PHONY: help venv venv-onnx2tf all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
+.PHONY: help venv venv-onnx2tf venv-torch all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -84,13 +87,18 @@ train: venv
 	$(PY) -m host train --dataset "$$DATASET" --name "$$NAME" $(TRAIN_FLAGS)
 
 ## make quantize     convert to fp32/dynamic/fp16/int8 .tflite, evaluate every variant, write the bundle
-##                   MODEL=m.keras|m.h5|m.onnx|saved_model/ CALIB=... EVAL=... [LABELS=] [PREPROCESS=] [INPUT=1x3xHxW]: your own model
-quantize: venv $(if $(filter %.onnx %.ONNX,$(MODEL)),venv-onnx2tf)
+##                   MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=... EVAL=... [LABELS=] [PREPROCESS=]
+##                   [INPUT=1x3xHxW] [WEIGHTS=sd.pt]: your own model
+quantize: venv $(if $(filter %.onnx %.ONNX,$(MODEL))$(TORCH_MODEL),venv-onnx2tf) $(if $(TORCH_MODEL),venv-torch)
 	$(PY) -m host quantize --name "$$NAME" $(QUANTIZE_FLAGS)
 
 ## make venv-onnx2tf onnx2tf in its own venv (ONNX2TF_VENV=~/.cache/edgekit/onnx2tf-venv); quantize MODEL=*.onnx runs it
 venv-onnx2tf:
-	@ONNX2TF_VENV="$(ONNX2TF_VENV)" scripts/venv-onnx2tf.sh
+	@VENV_DIR="$(ONNX2TF_VENV)" scripts/venv-tool.sh
+
+## make venv-torch   PyTorch (CPU build, pinned) in its own venv (TORCH_VENV=); quantize MODEL=m.pt2|net.py:fn WEIGHTS= INPUT=
+venv-torch:
+	@VENV_DIR="$(TORCH_VENV)" REQUIREMENTS=requirements-torch.txt CHECK="import torch" scripts/venv-tool.sh
 
 ## make bundle       MODEL=a.tflite[,b.tflite] LABELS=labels.txt EVAL=folder:DIR NAME=zoo: .tflite files as they are
 bundle: venv

@@ -23,7 +23,7 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from host.config import ARTIFACTS, VERSION
-from host.convert.ort_variants import is_onnx
+from host.convert.interop.ort_variants import is_onnx
 from host.data.builtin import DatasetError
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
-from host.convert import onnx_file
+from host.convert.interop import onnx_file, torch_file
 from host.convert.importers import identify, importer
-from host.convert.ort_variants import io_details as ort_io_details, is_onnx
+from host.convert.interop.ort_variants import io_details as ort_io_details, is_onnx
 from host.convert.quantize import check_fixed_inputs, convert, image_input, io_details, variant_name
 from host.convert.source import ModelError, Source
 from host.data.builtin import DatasetError
@@ -144,8 +144,11 @@ def run_quantize_model(opts: Options) -> dict:
     if not opts.calib:                  # never random data silently
         raise DatasetError(NO_CALIBRATION)
     with tempfile.TemporaryDirectory(prefix="edgekit-byom-") as tmp:
-        converted = onnx_file.fixed(src, opts.input, opts.calib, Path(tmp)) if src.format == "onnx" else src
-        saved, signature = to_saved_model(converted, Path(tmp), opts.signature)
+        converted = _onnx_of(src, opts, Path(tmp))
+        if converted is not None:       # ONNX, or PyTorch exported to ONNX: onnx2tf in its own venv
+            saved, signature = onnx_file.to_saved_model(converted, Path(tmp), None)
+        else:
+            saved, signature = to_saved_model(src, Path(tmp), opts.signature)
         fp32 = convert(saved, "fp32", None, signature)
         io_fp32 = io_details(fp32)
         check_fixed_inputs(io_fp32, str(src.path))
@@ -172,8 +175,8 @@ def run_quantize_model(opts: Options) -> dict:
         x, y = (None, None) if ev is None else (ev.x, ev.y)
         extra = {"calibration": {"source": opts.calib, "count": int(len(calib))},
                  "model": _model_info(src, io_fp32)}
-        if src.format == "onnx":          # ONNX Runtime's own variants, after the converter's fidelity check
-            from host.convert.onnx_fidelity import add_ort_variants
+        if converted is not None:         # ONNX Runtime's own variants, after the converter's fidelity check
+            from host.convert.interop.onnx_fidelity import add_ort_variants
             extra["fidelity"] = add_ort_variants(files, converted.path.read_bytes(), calib, task.name)
             src.fixups = converted.fixups
         scored = evaluate(files, x, y, pre)
@@ -193,6 +196,18 @@ def run_quantize_model(opts: Options) -> dict:
         extra["variant_info"] = {v: {"runtime": "onnxruntime"} if is_onnx(b) else
                                  {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
+
+
+def _onnx_of(src: Source, opts: Options, scratch: Path) -> Source | None:
+    """The ONNX model to convert (dynamic dims fixed), for an ONNX or PyTorch source; None otherwise."""
+    shape = opts.input
+    if src.format == "torch":
+        src = torch_file.to_onnx(src, opts.weights, opts.input, scratch)
+        onnx_file.check(src.path)
+        shape = None                    # INPUT= was the export's example shape
+    elif src.format != "onnx":
+        return None
+    return onnx_file.fixed(src, shape, opts.calib, scratch)
 
 
 def _model_info(src: Source, io: dict) -> dict:

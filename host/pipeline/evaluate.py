@@ -40,7 +40,7 @@ def predict(model_bytes: bytes, x: np.ndarray | None, pre: Preprocess | None, de
     from device.runtimes.graph import tensor_spec
     from device.serving.predictor import output_scores
 
-    from host.convert import ort_variants
+    from host.convert.interop import ort_variants
     if ort_variants.is_onnx(model_bytes):      # ONNX Runtime's variants, through the agent's own adapter
         interp = ort_variants.interpreter(model_bytes)
     else:

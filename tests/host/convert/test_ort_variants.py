@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from host.convert import ort_variants as ov
+from host.convert.interop import ort_variants as ov
 from tests import onnx_models as om
 
 

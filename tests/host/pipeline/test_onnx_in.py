@@ -2,7 +2,7 @@
 variants, benched side by side on the board (HOST=local); bad ONNX input refused in one line.
 
 The models are built here with onnx.helper (tests/onnx_models.py). The conversion tests need onnx2tf
-in its own venv: the fixture builds it with scripts/venv-onnx2tf.sh when it is missing.
+in its own venv: the fixture builds it with scripts/venv-tool.sh when it is missing.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def data(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def onnx2tf() -> Path:
     venv = Path(os.environ.get("EDGEKIT_ONNX2TF") or Path.home() / ".cache" / "edgekit" / "onnx2tf-venv")
-    proc = subprocess.run(["scripts/venv-onnx2tf.sh"], cwd=ROOT, env=dict(os.environ, ONNX2TF_VENV=str(venv)),
+    proc = subprocess.run(["scripts/venv-tool.sh"], cwd=ROOT, env=dict(os.environ, VENV_DIR=str(venv)),
                           capture_output=True, text=True, timeout=1500)
     if proc.returncode != 0:
         pytest.skip(f"onnx2tf's venv cannot be built here: {proc.stderr.strip()[-200:]}")
@@ -106,7 +106,7 @@ def test_nchw_onnx_to_full_bundle_with_ort_variants_and_the_board_agrees(data, o
     assert ort["model"]["quantized"] is True and ort["model"]["execution_providers"][-1] == "CPUExecutionProvider"
 
     # an unfaithful conversion is refused with both figures: the .tflite against another model's ORT output
-    from host.convert.onnx_fidelity import add_ort_variants
+    from host.convert.interop.onnx_fidelity import add_ort_variants
     from host.convert.source import ModelError
     other, _ = om.mnist(tmp_path / "other.onnx", nchw=True, seed=99)
     calib = np.random.default_rng(0).random((30, 28, 28, 1), dtype=np.float32)
@@ -161,7 +161,7 @@ def test_bad_onnx_is_one_line_exit_2_and_the_old_bundle_stays(case, expect, data
 
 
 def test_dynamic_dims_are_fixed_from_input_or_the_calibration_images(tmp_path, capsys):
-    from host.convert import onnx_file
+    from host.convert.interop import onnx_file
     from host.convert.source import ModelError
 
     relu = [helper.make_node("Relu", ["x"], ["y"], name="relu")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from host.convert.ort_variants import ort_variants, run
+from host.convert.interop.ort_variants import ort_variants, run
 from host.convert.source import ModelError
 
 AGREEMENT_MIN = 0.99
