@@ -17,7 +17,7 @@ from pathlib import Path
 
 from device.contract.fileio import atomic_write_text
 from host.config import ARTIFACTS, REPORTS
-from host.perf import postprocess as perf_postprocess, profile as perf_profile
+from host.perf import postprocess as perf_postprocess, profile as perf_profile, runtimes as perf_runtimes
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))
@@ -160,7 +160,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("serve_load", lambda: serve_load(bundle / "int8.tflite")),
              ("deploy", deploy_figures), ("model_switch", lambda: model_switch(bundle)),
              ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread)),
-             ("postprocess", lambda: perf_postprocess.measure(ROOT / "build" / "perf", REPEATS, _env(), spread))]
+             ("postprocess", lambda: perf_postprocess.measure(ROOT / "build" / "perf", REPEATS, _env(), spread)),
+             ("runtimes", lambda: perf_runtimes.measure(REPEATS, _env(), spread))]
     for key, step in steps:
         print(f"perf: {key} ...", file=sys.stderr, flush=True)
         try:
@@ -229,8 +230,9 @@ def render(fig: dict) -> str:
         lines.append(_line("post-processing / invoke p50", pp["postprocess_share"], "", ".3f"))
         lines.append(_line("invoke p50", pp["invoke_p50_us"], " µs", ".1f"))
         lines.append(_line("post-processing p50", pp["postprocess_p50_us"], " µs", ".1f"))
+    lines += perf_runtimes.render(fig.get("runtimes") or {}, _line)
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
-                "serve_load", "deploy", "model_switch", "op_profile", "postprocess"):
+                "serve_load", "deploy", "model_switch", "op_profile", "postprocess", "runtimes"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

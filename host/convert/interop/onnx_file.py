@@ -169,6 +169,14 @@ def _failure(output: str, path: Path) -> str:
 def to_saved_model(source: Source, scratch: Path, signature: str | None) -> tuple[Path, str | None]:
     out = scratch / "onnx2tf"
     cmd = [str(converter()), "-i", str(source.path), "-o", str(out), "-osd", "-b", "1", "-n"]
+    from host.convert.interop.ort_variants import image_layout
+    model = load(source.path)
+    if image_layout(model) == "NHWC":      # already what the board feeds: onnx2tf must not transpose it
+        cmd += ["-kat", graph_inputs(model)[0].name]
+    # For 3-channel image inputs onnx2tf runs a check inference on sample images it downloads from
+    # GitHub unless the file is in its working directory: ours, generated, keeps it offline.
+    sample = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    np.save(scratch / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=scratch)
     if res.returncode != 0 or not (out / "saved_model.pb").is_file():

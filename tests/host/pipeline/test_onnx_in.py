@@ -179,3 +179,26 @@ def test_dynamic_dims_are_fixed_from_input_or_the_calibration_images(tmp_path, c
         onnx_file.fixed(src, "1x4x8x8", None, tmp_path)
     with pytest.raises(ModelError, match="INPUT=big: give the input shape as numbers joined by x"):
         onnx_file.fixed(src, "big", None, tmp_path)
+
+
+def test_an_nhwc_rgb_onnx_model_keeps_its_input_through_the_converter_offline(onnx2tf, tmp_path, monkeypatch):
+    """onnx2tf assumes NCHW; a model that already takes NHWC images must come out taking the same. For
+    RGB inputs onnx2tf also wants sample images from GitHub: the importer supplies its own."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from host.convert.interop import onnx_file
+    from host.convert.quantize import convert
+
+    monkeypatch.setenv("EDGEKIT_ONNX2TF", str(onnx2tf))
+    path, p = om.conv(tmp_path / "nhwc.onnx")
+    src = onnx_file.fixed(onnx_file.IMPORTER.source(path), None, None, tmp_path)
+    saved, signature = onnx_file.to_saved_model(src, tmp_path, None)
+    interp = Interpreter(model_content=convert(saved, "fp32", None, signature))
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    assert inp["shape"].tolist() == [1, 16, 16, 3]
+    x = np.random.default_rng(3).random((1, 16, 16, 3), dtype=np.float32)
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    want = np.maximum(om.ref_conv(x.transpose(0, 3, 1, 2), p["w"], p["b"]), 0).mean(axis=(2, 3))
+    np.testing.assert_allclose(interp.get_tensor(out["index"]), want, atol=1e-4)
