@@ -56,7 +56,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
                $(TARGET_FLAGS)
 
-.PHONY: help venv venv-onnx2tf venv-torch all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
+.PHONY: help venv venv-onnx2tf venv-torch torch-mnist all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -144,6 +144,10 @@ score: venv
 perf: venv venv-onnx2tf
 	$(PY) -m host perf
 	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
+
+## make torch-mnist  PyTorch's MNIST CNN: PyTorch FP32/dynamic INT8 vs ORT and LiteRT FP32/INT8 -> reports/torch_mnist.md
+torch-mnist: venv venv-onnx2tf venv-torch
+	$(PY) -m host.perf.torch_mnist
 
 ## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
 search: venv

@@ -8,7 +8,6 @@ back, REPEATS times: the ratios are taken within a repeat, so the shared machine
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -105,9 +104,3 @@ def render(fig: dict, line) -> list[str]:
             lines.append(line(label, m[f"{key}_over_litert_fp32"], "x"))
     return lines
 
-
-if __name__ == "__main__":
-    from host.perf.run import REPEATS, _env, _line, spread as _spread
-    result = measure(REPEATS, dict(_env(), **{k: v for k, v in os.environ.items() if k.startswith("EDGEKIT")}), _spread)
-    print(json.dumps(result, indent=1))
-    print("\n".join(render(result, _line)))

@@ -50,7 +50,7 @@ def python() -> Path:
 def to_onnx(source: Source, weights: str | None, input_shape: str | None, scratch: Path) -> Source:
     """The model exported to scratch/torch.onnx, as an ONNX Source (the origin keeps the PyTorch file)."""
     out = scratch / "torch.onnx"
-    args = [str(python()), str(EXPORTER), str(out), str(source.path), weights or "", input_shape or ""]
+    args = [str(python()), "-I", str(EXPORTER), str(out), str(source.path), weights or "", input_shape or ""]
     res = subprocess.run(args, capture_output=True, text=True, timeout=1800)
     if res.returncode != 0 or not out.is_file():
         lines = [l for l in res.stderr.strip().splitlines() if l.strip()] or ["no output"]
