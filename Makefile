@@ -68,7 +68,7 @@ help:
 	@echo '                   EPOCHS=40 SPACE=host/search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           RUNTIME=onnxruntime | RUNTIMES=litert,onnxruntime (deploy installs ONNX Runtime; bench runs each runtime)'
-	@echo '           your model: MODEL=m.keras|m.h5|m.onnx|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300 INPUT=1x3x224x224 (ONNX dynamic dims)'
+	@echo '           your model: MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300 INPUT=1x3x224x224 WEIGHTS=sd.pt'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default'
