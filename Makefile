@@ -19,7 +19,13 @@ export PYTHONDONTWRITEBYTECODE = 1
 export DATASET NAME BUNDLE HOST HOSTS PROFILE SSH_KEY ALPHA EPOCHS SEED CALIB A B BOARDS BOARD_CPU \
        KEEP ROLLOUT BATCH MAX_FAIL RELEASE VARIANT SUITE MODULES
 export MODEL EVAL LABELS PREPROCESS PIXEL_SCALE PIXEL_OFFSET COLOR_ORDER RESIZE CALIB_N MAX_DROP_PP \
-       INT8_FALLBACK SIGNATURE TASK SOFTMAX
+       INT8_FALLBACK SIGNATURE TASK SOFTMAX INPUT WEIGHTS
+# onnx2tf (ONNX models in) and torch (PyTorch models in) live in their own venvs: their pins clash with ours.
+ONNX2TF_VENV ?= $(HOME)/.cache/edgekit/onnx2tf-venv
+TORCH_VENV   ?= $(HOME)/.cache/edgekit/torch-venv
+export EDGEKIT_ONNX2TF = $(ONNX2TF_VENV)
+export EDGEKIT_TORCH = $(TORCH_VENV)
+TORCH_MODEL   = $(filter %.pt2,$(MODEL))$(findstring .py:,$(MODEL))
 export MAX_P50_US MAX_P99_US MAX_RSS_MB MAX_SIZE_KB MIN_TOP1 THREADS TRIALS MAX_TRAINED SPACE TIME_BUDGET_MIN
 # Optional flags are passed only when the variable is set.
 opt = $(if $($(1)),$(2) "$$$(1)")
@@ -30,10 +36,14 @@ DATA_FLAGS   = $(call opt,EVAL,--eval) $(call opt,LABELS,--labels) $(call opt,PR
 ifdef MODEL
 QUANTIZE_FLAGS = --model "$$MODEL" $(call opt,CALIB,--calib) $(call opt,CALIB_N,--calib_n) $(DATA_FLAGS) \
                  $(call opt,MAX_DROP_PP,--max-drop-pp) $(call opt,INT8_FALLBACK,--int8-fallback) \
-                 $(call opt,SIGNATURE,--signature) $(call opt,SOFTMAX,--softmax)
+                 $(call opt,SIGNATURE,--signature) $(call opt,SOFTMAX,--softmax) $(call opt,INPUT,--input) \
+                 $(call opt,WEIGHTS,--weights)
 else
 QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n) $(call opt,SOFTMAX,--softmax)
 endif
+# RUNTIME=onnxruntime or RUNTIMES=litert,onnxruntime: deploy installs ONNX Runtime beside LiteRT, bench runs each.
+export RUNTIME RUNTIMES
+RUNTIME_FLAGS = $(if $(RUNTIMES),--runtimes "$$RUNTIMES",$(call opt,RUNTIME,--runtimes))
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
 
@@ -47,7 +57,7 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
                $(TARGET_FLAGS)
 
-.PHONY: help venv all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
+.PHONY: help venv venv-onnx2tf venv-torch torch-mnist all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -58,7 +68,8 @@ help:
 	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=36 MAX_TRAINED=8'
 	@echo '                   EPOCHS=40 SPACE=host/search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
-	@echo '           your model: MODEL=m.keras|m.h5|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300'
+	@echo '           RUNTIME=onnxruntime | RUNTIMES=litert,onnxruntime (deploy installs ONNX Runtime; bench runs each runtime)'
+	@echo '           your model: MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300 INPUT=1x3x224x224 WEIGHTS=sd.pt'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
 	@echo '           MAX_DROP_PP=1.0 INT8_FALLBACK=N SIGNATURE=serving_default SOFTMAX=host|graph (a classifier'"'"'s softmax)'
@@ -77,9 +88,18 @@ train: venv
 	$(PY) -m host train --dataset "$$DATASET" --name "$$NAME" $(TRAIN_FLAGS)
 
 ## make quantize     convert to fp32/dynamic/fp16/int8 .tflite, evaluate every variant, write the bundle
-##                   MODEL=m.keras|m.h5|saved_model/ CALIB=... EVAL=... [LABELS=] [PREPROCESS=]: your own model
-quantize: venv
+##                   MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=... EVAL=... [LABELS=] [PREPROCESS=]
+##                   [INPUT=1x3xHxW] [WEIGHTS=sd.pt]: your own model
+quantize: venv $(if $(filter %.onnx %.ONNX,$(MODEL))$(TORCH_MODEL),venv-onnx2tf) $(if $(TORCH_MODEL),venv-torch)
 	$(PY) -m host quantize --name "$$NAME" $(QUANTIZE_FLAGS)
+
+## make venv-onnx2tf onnx2tf in its own venv (ONNX2TF_VENV=~/.cache/edgekit/onnx2tf-venv); quantize MODEL=*.onnx runs it
+venv-onnx2tf:
+	@VENV_DIR="$(ONNX2TF_VENV)" scripts/venv-tool.sh
+
+## make venv-torch   PyTorch (CPU build, pinned) in its own venv (TORCH_VENV=); quantize MODEL=m.pt2|net.py:fn WEIGHTS= INPUT=
+venv-torch:
+	@VENV_DIR="$(TORCH_VENV)" REQUIREMENTS=requirements-torch.txt CHECK="import torch" scripts/venv-tool.sh
 
 ## make bundle       MODEL=a.tflite[,b.tflite] LABELS=labels.txt EVAL=folder:DIR NAME=zoo: .tflite files as they are
 bundle: venv
@@ -96,13 +116,13 @@ agent: venv
 ## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c); a running service follows
 ##                   ROLLOUT=canary|rolling BATCH=N MAX_FAIL=P: batch by batch, each benched; KEEP=3 releases
 deploy: venv
-	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,KEEP,--keep) \
+	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(RUNTIME_FLAGS) $(call opt,KEEP,--keep) \
 	    $(call opt,ROLLOUT,--rollout) $(call opt,BATCH,--batch) $(call opt,MAX_FAIL,--max-fail)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json
 ##                   VIDEO=clip.mp4: also the frame pipeline end to end on it (fps, latency, stage split; OpenCV on the board)
 bench: venv
-	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VIDEO,--video)
+	$(PY) -m deploy bench --bundle "$$BUNDLE" $(TARGET_FLAGS) $(call opt,VIDEO,--video) $(RUNTIME_FLAGS)
 	@$(PY) -m host score --bundle "$$BUNDLE" --newest
 
 ## make profile      per-operator latency + memory plan on the board(s) (VARIANT=int8: one variant)
@@ -123,9 +143,13 @@ score: venv
 	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS
 
 ## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
-perf: venv
+perf: venv venv-onnx2tf
 	$(PY) -m host perf
 	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
+
+## make torch-mnist  PyTorch's MNIST CNN: PyTorch FP32/dynamic INT8 vs ORT and LiteRT FP32/INT8 -> reports/torch_mnist.md
+torch-mnist: venv venv-onnx2tf venv-torch
+	$(PY) -m host.perf.torch_mnist
 
 ## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
 search: venv

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept and record an unknown host key (like ssh accept-new)")
         if name in ("push", "bench"):
             p.add_argument("--agent", help="use this agent.pyz instead of building one from device/")
+            p.add_argument("--runtimes", help="litert,onnxruntime: push installs ONNX Runtime beside LiteRT; "
+                                              "bench runs each runtime's variants (default: what the board has)")
         if name == "push":
             p.add_argument("--wheelhouse", action="store_true",
                            help="install the runtime from a host-built wheelhouse even if the board is online")

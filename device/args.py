@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, single_run=True):
         p.add_argument("--json", metavar="PATH|-", help="write the result JSON to PATH, or stdout with -")
-        p.add_argument("--runtime", help="ai_edge_litert | tflite_runtime | tensorflow (default: first found)")
+        p.add_argument("--runtime", help="ai_edge_litert | tflite_runtime | tensorflow (default: first found) | "
+                                         "onnxruntime (.onnx models)")
         if single_run:      # eval and infer run one setting: one thread count, the table's timeout
             p.add_argument("--num_threads", type=_at_least_1, default=params.defaults()["num_threads"][0],
                            help="threads for the interpreter")

@@ -74,7 +74,9 @@ def _delegation_warning(name: str, model: dict, runtime_info: dict) -> Optional[
     kind = "INT8 model" if model.get("quantized") else "model"
     if taken == 0:
         note = runtime.int8_delegation_note(runtime_info.get("name"))
-        if model.get("quantized") and note:
+        if model.get("delegation_note"):         # the runtime knows why (no XNNPACK provider)
+            why = model["delegation_note"]
+        elif model.get("quantized") and note:
             why = note
         elif not os.path.isdir("/sys/devices/system/cpu"):
             why = "XNNPACK cannot read the CPU's features without /sys (mount sysfs)"

@@ -119,7 +119,7 @@ def _model_args(p: argparse.ArgumentParser, quantize: bool) -> None:
     from host.config import add_flag
 
     p.add_argument("--model", required=not quantize,
-                   help=".keras / .h5 / SavedModel dir" if quantize else "a.tflite[,b.tflite]")
+                   help=".keras / .h5 / .onnx / SavedModel dir" if quantize else "a.tflite[,b.tflite]")
     p.add_argument("--eval", help="folder:PATH | npz:PATH (x_test, y_test) | csv:PATH (file,label) for a "
                                   "classifier; coco:JSON:IMAGES | yolo:PATH | masks:IMAGES:MASKS for other tasks")
     p.add_argument("--task", choices=("classify", "detect", "segment", "keypoints", "raw"),
@@ -138,6 +138,8 @@ def _model_args(p: argparse.ArgumentParser, quantize: bool) -> None:
         p.add_argument("--max-drop-pp", type=float, default=1.0)
         p.add_argument("--int8-fallback", type=int, default=0, help="keep the N worst layers float ('mixed')")
         p.add_argument("--signature", help="SavedModel signature (default serving_default)")
+        p.add_argument("--input", help="an ONNX model's input shape, e.g. 1x3x224x224 (fixes dynamic dims)")
+        p.add_argument("--weights", help="state_dict file for MODEL=net.py:build_fn (PyTorch)")
 
 
 def _model_options(args: argparse.Namespace, quantize: bool):
@@ -148,7 +150,7 @@ def _model_options(args: argparse.Namespace, quantize: bool):
                    preprocess=args.preprocess, pixel_scale=args.pixel_scale, pixel_offset=args.pixel_offset,
                    color_order=args.color_order, resize=args.resize, task=args.task)
     if quantize:
-        opts.calib, opts.signature = args.calib, args.signature
+        opts.calib, opts.signature, opts.input, opts.weights = args.calib, args.signature, args.input, args.weights
         opts.calib_n = args.calib_n or args.calibration_samples
         opts.max_drop_pp, opts.int8_fallback = args.max_drop_pp, args.int8_fallback
         opts.variants = tuple(args.variants.split(","))

@@ -17,9 +17,9 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from deploy import settings
-from deploy.boards import extras, preflight, wheelhouse
+from deploy.boards import extras as optional, preflight, wheelhouse
 from deploy.boards.preflight import Board
-from deploy.errors import DeployError
+from deploy.errors import DeployError, UsageError
 from deploy.targets.base import Target
 
 
@@ -62,6 +62,35 @@ RUNTIMES = (
             ((3, 9), (3, 10), (3, 11)), min_glibc=(2, 34), numpy_below="2"),
 )
 NAMES = tuple(r.name for r in RUNTIMES)
+# Runtimes installed beside the TFLite one, into the same venv, only when asked for (RUNTIMES=).
+EXTRAS = (
+    Runtime("onnxruntime", "onnxruntime", "requirements-onnxruntime.txt", ("aarch64", "x86_64"),
+            ((3, 11), (3, 12), (3, 13), (3, 14)), min_glibc=(2, 28)),
+)
+# What RUNTIMES= may name: an extra, or the TFLite runtime the profile picks (always installed).
+TFLITE_NAMES = ("litert", "tflite") + NAMES + tuple(r.module for r in RUNTIMES)
+
+
+def parse_runtimes(text: str | None) -> tuple[str, ...]:
+    """RUNTIMES=litert,onnxruntime (or RUNTIME=onnxruntime) as names; an unknown one is bad input,
+    refused before any board is contacted. Empty: the TFLite runtime only."""
+    names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
+    extras = [r.name for r in EXTRAS]
+    for name in names:
+        if name not in extras and name not in TFLITE_NAMES:
+            raise UsageError(f"unknown runtime {name!r} in RUNTIMES= (choose from litert, {', '.join(extras)})")
+    return names
+
+
+def extras_for(names: tuple[str, ...], board: Board) -> list[Runtime]:
+    """The extra runtimes `names` asks for; one this board cannot run is refused in one line
+    before anything on the board changes."""
+    wanted = [r for r in EXTRAS if r.name in names]
+    for extra in wanted:
+        if not extra.fits(board):
+            raise DeployError(_refused(extra, board, []).replace(
+                "; this board has no supported TFLite runtime", f"; deploy without {extra.name} in RUNTIMES="))
+    return wanted
 
 
 def choose(board: Board, prefer: str | None = None) -> Runtime:
@@ -105,25 +134,30 @@ def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
     return Version("1.23.2") <= have < Version(runtime.numpy_below)
 
 
-def marker(runtime: Runtime, board: Board, system_numpy: bool) -> str:
+def marker(runtime: Runtime, board: Board, system_numpy: bool, extras: tuple = ()) -> str:
     """What a venv was built for; written into it, so a re-deploy can tell it needs nothing."""
-    pins = runtime.requirements + [e.pin for e in extras.extras()]
-    digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:8]
-    return f"{runtime.pin} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
+    reqs = runtime.requirements + [r for e in extras for r in e.requirements] + [e.pin for e in optional.extras()]
+    digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:8]
+    pins = " + ".join([runtime.pin] + [e.pin for e in extras])
+    return f"{pins} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
 
 
-def needs_install(board: Board, runtime: Runtime) -> bool:
-    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime))
+def needs_install(board: Board, runtime: Runtime, extras: tuple = ()) -> bool:
+    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime), tuple(extras))
 
 
 def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: bool = False,
-           log=print) -> dict:
-    """Install the runtime unless the board already has exactly this one. Returns what was done."""
+           log=print, extras: tuple = ()) -> dict:
+    """Install the runtime (and the extras asked for, in the same venv) unless the board already has
+    exactly these. Returns what was done."""
+    extras = tuple(extras)
     system_numpy = board_numpy_usable(board, runtime)
-    want = marker(runtime, board, system_numpy)
+    want = marker(runtime, board, system_numpy, extras)
+    pins = " + ".join([runtime.pin] + [e.pin for e in extras])
     if board.installed_runtime == want:
-        return {"runtime": runtime.pin, "installed": False, "bytes_sent": 0, "via": "already"}
-    reqs = [r for r in runtime.requirements if not (system_numpy and Requirement(r).name == "numpy")]
+        return {"runtime": pins, "installed": False, "bytes_sent": 0, "via": "already"}
+    reqs = [r for r in runtime.requirements + [x for e in extras for x in e.requirements]
+            if not (system_numpy and Requirement(r).name == "numpy")]
     home = board.home
     q = shlex.quote
     venv_new = f"{home}/venv.new"
@@ -133,7 +167,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     numpy_note = (f", board numpy {board.numpy}" if system_numpy else
                   f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
                   f"work with {runtime.name}" if board.numpy else "")
-    log(f"{target.name}: installing {runtime.pin} ({'wheelhouse' if offline else 'from the index'}"
+    log(f"{target.name}: installing {pins} ({'wheelhouse' if offline else 'from the index'}"
         f"{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
              f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
@@ -161,14 +195,15 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     res = target.run(cmd, timeout=1800)
     if not res.ok:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
-        raise DeployError(f"{target.name}: cannot install {runtime.pin}: {_last(res.stderr)}")
-    added = extras.install(target, board, venv_new, offline=offline, log=log)
-    check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter; "
+        raise DeployError(f"{target.name}: cannot install {pins}: {_last(res.stderr)}")
+    added = optional.install(target, board, venv_new, offline=offline, log=log)
+    modules = "".join(f", {e.module}" for e in extras)
+    check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter{modules}; "
              f"print(numpy.__version__)'")
     res = target.run(check, timeout=120)
     if not res.ok:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
-        raise DeployError(f"{target.name}: {runtime.pin} installed but does not import: {_last(res.stderr)}")
+        raise DeployError(f"{target.name}: {pins} installed but does not import: {_last(res.stderr)}")
     numpy_version = res.stdout.strip()
     swap = (f"printf '%s\\n' {q(want)} > {q(venv_new)}/edgekit-runtime && "
             f"rm -rf {q(home)}/venv.old && {{ [ ! -e {q(home)}/venv ] || mv {q(home)}/venv {q(home)}/venv.old; }} && "
@@ -176,8 +211,8 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     res = target.run(swap, timeout=300)
     if not res.ok:
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
-    return {"runtime": runtime.pin, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
-            "via": "wheelhouse" if offline else "index", "extras": added}
+    return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
+            "via": "wheelhouse" if offline else "index", "optional": added}
 
 
 def _numpy_pin(runtime: Runtime) -> str:

@@ -153,6 +153,8 @@ def per_model(d: Deployed, models: list[tuple[str, str]], args_for: Callable[[st
             continue
         calls.code = max(calls.code, rc)
         calls.parts.append(part)
+        for res in part["results"]:          # rows keyed by runtime when one run holds several
+            res.setdefault("runtime", (part.get("runtime") or {}).get("name"))
         calls.in_order += part["results"]
     return calls
 
@@ -196,11 +198,48 @@ def _ship_video(d: Deployed, video: str) -> str:
     return remote
 
 
+
+
+def by_runtime(d: Deployed, models: list[tuple[str, str]], wanted: tuple, info: dict) -> tuple[list, dict]:
+    """The variants to bench and each file's --runtime flag. A variant names its runtime in the
+    manifest (ONNX Runtime's ort_* variants); the others run on the board's TFLite runtime. With
+    RUNTIMES= only those runtimes' variants run; without it, ONNX variants run where the board has
+    ONNX Runtime and are skipped, said in one line, where it does not."""
+    from deploy.boards.runtime import EXTRAS, TFLITE_NAMES
+
+    has = {r.get("name") for r in (info.get("device") or {}).get("runtimes_available") or []}
+    extras = {r.name for r in EXTRAS}
+    keep, flags, skipped = [], {}, []
+    for file, variant in models:
+        name = d.manifest["variants"][variant].get("runtime")
+        if name in extras:
+            if (wanted and name not in wanted) or (not wanted and name not in has):
+                skipped.append(variant)
+                continue
+            if name not in has:
+                raise DeployError(f"{d.host}: RUNTIMES= asks for {name} but the board has none; "
+                                  f"deploy with RUNTIMES={','.join(wanted)} first")
+            flags[file] = f" --runtime {q(name)}"
+        elif wanted and not set(wanted) & set(TFLITE_NAMES):
+            skipped.append(variant)
+            continue
+        else:
+            flags[file] = ""
+        keep.append((file, variant))
+    if skipped:
+        why = "not in RUNTIMES=" if wanted else "the board has no ONNX Runtime (deploy with RUNTIMES=litert,onnxruntime)"
+        say(f"{d.host}: skipping {', '.join(skipped)}: {why}")
+    if not keep:
+        raise UsageError(f"bundle {d.session.bundle} has no variant for RUNTIMES={','.join(wanted)}")
+    return keep, flags
+
+
 def bench_one(spec: str, bundle: Path, options: Options, video: str | None = None) -> tuple[str, dict]:
     with deployed(spec, bundle, options) as d:
         prof, s = d.prof, d.session
         models = d.variant_files(prof.variants or list(d.manifest["variants"]))
         info_before, _ = s.agent("info", "info", 120)
+        models, runtime_of = by_runtime(d, models, options.runtimes, info_before)
         say(f"{d.host}: benchmarking {', '.join(v for _, v in models)} with profile {prof.name} "
             f"(threads {','.join(map(str, prof.threads))}, {prof.bench['num_runs']} runs)")
         # bench, then accuracy on the eval set in the same call, so each entry arrives whole
@@ -209,7 +248,7 @@ def bench_one(spec: str, bundle: Path, options: Options, video: str | None = Non
             flags += f" --eval {s.path('eval.npz')}"
         if video:       # the frame pipeline end to end, per thread count (the result's end_to_end)
             flags += f" --source {q('video:' + _ship_video(d, video))}"
-        calls = per_model(d, models, lambda file: f"bench {s.path(file)} {flags}",
+        calls = per_model(d, models, lambda file: f"bench {s.path(file)} {flags}{runtime_of[file]}",
                           2 * prof.bench["timeout"] + 120, "bench")   # bench child + eval child + start-up
         after = info_after(d, calls)
     doc, path = store_result(d, calls, info_before, after, "bench")

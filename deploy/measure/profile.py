@@ -72,6 +72,9 @@ def check_variant(bundle: Path, variant: str | None) -> None:
     if variant and variant not in manifest["variants"]:
         raise UsageError(f"bundle {manifest.get('name', bundle.name)} has no variant {variant!r} "
                          f"(it has {', '.join(manifest['variants'])})")
+    if variant and manifest["variants"][variant].get("runtime"):
+        raise UsageError(f"variant {variant} runs on {manifest['variants'][variant]['runtime']}: per-operator "
+                         "profiles are for the .tflite variants")
 
 
 def profile_one(spec: str, bundle: Path, options: Options, variant: str | None = None,
@@ -79,7 +82,8 @@ def profile_one(spec: str, bundle: Path, options: Options, variant: str | None =
     check_variant(bundle, variant)
     with deployed(spec, bundle, options) as d:
         prof, s = d.prof, d.session
-        models = d.variant_files([variant] if variant else (prof.variants or list(d.manifest["variants"])))
+        tflite = [v for v, e in d.manifest["variants"].items() if not e.get("runtime")]   # not ORT's .onnx
+        models = d.variant_files([variant] if variant else [v for v in (prof.variants or tflite) if v in tflite])
         info_before, _ = s.agent("info", "info", 120)
         flags = _flags(prof.bench, s)
         board_runtime = (info_before.get("runtime") or {}).get("name")

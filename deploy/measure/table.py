@@ -18,6 +18,17 @@ def _post_p50(result: dict) -> float | None:
     return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
 
 
+_FLOAT_OF = {"int8": "fp32", "ort_int8": "ort_fp32"}   # each runtime's INT8 against its own FP32
+
+
+def _runtimes(doc: dict) -> str:
+    """Every runtime the results ran on, with its version (one run may hold LiteRT and ONNX Runtime)."""
+    versions = {r.get("name"): r.get("version") for r in (doc.get("device") or {}).get("runtimes_available") or []}
+    versions.setdefault(doc["runtime"].get("name"), doc["runtime"].get("version"))
+    names = list(dict.fromkeys(r.get("runtime") or doc["runtime"].get("name") for r in doc.get("results", [])))
+    return ", ".join(f"{n} {versions.get(n)}" for n in names or [doc["runtime"].get("name")])
+
+
 def render(doc: dict) -> str:
     """Rows per run; INT8 speed-up is FP32's p50 over INT8's p50 at the same threads/XNNPACK.
     A task model's eval adds its post-processing p50 (measured at the eval's settings)."""
@@ -37,8 +48,8 @@ def render(doc: dict) -> str:
             continue
         for run in r["runs"]:
             speedup = ""
-            fp32 = index.get(("fp32", run["threads"], run["xnnpack"]))
-            if name == "int8" and fp32 and run["p50_us"]:
+            fp32 = index.get((_FLOAT_OF.get(name, ""), run["threads"], run["xnnpack"]))
+            if fp32 and run["p50_us"]:
                 speedup = f"{fp32[1]['p50_us'] / run['p50_us']:.2f}x"
             row = [name, str(run["threads"]), "on" if run["xnnpack"] else "off", delegated,
                    _num(run["p50_us"]), _num(run["p99_us"]), _num(results.peak_rss_mb(r)),
@@ -54,8 +65,7 @@ def render(doc: dict) -> str:
     lines += [f"{r['variant']} {end_to_end_line(e)}" for r in doc.get("results", []) for e in r.get("end_to_end") or []]
     extra = doc.get("deploy", {})
     lines.append(f"temperature before {results.thermal_text(extra.get('info_before'))}, "
-                 f"after {results.thermal_text(extra.get('info_after'))}; runtime "
-                 f"{doc['runtime'].get('name')} {doc['runtime'].get('version')}")
+                 f"after {results.thermal_text(extra.get('info_after'))}; runtime {_runtimes(doc)}")
     if doc.get("device", {}).get("emulated"):
         lines.append("EMULATED board (qemu-user): latency and memory above are not real hardware figures")
     return "\n".join(lines)

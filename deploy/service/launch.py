@@ -31,7 +31,7 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
             raise DeployError(f"no variant {name!r} in the deployed bundle ({', '.join(variants)})")
         _stop(target, home)
         target.run(f"rm -f {q(home + '/served')}", timeout=30)      # `make serve` starts from `current`
-        argv = _write_launcher(target, home, variants[name]["file"], bind, port)
+        argv = _write_launcher(target, home, variants[name]["file"], bind, port, variants[name].get("runtime"))
         how = _start_systemd(target, argv) if _has_user_systemd(target) else _start_supervised(target, home, argv)
         answer = _wait_serving(target, home)
         if not answer.get("service"):
@@ -43,7 +43,7 @@ def serve_one(spec: str, variant: str | None, port: int, bind: str, options: Opt
         target.close()
 
 
-def _write_launcher(target, home: str, model_file: str, bind: str, port: int) -> str:
+def _write_launcher(target, home: str, model_file: str, bind: str, port: int, runtime: str | None = None) -> str:
     """<home>/serve.sh: a (re)start serves the release the service last served (`served`, kept by the
     service itself), else `current`; --follow then moves it to `current` and to every later release
     (deploy, rollback) after checking each, so a crash never restarts into a model that failed."""
@@ -51,7 +51,7 @@ def _write_launcher(target, home: str, model_file: str, bind: str, port: int) ->
               f"r=$(cd {q(home + '/served')} 2>/dev/null && pwd -P) || r=$(cd {q(home + '/current')} && pwd -P) || exit 1\n"
               f"exec {q(home + '/venv/bin/python')} \"$r/agent.pyz\" serve \"$r/\"{q(model_file)} "
               f"--manifest \"$r/manifest.json\" --follow {q(home + '/current')} --state {q(home + '/serve.json')} "
-              f"--host {q(bind)} --port {int(port)}\n")
+              f"--host {q(bind)} --port {int(port)}{f' --runtime {q(runtime)}' if runtime else ''}\n")
     path = home + "/serve.sh"
     res = target.run(f"printf %s {q(script)} > {q(path)}", timeout=30)
     if not res.ok:

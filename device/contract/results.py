@@ -164,6 +164,11 @@ def run_key(res: dict, run: dict) -> RunKey:
     return res["variant"], int(run["threads"]), bool(run["xnnpack"])
 
 
+def runtime_of(res: dict, doc: dict) -> Optional[str]:
+    """The runtime a result ran on: its own (a bench holding LiteRT and ONNX Runtime rows), else the doc's."""
+    return res.get("runtime") or (doc.get("runtime") or {}).get("name")
+
+
 def run_index(doc: dict) -> Dict[RunKey, Tuple[dict, dict]]:
     return {run_key(res, run): (res, run) for res, run in runs(doc)}
 

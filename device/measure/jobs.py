@@ -22,6 +22,7 @@ from device.runtimes import graph, registry as runtime
 # module imports is in the bench child's peak RSS, which must stay within a bare invoke loop's + 2 MB.
 
 _clock = time.perf_counter_ns
+_ANALYSE_KEYS = ("ops_total", "ops_delegated", "delegate_nodes", "ops_not_delegated", "quantized", "op_types")
 
 
 def _open(module: Any, path: str, threads: int, xnnpack: bool, feeds: Optional[list] = None):
@@ -149,6 +150,8 @@ def bench(spec: dict) -> dict:
                          "outputs": [graph.public_spec(s) for s in out_specs],
                          "quantized": delegation["quantized"], "op_types": delegation["op_types"],
                          "ops_total": delegation["ops_total"]}
+                # a runtime's own facts beyond graph.analyse's (ONNX Runtime: providers, optimisation level)
+                model.update({k: v for k, v in delegation.items() if k not in _ANALYSE_KEYS})
             if xnnpack and "ops_delegated" not in model:
                 model.update({k: delegation[k] for k in ("ops_delegated", "delegate_nodes",
                                                          "ops_not_delegated", "not_delegated_why")})

@@ -55,7 +55,8 @@ class Runtime:
     aliases: other spellings --runtime accepts. int8_delegation_note: None when the runtime hands
     INT8 graphs to XNNPACK, else why it does not (shown when a bench finds nothing delegated).
     load(name, module) -> the imported module; interpreter(module, path, threads, xnnpack) -> an
-    object with the TFLite Interpreter's methods (allocate_tensors, invoke, get/set_tensor, ...).
+    object with the TFLite Interpreter's methods (allocate_tensors, invoke, get/set_tensor, ...);
+    such an object may also have delegation() -> graph.analyse's fields, when it is not TFLite.
     """
     name: str
     package: str
@@ -65,3 +66,5 @@ class Runtime:
     int8_delegation_note: Optional[str] = None
     load: Callable[[str, str], Any] = load_tflite
     interpreter: Callable[..., Any] = tflite_interpreter
+    auto: bool = True               # chosen when no --runtime is given (False: only when asked for)
+    model_suffix: str = ".tflite"   # the model files it runs

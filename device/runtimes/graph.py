@@ -145,6 +145,8 @@ def _reasons(nodes: list, left: list, dtypes: dict) -> dict:
 def analyse(interpreter: Any) -> dict:
     """Op counts and delegation: ops_total, ops_delegated, delegate_nodes, ops not delegated (and
     why, when a delegate took part of the graph)."""
+    if hasattr(interpreter, "delegation"):      # a runtime that is not TFLite says it itself
+        return interpreter.delegation()
     try:
         nodes = _nodes(interpreter)
     except Exception:

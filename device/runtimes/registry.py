@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from device.errors import EXIT_USAGE, AgentError, one_line
-from device.runtimes import litert, tensorflow_lite, tflite_runtime
+from device.runtimes import litert, onnxruntime, tensorflow_lite, tflite_runtime
 from device.runtimes.base import Runtime, load_tflite, tflite_interpreter
 
-# The order is the order of preference when no --runtime is given.
-RUNTIMES = {r.name: r for r in (litert.RUNTIME, tflite_runtime.RUNTIME, tensorflow_lite.RUNTIME)}
+# The order is the order of preference when no --runtime is given (ONNX Runtime only when asked for).
+RUNTIMES = {r.name: r for r in (litert.RUNTIME, tflite_runtime.RUNTIME, tensorflow_lite.RUNTIME,
+                                onnxruntime.RUNTIME)}
 _ALIASES = {alias: r.name for r in RUNTIMES.values() for alias in r.aliases}
 
 
@@ -88,7 +89,7 @@ def resolve(requested: Optional[str] = None) -> RuntimeInfo:
             raise AgentError(f"runtime {name} is not installed", EXIT_USAGE, "runtime")
         return _info(name)
     for name in RUNTIMES:
-        if _installed(name):
+        if RUNTIMES[name].auto and _installed(name):
             return _info(name)
     raise AgentError("no TFLite runtime found: install ai-edge-litert (or tflite-runtime)",
                      EXIT_USAGE, "runtime")
@@ -121,6 +122,10 @@ def make_interpreter(module: Any, model_path: str, num_threads: int, xnnpack: bo
     """An interpreter from the runtime that module belongs to, with explicit threads;
     xnnpack=False selects the builtin kernels only."""
     runtime = _for_module(module)
+    suffix = os.path.splitext(model_path)[1].lower()
+    owner = next((r for r in RUNTIMES.values() if r.model_suffix == suffix), None)
+    if runtime is not None and owner is not None and suffix != runtime.model_suffix:
+        raise AgentError(f"a {suffix} model runs with --runtime {owner.name}, not {runtime.name}", kind="load")
     build = runtime.interpreter if runtime else tflite_interpreter
     return build(module, model_path, num_threads, xnnpack)
 

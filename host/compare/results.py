@@ -54,7 +54,9 @@ def compare(a: dict, b: dict, threshold_pct: float = 5.0, acc_threshold_pp: floa
     deltas = []
     for key in sorted(set(ia) & set(ib)):
         (ra, runa), (rb, runb) = ia[key], ib[key]
-        label = f"{key[0]} t={key[1]} xnnpack={'on' if key[2] else 'off'}"
+        other = results.runtime_of(rb, b) != (b.get("runtime") or {}).get("name")   # ORT rows beside LiteRT
+        label = (f"{key[0]}{f' ({results.runtime_of(rb, b)})' if other else ''} t={key[1]} "
+                 f"xnnpack={'on' if key[2] else 'off'}")
         first_setting = key[1] == min(k[1] for k in ia if k[0] == key[0])
         p = None
         for m in results.METRICS:

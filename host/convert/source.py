@@ -44,8 +44,11 @@ class Importer:
     # (source, scratch dir, wanted signature) -> (SavedModel dir, signature); None = converted already
     check: Callable[[Path], None] = lambda path: None   # raise ModelError for a path it cannot take
     directory: bool = False                      # a directory (digested file by file), not one file
+    digest: Optional[Callable[[Path], str]] = None   # how to digest a path that is not plainly a file
 
     def source(self, path: Path) -> Source:
+        if self.digest is not None:
+            return Source(path, self.format, self.digest(path))
         return Source(path, self.format, dir_sha256(path) if self.directory else sha256_file(path))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from device.contract.fileio import atomic_write_text
 from host.config import ARTIFACTS, REPORTS
 from host.perf import (coldstart, frames as perf_frames, int8_speed, postprocess as perf_postprocess,
-                       profile as perf_profile, switch_cost)
+                       profile as perf_profile, runtimes as perf_runtimes, switch_cost)
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("PERF_REPEATS", "3"))
@@ -181,7 +181,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("switch_cost", lambda: switch_cost.measure(bundle, {"mobilenet_v2_int8": int8_speed.build_mobilenet(
                  ROOT / "build" / "perf")["int8"]}, REPEATS, _env(), spread)),
              ("frames", lambda: perf_frames.measure(bundle / "int8.tflite", ROOT / "build" / "perf", REPEATS, _env(),
-                                                    spread))]
+                                                    spread)),
+             ("runtimes", lambda: perf_runtimes.measure(REPEATS, _env(), spread))]
     only = [k for k in os.environ.get("PERF_STEPS", "").split(",") if k]   # PERF_STEPS=a,b: those alone
     old_fig = json.loads((REPORTS / "perf.json").read_text()) if (REPORTS / "perf.json").is_file() else {}
     for key, step in steps:
@@ -263,9 +264,10 @@ def render(fig: dict) -> str:
     lines += coldstart.render(fig.get("cold_start"), _line)
     lines += switch_cost.render(fig.get("switch_cost"), _line)
     lines += perf_frames.render(fig.get("frames"), _line)
+    lines += perf_runtimes.render(fig.get("runtimes") or {}, _line)
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
                 "serve_load", "deploy", "model_switch", "op_profile", "postprocess", "int8_speed", "cold_start",
-                "switch_cost", "frames"):
+                "switch_cost", "frames", "runtimes"):
         v = fig.get(key, {})
         if isinstance(v, dict) and ("error" in v or "skipped" in v):
             lines.append(f"{key}: {v.get('error') or v.get('skipped')}")

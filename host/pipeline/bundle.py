@@ -1,4 +1,5 @@
-"""The bundle: the .tflite variants, eval.npz and manifest.json that deploy/ ships to a board.
+"""The bundle: the .tflite (and ONNX Runtime's .onnx) variants, eval.npz and manifest.json that
+deploy/ ships to a board.
 
 One writer for every model source. manifest.json is written last, after every file it lists is
 complete, and names each file's sha256: a bundle without a manifest, or with a mismatching file,
@@ -22,6 +23,7 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from host.config import ARTIFACTS, VERSION
+from host.convert.interop.ort_variants import is_onnx
 from host.data.builtin import DatasetError
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"edgekit": VERSION, "python": platform.python_version()}
-    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "ai-edge-litert"):
+    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "ai-edge-litert", "onnx", "onnxruntime"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -101,7 +103,7 @@ def write_bundle(folder: Path, name: str, files: dict[str, bytes], scored: dict[
     fp32 = scored.get("fp32")
     entries = {}
     for variant, data in files.items():
-        path = folder / f"{variant}.tflite"
+        path = folder / f"{variant}{'.onnx' if is_onnx(data) else '.tflite'}"
         atomic_write_bytes(path, data)
         s = scored[variant]
         agree = (None if fp32 is None or s.predictions is None or fp32.predictions is None

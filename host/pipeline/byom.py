@@ -16,7 +16,9 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
+from host.convert.interop import onnx_file, torch_file
 from host.convert.importers import identify, importer
+from host.convert.interop.ort_variants import io_details as ort_io_details, is_onnx
 from host.convert.quantize import check_fixed_inputs, convert, image_input, io_details, variant_name
 from host.convert.source import ModelError, Source
 from host.data.builtin import DatasetError
@@ -56,7 +58,7 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
     if scored is None:
         scored = evaluate(files, None if ev is None else ev.x, None if ev is None else ev.y, pre)
     metrics, preds, images = _task_metrics(opts, files, task, pre, labels)
-    ios = {v: io_details(b) for v, b in files.items()}
+    ios = {v: (ort_io_details if is_onnx(b) else io_details)(b) for v, b in files.items()}
     head = {"dataset": {"spec": ev.spec if ev else None, "name": ev.spec if ev else None,
                         "n_test": int(len(ev.y)) if ev else 0},
             "class_names": labels or (ev.class_names if ev else None)}
@@ -67,7 +69,7 @@ def _bundle(opts: Options, files: dict[str, bytes], ev: EvalSet | None, pre: Pre
         head["softmax"] = extra["softmax"]
     if metrics:
         head["eval_set"] = opts.eval
-    tail = {k: extra[k] for k in ("calibration", "int8_debug", "accuracy_checked", "notes") if k in extra}
+    tail = {k: extra[k] for k in ("calibration", "fidelity", "int8_debug", "accuracy_checked", "notes") if k in extra}
     parts = ManifestParts(head, {"origin": origin, "model": extra.get("model", {})}, tail,
                           before={v: {"inputs": len(ios[v]["inputs"])} for v in files},
                           after={v: {"host_us": round(scored[v].host_us, 2), **extra["variant_info"].get(v, {}),
@@ -144,7 +146,11 @@ def run_quantize_model(opts: Options) -> dict:
     if not opts.calib:                  # never random data silently
         raise DatasetError(NO_CALIBRATION)
     with tempfile.TemporaryDirectory(prefix="edgekit-byom-") as tmp:
-        saved, signature = to_saved_model(src, Path(tmp), opts.signature)
+        converted = _onnx_of(src, opts, Path(tmp))
+        if converted is not None:       # ONNX, or PyTorch exported to ONNX: onnx2tf in its own venv
+            saved, signature = onnx_file.to_saved_model(converted, Path(tmp), None)
+        else:
+            saved, signature = to_saved_model(src, Path(tmp), opts.signature)
         fp32 = convert(saved, "fp32", None, signature)
         io_fp32 = io_details(fp32)
         check_fixed_inputs(io_fp32, str(src.path))
@@ -177,9 +183,13 @@ def run_quantize_model(opts: Options) -> dict:
             from host.convert import logits
             files, softmax = logits.apply(files, opts.softmax)
         x, y = (None, None) if ev is None else (ev.x, ev.y)
-        scored = evaluate(files, x, y, pre)
         extra = {"calibration": {"source": opts.calib, "count": int(len(calib))},
                  "model": _model_info(src, io_fp32), "softmax": softmax}
+        if converted is not None:         # ONNX Runtime's own variants, after the converter's fidelity check
+            from host.convert.interop.onnx_fidelity import add_ort_variants
+            extra["fidelity"] = add_ort_variants(files, converted.path.read_bytes(), calib, task.name)
+            src.fixups = converted.fixups
+        scored = evaluate(files, x, y, pre)
         if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):
             extra["accuracy_checked"] = False
         if "int8" in scored and "fp32" in scored and ev is not None:
@@ -195,7 +205,8 @@ def run_quantize_model(opts: Options) -> dict:
                     if softmax and softmax["where"] == "host":
                         files["mixed"] = logits.strip_softmax(files["mixed"])[0]
                     scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
-        extra["variant_info"] = {v: {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
+        extra["variant_info"] = {v: {"runtime": "onnxruntime"} if is_onnx(b) else
+                                 {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
 
 
@@ -220,6 +231,18 @@ def _quantize_tensors(opts: Options, src: Source, saved: Path, signature: str | 
     if not opts.eval:
         extra["accuracy_checked"] = False
     return _bundle(opts, files, None, None, None, labels, src.origin(), extra, task="raw")
+
+
+def _onnx_of(src: Source, opts: Options, scratch: Path) -> Source | None:
+    """The ONNX model to convert (dynamic dims fixed), for an ONNX or PyTorch source; None otherwise."""
+    shape = opts.input
+    if src.format == "torch":
+        src = torch_file.to_onnx(src, opts.weights, opts.input, scratch)
+        onnx_file.check(src.path)
+        shape = None                    # INPUT= was the export's example shape
+    elif src.format != "onnx":
+        return None
+    return onnx_file.fixed(src, shape, opts.calib, scratch)
 
 
 def _model_info(src: Source, io: dict) -> dict:

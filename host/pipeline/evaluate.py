@@ -40,7 +40,11 @@ def predict(model_bytes: bytes, x: np.ndarray | None, pre: Preprocess | None, de
     from device.runtimes.graph import tensor_spec
     from device.serving.predictor import output_scores
 
-    interp = Interpreter(model_content=model_bytes, num_threads=1)
+    from host.convert.interop import ort_variants
+    if ort_variants.is_onnx(model_bytes):      # ONNX Runtime's variants, through the agent's own adapter
+        interp = ort_variants.interpreter(model_bytes)
+    else:
+        interp = Interpreter(model_content=model_bytes, num_threads=1)
     interp.allocate_tensors()
     ins = [tensor_spec(d) for d in interp.get_input_details()]
     out = tensor_spec(interp.get_output_details()[0])

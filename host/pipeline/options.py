@@ -34,6 +34,8 @@ class Options:
     variants: tuple = DEFAULTS.variants
     task: str | None = None                # TASK=: classify | detect | segment | keypoints | raw (default: recognised)
     softmax: str = "host"                  # SOFTMAX=: a classifier's final softmax on the host or in the graph
+    input: str | None = None               # INPUT=1x3x224x224: an ONNX model's input shape (dynamic dims)
+    weights: str | None = None             # WEIGHTS=sd.pt: the state_dict for MODEL=net.py:build_fn
     notes: list[str] = field(default_factory=list)
 
 

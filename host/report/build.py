@@ -99,8 +99,8 @@ def board_table(rows: list[Row]) -> list[str]:
     """Sizes and ratios computed here; every measured column comes from device.contract.results.METRICS."""
     metrics = resultdoc.METRICS
     out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | "
-           + " | ".join(m.label for m in metrics) + " | speed-up vs FP32 | delegated ops |",
-           "|---" * (8 + len(metrics)) + "|"]
+           + " | ".join(m.label for m in metrics) + " | speed-up vs FP32 | delegated ops | runtime |",
+           "|---" * (9 + len(metrics)) + "|"]
     for r in sorted(rows, key=lambda r: (r.variant != "fp32", r.variant, not r.xnnpack, r.threads)):
         base = _baseline(rows, r)
         m = r.result["model"]
@@ -109,7 +109,8 @@ def board_table(rows: list[Row]) -> list[str]:
         measured = " | ".join(resultdoc.metric_text(x, r.result, r.run) for x in metrics)
         out.append(f"| {r.variant} | {r.threads} | {'on' if r.xnnpack else 'off'} | {m['size_bytes'] / 1024:.1f} | "
                    f"{_fmt(size_ratio, '.3f')} | {_pct(r.host_top1)} | {measured} | {_fmt(speed, '.2f')}× | "
-                   f"{r.run.get('ops_delegated', m['ops_delegated'])}/{m['ops_total']} |")
+                   f"{r.run.get('ops_delegated', m['ops_delegated'])}/{m['ops_total']} | "
+                   f"{resultdoc.runtime_of(r.result, r.doc)} |")
     return out
 
 

@@ -123,7 +123,7 @@ def test_eval_images_must_fit_the_model_after_the_manifest(models, agent, tmp_pa
     (["bench", "m.tflite", "--num_threads", "0"], "thread counts"),
     (["bench", "m.tflite", "--num_runs", "lots"], "expected an integer"),
     (["frobnicate"], "invalid choice"),
-    (["bench", "m.tflite", "--runtime", "onnx"], "unknown runtime"),
+    (["bench", "m.tflite", "--runtime", "mxnet"], "unknown runtime"),
 ])
 def test_usage_errors_exit_2(agent, args, needle):
     _assert_clean_failure(agent(*args, "--json", "-"), 2, needle)

@@ -140,3 +140,53 @@ def test_the_board_decodes_images_with_the_hosts_pillow():
             if l.lower().startswith("pillow==")]
     board = [e.pin for e in extras.extras() if e.name == "pillow"]
     assert host == board
+
+
+# ---------------------------------------------------------------- ONNX Runtime beside LiteRT (RUNTIMES=)
+
+def test_runtimes_names_are_checked_before_any_board():
+    from deploy.errors import UsageError
+    assert runtime.parse_runtimes("litert,onnxruntime") == ("litert", "onnxruntime")
+    assert runtime.parse_runtimes(None) == ()
+    with pytest.raises(UsageError, match=r"unknown runtime 'torch' in RUNTIMES= \(choose from litert, onnxruntime\)"):
+        runtime.parse_runtimes("litert,torch")
+
+
+def test_onnxruntime_is_an_extra_only_where_its_wheels_are():
+    [ort] = runtime.extras_for(("litert", "onnxruntime"), board(py=(3, 13, 5), glibc=(2, 41)))
+    assert ort.pin == "onnxruntime==1.32.0" and ort.module == "onnxruntime"
+    assert runtime.extras_for(("litert",), board()) == []
+    with pytest.raises(DeployError) as err:
+        runtime.extras_for(("onnxruntime",), board(py=(3, 9, 2)))
+    assert str(err.value) == ("runtime onnxruntime refused: onnxruntime 1.32.0 has no wheels for Python 3.9 "
+                              "(only 3.11, 3.12, 3.13, 3.14); deploy without onnxruntime in RUNTIMES=")
+    with pytest.raises(DeployError, match="has no wheels for armv7l"):
+        runtime.extras_for(("onnxruntime",), board("armv7l"))
+
+
+def test_asking_for_onnxruntime_reinstalls_once_and_names_both_pins():
+    b = board()
+    rt = runtime.choose(b)
+    extras = tuple(runtime.extras_for(("onnxruntime",), b))
+    b.installed_runtime = runtime.marker(rt, b, False)
+    assert not runtime.needs_install(b, rt) and runtime.needs_install(b, rt, extras)
+    b.installed_runtime = runtime.marker(rt, b, False, extras)
+    assert not runtime.needs_install(b, rt, extras)
+    assert b.installed_runtime.startswith("ai-edge-litert==2.3.0 + onnxruntime==1.32.0 py3.11")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("python", [(3, 11), (3, 13)])
+def test_offline_aarch64_wheelhouse_holds_onnxruntime(python):
+    """The offline boards' path: the host downloads ORT's aarch64 wheel and its dependencies."""
+    b = board(py=python + (0,), numpy="2.2.4" if python >= (3, 13) else "")   # trixie's own NumPy on 3.13
+    rt, [ort] = runtime.choose(b), runtime.extras_for(("onnxruntime",), b)
+    system = runtime.board_numpy_usable(b, rt)
+    reqs = [r for r in rt.requirements + ort.requirements if not (system and r.startswith("numpy"))]
+    house = wheelhouse.build(reqs, arch="aarch64", glibc=(2, 36), python=python,
+                             board_numpy=b.numpy if system else None)
+    names = sorted(p.name for p in house.glob("*.whl"))
+    tag = f"cp{python[0]}{python[1]}"
+    assert f"onnxruntime-1.32.0-{tag}-{tag}-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl" in names or \
+        any(n.startswith(f"onnxruntime-1.32.0-{tag}-{tag}-manylinux_2_28_aarch64") for n in names)
+    assert any(n.startswith("protobuf-") for n in names) and any(n.startswith("ai_edge_litert-") for n in names)

@@ -19,8 +19,11 @@ def paths(tmp_path: Path) -> dict[str, Path]:
     saved = tmp_path / "saved"
     (saved / "variables").mkdir(parents=True)
     (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    from tests import onnx_models
+    onnx_models.linear(tmp_path / "m.onnx")          # an ONNX model is checked (opset, ops, inputs) on sight
+    (tmp_path / "m.pt2").write_bytes(b"PK\x03\x04 a torch.export program, not really")
     return {"keras": tmp_path / "m.keras", "h5": tmp_path / "m.h5", "tflite": tmp_path / "m.tflite",
-            "saved_model": saved}
+            "saved_model": saved, "onnx": tmp_path / "m.onnx", "torch": tmp_path / "m.pt2"}
 
 
 def test_each_importer_identifies_its_own_format_and_no_other(paths):
@@ -45,7 +48,8 @@ def test_hdf5_suffix_is_the_h5_importer(tmp_path):
 
 
 @pytest.mark.parametrize("name,needle", [
-    ("m.onnx", "unknown model format .onnx; use a .keras, .h5, .tflite file or a SavedModel directory"),
+    ("m.caffemodel", "unknown model format .caffemodel; use a .keras, .h5, .onnx, .pt2, .tflite file or a "
+                     "SavedModel directory"),
     ("model", "unknown model format (no suffix)"),
 ])
 def test_an_unknown_format_is_refused_in_one_line(tmp_path, name, needle):
@@ -56,8 +60,8 @@ def test_an_unknown_format_is_refused_in_one_line(tmp_path, name, needle):
 
 
 def test_refusals_before_any_importer(tmp_path):
-    with pytest.raises(ModelError, match=r"model not found: .* \(MODEL= a \.keras, \.h5, \.tflite file or a "
-                                         r"SavedModel directory\)"):
+    with pytest.raises(ModelError, match=r"model not found: .* \(MODEL= a \.keras, \.h5, \.onnx, \.pt2, \.tflite file "
+                                         r"or a SavedModel directory\)"):
         identify(tmp_path / "nope.keras")
     (tmp_path / "empty.keras").write_bytes(b"")
     with pytest.raises(ModelError, match="is an empty file: not a model"):
@@ -71,8 +75,14 @@ def test_the_refusal_lists_every_registered_format():
     hint = formats_hint()
     for imp in IMPORTERS:
         assert imp.hint in hint
-    with pytest.raises(ModelError, match="unknown model format 'onnx'"):
-        importer("onnx")
+    with pytest.raises(ModelError, match="unknown model format 'caffe'"):
+        importer("caffe")
+
+
+def test_a_build_fn_spec_is_torch_and_digested_by_its_file(tmp_path):
+    (tmp_path / "net.py").write_text("def build():\n    pass\n")
+    src = identify(f"{tmp_path}/net.py:build")
+    assert src.format == "torch" and len(src.sha256) == 64
 
 
 def test_only_tflite_is_taken_as_it_is():
