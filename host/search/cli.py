@@ -20,7 +20,7 @@ BUDGET_FLAGS = (("--max-p50-us", "max_p50_us"), ("--max-p99-us", "max_p99_us"), 
                 ("--max-size-kb", "max_size_kb"), ("--min-top1", "min_top1"))
 # dest -> (the flag the user typed, lowest value)
 AT_LEAST = {"trials": ("--trials", 1), "max_trained": ("--max-trained", 1), "epochs": ("--epochs", 1),
-            "threads": ("--num_threads", 1)}
+            "threads": ("--num_threads", 1), "workers": ("--workers", 1), "folds": ("--folds", 0)}
 
 SEARCH_HELP = "the most accurate INT8 model within a board's budgets, measured on the board"
 PERF_HELP = "the model search's figures on mnist5k/HOST=local -> reports/perf.json"
@@ -43,15 +43,51 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     add_flag(s, "--num_threads", "--threads", dest="threads", type=int, default=1, metavar="N",
              help="interpreter threads on the board")
     s.add_argument("--trials", type=int, default=36,
-                   help="candidates drawn from the space, filtered and measured untrained (c00 = default model)")
+                   help="trials of the study: candidates measured untrained (c00 = default model); a resumed "
+                        "study runs up to this many in all")
     s.add_argument("--max-trained", type=int, default=8,
-                   help="at most this many candidates within budget are trained: those with the most MACs")
+                   help="the search stops after this many trainings (the pruner stops the laggards early)")
     s.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                   help="epochs of the last rung (default: the default model's); earlier rungs: a ninth, a third")
+                   help="epochs of a full training (default: the default model's); the pruner's rungs: a ninth, "
+                        "a third")
+    add_study_flags(s)
+    s.add_argument("--workers", type=int, default=1, help="local worker processes")
+    s.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
+                   help="the study's sampler (multi-objective TPE with the budgets as constraints)")
+    s.add_argument("--folds", type=int, default=3,
+                   help="finalists re-validated on this many folds of train+validation (0: the one split)")
     s.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     s.add_argument("--time-budget-min", type=float, help="stop gracefully after this many minutes")
     add_flag(s, "--calib_n", "--calibration-samples", dest="calibration_samples", type=int, metavar="N",
              default=DEFAULTS.calibration_samples, help="calibration images for the finalists' INT8")
+
+
+def add_study_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--storage", help="the study's database: postgresql://USER@HOST/DB, mysql://..., sqlite:///PATH "
+                                     "(default: artifacts/search-NAME/study.db)")
+
+
+def add_worker_arguments(s: argparse.ArgumentParser) -> None:
+    """`search-worker`'s flags: the study to join; everything else is read from the study."""
+    s.add_argument("--name", required=True, help="the search's NAME")
+    add_study_flags(s)
+    s.add_argument("--hosts", help="this worker's boards (a,b,c or @fleet.txt; default: the study's)")
+    s.add_argument("--index", type=int, default=-1,
+                   help="worker number, seeds its sampler (default: derived from this host and process)")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """`python -m host search-worker`: join a running search's study."""
+    from host.search.board import parse_hosts
+    from host.search.worker import work
+
+    hosts = parse_hosts(None, args.hosts) if args.hosts else None
+    try:
+        return work(args.storage, args.name, hosts, args.index)
+    except KeyboardInterrupt:
+        from host.errors import Interrupted
+
+        raise Interrupted("interrupted: the running trial was marked failed; finished trials are kept") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                   Options(profile=args.profile, ssh_key=args.ssh_key, trust_new_host=args.trust_new_host), threads=args.threads,
                   trials=args.trials, max_trained=args.max_trained, epochs=args.epochs, space=args.space,
                   time_budget_min=args.time_budget_min,
-                  calibration=args.calibration_samples)
+                  calibration=args.calibration_samples, storage=args.storage, workers=args.workers,
+                  sampler=args.sampler, folds=args.folds)
     try:
         return run_search(req)
     except BoardFailure as e:

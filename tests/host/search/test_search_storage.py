@@ -1,0 +1,86 @@
+"""The search's study storage on a real PostgreSQL server and on SQLite: board leases under real
+concurrency (processes racing for two boards), an unreachable storage refused in one line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.timeout(600)
+
+# Each process takes a board 12 times; while it holds one it creates a file named after the board
+# with O_EXCL, which fails if any other process holds the same board at that moment.
+RACER = """
+import os, sys, time
+from host.search import study as st
+from host.search.lease import Leases
+url, folder, tag = sys.argv[1:4]
+leases = Leases(st.engine(st.storage_url("lease", url)))
+for i in range(12):
+    with leases.hold(["b1", "b2"], tag) as board:
+        fd = os.open(os.path.join(folder, board), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        time.sleep(0.02)
+        os.close(fd)
+        os.unlink(os.path.join(folder, board))
+"""
+
+
+def race(url: str, folder: Path, n: int = 4) -> list[dict]:
+    from host.search import study as st
+    from host.search.lease import Leases
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, url, str(folder), f"w{i}"], env=env, cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(errs)
+    return Leases(st.engine(st.storage_url("lease", url))).history()
+
+
+def assert_never_two_holders(history: list[dict], n: int) -> None:
+    assert len(history) == 12 * n
+    assert {h["holder"] for h in history} == {f"w{i}" for i in range(n)}
+    for board in ("b1", "b2"):
+        spans = sorted((h["taken"], h["returned"]) for h in history if h["board"] == board)
+        assert spans, f"nobody used {board}"
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end is not None and start >= end, f"{board} held twice at once"
+
+
+def test_board_leases_are_exclusive_on_postgresql(postgres_url, tmp_path):
+    assert_never_two_holders(race(postgres_url, tmp_path), 4)
+
+
+def test_board_leases_are_exclusive_on_sqlite(tmp_path):
+    assert_never_two_holders(race(f"sqlite:///{tmp_path / 'study.db'}", tmp_path, 3), 3)
+
+
+def test_a_busy_board_makes_the_next_worker_wait(tmp_path):
+    from host.search import study as st
+    from host.search.lease import Leases
+
+    leases = Leases(st.engine(f"sqlite:///{tmp_path / 'study.db'}"))
+    with leases.hold(["only"], "a"):
+        with pytest.raises(TimeoutError, match="no board of only came free"):
+            with leases.hold(["only"], "b", wait_s=0.5):
+                pass
+    with leases.hold(["only"], "b", wait_s=0.5) as board:
+        assert board == "only"
+
+
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none", "postgresql://edgekit@/edgekit?host=/nonexistent"])
+def test_unreachable_storage_is_one_line_exit_2_before_anything_is_measured(url, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEKIT_ARTIFACTS=str(tmp_path / "artifacts"),
+               EDGEKIT_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-m", "host", "search", "--dataset", "digits", "--name", "x",
+                           "--max-p50-us", "10", "--storage", url], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "unreachable" in line and url.split("?")[0].split("@")[1].split("/")[0] in line
+    # nothing measured, no board visited, no study made (the log of TensorFlow's native lines aside)
+    assert not (tmp_path / "home").exists() and not (tmp_path / "artifacts" / "search-x").exists()
