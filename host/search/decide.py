@@ -55,8 +55,8 @@ def accuracy(c: Candidate) -> tuple[float, float]:
     if len(folds) >= 2:
         mean = sum(folds) / len(folds)
         sd = math.sqrt(sum((f - mean) ** 2 for f in folds) / (len(folds) - 1))
-        n = (c.int8 or {}).get("val_n") or 0
-        binom = math.sqrt(mean * (1 - mean) / (n * len(folds))) if n else 0.0
+        n = (c.int8 or {}).get("folds_n") or 0          # images scored over all folds
+        binom = math.sqrt(mean * (1 - mean) / n) if n else 0.0
         return mean, max(sd / math.sqrt(len(folds)), binom)
     p, n = c.int8["val_top1"], (c.int8 or {}).get("val_n") or 0
     return p, math.sqrt(p * (1 - p) / n) if n else 0.0

@@ -69,7 +69,7 @@ def leaderboard(study, req: Request, board: BoardRun, native: tuple) -> tuple[Le
         c = Candidate.from_dict(d)
         c.id, c.default = f"c{t.number:02d}", bool(t.user_attrs.get("default"))
         c.extra.update(trial=t.number, state=t.state.name, worker=t.user_attrs.get("worker"),
-                       bench_calls=t.user_attrs.get("bench_calls", 0))
+                       measured=t.user_attrs.get("measured", []))
         if t.state == TrialState.FAIL and c.status != "failed":
             c.status, c.why = "failed", "its worker stopped mid-trial (Ctrl-C or died)"
         if t.state == TrialState.FAIL and t.number in retried:
@@ -142,7 +142,7 @@ def run_search(req: Request) -> int:
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_start >= started]
     runs = study.user_attrs.get("runs", []) + [{
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.monotonic() - t0))),
-        "workers": req.workers, "bench_calls": sum(t.user_attrs.get("bench_calls", 0) for t in trials),
+        "workers": req.workers, "bench_calls": sum(len(t.user_attrs.get("measured", [])) for t in trials),
         "trained": sum(1 for t in trials if t.user_attrs.get("trained")), "wall_s": round(time.monotonic() - t0, 1),
         "complete": not leader.out_of_time()}]
     study.set_user_attr("runs", runs)

@@ -26,7 +26,7 @@ from host.search import space as sp
 from host.search import study as st
 from host.search.board import BoardFailure, on_board
 from host.search.candidate import Candidate
-from host.search.decide import broken
+from host.search.decide import accuracy, broken
 from host.search.lease import Leases, holder_name
 from host.search.stages import Request, Stages
 
@@ -98,7 +98,7 @@ class Worker(Stages):
         known = trial.user_attrs.get("cand") or {}          # a re-queued trial's facts
         other = self.known(cfg, trial.number)
         trial.set_user_attr("worker", self.holder)
-        trial.set_user_attr("bench_calls", 0)
+        trial.set_user_attr("measured", [])     # what this trial itself measured on a board
         # (2) static facts
         c.static = known.get("static") or other.get("static")
         untrained = self.dir / "cands" / c.id / "untrained_int8.tflite"
@@ -113,7 +113,7 @@ class Worker(Stages):
                 self.static(c)
             with self.leases.hold(self.req.hosts, self.holder) as host:
                 self.measure_untrained(c, host)
-            trial.set_user_attr("bench_calls", 1)
+            trial.set_user_attr("measured", ["short"])
         if "error" in c.short:
             c.stage, c.status, c.why = "measured", "failed", f"bench failed: {c.short['error']}"
             self.keep(trial, c)
@@ -136,7 +136,7 @@ class Worker(Stages):
         self.finalise(c, self.req.epochs)
         with self.leases.hold(self.req.hosts, self.holder) as host:
             self.measure_final(c, host)
-        trial.set_user_attr("bench_calls", trial.user_attrs.get("bench_calls", 0) + 1)
+        trial.set_user_attr("measured", trial.user_attrs.get("measured", []) + ["final"])
         if "error" in c.final:
             c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {c.final['error']}"
             self.keep(trial, c)
@@ -146,7 +146,11 @@ class Worker(Stages):
         self.keep(trial, c, "finalist", {"p50_us": c.final["p50_us"], "p99_us": c.final["p99_us"],
                                          "peak_rss_mb": c.final["peak_rss_mb"], "size_kb": c.int8["size_bytes"] / 1024,
                                          "top1": top1 if top1 is not None else c.int8["host_top1"]})
-        return c.int8["val_top1"], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
+        if c.status == "finalist" and self.req.folds >= 2:     # a contender: its accuracy, steadier
+            c.int8["folds"] = self.fold_accuracies(c, self.req.folds)
+            c.int8["folds_n"] = int(len(self.data_at(c.config["input"]).y_train) + len(self.data_at(c.config["input"]).y_val))
+            self.keep(trial, c)
+        return accuracy(c)[0], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
 
     def keep(self, trial, c: Candidate, stage: str | None = None, figures: dict | None = None) -> None:
         """Save what the trial knows; with figures, judge them: over a budget -> pruned here."""

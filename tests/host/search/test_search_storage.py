@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def search_env(tmp_path_factory) -> dict:
+    from tests.host.search.test_search import make_env
+
+    return make_env(tmp_path_factory.mktemp("search-pg"))
 
 # Each process takes a board 12 times; while it holds one it creates a file named after the board
 # with O_EXCL, which fails if any other process holds the same board at that moment.
@@ -84,3 +91,26 @@ def test_unreachable_storage_is_one_line_exit_2_before_anything_is_measured(url,
     assert "unreachable" in line and url.split("?")[0].split("@")[1].split("/")[0] in line
     # nothing measured, no board visited, no study made (the log of TensorFlow's native lines aside)
     assert not (tmp_path / "home").exists() and not (tmp_path / "artifacts" / "search-x").exists()
+
+
+def test_tiny_search_on_postgresql_with_two_worker_processes(postgres_url, search_env):
+    """Two worker processes share one study on the server (and one board, by lease); the
+    leaderboard written from the study passes the same checks as the one-process SQLite search."""
+    from host.search import study as st
+    from host.search.lease import Leases
+    from tests.host.search.test_search import SEARCH, check_decisions, host, leaderboard
+
+    args = [a if a != "tiny" else "pg" for a in SEARCH] + ["--storage", postgres_url, "--workers", "2"]
+    proc = host(search_env, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lb = leaderboard(search_env, "pg")
+    check_decisions(lb)
+    assert lb["storage"].startswith("postgresql+psycopg://edgekit@/edgekit")
+    assert not (Path(search_env["EDGEKIT_ARTIFACTS"]) / "search-pg" / "study.db").exists()
+    pids = {c["worker"].split(":")[1] for c in lb["candidates"] if c.get("worker")}
+    assert len(pids) == 2, "both worker processes should have run trials"
+    leases = [h for h in Leases(st.engine(st.storage_url("pg", postgres_url))).history() if h["board"] == "local"]
+    assert len(leases) >= sum(len(c.get("measured", [])) for c in lb["candidates"])
+    spans = sorted((h["taken"], h["returned"]) for h in leases)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end is not None and start >= end, "the board was measured on by two workers at once"
