@@ -89,6 +89,7 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
 def rdb(url: str, heartbeat: bool = True):
@@ -163,25 +164,26 @@ def excesses(budgets: dict, figures: dict) -> list[float]:
     return out
 
 
-def constraints(budgets: dict):
-    """Optuna's constraints_func: the trial's judged figures (user attr "figures") against the budgets."""
-    def func(trial) -> list[float]:
-        return excesses(budgets, trial.user_attrs.get("figures", {}))
-    return func
+def constrain(trial, budgets: dict) -> None:
+    """The trial's constraints (Optuna's set_constraint, once, when the trial ends): its judged
+    figures (user attr "figures") against each budget. Pruned trials get them too, so a candidate
+    over budget by its untrained measurement is infeasible in the study's own bookkeeping."""
+    figures = trial.user_attrs.get("figures", {})
+    for key, value in zip(sorted(budgets), excesses(budgets, figures)):
+        trial.set_constraint(key, value)
 
 
-def sampler(kind: str, budgets: dict, seed: int, worker: int = 0):
+def sampler(kind: str, seed: int, worker: int = 0):
     """The study's sampler (each worker builds its own; a different seed per worker, or two
-    workers would draw the same first candidates)."""
+    workers would draw the same first candidates). TPE and NSGA-II read the trials' constraints."""
     import optuna
 
-    cons, s = constraints(budgets), seed + 1000 * worker
+    s = seed + 1000 * worker
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s, constraints_func=cons, population_size=8)
+        return optuna.samplers.NSGAIISampler(seed=s, population_size=8)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=s)
-    return optuna.samplers.TPESampler(seed=s, constraints_func=cons, n_startup_trials=6, multivariate=True,
-                                      group=True, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=s, n_startup_trials=6, multivariate=True, group=True)
 
 
 def pruner(epochs: int):

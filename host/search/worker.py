@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import zlib
 from pathlib import Path
@@ -31,6 +32,7 @@ from host.search.lease import Leases, holder_name
 from host.search.stages import Request, Stages
 
 FINISHED = ("COMPLETE", "PRUNED")
+MAX_FAILURES = 3        # trials in a row that fail on this worker (a board down, a model it cannot run)
 
 
 class CandidateFailed(Exception):
@@ -57,10 +59,13 @@ class Worker(Stages):
         if index < 0:       # a worker joining from another host: a seed of its own
             index = 1 + zlib.crc32(self.holder.encode()) % 100_000
         self.study, self.rungs = st.open_studies(req, url, create=False,
-                                                 sampler=st.sampler(req.sampler, req.budgets, self.space.seed, index))
+                                                 sampler=st.sampler(req.sampler, self.space.seed, index))
         self.leases = Leases(st.engine(url))
+        # lease names: a board's spec, except `local`, which is a different board on every host
+        self.boards = {(f"local@{socket.gethostname()}" if h == "local" else h): h for h in req.hosts}
         self.board = on_board(req.hosts[0], req.options)
         self.native = tuple(self.ds.input_shape)
+        self.failures, self.last_error = 0, ""
 
     # ---- the loop
     def run(self) -> None:
@@ -78,6 +83,8 @@ class Worker(Stages):
             if waiting or not self.enough(trials):
                 self.study.optimize(self.objective, n_trials=1, catch=(CandidateFailed, BoardFailure),
                                     gc_after_trial=True)
+                if self.failures >= MAX_FAILURES:     # failed trials do not count: stop, not loop
+                    raise BoardFailure(f"{MAX_FAILURES} trials in a row failed here; the last: {self.last_error}")
                 continue
             if self.leader and any(t.state == TrialState.RUNNING for t in trials):
                 time.sleep(1.0)
@@ -91,6 +98,23 @@ class Worker(Stages):
 
     # ---- one trial
     def objective(self, trial) -> tuple[float, float, float]:
+        """One candidate; its constraints are set when it ends, pruned or complete."""
+        import optuna
+
+        try:
+            values = self.candidate(trial)
+        except optuna.TrialPruned:
+            st.constrain(trial, self.req.budgets)
+            self.failures = 0
+            raise
+        except (CandidateFailed, BoardFailure) as e:
+            self.failures, self.last_error = self.failures + 1, str(e)
+            raise
+        st.constrain(trial, self.req.budgets)
+        self.failures = 0
+        return values
+
+    def candidate(self, trial) -> tuple[float, float, float]:
         import optuna
 
         cfg = st.suggest(trial, self.space, self.native)
@@ -111,8 +135,8 @@ class Worker(Stages):
         if c.short is None:
             if not untrained.is_file():
                 self.static(c)
-            with self.leases.hold(self.req.hosts, self.holder) as host:
-                self.measure_untrained(c, host)
+            with self.leases.hold(list(self.boards), self.holder) as board:
+                self.measure_untrained(c, self.boards[board])
             trial.set_user_attr("measured", ["short"])
         if "error" in c.short:
             c.stage, c.status, c.why = "measured", "failed", f"bench failed: {c.short['error']}"
@@ -134,8 +158,8 @@ class Worker(Stages):
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
         self.finalise(c, self.req.epochs)
-        with self.leases.hold(self.req.hosts, self.holder) as host:
-            self.measure_final(c, host)
+        with self.leases.hold(list(self.boards), self.holder) as board:
+            self.measure_final(c, self.boards[board])
         trial.set_user_attr("measured", trial.user_attrs.get("measured", []) + ["final"])
         if "error" in c.final:
             c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {c.final['error']}"

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(900)
 # digits (8x8): c00 is the default model (~590 KB INT8, ~14 us here); the space's own models are tiny
 # (~10-40 KB, ~5-6 us). The p50 budget sits between the two, so the default is pruned by its
 # measurement, before training; the RSS budget is generous (the agent's process is ~50 MB).
-# The study stops after 3 trainings (or 5 trials).
-SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "5", "--epochs", "2", "--max-trained", "3",
+# The study stops after 2 trainings (or 4 trials).
+SEARCH = ["search", "--dataset", "digits", "--name", "tiny", "--trials", "4", "--epochs", "2", "--max-trained", "2",
           "--max-p50-us", "10", "--max-rss-mb", "300", "--calib_n", "50", "--folds", "2", "--space", SPACE]
 FIGURE = {"max_p50_us": "p50_us", "max_p99_us": "p99_us", "max_peak_rss_mb": "peak_rss_mb"}
 
@@ -142,7 +142,7 @@ def test_decisions_match_the_leaderboard(first_run):
     assert lb["budgets"] == {"max_p50_us": 10.0, "max_peak_rss_mb": 300.0}
     assert lb["storage"].startswith("sqlite:///") and lb["storage"].endswith("search-tiny/study.db")
     check_decisions(lb)
-    assert sum(1 for c in lb["candidates"] if "train" in c) <= 3
+    assert sum(1 for c in lb["candidates"] if "train" in c) <= 2
     for c in lb["candidates"]:      # every finalist within budget re-validated on FOLDS=2 folds
         if c["status"] in ("winner", "finalist"):
             assert len(c["int8"]["folds"]) == 2 and c["int8"]["folds_n"] > c["int8"]["val_n"]
@@ -227,7 +227,7 @@ def _wait_for(env: dict, name: str, proc, test, timeout: float = 600) -> None:
     pytest.fail(f"the search never got there (exit {proc.poll()})")
 
 
-def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_continues(env):
+def test_ctrl_c_marks_the_running_trial_failed(env):
     import signal
 
     args = ["search", "--dataset", "digits", "--name", "intr", "--trials", "3", "--epochs", "1",
@@ -240,12 +240,7 @@ def test_ctrl_c_marks_the_running_trial_failed_and_the_same_command_continues(en
     assert proc.returncode == 130, err
     assert "run the same command to continue" in err.strip().splitlines()[-1]
     states = [t.state.name for t in _study(env, "intr").get_trials()]
-    assert "RUNNING" not in states and "FAIL" in states
-
-    again = host(env, *args)
-    assert again.returncode == 0, again.stdout + again.stderr
-    lb = leaderboard(env, "intr")
-    assert lb["winner"] and any(c["state"] == "FAIL" and c["status"] == "failed" for c in lb["candidates"])
+    assert "RUNNING" not in states and "FAIL" in states      # (the same command continues: the test below)
 
 
 def test_a_killed_worker_loses_nothing_and_nothing_is_measured_twice(env):
@@ -253,7 +248,7 @@ def test_a_killed_worker_loses_nothing_and_nothing_is_measured_twice(env):
     trial with what it had measured (Optuna's heartbeat), and finishes the search."""
     import signal
 
-    args = ["search", "--dataset", "digits", "--name", "killed", "--trials", "3", "--epochs", "2", "--max-trained", "2",
+    args = ["search", "--dataset", "digits", "--name", "killed", "--trials", "3", "--epochs", "2", "--max-trained", "1",
             "--max-p50-us", "10", "--calibration-samples", "20", "--folds", "0", "--space", SPACE]
     proc = subprocess.Popen([sys.executable, "-m", "host", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -268,7 +263,8 @@ def test_a_killed_worker_loses_nothing_and_nothing_is_measured_twice(env):
     lb = leaderboard(env, "killed")
     cands = {c["trial"]: c for c in lb["candidates"]}
     assert cands[dead.number]["state"] == "FAIL" and "re-queued as" in cands[dead.number]["why"]
-    [retry] = [c for c in lb["candidates"] if c["config"] == cands[dead.number]["config"] and c["trial"] != dead.number]
+    [retry] = [c for c in lb["candidates"] if c.get("retry_of") == dead.number]
+    assert retry["config"] == cands[dead.number]["config"]
     assert retry["state"] in ("COMPLETE", "PRUNED") and "short" not in retry["measured"]
     assert retry["short"]["measured_utc"] == cands[dead.number]["short"]["measured_utc"]
     check_decisions(lb)

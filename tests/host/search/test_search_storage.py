@@ -3,6 +3,7 @@ concurrency (processes racing for two boards), an unreachable storage refused in
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,7 +110,8 @@ def test_tiny_search_on_postgresql_with_two_worker_processes(postgres_url, searc
     assert not (Path(search_env["EDGEKIT_ARTIFACTS"]) / "search-pg" / "study.db").exists()
     pids = {c["worker"].split(":")[1] for c in lb["candidates"] if c.get("worker")}
     assert len(pids) == 2, "both worker processes should have run trials"
-    leases = [h for h in Leases(st.engine(st.storage_url("pg", postgres_url))).history() if h["board"] == "local"]
+    board = f"local@{socket.gethostname()}"         # `local` leased per host
+    leases = [h for h in Leases(st.engine(st.storage_url("pg", postgres_url))).history() if h["board"] == board]
     assert len(leases) >= sum(len(c.get("measured", [])) for c in lb["candidates"])
     spans = sorted((h["taken"], h["returned"]) for h in leases)
     for (_, end), (start, _) in zip(spans, spans[1:]):
