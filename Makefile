@@ -126,12 +126,12 @@ compare: venv
 score: venv
 	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS
 
-## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
+## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~40 min; SEARCH_PERF=0 skips it)
 perf: venv
 	$(PY) -m host perf
 	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
 
-## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
+## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= ... WORKERS= STORAGE=)
 search: venv
 	$(PY) -m host search --dataset "$$DATASET" $(SEARCH_FLAGS)
 
@@ -147,7 +147,7 @@ search-dashboard: venv
 	$(VENV)/bin/optuna-dashboard --host 127.0.0.1 --port $${PORT:-8080} \
 	  "$$($(PY) -c 'import sys; from host.search.study import storage_url as u; print(u(sys.argv[1], sys.argv[2] or None))' "$(SEARCH_NAME)" "$$STORAGE")"
 
-## make search-perf  the search's own figures (mnist5k, HOST=local, budget = half the default p50) -> reports/perf.json
+## make search-perf  the search's figures (mnist5k, HOST=local, budgets 0.4x/0.5x the default p50, WORKERS=2 vs 1) -> reports/perf.json
 search-perf: venv
 	$(PY) -m host search-perf
 

@@ -65,7 +65,7 @@ class Worker(Stages):
         self.boards = {(f"local@{socket.gethostname()}" if h == "local" else h): h for h in req.hosts}
         self.board = on_board(req.hosts[0], req.options)
         self.native = tuple(self.ds.input_shape)
-        self.failures, self.last_error = 0, ""
+        self.failures, self.last_error, self.down = 0, "", set()
 
     # ---- the loop
     def run(self) -> None:
@@ -123,6 +123,7 @@ class Worker(Stages):
         other = self.known(cfg, trial.number)
         trial.set_user_attr("worker", self.holder)
         trial.set_user_attr("measured", [])     # what this trial itself measured on a board
+        trial.set_user_attr("trained", False)   # (a re-queued trial inherits its predecessor's attrs)
         # (2) static facts
         c.static = known.get("static") or other.get("static")
         untrained = self.dir / "cands" / c.id / "untrained_int8.tflite"
@@ -135,8 +136,7 @@ class Worker(Stages):
         if c.short is None:
             if not untrained.is_file():
                 self.static(c)
-            with self.leases.hold(list(self.boards), self.holder) as board:
-                self.measure_untrained(c, self.boards[board])
+            self.on_a_board(lambda host: self.measure_untrained(c, host))
             trial.set_user_attr("measured", ["short"])
         if "error" in c.short:
             c.stage, c.status, c.why = "measured", "failed", f"bench failed: {c.short['error']}"
@@ -158,8 +158,7 @@ class Worker(Stages):
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
         self.finalise(c, self.req.epochs)
-        with self.leases.hold(list(self.boards), self.holder) as board:
-            self.measure_final(c, self.boards[board])
+        self.on_a_board(lambda host: self.measure_final(c, host))
         trial.set_user_attr("measured", trial.user_attrs.get("measured", []) + ["final"])
         if "error" in c.final:
             c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {c.final['error']}"
@@ -175,6 +174,20 @@ class Worker(Stages):
             c.int8["folds_n"] = int(len(self.data_at(c.config["input"]).y_train) + len(self.data_at(c.config["input"]).y_val))
             self.keep(trial, c)
         return accuracy(c)[0], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
+
+    def on_a_board(self, measure) -> None:
+        """Run `measure(host)` on a free board of the pool (leased); a board that fails is left out
+        by this worker from then on and the measurement moves to another one."""
+        while True:
+            pool = [b for b in self.boards if b not in self.down]
+            if not pool:
+                raise BoardFailure(f"every board failed: {self.last_error}")
+            with self.leases.hold(pool, self.holder) as board:
+                try:
+                    return measure(self.boards[board])
+                except BoardFailure as e:
+                    self.down.add(board)
+                    self.last_error = f"{board}: {e}"
 
     def keep(self, trial, c: Candidate, stage: str | None = None, figures: dict | None = None) -> None:
         """Save what the trial knows; with figures, judge them: over a budget -> pruned here."""

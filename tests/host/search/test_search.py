@@ -291,6 +291,7 @@ def test_a_users_npz_colour_dataset_searched_at_smaller_sizes(env, tmp_path):
     space.write_text("seed: 1\nalpha: [0.35]\nresolution: [1.0, 0.75]\nstem_stride: [1, 2]\n"
                      "blocks:\n  - [[16, 2], [32, 2]]\nkernel: [3]\nlast_width: [null]\nstem_filters: [8]\n")
     proc = host(env, "search", "--dataset", f"npz:{data}", "--name", "squares", "--trials", "5", "--epochs", "1",
+                "--max-trained", "2",
                 "--max-rss-mb", "1000", "--calibration-samples", "30", "--folds", "0", "--space", str(space))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lb = json.loads((Path(env["EDGEKIT_ARTIFACTS"]) / "search-squares" / "leaderboard.json").read_text())
