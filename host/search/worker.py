@@ -251,6 +251,8 @@ class Worker(Stages):
 def work(storage: str | None, name: str, hosts: list[str] | None = None, index: int = -1) -> int:
     """`python -m host search-worker`: join the study NAME in STORAGE and run trials."""
     url = st.storage_url(name, storage)
+    if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
+        raise sp.SearchError(f"no study {name} in {st.shown(url)}: start it with `make search NAME={name}` first")
     st.check_reachable(url)
     import optuna
 

@@ -102,6 +102,7 @@ def test_tiny_search_on_postgresql_with_two_worker_processes(postgres_url, searc
     from tests.host.search.test_search import SEARCH, check_decisions, host, leaderboard
 
     args = [a if a != "tiny" else "pg" for a in SEARCH] + ["--storage", postgres_url, "--workers", "2"]
+    args[args.index("--folds") + 1] = "0"           # (folds are the SQLite search's; here: the storage)
     proc = host(search_env, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lb = leaderboard(search_env, "pg")
