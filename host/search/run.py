@@ -156,7 +156,7 @@ def run_search(req: Request) -> int:
     outputs.print_summary(doc, lb.candidates, leader.dir)
     if winner is None:
         raise NoWinner(f"no candidate meets every budget; {closest(lb.candidates)}")
-    if not (leader.dir / "cands" / winner.id / "bundle").is_dir():
+    if not (leader.dir / "cands" / winner.extra.get("same_as", winner.id) / "bundle").is_dir():
         raise HostError(f"winner {winner.id} was trained by worker {winner.extra.get('worker')}: its files are on "
                         f"that host; run `make search NAME={req.name} STORAGE=...` there to write the bundle")
     out = outputs.write_winner(leader, doc, winner)

@@ -143,6 +143,8 @@ class Worker(Stages):
             self.keep(trial, c)
             raise CandidateFailed(c.why)
         self.keep(trial, c, "measured", {k: c.short.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")})
+        if other.get("trained"):        # the sampler drew a model another trial has trained: its results
+            return self.same_as(trial, c, other["trained"])
         # (4) training under the pruner, unless MAX_TRAINED trainings are already under way
         if sum(1 for t in self.study.get_trials(deepcopy=False)
                if t.user_attrs.get("trained") and t.state.name in FINISHED + ("RUNNING",)) >= self.req.max_trained:
@@ -164,12 +166,31 @@ class Worker(Stages):
             c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {c.final['error']}"
             self.keep(trial, c)
             raise CandidateFailed(c.why)
+        return self.judge_final(trial, c)
+
+    def same_as(self, trial, c: Candidate, d: dict) -> tuple[float, float, float]:
+        """A trial of a model already trained (same config, same seed: the same run) takes that
+        trial's training, files' figures and verdict instead of training it again."""
+        import optuna
+
+        trial.set_user_attr("same_as", d["id"])
+        c.extra["same_as"] = d["id"]
+        c.train = d.get("train")
+        if d.get("status") == "halved":
+            c.stage, c.status, c.why = "trained", "halved", f"the same model as {d['id']}: {d.get('why', '')}"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
+        c.int8, c.final = d["int8"], d["final"]
+        return self.judge_final(trial, c)
+
+    def judge_final(self, trial, c: Candidate) -> tuple[float, float, float]:
+        """The re-measured figures against every budget; a finalist within them re-validated on folds."""
         top1 = c.final.get("device_top1")
         c.stage, c.status = "finalist", "finalist"
         self.keep(trial, c, "finalist", {"p50_us": c.final["p50_us"], "p99_us": c.final["p99_us"],
                                          "peak_rss_mb": c.final["peak_rss_mb"], "size_kb": c.int8["size_bytes"] / 1024,
                                          "top1": top1 if top1 is not None else c.int8["host_top1"]})
-        if c.status == "finalist" and self.req.folds >= 2:     # a contender: its accuracy, steadier
+        if c.status == "finalist" and self.req.folds >= 2 and not c.int8.get("folds"):   # a contender: steadier
             c.int8["folds"] = self.fold_accuracies(c, self.req.folds)
             c.int8["folds_n"] = int(len(self.data_at(c.config["input"]).y_train) + len(self.data_at(c.config["input"]).y_val))
             self.keep(trial, c)
@@ -214,6 +235,9 @@ class Worker(Stages):
         for d in filter(None, cands):
             if json.dumps(d["config"], sort_keys=True) == key and d.get("static"):
                 out["static"] = d["static"]
+                if not d.get("same_as") and (d.get("status") == "halved" or (d.get("final") and d.get("int8") and
+                                                                          "error" not in d["final"])):
+                    out.setdefault("trained", d)
         graph = (out.get("static") or {}).get("graph")
         for d in filter(None, cands):
             short = d.get("short")
