@@ -55,9 +55,13 @@ SEARCH_FLAGS = $(if $(filter command line environment,$(origin NAME)),--name "$$
                $(call opt,MIN_TOP1,--min-top1) $(call opt,THREADS,--num_threads) $(call opt,TRIALS,--trials) \
                $(call opt,MAX_TRAINED,--max-trained) \
                $(call opt,EPOCHS,--epochs) $(call opt,SPACE,--space) $(call opt,TIME_BUDGET_MIN,--time-budget-min) \
-               $(TARGET_FLAGS)
+               $(call opt,STORAGE,--storage) $(call opt,WORKERS,--workers) $(call opt,SAMPLER,--sampler) \
+               $(call opt,FOLDS,--folds) $(TARGET_FLAGS)
+# make search-worker / search-dashboard: the study NAME (the search's NAME, default DATASET-best) in STORAGE
+SEARCH_NAME = $(if $(filter command line environment,$(origin NAME)),$(NAME),$(subst /,_,$(subst :,_,$(DATASET)))-best)
 
 .PHONY: help venv venv-onnx2tf venv-torch torch-mnist all train quantize bundle evaluate agent deploy bench profile report compare score perf search search-perf \
+        search-worker search-dashboard \
         board board-stop board-status serve stop releases rollback fuzz test mutate clean
 
 help:
@@ -67,6 +71,7 @@ help:
 	@echo '           HOST=local | HOSTS=a,b,c | HOSTS=@fleet.txt   PROFILE=rpi4|path.yaml   SSH_KEY=   TRUST_NEW_HOST=1'
 	@echo '           search: MAX_P50_US= MAX_P99_US= MAX_RSS_MB= MAX_SIZE_KB= MIN_TOP1= THREADS=1 TRIALS=36 MAX_TRAINED=8'
 	@echo '                   EPOCHS=40 SPACE=host/search/space.yaml TIME_BUDGET_MIN= (NAME= default DATASET-best)'
+	@echo '                   WORKERS=1 STORAGE=postgresql://USER@HOST/DB SAMPLER=tpe|nsga2|random FOLDS=3 PORT=8080'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           RUNTIME=onnxruntime | RUNTIMES=litert,onnxruntime (deploy installs ONNX Runtime; bench runs each runtime)'
 	@echo '           your model: MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300 INPUT=1x3x224x224 WEIGHTS=sd.pt'
@@ -142,7 +147,7 @@ compare: venv
 score: venv
 	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS
 
-## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~10 min; SEARCH_PERF=0 skips it)
+## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~40 min; SEARCH_PERF=0 skips it)
 perf: venv venv-onnx2tf
 	$(PY) -m host perf
 	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
@@ -151,11 +156,23 @@ perf: venv venv-onnx2tf
 torch-mnist: venv venv-onnx2tf venv-torch
 	$(PY) -m host.perf.torch_mnist
 
-## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= MAX_RSS_MB= ...)
+## make search       most accurate INT8 model within budgets, measured on HOST (MAX_P50_US= ... WORKERS= STORAGE=)
 search: venv
 	$(PY) -m host search --dataset "$$DATASET" $(SEARCH_FLAGS)
 
-## make search-perf  the search's own figures (mnist5k, HOST=local, budget = half the default p50) -> reports/perf.json
+## make search-worker join the study NAME in STORAGE= from this host (HOSTS= its own boards; WORKERS=N processes)
+search-worker: venv
+	@test -n "$$STORAGE" || { echo "make search-worker: set STORAGE= (the search's database URL) and NAME="; exit 2; }
+	@n=$${WORKERS:-1}; for i in $$(seq 1 $$n); do \
+	  $(PY) -m host search-worker --name "$(SEARCH_NAME)" --storage "$$STORAGE" \
+	    $(if $(HOSTS),--hosts "$$HOSTS") & done; wait
+
+## make search-dashboard optuna-dashboard for the study NAME (STORAGE= or the SQLite file) on 127.0.0.1:PORT
+search-dashboard: venv
+	$(VENV)/bin/optuna-dashboard --host 127.0.0.1 --port $${PORT:-8080} \
+	  "$$($(PY) -c 'import sys; from host.search.study import storage_url as u; print(u(sys.argv[1], sys.argv[2] or None))' "$(SEARCH_NAME)" "$$STORAGE")"
+
+## make search-perf  the search's figures (mnist5k, HOST=local, budgets 0.4x/0.5x the default p50, WORKERS=2 vs 1) -> reports/perf.json
 search-perf: venv
 	$(PY) -m host search-perf
 

@@ -10,6 +10,7 @@ Commands:
   score        COCO mAP / OKS AP / mIoU of infer results on an evaluation set, board beside host
   perf         the toolkit's own benchmark -> reports/perf.json
   search       the most accurate INT8 model within a board's budgets, measured on the board
+  search-worker  join a model search's study from this host and run its trials
   search-perf  the model search's own figures -> reports/perf.json
 
 Exit codes: 0 done, 1 something failed (a model, a board, a budget, a regression), 2 usage or bad
@@ -283,6 +284,18 @@ def _search(args: argparse.Namespace) -> int:
     return cli.run(args)
 
 
+def _search_worker_args(s: argparse.ArgumentParser) -> None:
+    from host.search import cli
+
+    cli.add_worker_arguments(s)
+
+
+def _search_worker(args: argparse.Namespace) -> int:
+    from host.search import cli
+
+    return cli.run_worker(args)
+
+
 def _search_perf(args: argparse.Namespace) -> int:
     from host.search import cli
 
@@ -314,6 +327,8 @@ COMMANDS: dict[str, Command] = {
     "perf": Command(_perf, _no_args, "the toolkit's own benchmark -> reports/perf.json"),
     "search": Command(_search, _search_args, "the most accurate INT8 model within a board's budgets, "
                                               "measured on the board", tensorflow=True),
+    "search-worker": Command(_search_worker, _search_worker_args, "join a model search's study (STORAGE=, NAME=) "
+                                                                  "and run its trials", tensorflow=True),
     "search-perf": Command(_search_perf, _no_args, "the model search's figures on mnist5k/HOST=local "
                                                     "-> reports/perf.json", tensorflow=True),
 }

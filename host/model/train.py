@@ -40,12 +40,13 @@ def normalise(x_uint8: np.ndarray) -> np.ndarray:
 
 def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: float = DEFAULTS.alpha,
           seed: int = DEFAULTS.seed, batch_size: int = DEFAULTS.batch_size, augment: bool = True,
-          verbose: int | None = None, **arch) -> dict:
+          verbose: int | None = None, callbacks: list = (), **arch) -> dict:
     """Train, keep the best-validation weights, write model.keras + history.json + training_curve.png.
 
     `arch` is any other argument of host/model.build_model (blocks, kernel, stem_filters,
     stem_stride): the model search varies them, the default pipeline leaves them at the defaults.
-    `verbose=None` follows the quiet switch; the model search passes 0 (it has its own progress bar)."""
+    `verbose=None` follows the quiet switch; the model search passes 0 (it has its own progress bar)
+    and its pruner's callback (which may stop a run that is not keeping up)."""
     import keras
     import tensorflow as tf
 
@@ -74,6 +75,7 @@ def train(ds: Dataset, out_dir: Path, epochs: int = DEFAULTS.epochs, alpha: floa
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=DEFAULTS.patience,
                                           restore_best_weights=True, mode="max"),
             keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True, mode="max"),
+            *callbacks,
         ]
         hist = model.fit(train_ds, validation_data=val, epochs=epochs, callbacks=callbacks,
                          verbose=verbose if verbose is not None else

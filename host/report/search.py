@@ -94,6 +94,11 @@ def section(out: Path, artifacts: Path = ARTIFACTS) -> tuple[list[str], list[str
                       f"{100 * win['int8']['host_top1']:.2f} % host / {dev} board -> `artifacts/{lb['name']}/`")
         else:
             md.append("- no candidate met every budget")
+        finalists = [c for c in cands if c.get("val_interval")]
+        if finalists:       # what picked the winner: accuracy with its uncertainty, not one split's figure
+            md.append("- finalists by validation top-1 (95 % interval; ties go to the faster): " + ", ".join(
+                f"{c['id']} {100 * sum(c['val_interval']) / 2:.2f} % [{100 * c['val_interval'][0]:.2f}, "
+                f"{100 * c['val_interval'][1]:.2f}]" for c in sorted(finalists, key=lambda c: -sum(c["val_interval"]))))
         md.append("")
         pic = path.parent / "pareto.png"
         if pic.is_file():

@@ -1,6 +1,7 @@
 """The search's decisions on figures, as pure functions: which budgets a candidate breaks, which
-candidates are trained, which go on to the next rung, which finalists form the Pareto front, and
-which candidate came closest when nothing met every budget. No training, no board, no files."""
+finalist wins (accuracy with its uncertainty, ties broken by latency and size), and which candidate
+came closest when nothing met every budget. No training, no board, no files. (Which candidates
+are tried and which training runs stop early is the study's sampler and pruner.)"""
 from __future__ import annotations
 
 import math
@@ -47,40 +48,46 @@ def one_kind(hosts: list[str], runs: list[BoardRun]) -> BoardRun:
     return runs[0]
 
 
-def most_compute(cands: list[Candidate], n: int) -> tuple[list[Candidate], list[Candidate]]:
-    """(the n candidates with the most MACs, the rest), in draw order. Training is the expensive
-    step, so it goes to the candidates that use the most of the budget: within one family of
-    models, the compute a latency budget allows is the best free predictor of accuracy (MCUNet's
-    observation), and the untrained measurement has already made sure all of them fit."""
-    chosen = {id(c) for c in sorted(cands, key=lambda c: -c.static["macs"])[:max(0, n)]}
-    return [c for c in cands if id(c) in chosen], [c for c in cands if id(c) not in chosen]
+def accuracy(c: Candidate) -> tuple[float, float]:
+    """(mean validation top-1, its standard error): over the folds the finalist was re-validated on
+    (host/search/worker.py), else the one validation split's binomial error sqrt(p(1-p)/n)."""
+    folds = (c.int8 or {}).get("folds") or []
+    if len(folds) >= 2:
+        mean = sum(folds) / len(folds)
+        sd = math.sqrt(sum((f - mean) ** 2 for f in folds) / (len(folds) - 1))
+        n = (c.int8 or {}).get("folds_n") or 0          # images scored over all folds
+        binom = math.sqrt(mean * (1 - mean) / n) if n else 0.0
+        return mean, max(sd / math.sqrt(len(folds)), binom)
+    p, n = c.int8["val_top1"], (c.int8 or {}).get("val_n") or 0
+    return p, math.sqrt(p * (1 - p) / n) if n else 0.0
 
 
-def rungs(epochs: int) -> list[int]:
-    """Epochs of successive halving's rungs: a ninth, a third, then all of them (40 -> 4, 13, 40);
-    fewer rungs when the epochs are too few to tell apart (2 -> 1, 2)."""
-    return sorted({max(1, round(epochs / 9)), max(1, round(epochs / 3)), epochs})
-
-
-def val_at(c: Candidate, epochs: int) -> float:
-    """Validation accuracy after training for `epochs` (that rung must have run)."""
-    return c.train[str(epochs)]["val_accuracy"]
-
-
-def halve(trained: list[Candidate], epochs: int) -> tuple[list[Candidate], list[Candidate]]:
-    """(the better half by validation top-1 after `epochs`, the rest); the better half is rounded
-    up, and on a tie the earlier candidate goes on, so the draw order breaks ties, not chance."""
-    ranked = sorted(trained, key=lambda c: -val_at(c, epochs))
-    n = math.ceil(len(ranked) / 2)
-    return ranked[:n], ranked[n:]
-
-
-def pareto(cands: list[Candidate]) -> list[str]:
-    """Finalists no other finalist beats on both INT8 test top-1 (host) and re-measured p50: a report,
-    not a selection (the winner is picked on validation top-1)."""
-    pts = [(c.id, c.int8["host_top1"], c.final.get("p50_us")) for c in cands if c.final.get("p50_us")]
-    return [i for i, acc, lat in pts
-            if not any((a >= acc and l <= lat) and (a > acc or l < lat) for _, a, l in pts)]
+def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
+    """The winner among finalists within every budget: the most accurate on validation, except that
+    a difference smaller than one standard error of the difference is a tie (the one-standard-error
+    rule: on 500 validation images one error is ~0.6 pp, so 98.4 % vs 97.6 % is noise), and ties go to
+    the lower p50, then the smaller INT8 file. Each finalist's `why` gives its accuracy and interval."""
+    ok = [c for c in finalists if c.status == "finalist"]
+    if not ok:
+        return None
+    acc = {c.id: accuracy(c) for c in ok}
+    best = max(ok, key=lambda c: acc[c.id][0])
+    m0, s0 = acc[best.id]
+    tied = [c for c in ok if m0 - acc[c.id][0] <= math.sqrt(s0 ** 2 + acc[c.id][1] ** 2)]
+    winner = min(tied, key=lambda c: (c.final.get("p50_us") or math.inf, c.int8["size_bytes"], c.id))
+    for c in ok:
+        m, s = acc[c.id]
+        shown = f"val top-1 {100 * m:.2f} ± {196 * s:.2f} % (95 %)"
+        c.extra["val_interval"] = [round(m - 1.96 * s, 5), round(m + 1.96 * s, 5)]
+        if c is winner:
+            c.status = "winner"
+            c.why = f"{shown}; " + ("most accurate within every budget" if c is best else
+                                   f"tied with {best.id} within one standard error, and faster")
+        elif c in tied:
+            c.why = f"{shown}; tied with {winner.id} within one standard error, slower or larger"
+        else:
+            c.why = f"{shown}; below {best.id} by more than one standard error"
+    return winner
 
 
 def closest(cands: list[Candidate]) -> str:

@@ -63,7 +63,7 @@ def write_winner(search: Stages, doc: dict, winner: Candidate) -> Path:
     from host.pipeline.trained import write_trained_bundle as write_bundle
     from host.pipeline.evaluate import evaluate_variants
 
-    folder = search.dir / "cands" / winner.id
+    folder = search.dir / "cands" / winner.extra.get("same_as", winner.id)    # a repeat draw: the trained one's files
     ds = search.data_at(winner.config["input"])
     model = keras.models.load_model(folder / f"e{winner.int8['epochs']}" / "model.keras")
     variants = convert_all(model, search.calibration(ds, search.req.calibration), ("fp32", "dynamic", "fp16"))

@@ -1,282 +1,164 @@
 """`make search`: the most accurate INT8 model that meets a board's budgets, found by measuring.
 
-The order is chosen so that the expensive part (training) is spent only on candidates that can
-fit: (1) draw candidates from the space, (2) static facts for free (params, MACs, INT8 size,
-activation arena) discard what cannot meet size/memory budgets, (3) latency does not depend on
-weights, so each untrained candidate is converted to INT8 and benchmarked on the board with a
-short run; over latency/RSS budget -> discarded before training, (4) measuring costs seconds and
-training minutes, so many candidates are measured and only the MAX_TRAINED survivors with the most
-MACs are trained: successive halving over rungs of a ninth, a third and all of EPOCHS (the better
-half by validation accuracy goes on; the last rung is the default model's training), then full
-INT8, host accuracy, and on the board with the profile's normal settings, (5) the winner is the
-finalist with the best INT8 *validation* top-1 (the test split never picks a model) whose
-re-measured figures meet every budget.
+The search is an Optuna study (host/search/study.py); this module is its leader: it checks the
+storage and the boards, creates (or re-opens) the study, runs WORKERS local workers
+(host/search/worker.py: one in this process, the others as processes; more may join from other
+hosts), and when the study has what it asked for, writes what the user sees: leaderboard.json (from
+the study), pareto.png, the table, and the winner as a normal bundle.
 
-Everything learnt is kept: the leaderboard after every step (Ctrl-C loses at most the step in
-flight; the same command continues) and board measurements in a cache keyed by (graph hash,
-board, runtime, settings), so a re-run measures nothing it has measured before.
-
-This module holds the order and the decisions between stages; host/search/stages.py what each
-stage does, host/search/decide.py the decisions as pure functions, host/search/outputs.py the
-table and the winner's bundle.
+The winner is picked among the finalists (trained, re-measured, within every budget) on
+validation accuracy that survives the noise of one split (host/search/decide.py `select`): the
+test split never picks a model. Resume is Optuna's: the same command continues the study; finished
+trials are kept, and a trial whose worker died is re-queued with what it had measured.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from deploy.boards.fleet import say
-from deploy.settings import bars_off
 from device.contract.fileio import atomic_write_text
 from host.config import ARTIFACTS
 from host.errors import HostError, Interrupted
 from host.search import space as sp
+from host.search import study as st
 from host.search.board import BoardRun, on_board
-from host.search.candidate import Candidate, Leaderboard
-from host.search.decide import broken, halve, most_compute, one_kind, pareto, rungs, val_at
-from host.search.stages import Request, Stages
+from host.search.candidate import SCHEMA, Candidate, Leaderboard
+from host.search.decide import one_kind, select
+from host.search.stages import Request
 
 
 class NoWinner(HostError):
     """Nothing met every budget (one line naming the closest candidate): exit 1."""
 
 
-__all__ = ["NoWinner", "Request", "Search", "run_search"]
+__all__ = ["NoWinner", "Request", "run_search", "leaderboard"]
 
 
-class Search(Stages):
-    """One `make search` run over one leaderboard directory: the stages in order, and the decisions."""
+def boards_agree(req: Request) -> BoardRun:
+    """Visit every board once (installing its runtime if needed); HOSTS= must be boards of one
+    profile and runtime, or candidates measured on different boards could not be compared."""
+    with ThreadPoolExecutor(max_workers=min(8, len(req.hosts))) as pool:
+        return one_kind(req.hosts, list(pool.map(lambda h: on_board(h, req.options), req.hosts)))
 
-    def __init__(self, req: Request):
-        super().__init__(req)
-        self.budgets: dict = {}
-        self.lb: Leaderboard | None = None
-        self.this_run: dict = {}
 
-    # ---- state
-    def plan(self) -> dict:
-        """What makes two runs the same search (budgets and boards may change between runs)."""
-        return {"dataset": self.req.dataset, "space": str(self.req.space), "space_sha256": self.space.digest,
-                "trials": self.req.trials, "max_trained": self.req.max_trained, "epochs": self.req.epochs,
-                "threads": self.req.threads, "calibration": self.req.calibration}
+def with_budgets(req: Request, board: BoardRun) -> Request:
+    """The CLI's budgets, the profile's filling the gaps; none at all is bad input."""
+    budgets = dict(req.budgets)
+    for key, value in board.profile["budgets"].items():
+        budgets.setdefault(key, value)
+    if not budgets:
+        raise sp.SearchError(f"no budget set: give at least one of MAX_P50_US, MAX_P99_US, MAX_RSS_MB, "
+                             f"MAX_SIZE_KB, MIN_TOP1 (profile {board.profile['name']} has none)")
+    return replace(req, budgets=budgets)
 
-    def load(self) -> Leaderboard:
-        """The leaderboard of this search so far, or (1) a new one with freshly drawn candidates."""
-        path = self.dir / "leaderboard.json"
-        if path.is_file():
-            try:
-                lb = json.loads(path.read_text())
-            except ValueError:
-                raise sp.SearchError(f"{path} is not valid JSON; remove {self.dir} to start over") from None
-            if lb.get("plan") != self.plan():
-                diff = sorted(k for k in self.plan() if lb.get("plan", {}).get(k) != self.plan()[k])
-                raise sp.SearchError(f"{self.dir} holds another search (different {', '.join(diff)}); "
-                                     f"choose another NAME= or remove {self.dir}")
-            return Leaderboard.from_dict(lb)
-        return Leaderboard.new(self.req.name, self.plan(), sp.draw(self.space, self.ds.input_shape, self.req.trials))
 
-    def save(self, lb: Leaderboard) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.dir / "leaderboard.json", json.dumps(lb.to_dict(), indent=2))
+def leaderboard(study, req: Request, board: BoardRun, native: tuple) -> tuple[Leaderboard, Candidate | None]:
+    """leaderboard.json's content from the study: every trial a candidate, the winner selected."""
+    from optuna.trial import TrialState
 
-    def keep(self) -> None:
-        """Save the leaderboard with this run's counters: what is finished survives a Ctrl-C."""
-        self.this_run.update(bench_calls=self.bench_calls, trained=self.trained,
-                             wall_s=round(time.monotonic() - self.started, 1))
-        self.save(self.lb)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial"): t.number for t in trials if "failed_trial" in t.system_attrs}
+    cands = []
+    for t in trials:
+        d = t.user_attrs.get("cand") or {"id": f"c{t.number:02d}",
+                                         "config": st.config_of(t.params, native) if len(t.params) == len(st.KEYS) else {}}
+        c = Candidate.from_dict(d)
+        c.id, c.default = f"c{t.number:02d}", bool(t.user_attrs.get("default"))
+        c.extra.update(trial=t.number, state=t.state.name, worker=t.user_attrs.get("worker"),
+                       measured=t.user_attrs.get("measured", []))
+        if "failed_trial" in t.system_attrs:
+            c.extra["retry_of"] = t.system_attrs["failed_trial"]
+        if t.state == TrialState.FAIL and c.status != "failed":
+            c.status, c.why = "failed", "its worker stopped mid-trial (Ctrl-C or died)"
+        if t.state == TrialState.FAIL and t.number in retried:
+            c.why += f"; re-queued as c{retried[t.number]:02d}"
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            c.status, c.why = "not reached", "still running or waiting when the search ended"
+        cands.append(c)
+    finalists = [c for c in cands if c.extra["state"] == "COMPLETE" and c.status == "finalist"]
+    winner = select(finalists, req.budgets)
+    front = {f"c{t.number:02d}" for t in study.best_trials}
+    doc = {"schema": SCHEMA, "name": req.name, "plan": {**study.user_attrs.get("identity", {}), "trials": req.trials,
+                                                         "max_trained": req.max_trained, "sampler": req.sampler},
+           "storage": st.shown(st.storage_url(req.name, req.storage)), "objectives": dict(zip(st.OBJECTIVES, st.DIRECTIONS)),
+           "budgets": req.budgets, "hosts": req.hosts, "board": board.board, "runtime": board.runtime,
+           "profile": board.profile["name"], "selection": "INT8 validation top-1 over folds; ties (inside the "
+                                                           "uncertainty) broken by p50 then size",
+           "runs": study.user_attrs.get("runs", []), "candidates": None,
+           "pareto": [c.id for c in cands if c.id in front], "winner": winner.id if winner else None}
+    return Leaderboard(doc, cands), winner
 
-    def over_budget(self, c: Candidate, stage: str, figures: dict) -> bool:
-        """Judge figures against the budgets; a candidate that breaks one says which and stops here."""
-        bad = broken(self.budgets, figures)
-        if bad:
-            c.stage, c.status, c.broken, c.why = stage, "over budget", bad, "; ".join(b["text"] for b in bad)
-        return bool(bad)
 
-    # ---- the whole thing
-    def run(self) -> tuple[Leaderboard, Candidate | None]:
-        self.start()
-        alive = self.static_filter(self.lb.candidates)
-        alive = self.measure_filter(alive)
-        final = self.train_rungs(alive)
-        self.finalise_all(final)
-        winner = self.pick(final)
-        self.close(final, winner)
-        return self.lb, winner
-
-    def start(self) -> None:
-        """The boards and budgets, then (1) the leaderboard: drawn, or this search's so far."""
-        self.board = self.boards_agree()
-        self.budgets = dict(self.req.budgets)
-        for key, value in self.board.profile["budgets"].items():
-            self.budgets.setdefault(key, value)
-        if not self.budgets:
-            raise sp.SearchError(f"no budget set: give at least one of MAX_P50_US, MAX_P99_US, MAX_RSS_MB, "
-                                 f"MAX_SIZE_KB, MIN_TOP1 (profile {self.board.profile['name']} has none)")
-        self.lb = self.load()
-        self.lb.doc.update(budgets=self.budgets, hosts=self.req.hosts, board=self.board.board,
-                           runtime=self.board.runtime, profile=self.board.profile["name"],
-                           selection="INT8 validation top-1")
-        self.this_run = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_calls": 0,
-                         "trained": 0, "complete": False}
-        self.lb.doc["runs"].append(self.this_run)
-        for c in self.lb.candidates:      # decisions are re-derived every run from the facts kept
-            c.broken = None
-            c.status, c.why = "pending", ""
-
-    def static_filter(self, cands: list[Candidate]) -> list[Candidate]:
-        """(2) static facts for every candidate; those over a size or memory budget stop here."""
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(cands), desc="static", unit="cand", disable=bars_off(), leave=False)
-        for c in cands:
-            if c.static is None:
-                self.static(c)
-                self.keep()
-            bar.update()
-        bar.close()
-        return [c for c in cands if not self.over_budget(
-            c, "static", {"size_kb": c.static["int8_size_bytes"] / 1024, "peak_rss_mb": c.static["arena_bytes"] / 2**20})]
-
-    def measure_filter(self, cands: list[Candidate]) -> list[Candidate]:
-        """(3) the untrained INT8 files on the boards; over a latency/RSS budget or failed: stop here."""
-        say(f"search {self.req.name}: {len(self.lb.candidates)} candidates, {len(cands)} pass the static filter; "
-            f"measuring untrained INT8 on {', '.join(self.req.hosts)}")
-        self.measure_untrained(cands)
-        self.keep()
-        alive = []
-        for c in cands:
-            fig = c.short or {}
-            if "error" in fig:
-                c.stage, c.status, c.why = "measured", "failed", f"bench failed: {fig['error']}"
-            elif not self.over_budget(c, "measured", {k: fig.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")}):
-                alive.append(c)
-        return alive
-
-    def train_rungs(self, cands: list[Candidate]) -> list[tuple[Candidate, int]]:
-        """(4) the MAX_TRAINED with the most MACs, by successive halving: every survivor trains a few
-        epochs, the better half goes on to the next rung (trained again from scratch on a longer
-        schedule), the last rung is the default's recipe. Returns the finalists, each with the
-        longest training it got (out of time: the pool is final as it stands)."""
-        pool, spare = most_compute(cands, self.req.max_trained)
-        for c in spare:
-            c.stage, c.status = "measured", "not trained"
-            c.why = f"within budget; MAX_TRAINED={self.req.max_trained} candidates with more MACs were trained"
-        reached: dict[str, int] = {}
-        schedule = rungs(self.req.epochs)
-        for i, epochs in enumerate(schedule):
-            for c in self._train_rung(pool, epochs, f"rung {i + 1}/{len(schedule)}"):
-                reached[c.id] = epochs
-            if i == len(schedule) - 1 or self.out_of_time():
-                break
-            pool, dropped = halve([c for c in pool if reached.get(c.id) == epochs], epochs)
-            for c in dropped:
-                c.stage, c.status = "trained", "halved"
-                c.why = f"val top-1 {100 * val_at(c, epochs):.2f} % after {epochs} epochs: lower half"
-        return [(c, reached[c.id]) for c in pool if c.id in reached]
-
-    def _train_rung(self, cands: list[Candidate], epochs: int, desc: str) -> list[Candidate]:
-        from tqdm import tqdm
-
-        done = []
-        bar = tqdm(total=len(cands), desc=f"{desc} ({epochs} ep)", unit="cand", disable=bars_off(), leave=False)
-        for c in cands:
-            if str(epochs) not in (c.train or {}):
-                if self.out_of_time():
-                    break
-                self.train(c, epochs)
-                self.keep()
-            done.append(c)
-            bar.update()
-            best = max(done, key=lambda d: val_at(d, epochs))
-            bar.set_postfix_str(f"best {best.id} val {100 * val_at(best, epochs):.1f}%")
-        bar.close()
-        for c in done:
-            c.stage = "trained"
-        return done
-
-    def finalise_all(self, finalists: list[tuple[Candidate, int]]) -> None:
-        """(4) full INT8 and host accuracy of each finalist (unless done at that training), then the
-        final bench and on-board accuracy."""
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(finalists), desc="finalise", unit="cand", disable=bars_off(), leave=False)
-        for c, epochs in finalists:
-            if (c.int8 or {}).get("epochs") != epochs or not (self.dir / "cands" / c.id / "bundle").is_dir():
-                self.finalise(c, epochs)
-                self.keep()
-            bar.update()
-        bar.close()
-        self.measure_final([c for c, _ in finalists])
-        self.keep()
-
-    def pick(self, final: list[tuple[Candidate, int]]) -> Candidate | None:
-        """(5) the most accurate finalist on validation whose re-measured figures meet every budget."""
-        winner = None
-        for c in sorted((c for c, _ in final), key=lambda c: (-c.int8["val_top1"], c.final.get("p50_us") or math.inf)):
-            f = c.final
-            if "error" in f:
-                c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {f['error']}"
-                continue
-            figs = {"p50_us": f["p50_us"], "p99_us": f["p99_us"], "peak_rss_mb": f["peak_rss_mb"],
-                    "size_kb": c.int8["size_bytes"] / 1024,
-                    "top1": f["device_top1"] if f.get("device_top1") is not None else c.int8["host_top1"]}
-            if self.over_budget(c, "finalist", figs):
-                c.why = "re-measured: " + c.why
-            elif winner is None:
-                winner = c
-                c.stage, c.status, c.why = "finalist", "winner", "most accurate within every budget"
-            else:
-                c.stage, c.status, c.why = "finalist", "finalist", f"within budget, val top-1 below {winner.id}'s"
-        return winner
-
-    def close(self, final: list[tuple[Candidate, int]], winner: Candidate | None) -> None:
-        """What was never reached says so; the front, the winner and the reference; saved."""
-        for c in self.lb.candidates:
-            if c.status == "pending":
-                c.status, c.why = "not reached", c.why or "time budget ran out"
-        self.lb.doc["pareto"] = pareto([c for c, _ in final])
-        self.lb.doc["winner"] = winner.id if winner else None
-        self.lb.doc["reference"] = self.reference(self.lb.candidates[0])
-        self.this_run["complete"] = not self.out_of_time()
-        self.keep()
-
-    def boards_agree(self) -> BoardRun:
-        """Visit every board once (installing its runtime if needed); HOSTS= must be boards of one
-        profile and runtime, or candidates measured on different boards could not be compared."""
-        hosts = self.req.hosts
-        with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-            return one_kind(hosts, list(pool.map(lambda h: on_board(h, self.req.options), hosts)))
-
-    def reference(self, default: Candidate) -> dict:
-        """The default model as the picture's reference point: its measured latency, and its accuracy
-        from this search (if it was trained) or from the trained default bundle artifacts/<dataset>/."""
-        ref = {"id": default.id, "p50_us": default.figures().get("p50_us"),
-               "top1": (default.int8 or {}).get("host_top1"), "source": "this search"}
-        bundle = ARTIFACTS / self.req.dataset.replace("/", "_").replace(":", "_") / "manifest.json"
-        if ref["top1"] is None and bundle.is_file():
-            m = json.loads(bundle.read_text())
-            if m.get("dataset", {}).get("spec") == self.req.dataset and "int8" in m.get("variants", {}):
-                ref.update(top1=m["variants"]["int8"]["host_top1"], source=str(bundle.parent))
-        return ref
+def reference(lb: Leaderboard, dataset: str) -> dict:
+    """The default model as the picture's reference point: its measured latency, and its accuracy
+    from this search (if it was trained) or from the trained default bundle artifacts/<dataset>/."""
+    default = next((c for c in lb.candidates if c.default), lb.candidates[0])
+    ref = {"id": default.id, "p50_us": default.figures().get("p50_us"),
+           "top1": (default.int8 or {}).get("host_top1"), "source": "this search"}
+    bundle = ARTIFACTS / dataset.replace("/", "_").replace(":", "_") / "manifest.json"
+    if ref["top1"] is None and bundle.is_file():
+        m = json.loads(bundle.read_text())
+        if m.get("dataset", {}).get("spec") == dataset and "int8" in m.get("variants", {}):
+            ref.update(top1=m["variants"]["int8"]["host_top1"], source=str(bundle.parent))
+    return ref
 
 
 def run_search(req: Request) -> int:
-    """Run the search, print its table, write the winner's bundle; NoWinner when nothing fits."""
+    """Check the storage and the boards, run the workers, write the outputs; NoWinner when nothing fits."""
     from host.search import outputs
     from host.search.decide import closest
+    from host.search.worker import Worker, spawn
 
-    search = Search(req)
+    url = st.storage_url(req.name, req.storage)
+    st.check_reachable(url)
+    board = boards_agree(req)
+    req = with_budgets(req, board)
+    study, _ = st.open_studies(req, url, create=True)
+    started, t0 = dt.datetime.now(), time.monotonic()
+    say(f"search {req.name}: study in {st.shown(url)}; {req.workers} worker(s) here, measuring on "
+        f"{', '.join(req.hosts)}; up to {req.trials} trials, {req.max_trained} trainings")
+    procs = spawn(url, req.name, req.workers - 1)
+    leader = None
     try:
-        lb, winner = search.run()
+        leader = Worker(req, url, 0, leader=True)
+        leader.run()
+        for p in procs:
+            p.wait()
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: finished candidates are kept in {search.dir}/leaderboard.json; "
+        import signal
+
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise Interrupted(f"interrupted: finished trials are kept in the study {req.name} ({st.shown(url)}); "
                           "run the same command to continue") from None
+    if any(p.returncode for p in procs):
+        say(f"search {req.name}: {sum(1 for p in procs if p.returncode)} worker process(es) failed; "
+            "their trials were re-queued")
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_start >= started]
+    runs = study.user_attrs.get("runs", []) + [{
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.monotonic() - t0))),
+        "workers": req.workers, "bench_calls": sum(len(t.user_attrs.get("measured", [])) for t in trials),
+        "trained": sum(1 for t in trials if t.user_attrs.get("trained")), "wall_s": round(time.monotonic() - t0, 1),
+        "complete": not leader.out_of_time()}]
+    study.set_user_attr("runs", runs)
+    lb, winner = leaderboard(study, req, board, tuple(leader.ds.input_shape))
+    lb.doc["reference"] = reference(lb, req.dataset)
+    leader.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(leader.dir / "leaderboard.json", json.dumps(lb.to_dict(), indent=2))
     doc = lb.to_dict()
-    outputs.print_summary(doc, lb.candidates, search.dir)
+    outputs.print_summary(doc, lb.candidates, leader.dir)
     if winner is None:
         raise NoWinner(f"no candidate meets every budget; {closest(lb.candidates)}")
-    out = outputs.write_winner(search, doc, winner)
+    if not (leader.dir / "cands" / winner.extra.get("same_as", winner.id) / "bundle").is_dir():
+        raise HostError(f"winner {winner.id} was trained by worker {winner.extra.get('worker')}: its files are on "
+                        f"that host; run `make search NAME={req.name} STORAGE=...` there to write the bundle")
+    out = outputs.write_winner(leader, doc, winner)
     outputs.print_winner(winner, out, req.name)
     return 0

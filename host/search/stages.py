@@ -2,24 +2,19 @@
 measure the untrained INT8 file on the boards (3), train, finalise and re-measure (4). The order
 and the decisions between stages are host/search/run.py's; the figures are kept in each Candidate.
 
-Board measurements are cached by (graph hash, board, runtime, settings), so a re-run measures
-nothing it has measured before.
+Each stage works on one candidate (a trial of the study, host/search/worker.py); the board a
+measurement runs on is the one the worker leased for it.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from deploy.boards.session import Options
-from deploy.settings import cache_dir
-from device.contract.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from device.contract.fileio import atomic_write_bytes, sha256_file
 from host.config import ARTIFACTS, DEFAULTS
 from host.search import space as sp
 from host.search.board import BoardRun, bench_settings, on_board, settings_key
@@ -44,27 +39,10 @@ class Request:
     space: Path = sp.DEFAULT_SPACE
     time_budget_min: float | None = None
     calibration: int = DEFAULTS.calibration_samples
-
-
-class MeasurementCache:
-    """Board figures by (graph hash, board, runtime, settings); one JSON file shared by searches."""
-
-    def __init__(self, path: Path | None = None):
-        folder = Path(os.environ.get("EDGEKIT_SEARCH_CACHE") or cache_dir() / "search")
-        self.path = path or folder / "measurements.json"
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
-
-    @staticmethod
-    def key(kind: str, ident: str, board: str, runtime: str, settings: str) -> str:
-        return f"{kind}|{ident}|{board}|{runtime}|{settings}"
-
-    def get(self, key: str) -> dict | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: dict) -> None:
-        self.data[key] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
+    storage: str | None = None      # SQLAlchemy URL of the study; None: artifacts/search-NAME/study.db
+    workers: int = 1                # local worker processes
+    sampler: str = "tpe"            # tpe, nsga2, random (host/search/study.py)
+    folds: int = 3                  # finalists re-validated on this many folds (0: the validation split only)
 
 
 class Stages:
@@ -77,7 +55,6 @@ class Stages:
         self.dir = ARTIFACTS / f"search-{req.name}"
         self.space = sp.load_space(req.space)
         self.ds = load_dataset(req.dataset, DEFAULTS.split_seed)
-        self.cache = MeasurementCache()
         self.started = time.monotonic()
         self.deadline = self.started + 60 * req.time_budget_min if req.time_budget_min else None
         self.bench_calls = 0
@@ -87,10 +64,6 @@ class Stages:
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
-
-    def host_of(self, c: Candidate) -> str:
-        """The board that measures this candidate: candidates are dealt round the boards by id."""
-        return self.req.hosts[int(c.id[1:]) % len(self.req.hosts)]
 
     # ---- data at a candidate's resolution
     def data_at(self, shape: list[int]):
@@ -131,45 +104,22 @@ class Stages:
         keras.backend.clear_session()
 
     # ---- (3) the short untrained measurement
-    def measure_untrained(self, todo: list[Candidate]) -> None:
-        """(3) short bench of untrained INT8 files; cached; spread over the boards."""
+    def measure_untrained(self, c: Candidate, host: str) -> None:
+        """(3) short bench of the untrained INT8 file on `host`."""
         settings = bench_settings(self.board.profile["bench"], self.req.threads, **SHORT)
-        self._bench(todo, "short", settings, lambda c: self.dir / "cands" / c.id / "untrained_int8.tflite",
-                    lambda c: c.static["graph"])
+        c.short = self._bench(host, self.dir / "cands" / c.id / "untrained_int8.tflite", settings)
 
-    def _bench(self, todo: list[Candidate], kind: str, settings: dict, file_of: Callable[[Candidate], Path],
-               ident_of: Callable[[Candidate], str]) -> None:
-        """Bench what the cache lacks, each board its own candidates in parallel; set c.<kind>."""
-        by_host: dict[str, list[Candidate]] = {}
-        for c in todo:
-            host = self.host_of(c)
-            key = self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings))
-            hit = self.cache.get(key)
-            if hit:
-                setattr(c, kind, hit)
-            else:
-                by_host.setdefault(host, []).append(c)
-
-        def visit(host: str) -> BoardRun:
-            return on_board(host, self.req.options, [file_of(c) for c in by_host[host]], settings)
-
-        if not by_host:
-            return
-        with ThreadPoolExecutor(max_workers=len(by_host)) as pool:
-            runs = dict(zip(by_host, pool.map(visit, by_host)))
-        for host, run in runs.items():
-            self.bench_calls += run.bench_calls
-            for c in by_host[host]:
-                figures = run.bench[sha256_file(file_of(c))]
-                entry = {**figures, "board": run.board, "runtime": run.runtime, "emulated": run.emulated,
-                         "settings": settings_key(settings), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                setattr(c, kind, entry)
-                if "error" not in figures:
-                    self.cache.put(self.cache.key(kind, ident_of(c), host, self.board.runtime, settings_key(settings)), entry)
+    def _bench(self, host: str, path: Path, settings: dict) -> dict:
+        """One file benched on one board: its figures, or {"error": ...}."""
+        run = on_board(host, self.req.options, [path], settings)
+        self.bench_calls += run.bench_calls
+        figures = run.bench[sha256_file(path)]
+        return {**figures, "board": run.board, "runtime": run.runtime, "emulated": run.emulated,
+                "settings": settings_key(settings), "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     # ---- (4) train, finalise, re-measure
-    def train(self, c: Candidate, epochs: int) -> None:
-        """(4) train a candidate for `epochs` from scratch (a longer cosine schedule, not a resume)."""
+    def train(self, c: Candidate, epochs: int, callbacks: list = ()) -> dict:
+        """(4) train a candidate for `epochs` (the callbacks may stop it early: the pruner's)."""
         import keras
 
         from host.model.train import train
@@ -177,12 +127,13 @@ class Stages:
         out = self.dir / "cands" / c.id / f"e{epochs}"
         t0 = time.monotonic()
         summary = train(self.data_at(c.config["input"]), out, epochs=epochs, seed=DEFAULTS.seed, verbose=0,
-                        **sp.arch(c.config))
+                        callbacks=list(callbacks), **sp.arch(c.config))
         c.train = c.train or {}
         c.train[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"], "epochs_run": summary["epochs_run"],
                                 "seconds": round(time.monotonic() - t0, 1)}
         self.trained += 1
         keras.backend.clear_session()
+        return summary
 
     def finalise(self, c: Candidate, epochs: int) -> None:
         """(4) full INT8 of the trained model, host accuracy (validation and test), a candidate bundle."""
@@ -201,24 +152,46 @@ class Stages:
         manifest = write_bundle(folder / "bundle", f"{self.req.name}-{c.id}", self.req.dataset, ds, data,
                                 {"int8": graph_summary(data["int8"])}, test,
                                 {"params": c.static["params"], "macs": c.static["macs"], "alpha": c.config["alpha"]})
-        c.int8 = {"epochs": epochs, "val_top1": val.top1, "host_top1": test["int8"].top1,
+        c.int8 = {"epochs": epochs, "val_top1": val.top1, "val_n": int(len(ds.y_val)), "host_top1": test["int8"].top1,
                   "size_bytes": manifest["variants"]["int8"]["size_bytes"],
                   "sha256": manifest["variants"]["int8"]["sha256"]}
         keras.backend.clear_session()
 
-    def measure_final(self, todo: list[Candidate]) -> None:
-        """(4) the finalists' trained INT8 on the board with the profile's normal settings + on-board eval."""
+    def fold_accuracies(self, c: Candidate, k: int) -> list[float]:
+        """(5) INT8 top-1 of the candidate retrained on k folds of train+validation, each scored on
+        its held-out fold: one validation split of a few hundred images has ~0.6 pp of noise, k
+        folds see every image once. The test split is not touched."""
+        import keras
+        from dataclasses import replace
+
+        from host.convert.quantize import convert_all
+        from host.pipeline.evaluate import evaluate_variants
+
+        ds = self.data_at(c.config["input"])
+        x, y = np.concatenate([ds.x_train, ds.x_val]), np.concatenate([ds.y_train, ds.y_val])
+        parts = np.array_split(np.random.default_rng(DEFAULTS.split_seed).permutation(len(y)), k)
+        out = []
+        for i, held in enumerate(parts):
+            rest = np.concatenate([p for j, p in enumerate(parts) if j != i])
+            fold = replace(ds, x_train=x[rest], y_train=y[rest], x_val=x[held], y_val=y[held])
+            folder = self.dir / "cands" / c.id / f"fold{i}"
+            self.train_fold(c, fold, folder)
+            model = keras.models.load_model(folder / "model.keras")
+            data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
+            out.append(float(evaluate_variants(data, x[held], y[held])["int8"].top1))
+            keras.backend.clear_session()
+        return out
+
+    def train_fold(self, c: Candidate, fold, folder: Path) -> None:
+        from host.model.train import train
+
+        train(fold, folder, epochs=self.req.epochs, seed=DEFAULTS.seed, verbose=0, **sp.arch(c.config))
+
+    def measure_final(self, c: Candidate, host: str) -> None:
+        """(4) the trained INT8 file on `host` with the profile's normal settings, and on-board eval."""
         settings = bench_settings(self.board.profile["bench"], self.req.threads)
-        bundle = lambda c: self.dir / "cands" / c.id / "bundle"  # noqa: E731
-        self._bench(todo, "final", settings, lambda c: bundle(c) / "int8.tflite", lambda c: c.int8["sha256"])
-        for c in todo:
-            host = self.host_of(c)
-            key = self.cache.key("eval", c.int8["sha256"], host, self.board.runtime, "eval.npz")
-            hit = self.cache.get(key)
-            if hit is None:
-                b = bundle(c)
-                run = on_board(host, self.req.options, evals=[(b / "int8.tflite", b / "eval.npz", b / "manifest.json")])
-                hit = run.evals[c.int8["sha256"]]
-                if "error" not in hit:
-                    self.cache.put(key, hit)
-            c.final["device_top1"] = hit.get("top1")
+        b = self.dir / "cands" / c.id / "bundle"
+        c.final = self._bench(host, b / "int8.tflite", settings)
+        if "error" not in c.final:
+            run = on_board(host, self.req.options, evals=[(b / "int8.tflite", b / "eval.npz", b / "manifest.json")])
+            c.final["device_top1"] = run.evals[c.int8["sha256"]].get("top1")

@@ -2,7 +2,7 @@
 
 `broken` says which budgets a candidate's figures break (a candidate exactly at a limit meets it),
 `excess` how far past, `closest` which candidate came nearest when nothing met every budget,
-and `pareto` which finalists no other finalist beats on both accuracy and latency.
+and `select` which finalist wins when accuracies differ by less than their uncertainty.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from host.search.candidate import Candidate
-from host.search.decide import broken, closest, excess, halve, most_compute, one_kind, pareto, rungs
+from host.search.decide import accuracy, broken, closest, excess, one_kind, select
 from host.search.board import BoardRun
 from host.search.space import SearchError
 
@@ -78,71 +78,51 @@ def test_closest_names_the_candidate_with_the_smallest_worst_excess():
     assert closest(tie).startswith("closest: c07 ")          # equally close: the first one drawn
 
 
-def _fin(ident: str, top1: float, p50: float | None) -> Candidate:
-    return Candidate(ident, CFG, int8={"host_top1": top1}, final={"p50_us": p50} if p50 is not None else {})
+def _fin(ident: str, val: float, p50: float, n: int = 500, size: int = 10_000, folds=None) -> Candidate:
+    return Candidate(ident, CFG, status="finalist", final={"p50_us": p50},
+                     int8={"val_top1": val, "val_n": n, "size_bytes": size,
+                           **({"folds": folds, "folds_n": 3000} if folds else {})})
 
 
-def test_pareto_keeps_the_finalists_nobody_beats_on_both():
-    cands = [_fin("fast", 0.95, 20.0), _fin("accurate", 0.99, 60.0), _fin("middle", 0.97, 40.0),
-             _fin("dominated", 0.96, 45.0),         # middle is more accurate and faster
-             _fin("tie_worse", 0.97, 41.0),         # same accuracy as middle, slower
-             _fin("unmeasured", 0.999, None)]       # no re-measured latency: not on the front
-    assert pareto(cands) == ["fast", "accurate", "middle"]
+def test_accuracy_is_the_binomial_error_of_one_split_or_the_spread_of_the_folds():
+    m, s = accuracy(_fin("a", 0.98, 10.0, n=500))
+    assert m == 0.98 and s == pytest.approx(math.sqrt(0.98 * 0.02 / 500))       # ~0.63 pp
+    m, s = accuracy(_fin("b", 0.0, 10.0, n=1000, folds=[0.96, 0.98, 0.97]))
+    assert m == pytest.approx(0.97)
+    assert s == pytest.approx(max(0.01 / math.sqrt(3), math.sqrt(0.97 * 0.03 / 3000)))
+    m, s = accuracy(_fin("c", 0.0, 10.0, folds=[0.97, 0.97, 0.97]))       # folds agree: the binomial error
+    assert s == pytest.approx(math.sqrt(0.97 * 0.03 / 3000))
 
 
-def test_pareto_same_latency_more_accurate_dominates():
-    assert pareto([_fin("slower_acc", 0.97, 40.0), _fin("better", 0.98, 40.0)]) == ["better"]
-    assert pareto([_fin("a", 0.97, 40.0), _fin("b", 0.97, 30.0)]) == ["b"]
+def test_a_clear_lead_wins_even_when_slower():
+    fast, best = _fin("c01", 0.90, 10.0), _fin("c02", 0.98, 30.0)
+    assert select([fast, best], {}) is best
+    assert best.status == "winner" and "most accurate" in best.why
+    assert fast.status == "finalist" and "below c02 by more than one standard error" in fast.why
 
 
-def test_pareto_keeps_exact_duplicates_and_single_points():
-    assert pareto([_fin("a", 0.9, 10.0), _fin("b", 0.9, 10.0)]) == ["a", "b"]
-    assert pareto([_fin("only", 0.5, 99.0)]) == ["only"]
+def test_a_lead_inside_the_noise_is_a_tie_broken_by_latency_then_size():
+    # the case that picked the wrong model: 98.4 % vs 97.6 % on 500 images is within one error
+    noisy, steady = _fin("c16", 0.984, 30.0), _fin("c03", 0.976, 25.0)
+    assert select([noisy, steady], {}) is steady
+    assert "tied with c16" in steady.why and "faster" in steady.why
+    assert "tied with c03" in noisy.why
+    a, b = _fin("c01", 0.951, 20.0, size=9000), _fin("c02", 0.95, 20.0, size=8000)
+    assert select([a, b], {}) is b                                     # same latency: the smaller file
+    # with more validation data the same gap is no longer noise
+    noisy, steady = _fin("c16", 0.984, 30.0, n=20_000), _fin("c03", 0.976, 25.0, n=20_000)
+    assert select([noisy, steady], {}) is noisy
 
 
-def _cand(ident: str, macs: int = 0, val: dict | None = None) -> Candidate:
-    return Candidate(ident, CFG, static={"macs": macs},
-                     train={str(e): {"val_accuracy": v} for e, v in (val or {}).items()})
-
-
-def test_training_goes_to_the_most_compute_in_draw_order():
-    cands = [_cand("c01", 300), _cand("c02", 900), _cand("c03", 100), _cand("c04", 500)]
-    chosen, rest = most_compute(cands, 2)
-    assert [c.id for c in chosen] == ["c02", "c04"]
-    assert [c.id for c in rest] == ["c01", "c03"]                  # draw order kept on both sides
-    assert [c.id for c in most_compute(cands, 3)[0]] == ["c01", "c02", "c04"]
-    assert most_compute(cands, 9) == (cands, [])                       # fewer than allowed: all of them
-    assert most_compute(cands, 0) == ([], cands)
-    tie = [_cand("c05", 200), _cand("c06", 200), _cand("c07", 200)]
-    assert [c.id for c in most_compute(tie, 2)[0]] == ["c05", "c06"]   # equal MACs: the first drawn
-
-
-def test_rungs_a_ninth_a_third_then_all():
-    assert rungs(40) == [4, 13, 40]
-    assert rungs(45) == [5, 15, 45]
-    assert rungs(18) == [2, 6, 18]
-    assert rungs(9) == [1, 3, 9]
-    assert rungs(2) == [1, 2]            # too few epochs for three distinct rungs
-    assert rungs(1) == [1]
-
-
-def test_halve_keeps_the_better_half_rounded_up():
-    cands = [_cand("c01", val={4: 0.80}), _cand("c02", val={4: 0.95}), _cand("c03", val={4: 0.70}),
-             _cand("c04", val={4: 0.90}), _cand("c05", val={4: 0.85})]
-    top, rest = halve(cands, 4)
-    assert [c.id for c in top] == ["c02", "c04", "c05"]             # 5 -> 3, best first
-    assert [c.id for c in rest] == ["c01", "c03"]
-    top, rest = halve(cands[:4], 4)
-    assert [c.id for c in top] == ["c02", "c04"] and [c.id for c in rest] == ["c01", "c03"]
-    assert halve([cands[0]], 4) == ([cands[0]], [])                     # one left: it goes on
-
-
-def test_halve_reads_the_rung_asked_and_breaks_ties_by_draw_order():
-    a, b = _cand("c01", val={4: 0.90, 13: 0.80}), _cand("c02", val={4: 0.85, 13: 0.95})
-    assert halve([a, b], 4)[0] == [a]
-    assert halve([a, b], 13)[0] == [b]
-    x, y, z = _cand("c03", val={4: 0.9}), _cand("c04", val={4: 0.9}), _cand("c05", val={4: 0.9})
-    assert halve([x, y, z], 4) == ([x, y], [z])
+def test_every_finalist_gets_its_interval_and_only_finalists_can_win():
+    over = _fin("c05", 0.999, 5.0)
+    over.status = "over budget"
+    a = _fin("c01", 0.9, 10.0)
+    assert select([over, a], {}) is a
+    lo, hi = a.extra["val_interval"]
+    assert lo < 0.9 < hi and hi - lo == pytest.approx(2 * 1.96 * math.sqrt(0.09 / 500), abs=1e-4)
+    assert "90.00 ±" in a.why
+    assert select([over], {}) is None and select([], {}) is None
 
 
 def _board(name: str, profile: str, runtime: str) -> BoardRun:

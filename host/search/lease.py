@@ -1,0 +1,128 @@
+"""Board leases: a board is one measurement's worth of CPU, so two workers never measure on it at once.
+
+The leases are a table in the study's own database (every worker already reaches it): one row per
+board, taken by a single conditional UPDATE (free, or its holder's lease expired) — an atomic
+compare-and-set in SQLite and PostgreSQL alike, so under real concurrency exactly one worker wins
+and the others wait. A holder renews its lease while it measures; a worker that dies leaves a lease
+that expires after TTL_S seconds. Every lease taken is logged (board, holder, from, to): who
+measured where, and the tests' proof that no two holders overlapped.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+TTL_S = float(os.environ.get("EDGEKIT_SEARCH_LEASE_TTL_S", "60"))
+POLL_S = 0.2
+
+
+def holder_name(tag: str = "") -> str:
+    """host:pid[:tag], unique among the workers of a study."""
+    return f"{socket.gethostname()}:{os.getpid()}{':' + tag if tag else ''}"
+
+
+class Leases:
+    """The lease table of one storage (created on first use)."""
+
+    def __init__(self, engine):
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+
+        self.engine = engine
+        meta = MetaData()
+        self.table = Table("edgekit_board_lease", meta, Column("board", String(512), primary_key=True),
+                           Column("holder", String(512), nullable=True), Column("expires", Float, nullable=True))
+        self.log = Table("edgekit_board_lease_log", meta, Column("id", Integer, primary_key=True, autoincrement=True),
+                         Column("board", String(512)), Column("holder", String(512)),
+                         Column("taken", Float), Column("returned", Float, nullable=True))
+        try:
+            meta.create_all(engine, checkfirst=True)
+        except Exception:  # noqa: BLE001 - two workers creating the tables at once: one of them did
+            time.sleep(0.5)
+            meta.create_all(engine, checkfirst=True)
+
+    def add(self, boards: list[str]) -> None:
+        """Make sure every board has its row (a board added by a later worker's HOSTS= too)."""
+        from sqlalchemy import select
+
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.mysql import insert
+        with self.engine.begin() as conn:
+            have = {r[0] for r in conn.execute(select(self.table.c.board))}
+            for b in boards:
+                if b not in have:     # inserted by another worker meanwhile: no error, nothing done
+                    stmt = insert(self.table).values(board=b, holder=None, expires=None)
+                    conn.execute(stmt.prefix_with("IGNORE") if dialect == "mysql" else stmt.on_conflict_do_nothing())
+
+    def try_take(self, board: str, holder: str) -> bool:
+        """One compare-and-set: take the board if it is free or its lease has expired."""
+        from sqlalchemy import or_
+
+        now = time.time()
+        t = self.table
+        with self.engine.begin() as conn:
+            res = conn.execute(t.update().where(t.c.board == board)
+                               .where(or_(t.c.holder.is_(None), t.c.expires < now))
+                               .values(holder=holder, expires=now + TTL_S))
+            if res.rowcount == 1:     # stamped after the row is ours: never before the last holder let go
+                conn.execute(self.log.insert().values(board=board, holder=holder, taken=time.time()))
+                return True
+        return False
+
+    def renew(self, board: str, holder: str) -> bool:
+        t = self.table
+        with self.engine.begin() as conn:
+            res = conn.execute(t.update().where(t.c.board == board).where(t.c.holder == holder)
+                               .values(expires=time.time() + TTL_S))
+            return res.rowcount == 1
+
+    def give_back(self, board: str, holder: str) -> None:
+        t, log = self.table, self.log
+        returned = time.time()          # stamped before the row is free: never after the next holder took it
+        with self.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.board == board).where(t.c.holder == holder)
+                         .values(holder=None, expires=None))
+            conn.execute(log.update().where(log.c.board == board).where(log.c.holder == holder)
+                         .where(log.c.returned.is_(None)).values(returned=returned))
+
+    @contextmanager
+    def hold(self, boards: list[str], holder: str, wait_s: float | None = None) -> Iterator[str]:
+        """The first free board of `boards` (waiting while all are busy), renewed while held."""
+        self.add(boards)
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            board = next((b for b in boards if self.try_take(b, holder)), None)
+            if board is not None:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"no board of {', '.join(boards)} came free in {wait_s:g} s")
+            time.sleep(POLL_S)
+        stop = threading.Event()
+
+        def keep_alive() -> None:
+            while not stop.wait(TTL_S / 4):
+                self.renew(board, holder)
+
+        renewer = threading.Thread(target=keep_alive, daemon=True)
+        renewer.start()
+        try:
+            yield board
+        finally:
+            stop.set()
+            renewer.join()
+            self.give_back(board, holder)
+
+    def history(self) -> list[dict]:
+        """Every lease taken: board, holder, taken, returned (None while held or if its holder died)."""
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(self.log).order_by(self.log.c.id))]

@@ -1,0 +1,250 @@
+"""The search as an Optuna study: where it is stored, what it searches, what it optimises.
+
+One study per search NAME, in one storage that every worker shares: by default the SQLite file
+artifacts/search-NAME/study.db (one machine), or any SQLAlchemy URL (`STORAGE=postgresql://...`:
+workers on several hosts). Beside it a companion study NAME.rungs holds the training runs, because
+Optuna's pruners only judge single-objective studies and the search itself has three objectives
+(INT8 validation top-1 up, p50 down, peak RSS down) with the board's budgets as constraints.
+
+The space file stays the user's definition; each key becomes a categorical distribution. The
+default model is always a candidate (trial 0, enqueued), so its values join each key's choices.
+A study remembers what it was created for (dataset, space, budgets, ...): a run asking for
+something else under the same NAME is refused, naming both.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from host.config import ARTIFACTS
+from host.search import space as sp
+from host.search.decide import BUDGETS
+
+KEYS = ("alpha", "resolution", "stem_stride", "blocks", "kernel", "last_width", "stem_filters")
+OBJECTIVES = ("INT8 validation top-1", "p50 us", "peak RSS MB")
+DIRECTIONS = ("maximize", "minimize", "minimize")
+SAMPLERS = ("tpe", "nsga2", "random")
+# A worker's heartbeat: a trial whose worker stopped beating for GRACE seconds is failed and re-queued.
+HEARTBEAT_S = float(os.environ.get("EDGEKIT_SEARCH_HEARTBEAT_S", "5"))
+GRACE_S = float(os.environ.get("EDGEKIT_SEARCH_GRACE_S", "30"))
+
+
+def storage_url(name: str, storage: str | None) -> str:
+    """The SQLAlchemy URL of the study: the default SQLite file, or the user's URL (postgresql://
+    is read with psycopg 3, the driver the toolkit pins)."""
+    if not storage:
+        return f"sqlite:///{ARTIFACTS / f'search-{name}' / 'study.db'}"
+    for plain, driver in (("postgresql://", "postgresql+psycopg://"), ("postgres://", "postgresql+psycopg://"),
+                          ("mysql://", "mysql+pymysql://")):
+        if storage.startswith(plain):
+            return driver + storage[len(plain):]
+    if storage.split("://")[0].split("+")[0] not in ("sqlite", "postgresql", "mysql"):
+        raise sp.SearchError(f"STORAGE={storage}: not a database URL (sqlite:///PATH, postgresql://USER@HOST/DB "
+                             "or mysql://USER@HOST/DB)")
+    return storage
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL too broken to parse is shown as typed
+        return url
+
+
+def engine(url: str):
+    """A SQLAlchemy engine for the study's database (the board leases live there too); SQLite waits
+    for a busy file instead of failing, a server that does not answer fails within seconds."""
+    from sqlalchemy import create_engine
+
+    if url.startswith("sqlite"):
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(url, connect_args={"timeout": 60})
+    args = {"connect_timeout": 10} if url.startswith(("postgresql", "mysql")) else {}
+    return create_engine(url, connect_args=args, pool_pre_ping=True)
+
+
+def check_reachable(url: str) -> None:
+    """One SearchError line naming the storage if it cannot be opened (before anything is measured)."""
+    from sqlalchemy import text
+
+    try:
+        with engine(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as e:  # noqa: BLE001 - every driver has its own errors; all mean "unreachable"
+        reason = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        raise sp.SearchError(f"storage {shown(url)} is unreachable: {reason[:200]}") from None
+
+
+def quiet_optuna() -> None:
+    """Optuna's log lines and its experimental-feature warnings (heartbeats) stay off the terminal:
+    the search prints its own table."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def rdb(url: str, heartbeat: bool = True):
+    """Optuna's storage; with heartbeats, a worker that dies mid-trial has that trial failed and
+    re-queued (with the facts it had gathered, so nothing is measured twice). The rungs study's
+    trials are driven by hand (ask/tell inside a search trial) and go without."""
+    import optuna
+
+    quiet_optuna()
+    kw = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if not heartbeat:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kw)
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=kw, heartbeat_interval=int(max(1, HEARTBEAT_S)), grace_period=int(max(2, GRACE_S)),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+
+
+# ---- the space as distributions
+def choices(space: sp.Space, native: tuple[int, int, int]) -> dict[str, list]:
+    """Each key's choices: the file's, plus the default model's value when the file lacks it."""
+    default = defaults()
+    out = {"alpha": space.alpha, "resolution": space.resolution, "stem_stride": space.stem_stride,
+           "blocks": [json.dumps(b) for b in space.blocks], "kernel": space.kernel,
+           "last_width": space.last_width, "stem_filters": space.stem_filters}
+    return {k: list(v) + ([default[k]] if default[k] not in v else []) for k, v in out.items()}
+
+
+def defaults() -> dict:
+    """The default model as a point of the space (host/config.py's architecture)."""
+    cfg = sp.default_config((28, 28, 1))
+    return {"alpha": cfg["alpha"], "resolution": 1.0, "stem_stride": cfg["stem_stride"],
+            "blocks": json.dumps([list(b) for b in cfg["blocks"]]), "kernel": cfg["kernel"], "last_width": None,
+            "stem_filters": cfg["stem_filters"]}
+
+
+def distributions(space: sp.Space, native: tuple[int, int, int]) -> dict:
+    import optuna
+
+    return {k: optuna.distributions.CategoricalDistribution(v) for k, v in choices(space, native).items()}
+
+
+def config_of(params: dict, native: tuple[int, int, int]) -> dict:
+    """A trial's parameters as builder arguments (as the space file describes them)."""
+    blocks = [list(b) for b in json.loads(params["blocks"])]
+    if params["last_width"] is not None:
+        widest = max(b[0] for b in blocks)
+        blocks = [[params["last_width"] if f == widest else f, s] for f, s in blocks]
+    cfg = {"alpha": params["alpha"], "input": sp.input_at(native, params["resolution"]), "blocks": blocks,
+           "kernel": params["kernel"], "stem_filters": params["stem_filters"], "stem_stride": params["stem_stride"]}
+    if min(cfg["input"][:2]) < 16:      # the builder keeps small inputs at stride 1
+        cfg["stem_stride"] = 1
+    return cfg
+
+
+def suggest(trial, space: sp.Space, native: tuple[int, int, int]) -> dict:
+    params = {k: trial.suggest_categorical(k, v) for k, v in choices(space, native).items()}
+    return config_of(params, native)
+
+
+# ---- objectives and constraints
+def excesses(budgets: dict, figures: dict) -> list[float]:
+    """One number per budget (sorted by key), > 0 when broken: the relative excess, Optuna's
+    constraint convention. A figure not measured yet counts as met."""
+    out = []
+    for key in sorted(budgets):
+        fig, _, _, kind = BUDGETS[key]
+        value, limit = figures.get(fig), budgets[key]
+        if value is None or not limit:
+            out.append(0.0)
+        else:
+            out.append(((value - limit) if kind == "max" else (limit - value)) / abs(limit))
+    return out
+
+
+def constrain(trial, budgets: dict) -> None:
+    """The trial's constraints (Optuna's set_constraint, once, when the trial ends): its judged
+    figures (user attr "figures") against each budget. Pruned trials get them too, so a candidate
+    over budget by its untrained measurement is infeasible in the study's own bookkeeping."""
+    figures = trial.user_attrs.get("figures", {})
+    for key, value in zip(sorted(budgets), excesses(budgets, figures)):
+        trial.set_constraint(key, value)
+
+
+def sampler(kind: str, seed: int, worker: int = 0):
+    """The study's sampler (each worker builds its own; a different seed per worker, or two
+    workers would draw the same first candidates). TPE and NSGA-II read the trials' constraints."""
+    import optuna
+
+    s = seed + 1000 * worker
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=s, population_size=8)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=s)
+    return optuna.samplers.TPESampler(seed=s, n_startup_trials=6, multivariate=True, group=True)
+
+
+def pruner(epochs: int):
+    """Successive halving over rungs of a ninth, a third and all of EPOCHS (reduction factor 3):
+    a training run goes on past a rung only if it is in the best third of the runs that reached it
+    (the first ones, with nobody to compare with, go on if they are the best so far)."""
+    import optuna
+
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, round(epochs / 9)), reduction_factor=3)
+
+
+# ---- the study's identity
+def identity(req) -> dict:
+    """What makes two runs the same search (trials, workers, hosts and time may change)."""
+    space = sp.load_space(req.space)
+    return {"dataset": req.dataset, "space": str(req.space), "space_sha256": space.digest, "epochs": req.epochs,
+            "threads": req.threads, "calibration": req.calibration, "budgets": dict(sorted(req.budgets.items())),
+            "folds": req.folds}
+
+
+def describe(ident: dict) -> str:
+    b = ", ".join(f"{k}={v:g}" for k, v in ident.get("budgets", {}).items())
+    return (f"dataset {ident.get('dataset')}, space {ident.get('space')} (sha256 {ident.get('space_sha256')}), "
+            f"epochs {ident.get('epochs')}, threads {ident.get('threads')}, budgets {b or '-'}")
+
+
+def open_studies(req, url: str, create: bool, sampler=None):
+    """(the search study, its rungs study). A new study gets its identity, the request the workers
+    read, and the default model as trial 0; an existing one must have been made for the same search."""
+    import optuna
+
+    storage = rdb(url)
+    ident = identity(req)
+    if create:
+        study = optuna.create_study(storage=storage, study_name=req.name, directions=list(DIRECTIONS),
+                                    load_if_exists=True, sampler=sampler)
+        old = study.user_attrs.get("identity")
+        if old is None:
+            study.set_metric_names(list(OBJECTIVES))
+            study.set_user_attr("identity", ident)
+            study.set_user_attr("request", request_doc(req))
+            study.enqueue_trial(defaults(), user_attrs={"default": True})
+        elif old != ident:
+            raise sp.SearchError(f"study {req.name} in {shown(url)} was made for {describe(old)}; this run asks "
+                                 f"for {describe(ident)}: choose another NAME= or delete the study")
+        else:
+            study.set_user_attr("request", request_doc(req))
+    else:
+        try:
+            study = optuna.load_study(study_name=req.name, storage=storage, sampler=sampler)
+        except KeyError:
+            raise sp.SearchError(f"no study {req.name} in {shown(url)}: start it with `make search NAME={req.name} "
+                                 "STORAGE=...` first") from None
+    rungs = optuna.create_study(storage=rdb(url, heartbeat=False), study_name=f"{req.name}.rungs", direction="maximize",
+                                load_if_exists=True, pruner=pruner(req.epochs))
+    return study, rungs
+
+
+def request_doc(req) -> dict:
+    """The request as JSON (a worker on another host reads what to do from the study)."""
+    d = asdict(req)
+    d["space"] = str(req.space)
+    d["options"] = {k: v for k, v in asdict(req.options).items() if k in ("profile", "ssh_key", "trust_new_host")}
+    return d

@@ -1,0 +1,302 @@
+"""A search worker: runs trials of the study until the search has what it asked for.
+
+One trial is one candidate, and keeps the search's order so that training (minutes) is spent only
+on what can fit: (2) static facts for free — over a size/memory budget: pruned; (3) the untrained
+INT8 file measured on a leased board (latency does not depend on weights) — over a latency/RSS
+budget: pruned there, never trained; (4) training, reporting validation accuracy each epoch to the
+successive-halving pruner of the rungs study (a run that falls behind stops: "halved"), then full
+INT8, host accuracy, and the board again with the profile's normal settings. The trial's values
+are (INT8 validation top-1, p50, peak RSS); the budgets are its constraints.
+
+What a trial learns is kept in its user attributes as it goes ("cand": the leaderboard entry), so a
+trial whose worker died is re-queued by Optuna with them and measures nothing again; the same
+graph measured by another trial is reused too. Workers on any host run the same loop
+(`make search-worker STORAGE=... NAME=...`); they read the request from the study.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import zlib
+from pathlib import Path
+
+from deploy.boards.session import Options
+from host.search import space as sp
+from host.search import study as st
+from host.search.board import BoardFailure, on_board
+from host.search.candidate import Candidate
+from host.search.decide import accuracy, broken
+from host.search.lease import Leases, holder_name
+from host.search.stages import Request, Stages
+
+FINISHED = ("COMPLETE", "PRUNED")
+MAX_FAILURES = 3        # trials in a row that fail on this worker (a board down, a model it cannot run)
+
+
+class CandidateFailed(Exception):
+    """A candidate the board could not run (the trial fails; the search goes on)."""
+
+
+def request_from(doc: dict, hosts: list[str] | None = None) -> Request:
+    """The request a study was started with (HOSTS= of this worker replaces the pool)."""
+    d = dict(doc)
+    d["options"] = Options(**d.get("options", {}))
+    d["space"] = Path(d["space"])
+    if hosts:
+        d["hosts"] = hosts
+    return Request(**d)
+
+
+class Worker(Stages):
+    """Runs trials of one study with its own sampler, leasing boards from the study's database."""
+
+    def __init__(self, req: Request, url: str, index: int = 0, leader: bool = False):
+        super().__init__(req)
+        self.url, self.leader = url, leader
+        self.holder = holder_name(str(index) if index >= 0 else "")
+        if index < 0:       # a worker joining from another host: a seed of its own
+            index = 1 + zlib.crc32(self.holder.encode()) % 100_000
+        self.study, self.rungs = st.open_studies(req, url, create=False,
+                                                 sampler=st.sampler(req.sampler, self.space.seed, index))
+        self.leases = Leases(st.engine(url))
+        # lease names: a board's spec, except `local`, which is a different board on every host
+        self.boards = {(f"local@{socket.gethostname()}" if h == "local" else h): h for h in req.hosts}
+        self.board = on_board(req.hosts[0], req.options)
+        self.native = tuple(self.ds.input_shape)
+        self.failures, self.last_error, self.down = 0, "", set()
+
+    # ---- the loop
+    def run(self) -> None:
+        """Trials until the search has TRIALS finished or MAX_TRAINED trainings (or time is up); the
+        leader also waits for the other workers' trials, and takes over those of dead workers."""
+        import optuna
+        from optuna.trial import TrialState
+
+        while True:
+            optuna.storages.fail_stale_trials(self.study)
+            trials = self.study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            if self.out_of_time():
+                break
+            if waiting or not self.enough(trials):
+                self.study.optimize(self.objective, n_trials=1, catch=(CandidateFailed, BoardFailure),
+                                    gc_after_trial=True)
+                if self.failures >= MAX_FAILURES:     # failed trials do not count: stop, not loop
+                    raise BoardFailure(f"{MAX_FAILURES} trials in a row failed here; the last: {self.last_error}")
+                continue
+            if self.leader and any(t.state == TrialState.RUNNING for t in trials):
+                time.sleep(1.0)
+                continue
+            break
+
+    def enough(self, trials: list) -> bool:
+        live = [t for t in trials if t.state.name in FINISHED + ("RUNNING",)]
+        trained = sum(1 for t in live if t.user_attrs.get("trained"))
+        return len(live) >= self.req.trials or trained >= self.req.max_trained
+
+    # ---- one trial
+    def objective(self, trial) -> tuple[float, float, float]:
+        """One candidate; its constraints are set when it ends, pruned or complete."""
+        import optuna
+
+        try:
+            values = self.candidate(trial)
+        except optuna.TrialPruned:
+            st.constrain(trial, self.req.budgets)
+            self.failures = 0
+            raise
+        except (CandidateFailed, BoardFailure) as e:
+            self.failures, self.last_error = self.failures + 1, str(e)
+            raise
+        st.constrain(trial, self.req.budgets)
+        self.failures = 0
+        return values
+
+    def candidate(self, trial) -> tuple[float, float, float]:
+        import optuna
+
+        cfg = st.suggest(trial, self.space, self.native)
+        c = Candidate(f"c{trial.number:02d}", cfg, default=bool(trial.user_attrs.get("default")))
+        known = trial.user_attrs.get("cand") or {}          # a re-queued trial's facts
+        other = self.known(cfg, trial.number)
+        trial.set_user_attr("worker", self.holder)
+        trial.set_user_attr("measured", [])     # what this trial itself measured on a board
+        trial.set_user_attr("trained", False)   # (a re-queued trial inherits its predecessor's attrs)
+        # (2) static facts
+        c.static = known.get("static") or other.get("static")
+        untrained = self.dir / "cands" / c.id / "untrained_int8.tflite"
+        if c.static is None:
+            self.static(c)
+        self.keep(trial, c, "static", {"size_kb": c.static["int8_size_bytes"] / 1024,
+                                       "peak_rss_mb": c.static["arena_bytes"] / 2**20})
+        # (3) the untrained INT8 file on a board
+        c.short = known.get("short") or other.get("short")
+        if c.short is None:
+            if not untrained.is_file():
+                self.static(c)
+            self.on_a_board(lambda host: self.measure_untrained(c, host))
+            trial.set_user_attr("measured", ["short"])
+        if "error" in c.short:
+            c.stage, c.status, c.why = "measured", "failed", f"bench failed: {c.short['error']}"
+            self.keep(trial, c)
+            raise CandidateFailed(c.why)
+        self.keep(trial, c, "measured", {k: c.short.get(k) for k in ("p50_us", "p99_us", "peak_rss_mb")})
+        if other.get("trained"):        # the sampler drew a model another trial has trained: its results
+            return self.same_as(trial, c, other["trained"])
+        # (4) training under the pruner, unless MAX_TRAINED trainings are already under way
+        if sum(1 for t in self.study.get_trials(deepcopy=False)
+               if t.user_attrs.get("trained") and t.state.name in FINISHED + ("RUNNING",)) >= self.req.max_trained:
+            c.status, c.why = "not trained", f"within budget; MAX_TRAINED={self.req.max_trained} trainings were made"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
+        trial.set_user_attr("trained", True)
+        epochs, halted = self.train_pruned(c)
+        self.keep(trial, c, "trained")
+        if halted:
+            c.status = "halved"
+            c.why = f"val top-1 {100 * c.train[str(self.req.epochs)]['val_accuracy']:.2f} % fell behind at epoch {epochs}"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
+        self.finalise(c, self.req.epochs)
+        self.on_a_board(lambda host: self.measure_final(c, host))
+        trial.set_user_attr("measured", trial.user_attrs.get("measured", []) + ["final"])
+        if "error" in c.final:
+            c.stage, c.status, c.why = "finalist", "failed", f"final bench failed: {c.final['error']}"
+            self.keep(trial, c)
+            raise CandidateFailed(c.why)
+        return self.judge_final(trial, c)
+
+    def same_as(self, trial, c: Candidate, d: dict) -> tuple[float, float, float]:
+        """A trial of a model already trained (same config, same seed: the same run) takes that
+        trial's training, files' figures and verdict instead of training it again."""
+        import optuna
+
+        trial.set_user_attr("same_as", d["id"])
+        c.extra["same_as"] = d["id"]
+        c.train = d.get("train")
+        if d.get("status") == "halved":
+            c.stage, c.status, c.why = "trained", "halved", f"the same model as {d['id']}: {d.get('why', '')}"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
+        c.int8, c.final = d["int8"], d["final"]
+        return self.judge_final(trial, c)
+
+    def judge_final(self, trial, c: Candidate) -> tuple[float, float, float]:
+        """The re-measured figures against every budget; a finalist within them re-validated on folds."""
+        top1 = c.final.get("device_top1")
+        c.stage, c.status = "finalist", "finalist"
+        self.keep(trial, c, "finalist", {"p50_us": c.final["p50_us"], "p99_us": c.final["p99_us"],
+                                         "peak_rss_mb": c.final["peak_rss_mb"], "size_kb": c.int8["size_bytes"] / 1024,
+                                         "top1": top1 if top1 is not None else c.int8["host_top1"]})
+        if c.status == "finalist" and self.req.folds >= 2 and not c.int8.get("folds"):   # a contender: steadier
+            c.int8["folds"] = self.fold_accuracies(c, self.req.folds)
+            c.int8["folds_n"] = int(len(self.data_at(c.config["input"]).y_train) + len(self.data_at(c.config["input"]).y_val))
+            self.keep(trial, c)
+        return accuracy(c)[0], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
+
+    def on_a_board(self, measure) -> None:
+        """Run `measure(host)` on a free board of the pool (leased); a board that fails is left out
+        by this worker from then on and the measurement moves to another one."""
+        while True:
+            pool = [b for b in self.boards if b not in self.down]
+            if not pool:
+                raise BoardFailure(f"every board failed: {self.last_error}")
+            with self.leases.hold(pool, self.holder) as board:
+                try:
+                    return measure(self.boards[board])
+                except BoardFailure as e:
+                    self.down.add(board)
+                    self.last_error = f"{board}: {e}"
+
+    def keep(self, trial, c: Candidate, stage: str | None = None, figures: dict | None = None) -> None:
+        """Save what the trial knows; with figures, judge them: over a budget -> pruned here."""
+        import optuna
+
+        if stage:
+            c.stage = stage
+        if figures is not None:
+            trial.set_user_attr("figures", {k: v for k, v in figures.items() if v is not None})
+            bad = broken(self.req.budgets, figures)
+            if bad:
+                c.status, c.broken = "over budget", bad
+                c.why = ("re-measured: " if stage == "finalist" else "") + "; ".join(b["text"] for b in bad)
+        trial.set_user_attr("cand", c.to_dict())
+        if figures is not None and c.status == "over budget" and stage != "finalist":
+            raise optuna.TrialPruned(c.why)
+
+    def known(self, cfg: dict, number: int) -> dict:
+        """Facts another trial of the study already has for the same model: static facts by config,
+        the untrained bench by graph hash (latency does not depend on weights)."""
+        key = json.dumps(cfg, sort_keys=True)
+        out: dict = {}
+        cands = [t.user_attrs.get("cand") for t in self.study.get_trials(deepcopy=False) if t.number != number]
+        for d in filter(None, cands):
+            if json.dumps(d["config"], sort_keys=True) == key and d.get("static"):
+                out["static"] = d["static"]
+                if not d.get("same_as") and (d.get("status") == "halved" or (d.get("final") and d.get("int8") and
+                                                                          "error" not in d["final"])):
+                    out.setdefault("trained", d)
+        graph = (out.get("static") or {}).get("graph")
+        for d in filter(None, cands):
+            short = d.get("short")
+            if graph and (d.get("static") or {}).get("graph") == graph and short and "error" not in short:
+                out["short"] = short
+        return out
+
+    def train_pruned(self, c: Candidate) -> tuple[int, bool]:
+        """Train with a Keras callback that reports validation accuracy each epoch to a trial of the
+        rungs study and stops the run when the pruner says so. (epochs run, halted?)"""
+        import keras
+        from optuna.trial import TrialState
+
+        rt = self.rungs.ask()
+        rt.set_user_attr("candidate", c.id)
+        state = {"halted": False, "epochs": 0}
+
+        class Report(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                state["epochs"] = epoch + 1
+                rt.report(float((logs or {}).get("val_accuracy", 0.0)), epoch + 1)
+                if rt.should_prune():
+                    state["halted"] = True
+                    self.model.stop_training = True
+
+        summary = self.train(c, self.req.epochs, [Report()])
+        c.train = {str(self.req.epochs): c.train[str(self.req.epochs)]}
+        if state["halted"]:
+            self.rungs.tell(rt, state=TrialState.PRUNED)
+        else:
+            self.rungs.tell(rt, summary["best_val_accuracy"])
+        return state["epochs"], state["halted"]
+
+
+def work(storage: str | None, name: str, hosts: list[str] | None = None, index: int = -1) -> int:
+    """`python -m host search-worker`: join the study NAME in STORAGE and run trials."""
+    url = st.storage_url(name, storage)
+    if url.startswith("sqlite:///") and not Path(url.split(":///", 1)[1]).is_file():
+        raise sp.SearchError(f"no study {name} in {st.shown(url)}: start it with `make search NAME={name}` first")
+    st.check_reachable(url)
+    import optuna
+
+    try:
+        doc = optuna.load_study(study_name=name, storage=url).user_attrs.get("request")
+    except KeyError:
+        raise sp.SearchError(f"no study {name} in {st.shown(url)}: start it with `make search NAME={name}` "
+                             "first") from None
+    if not doc:
+        raise sp.SearchError(f"study {name} in {st.shown(url)} is not a model search")
+    Worker(request_from(doc, hosts), url, index).run()
+    return 0
+
+
+def spawn(storage: str, name: str, n: int) -> list:
+    """n local worker processes (indices 1..n) for the study."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    return [subprocess.Popen([sys.executable, "-m", "host", "search-worker", "--storage", storage, "--name", name,
+                              "--index", str(i)], env=env, cwd=root) for i in range(1, n + 1)]
