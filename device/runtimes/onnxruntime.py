@@ -188,6 +188,10 @@ class OrtInterpreter:
         left = Counter(op for op, ep in nodes.values() if ep != XNNPACK_EP)
         facts = {"ops_total": len(nodes) if nodes else None, "ops_delegated": len(delegated),
                  "delegate_nodes": len(delegated), "ops_not_delegated": dict(sorted(left.items())),
+                 "not_delegated_why": {op: ("ran on ONNX Runtime's CPU execution provider: this wheel has no "
+                                            "XNNPACK execution provider" if XNNPACK_EP not in self.providers
+                                            else "the XNNPACK execution provider did not take it")
+                                       for op in sorted(left)},
                  "quantized": bool(_QUANT_OPS & set(ops)), "op_types": dict(sorted(ops.items())),
                  "execution_providers": self.providers, "graph_optimization": self.opt_level}
         if self.note:

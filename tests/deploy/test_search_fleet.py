@@ -31,7 +31,7 @@ def search(tmp_path, *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=800)
 
 
-def test_search_spreads_candidates_over_the_boards_and_leaves_their_releases(client_home, two_boards, bundle,
+def test_search_measures_on_the_fleets_boards_and_leaves_their_releases(client_home, two_boards, bundle,
                                                                               agent, tmp_path):
     hosts = [trust(client_home, s, alias=f"pi{i}") for i, s in enumerate(two_boards)]
     assert cli("push", "--bundle", bundle, "--hosts", ",".join(hosts), "--agent", agent) == 0
@@ -44,17 +44,18 @@ def test_search_spreads_candidates_over_the_boards_and_leaves_their_releases(cli
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lb = json.loads((tmp_path / "artifacts" / "search-fleet" / "leaderboard.json").read_text())
     assert lb["hosts"] == hosts and lb["profile"] == "fleet"
+    # boards are leased (host/search/lease.py): a free one measures the next candidate
+    used = {c["short"]["board"] for c in lb["candidates"] if c.get("short")}
+    assert used and used <= set(hosts), used
     for c in lb["candidates"]:
-        expected = hosts[int(c["id"][1:]) % 2]           # c00, c02 on pi0; c01, c03 on pi1
-        assert c["short"]["board"] == expected, c["id"]
         if c.get("final"):
-            assert c["final"]["board"] == expected        # re-measured on the board that measured it first
-    assert {c["short"]["board"] for c in lb["candidates"]} == set(hosts)
+            assert c["final"]["board"] in hosts
     assert lb["winner"]
-    # the deployed releases are as they were; the candidates went to each board's scratch directory
+    # the deployed releases are as they were; the candidates went to the used boards' scratch directory
     assert [release_of(s.board_home) for s in two_boards] == releases
-    for s in two_boards:
-        assert any(p.suffix == ".tflite" for p in (s.board_home / "search").iterdir())
+    for host, s in zip(hosts, two_boards):
+        if host in used:
+            assert any(p.suffix == ".tflite" for p in (s.board_home / "search").iterdir())
 
     again = search(tmp_path, *args)          # per-board cache: nothing is measured again
     assert again.returncode == 0, again.stdout + again.stderr
