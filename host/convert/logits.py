@@ -78,6 +78,37 @@ def strip_softmax(model_bytes: bytes) -> tuple[bytes, dict]:
     return flatmodel.pack(model), {"where": "host", "beta": beta}
 
 
+def strip_onnx_softmax(model_bytes: bytes) -> tuple[bytes, dict]:
+    """The ONNX counterpart of strip_softmax, for ONNX Runtime's variants: their outputs must mean
+    what the .tflite variants' outputs mean, since the manifest's `softmax` entry is one for all."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model_bytes)
+    graph = model.graph
+    if len(graph.output) != 1:
+        return model_bytes, {"where": "graph", "why": f"the ONNX model has {len(graph.output)} outputs"}
+    probs = graph.output[0].name
+    node = next((n for n in graph.node if probs in n.output), None)
+    if node is None or node.op_type != "Softmax":
+        return model_bytes, {"where": "graph", "why": f"the ONNX graph ends in {node.op_type if node else 'no op'}, "
+                                                      "not Softmax"}
+    dims = graph.output[0].type.tensor_type.shape.dim
+    axis = next((a.i for a in node.attribute if a.name == "axis"), None)
+    if len(dims) > 2 and axis not in (-1, len(dims) - 1):
+        return model_bytes, {"where": "graph", "why": "the Softmax is not over the last axis"}
+    logits = node.input[0]
+    if logits in {i.name for i in graph.input} | {t.name for t in graph.initializer}:
+        return model_bytes, {"where": "graph", "why": "the Softmax reads the model input directly"}
+    graph.node.remove(node)
+    for n in graph.node:        # the logits take the output's name, as in strip_softmax
+        n.output[:] = [probs if o == logits else o for o in n.output]
+        n.input[:] = [probs if i == logits else i for i in n.input]
+    kept = [v for v in graph.value_info if v.name != logits]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return model.SerializeToString(), {"where": "host", "beta": 1.0}
+
+
 def apply(files: dict[str, bytes], choice: str) -> tuple[dict[str, bytes], dict]:
     """Every variant with its softmax where `choice` says, and the manifest's `softmax` entry.
 

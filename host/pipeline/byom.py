@@ -187,7 +187,8 @@ def run_quantize_model(opts: Options) -> dict:
                  "model": _model_info(src, io_fp32), "softmax": softmax}
         if converted is not None:         # ONNX Runtime's own variants, after the converter's fidelity check
             from host.convert.interop.onnx_fidelity import add_ort_variants
-            extra["fidelity"] = add_ort_variants(files, converted.path.read_bytes(), calib, task.name)
+            extra["fidelity"] = add_ort_variants(files, converted.path.read_bytes(), calib, task.name,
+                                                 logits=bool(softmax) and softmax["where"] == "host")
             src.fixups = converted.fixups
         scored = evaluate(files, x, y, pre)
         if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):

@@ -2,13 +2,13 @@
 
 A candidate is a plain dict of builder arguments (alpha, input size, blocks, kernel, stem
 filters, stem stride): everything host/model.build_model needs, nothing else, so a leaderboard entry can be
-rebuilt exactly. Candidates are drawn from the space with a seeded RNG; c00 is the default model.
+rebuilt exactly. host/search/study.py turns the space into Optuna's distributions and a trial's
+values back into a candidate; the default model is always one of them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,18 @@ _KEYS = {"alpha": (int, float), "resolution": (int, float), "blocks": list, "ker
 OPTIONAL = {"stem_stride": [DEFAULTS.stem_stride]}     # keys a space file may leave out (older files)
 
 
+BLOCK_KINDS = ("sep", "pw", "conv")      # host/model/architecture.py's block kinds
+
+
+def _block_ok(b) -> bool:
+    if not isinstance(b, list) or len(b) not in (2, 3):
+        return False
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in b[:2]) or b[1] not in (1, 2):
+        return False
+    kind = b[2] if len(b) == 3 else "sep"
+    return kind in BLOCK_KINDS and not (kind == "pw" and b[1] != 1)
+
+
 def load_space(path: Path) -> Space:
     """Read and check the space file; any mistake is one SearchError line naming the key."""
     path = Path(path)
@@ -73,9 +85,9 @@ def load_space(path: Path) -> Space:
     if any(v not in (1, 2) for v in data["stem_stride"]):
         raise SearchError(f"{path}: stem_stride choices must be 1 or 2")
     for pattern in data["blocks"]:
-        if not pattern or not all(isinstance(b, list) and len(b) == 2 and all(isinstance(v, int) and v > 0 for v in b)
-                                  and b[1] in (1, 2) for b in pattern):
-            raise SearchError(f"{path}: each blocks pattern is a list of [filters, stride] (stride 1 or 2)")
+        if not pattern or not all(_block_ok(b) for b in pattern):
+            raise SearchError(f"{path}: each blocks pattern is a list of [filters, stride] or [filters, stride, kind] "
+                              f"(stride 1 or 2; kind {', '.join(BLOCK_KINDS)}; a pw block has stride 1)")
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SearchError(f"{path}: seed must be an integer")
@@ -93,31 +105,6 @@ def input_at(native: tuple[int, int, int], fraction: float) -> list[int]:
 def default_config(native: tuple[int, int, int]) -> dict:
     return {"alpha": DEFAULTS.alpha, "input": list(native), "blocks": [list(b) for b in DEFAULTS.blocks],
             "kernel": DEFAULTS.kernel, "stem_filters": DEFAULTS.stem_filters, "stem_stride": DEFAULTS.stem_stride}
-
-
-def draw(space: Space, native: tuple[int, int, int], trials: int) -> list[dict]:
-    """`trials` distinct candidates: c00 the default model, the rest drawn with the space's seed."""
-    rng = random.Random(space.seed)
-    out = [default_config(native)]
-    seen = {json.dumps(out[0], sort_keys=True)}
-    for _ in range(200 * trials):
-        if len(out) >= trials:
-            break
-        blocks = [list(b) for b in rng.choice(space.blocks)]
-        last = rng.choice(space.last_width)
-        widest = max(b[0] for b in blocks)
-        if last is not None:
-            blocks = [[last if f == widest else f, s] for f, s in blocks]
-        cfg = {"alpha": rng.choice(space.alpha), "input": input_at(native, rng.choice(space.resolution)),
-               "blocks": blocks, "kernel": rng.choice(space.kernel), "stem_filters": rng.choice(space.stem_filters),
-               "stem_stride": rng.choice(space.stem_stride)}
-        if min(cfg["input"][:2]) < 16:     # the builder keeps small inputs at stride 1: one candidate, not two
-            cfg["stem_stride"] = 1
-        key = json.dumps(cfg, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(cfg)
-    return out[:trials]
 
 
 def arch(cfg: dict) -> dict:

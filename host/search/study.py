@@ -136,7 +136,7 @@ def config_of(params: dict, native: tuple[int, int, int]) -> dict:
     blocks = [list(b) for b in json.loads(params["blocks"])]
     if params["last_width"] is not None:
         widest = max(b[0] for b in blocks)
-        blocks = [[params["last_width"] if f == widest else f, s] for f, s in blocks]
+        blocks = [[params["last_width"] if b[0] == widest else b[0], *b[1:]] for b in blocks]
     cfg = {"alpha": params["alpha"], "input": sp.input_at(native, params["resolution"]), "blocks": blocks,
            "kernel": params["kernel"], "stem_filters": params["stem_filters"], "stem_stride": params["stem_stride"]}
     if min(cfg["input"][:2]) < 16:      # the builder keeps small inputs at stride 1

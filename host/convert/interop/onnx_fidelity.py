@@ -41,10 +41,13 @@ def fidelity(tflite_fp32: bytes, ort_fp32: bytes, images: np.ndarray) -> dict:
             "top1_agreement": float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1)))}
 
 
-def add_ort_variants(files: dict[str, bytes], onnx_bytes: bytes, calib: np.ndarray, task: str) -> dict:
+def add_ort_variants(files: dict[str, bytes], onnx_bytes: bytes, calib: np.ndarray, task: str,
+                     logits: bool = False) -> dict:
     """Check the FP32 conversion against ONNX Runtime (refusing an unfaithful one), then add ONNX
-    Runtime's own variants (ort_fp32, ort_int8) to `files` for a classifier. Returns the figures."""
-    ort = ort_variants(onnx_bytes, calib)
+    Runtime's own variants (ort_fp32, ort_int8) to `files` for a classifier. Returns the figures.
+    `logits`: the .tflite variants had their final softmax taken out, so ORT's lose theirs too
+    (compared, and later read by the agent, as the same logits)."""
+    ort = ort_variants(onnx_bytes, calib, logits)
     fid = fidelity(files["fp32"], ort["ort_fp32"], calib)
     if fid["top1_agreement"] < AGREEMENT_MIN:
         raise ModelError(f"the converted FP32 .tflite agrees with ONNX Runtime's FP32 on "

@@ -114,10 +114,19 @@ def quantize_int8_qdq(fp32: bytes, calib: np.ndarray) -> bytes:
         return out.read_bytes()
 
 
-def ort_variants(onnx_bytes: bytes, calib: np.ndarray) -> dict[str, bytes]:
-    """{"ort_fp32": NHWC-input FP32, "ort_int8": static QDQ INT8} from an ONNX model's bytes."""
+def ort_variants(onnx_bytes: bytes, calib: np.ndarray, logits: bool = False) -> dict[str, bytes]:
+    """{"ort_fp32": NHWC-input FP32, "ort_int8": static QDQ INT8} from an ONNX model's bytes;
+    with `logits`, both end before the model's final Softmax (taken out before quantising, so
+    the INT8 model's last Q/DQ pair sits on the logits)."""
     onnx = _onnx()
     fp32 = nhwc_front(onnx.ModelProto.FromString(onnx_bytes)).SerializeToString()
+    if logits:
+        from host.convert.logits import strip_onnx_softmax
+
+        fp32, note = strip_onnx_softmax(fp32)
+        if note["where"] != "host":
+            raise ModelError(f"the .tflite variants end at their logits but ONNX Runtime's cannot ({note['why']}): "
+                             "keep the softmax in every graph with --softmax graph (SOFTMAX=graph)")
     return {"ort_fp32": fp32, "ort_int8": quantize_int8_qdq(fp32, calib)}
 
 

@@ -57,3 +57,30 @@ def test_a_model_ort_cannot_quantise_is_one_line(tmp_path):
         with pytest.raises(ov.ModelError, match="ONNX Runtime cannot quantise this model to INT8") as err:
             ov.quantize_int8_qdq(data, np.zeros((2, 4, 4, 1), np.float32))
         assert "\n" not in str(err.value)
+
+
+def test_with_logits_both_variants_end_before_the_softmax(mnist_nchw):
+    """The manifest's softmax entry is one for every variant: ORT's must give logits too."""
+    data, params = mnist_nchw
+    rng = np.random.default_rng(4)
+    variants = ov.ort_variants(data, rng.random((32, 28, 28, 1), dtype=np.float32), logits=True)
+    x = rng.random((50, 28, 28, 1), dtype=np.float32)
+    probs = om.ref_mnist(x, params)
+    fp32, int8 = ov.run(variants["ort_fp32"], x), ov.run(variants["ort_int8"], x)
+    assert not np.allclose(fp32.sum(1), 1.0, atol=1e-3)            # logits, not probabilities
+    e = np.exp(fp32 - fp32.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), probs, atol=1e-5)
+    assert np.mean(int8.argmax(1) == probs.argmax(1)) >= 0.95
+    names = [o.name for o in onnx.ModelProto.FromString(variants["ort_fp32"]).graph.output]
+    assert names == [o.name for o in onnx.ModelProto.FromString(data).graph.output]   # the output keeps its name
+
+
+def test_logits_asked_of_a_model_without_a_final_softmax_is_one_line(tmp_path):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ov.ModelError, match="ends in Relu, not Softmax.*--softmax graph") as err:
+        ov.ort_variants(model.SerializeToString(), np.zeros((2, 4, 4, 1), np.float32), logits=True)
+    assert "\n" not in str(err.value)
