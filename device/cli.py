@@ -43,13 +43,14 @@ def _describe_or_fail(path: str) -> tuple:
                 {"kind": exc.kind, "message": str(exc), "signal": None})
 
 
-def _run_model_job(path: str, job: dict, timeout: float, manifest: Optional[dict]) -> tuple:
+def _run_model_job(path: str, job: dict, timeout: float, manifest: Optional[dict], fork: bool = False) -> tuple:
     """Run a job for one model in a child: (result, None), or (None, a failed entry) when the file
-    is bad or the child fails. The result carries the model's fields and its variant."""
+    is bad or the child fails. The result carries the model's fields and its variant. `fork`: see
+    device/measure/isolate.run."""
     model, error = _describe_or_fail(path)
     variant = results.variant_for(manifest, path, model.get("sha256"))
     if error is None:
-        payload = isolate.run(dict(job, model_path=model["path"], sha256=model["sha256"]), timeout or None)
+        payload = isolate.run(dict(job, model_path=model["path"], sha256=model["sha256"]), timeout or None, fork)
         if payload["ok"]:
             result = payload["result"]
             result["model"] = dict(model, **result["model"])
@@ -215,7 +216,8 @@ def cmd_infer(args, doc: dict) -> int:
            "mask_out": os.path.abspath(args.mask_out) if args.mask_out else None}
     doc["settings"] = {k: job[k] for k in ("threads", "top_k", "pixel_scale", "pixel_offset", "manifest",
                                            "task", "threshold", "iou")}
-    result, failure = _run_model_job(args.model, job, args.timeout, load_manifest(args.manifest))
+    # forked: a one-shot infer is mostly start-up, and the fork skips the child's own (make perf's cold_start)
+    result, failure = _run_model_job(args.model, job, args.timeout, load_manifest(args.manifest), fork=True)
     if failure:
         _record_failure(doc, failure)
         if failure["error"]["kind"] == "usage":     # a forced task the outputs do not fit, --mask_out on a detector

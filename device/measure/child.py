@@ -1,4 +1,5 @@
-"""The per-model child process: read a job on stdin, run it, write the payload to a file.
+"""The per-model child process: read a job on stdin (or inherit it, forked), run it, write the
+payload to a file.
 
 Kept to json + the job modules: whatever this imports is counted in every model's memory.
 """
@@ -9,10 +10,17 @@ import sys
 
 
 def child_main() -> int:
+    """A spawned child: the job comes on stdin."""
     from device.measure import memory
     rss_start = memory.rss_mb()
     job = json.loads(sys.stdin.read())
     job["rss_start_mb"] = rss_start
+    run_job(job)
+    return 0
+
+
+def run_job(job: dict) -> None:
+    """Run `job` and write its payload to job["result_path"] (a spawned or a forked child)."""
     try:
         if job["job"] == "profile":   # built on the bench job's timing (device/profiling/profile.py imports jobs)
             from device.profiling.profile import run
@@ -33,4 +41,3 @@ def child_main() -> int:
                                           "signal": None, "exit_code": 0}}
     with open(job["result_path"], "w") as f:
         json.dump(payload, f)
-    return 0

@@ -21,9 +21,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from typing import Any, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 
 from device.errors import AgentError, one_line
 from device.runtimes.base import Runtime
@@ -32,10 +30,14 @@ XNNPACK_EP = "XnnpackExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-# ONNX element types -> NumPy dtypes (the ones a vision / audio model takes or gives).
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-           "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
-           "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
+# ONNX element types -> NumPy dtype names (the ones a vision / audio model takes or gives). Names,
+# and NumPy imported where it is used: the agent's parent process imports this module to list the
+# runtimes, and should not pay for NumPy (device/measure/isolate.py).
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+           "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+           "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
+if TYPE_CHECKING:
+    import numpy as np
 # Op types that mark an integer-quantised graph once ORT has fused its QDQ pairs.
 _QUANT_OPS = {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
               "QLinearAveragePool", "QGemm", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
@@ -65,12 +67,14 @@ def _dims(shape: list) -> tuple:
 
 
 def _detail(arg: Any, index: int, shape: Optional[list] = None) -> dict:
+    import numpy as np
+
     dtype = _DTYPES.get(arg.type)
     if dtype is None:
         raise AgentError(f"tensor {arg.name!r} has type {arg.type}, which the agent does not feed", kind="load")
     now, signature = _dims(list(arg.shape or []))
     return {"name": arg.name, "index": index, "shape": np.array(shape or now, dtype=np.int32),
-            "shape_signature": np.array(signature, dtype=np.int32), "dtype": dtype,
+            "shape_signature": np.array(signature, dtype=np.int32), "dtype": np.dtype(dtype).type,
             "quantization": (0.0, 0),
             "quantization_parameters": {"scales": np.zeros(0, np.float32), "zero_points": np.zeros(0, np.int32)}}
 
@@ -139,7 +143,9 @@ class OrtInterpreter:
     def allocate_tensors(self) -> None:
         """ORT allocates per run; nothing to do."""
 
-    def set_tensor(self, index: int, value: np.ndarray) -> None:
+    def set_tensor(self, index: int, value: "np.ndarray") -> None:
+        import numpy as np
+
         self._feeds[self._inputs[index].name] = np.ascontiguousarray(value)
 
     def invoke(self) -> None:
@@ -147,7 +153,7 @@ class OrtInterpreter:
         if self._facts is None:
             self._facts = self._read_profile()
 
-    def get_tensor(self, index: int) -> np.ndarray:
+    def get_tensor(self, index: int) -> "np.ndarray":
         n = len(self._inputs)
         if index < n:
             return self._feeds[self._inputs[index].name]
@@ -162,6 +168,8 @@ class OrtInterpreter:
     def delegation(self) -> dict:
         """graph.analyse's fields, from the profiled first inference (run on zeros if none ran yet)."""
         if self._facts is None:
+            import numpy as np
+
             saved = dict(self._feeds)
             for d in self.get_input_details():
                 self._feeds.setdefault(d["name"], np.zeros(d["shape"], d["dtype"]))

@@ -45,10 +45,11 @@ def _installed(name: str) -> bool:
         return False
 
 
-def dist_version(dist: str, package: str) -> Optional[str]:
+def dist_version(dist: str, package: str, metadata_too: bool = True) -> Optional[str]:
     """The installed version of distribution `dist` (which provides import package `package`), read
     from its dist-info folder name beside the package; importlib.metadata only when that does not
-    say. Why: importlib.metadata's import and scan cost ~0.1 s of every agent start on a board."""
+    say (and `metadata_too`). Why: importlib.metadata's import and scan cost ~0.1 s of every agent
+    start on a board."""
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -62,6 +63,8 @@ def dist_version(dist: str, package: str) -> Optional[str]:
             names = []
         if len(names) == 1:
             return names[0][len(prefix):-len(".dist-info")]
+    if not metadata_too:
+        return None
     try:
         from importlib import metadata
         return metadata.version(dist)
@@ -70,8 +73,12 @@ def dist_version(dist: str, package: str) -> Optional[str]:
 
 
 def _version(name: str) -> Optional[str]:
-    for dist in RUNTIMES[name].distributions:
-        found = dist_version(dist, RUNTIMES[name].package)
+    """Every distribution's dist-info folder first (tensorflow-cpu provides `tensorflow`), then metadata."""
+    dists = RUNTIMES[name].distributions
+    for found in (dist_version(d, RUNTIMES[name].package, False) for d in dists):
+        if found:
+            return found
+    for found in (dist_version(d, RUNTIMES[name].package) for d in dists):
         if found:
             return found
     return None

@@ -5,7 +5,9 @@ invoke, in a fresh process. Measured beside it, in the same repeat: `python -m d
 one image (first prediction on stdout, process exited), `python -m device serve` until its first
 POST /infer answers 200, and `python -m device info` (the agent's parent process alone: Python,
 its own modules, the board facts; no model, no NumPy), which is most of what infer adds to the
-floor, since infer measures in a child process (a crash there is one line, not a lost agent).
+floor: infer runs the model in a child process (a crash there is one line, not a lost agent),
+forked after NumPy is imported, so the child does not start a second interpreter (it did until
+this wave: 2.17x the floor, most of it that second start).
 Target: infer and serve within 1.5x the floor. Each figure is shown with the floor subtracted
 (`own_s`: what the agent adds).
 
@@ -132,8 +134,8 @@ def measure(bundle: Path, work: Path, repeats: int, env: dict, spread) -> dict:
             samples[name].append(_once(kind, cmd, env))
     out = summarise(samples, spread)
     out["model"] = str(bundle / "int8.tflite")
-    out["note"] = ("infer = the agent's parent (agent_parent: its modules and the board facts, no NumPy) + a "
-                   "child that loads NumPy, the runtime and the model (the floor) and decodes the image")
+    out["note"] = ("infer = the agent's parent (agent_parent: its modules and the board facts) + NumPy + a forked "
+                   "child that imports the runtime, loads the model, decodes the image and invokes once")
     return out
 
 
