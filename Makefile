@@ -206,7 +206,7 @@ fuzz: venv
 
 ## make test         the test suite (what CI runs)
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 ## make mutate       mutation testing of the figure/safety code -> reports/mutation.md (slow, not CI; MODULES=...)
 mutate: venv $(VENV)/.requirements-dev.sha256

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlparse
 
 from device.video import command, pipeline
@@ -24,7 +24,8 @@ BOUNDARY = "edgekit-frame"
 class Live:
     """The running pipeline and what it last produced (an annotated JPEG, an answer)."""
 
-    def __init__(self, pred: Any, args: Any):
+    def __init__(self, pred: Any, args: Any, current: Optional[Callable[[], Any]] = None):
+        """`current`: the served model now (serve --follow switches it); frames follow it."""
         pipeline.check_model(pred)
         self.stop = threading.Event()
         source, items, self.options = command.open_frames(args, self.stop)
@@ -40,7 +41,7 @@ class Live:
         if getattr(args, "on_detect", None):
             from device.video.trigger import Trigger
             outs.append(Trigger(args.on_detect, args.exec_cmd, args.webhook, args.cooldown))
-        self.pipeline = pipeline.Pipeline(pred, items, settings, outs, self.stop, self.stats)
+        self.pipeline = pipeline.Pipeline(pred, items, settings, outs, self.stop, self.stats, current)
         self.thread = threading.Thread(target=self._run, daemon=True, name="edgekit-live")
 
     # ------------------------------------------------------------ the pipeline's sink
@@ -81,7 +82,7 @@ class Live:
     def status(self) -> dict:
         summary = self.stats.summary(self.options.facts)
         return dict(summary, current_fps=self.stats.current_fps(), ended=self.ended, error=self.error,
-                    last=self.last)
+                    last=self.last, model_sha256=self.pipeline.pred.meta.get("sha256"))
 
     def metrics_text(self) -> str:
         counts, hist, sums = self.stats.histograms()

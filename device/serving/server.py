@@ -230,14 +230,14 @@ def main(args, labels: Optional[list]) -> int:
     manifest = inputs.load_manifest(args.manifest)
     rt = runtime.resolve(args.runtime)
     path = os.path.realpath(args.model) if args.follow else args.model   # name the release actually served
-    model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels, task=args.task,
-                      threshold=args.threshold, iou=args.iou)
+    decoding = {"task": args.task, "threshold": args.threshold, "iou": args.iou}   # kept for every release
+    model = Predictor(path, rt, args.workers, args.num_threads, manifest, labels, **decoding)
     metrics = Metrics()
     served = Served(model, release_of(args.model) if args.follow else None, results.variant_for(manifest, args.model))
     if args.follow and served.variant is None:
         raise AgentError("--follow needs --manifest naming the model as a variant (to pick the same "
                          "variant from a new release)", kind="usage", exit_code=2)
-    follower = Follower(served, release_loader(rt, args.workers, args.num_threads, labels), args.follow,
+    follower = Follower(served, release_loader(rt, args.workers, args.num_threads, labels, **decoding), args.follow,
                         on_switch=metrics.switched)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"edgekit-agent: warning: serving on {args.host}, reachable from the network"
@@ -246,7 +246,8 @@ def main(args, labels: Optional[list]) -> int:
     feed = None
     if getattr(args, "source", None):
         from device.serving.live import Live
-        feed = Live(model, args)        # a bad spec, no camera: one line and exit 2 before listening
+        # a bad spec, no camera: one line and exit 2 before listening; frames follow the served release
+        feed = Live(model, args, lambda: follower.served.predictor)
     handler = make_handler(follower, args.max_body, args.token, defaults.SERVE_TIMEOUT_SECS, access_log, metrics,
                            feed)
     try:

@@ -176,8 +176,9 @@ class Follower:
             pass
 
 
-def release_loader(rt: runtime.RuntimeInfo, workers: int, threads: int, labels: Optional[list]):
-    """load(release_dir, variant) -> Served: the same variant from the new release's manifest."""
+def release_loader(rt: runtime.RuntimeInfo, workers: int, threads: int, labels: Optional[list], **decoding):
+    """load(release_dir, variant) -> Served: the same variant from the new release's manifest,
+    decoded as the service was told (`decoding`: Predictor's task, threshold, iou)."""
     def load(release_dir: str, variant: Optional[str]) -> Served:
         manifest = inputs.load_manifest(os.path.join(release_dir, "manifest.json"))
         variants = manifest.get("variants") or {}
@@ -186,7 +187,7 @@ def release_loader(rt: runtime.RuntimeInfo, workers: int, threads: int, labels: 
                              kind="manifest")
         path = os.path.join(release_dir, variants[variant]["file"])
         isolated_check(path, rt, threads)
-        predictor = Predictor(path, rt, workers, threads, manifest, labels)
+        predictor = Predictor(path, rt, workers, threads, manifest, labels, **decoding)
         self_check(predictor)
         return Served(predictor, os.path.basename(release_dir), variant)
     return load

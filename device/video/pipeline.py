@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -110,8 +110,13 @@ class Pipeline:
     (the answer with its stage times and latency, or an error record)."""
 
     def __init__(self, pred: Any, items: Iterator[Item], settings: Settings, sinks: list,
-                 stop: Optional[threading.Event] = None, stats: Optional[Stats] = None):
+                 stop: Optional[threading.Event] = None, stats: Optional[Stats] = None,
+                 current: Optional[Callable[[], Any]] = None):
+        """`current`: the model to answer the next frame with, asked once per frame (`serve
+        --follow` hands over to a new release between two frames); by default always `pred`."""
         self.pred, self.settings, self.sinks = pred, settings, sinks
+        self.current = current or (lambda: pred)
+        self.unfit: Optional[str] = None    # why the current model cannot take frames (a switched-to one)
         self.stop = stop or threading.Event()
         self.stats = stats or Stats()
         self.slot = Slot(settings.paced, self.stop, self.stats)
@@ -145,14 +150,24 @@ class Pipeline:
         if item.corrupt or item.array is None:
             self.stats.count("corrupt")
             return
+        pred = self.current()
+        if pred is not self.pred:           # a new release: it must take frames too, or each frame fails
+            self.pred = pred
+            try:
+                check_model(pred)
+                self.unfit = None
+            except AgentError as exc:
+                self.unfit = str(exc)
         t0 = time.perf_counter()
         try:
-            tensor, geometry = frame_tensor(self.pred, item.array)
+            if self.unfit:
+                raise AgentError(self.unfit)
+            tensor, geometry = frame_tensor(pred, item.array)
             t1 = time.perf_counter()
-            result, class_map = self.pred.predict_full(tensor, self.settings.k, geometry=geometry,
-                                                       mask=self.settings.draw)
+            result, class_map = pred.predict_full(tensor, self.settings.k, geometry=geometry,
+                                                  mask=self.settings.draw)
         except AgentError as exc:
-            if exc.exit_code == EXIT_USAGE:
+            if exc.exit_code == EXIT_USAGE and not self.unfit:
                 raise
             self.stats.count("failed")
             for sink in self.sinks:

@@ -264,3 +264,10 @@ def test_state_file_holds_pid_time_extras_and_is_private(home):
     assert (state["release"], state["variant"], state["follow"]) == ("r1", "int8", str(home / "current"))
     assert os.stat(home / "serve.json").st_mode & 0o777 == 0o600
     assert f.facts()["sha256"] == state["sha256"]
+
+
+def test_a_new_release_is_decoded_as_the_service_was_told(home):
+    """serve --threshold/--iou/--task hold for every release the service switches to."""
+    load = swap.release_loader(runtime.resolve(None), 1, 1, None, threshold=0.9, iou=0.3, task="raw")
+    served = load(str(home / "releases" / "r2"), "int8")
+    assert (served.predictor.threshold, served.predictor.iou, served.predictor.task.name) == (0.9, 0.3, "raw")
