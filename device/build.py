@@ -19,11 +19,8 @@ PROG = "device.build"
 # `make perf`), never on the board.
 WORKSTATION_ONLY = ("build.py", "measure/perf_check.py", "serving/load.py")
 
-_MAIN = """# edgekit device agent (zipapp entry point)
-import sys
-from device.cli import main
-sys.exit(main())
-"""
+# The archive's __main__.py (it unpacks the package once so its bytecode can be cached; see there).
+ENTRY = "zipmain.py"
 
 
 def build(out_path: str) -> str:
@@ -38,22 +35,18 @@ def build(out_path: str) -> str:
         for name in sorted(names):
             full = os.path.join(root, name)
             rel = os.path.relpath(full, package).replace(os.sep, "/")
-            if name.endswith((".py", ".json")) and rel not in WORKSTATION_ONLY:
+            if name.endswith((".py", ".json")) and rel not in WORKSTATION_ONLY and rel != ENTRY:
                 files.append((full, os.path.join("device", rel)))
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as raw:
         raw.write(b"#!/usr/bin/env python3\n")
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for full, arc in [(None, "__main__.py")] + files:
+            for full, arc in [(os.path.join(package, ENTRY), "__main__.py")] + files:
                 info = zipfile.ZipInfo(arc.replace(os.sep, "/"), date_time=(2020, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
-                if full is None:
-                    data = _MAIN.encode()
-                else:
-                    with open(full, "rb") as f:
-                        data = f.read()
-                zf.writestr(info, data)
+                with open(full, "rb") as f:
+                    zf.writestr(info, f.read())
     os.chmod(tmp, 0o755)
     os.replace(tmp, out_path)
     return out_path

@@ -80,3 +80,36 @@ def test_tensorflow_runtime_and_missing_runtime(models, agent):
         pass
     run = agent("bench", models["int8"], "--runtime", "tflite_runtime", "--json", "-")
     assert run.code == 2 and "not installed" in run.doc["errors"][0]
+
+
+def test_the_pyz_unpacks_once_and_imports_with_cached_bytecode(models, agent, pyz, tmp_path):
+    """Python caches no bytecode for a zip: the first start unpacks device/ into a private cache
+    named by the archive's hash, later starts (and the measuring children) import from there."""
+    import hashlib
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache), "PYTHONDONTWRITEBYTECODE": None}
+    first = agent("bench", models["int8"], "--num_runs", "2", "--json", "-", entry=pyz, cwd=str(tmp_path), env=env)
+    assert first.code == 0, first.stderr
+    digest = hashlib.sha256(open(pyz, "rb").read()).hexdigest()[:16]
+    folder = cache / "edgekit" / "agent-code" / digest
+    assert sorted(p.name for p in (cache / "edgekit" / "agent-code").iterdir()) == [digest]   # no temp left
+    assert (folder / "device" / "cli.py").read_bytes() == zipfile.ZipFile(pyz).read("device/cli.py")
+    cached = {p.name.split(".")[0] for p in folder.rglob("*.pyc")}
+    assert {"cli", "jobs", "child"} <= cached          # the parent's modules and the child's
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+    again = agent("info", "--json", "-", entry=pyz, cwd=str(tmp_path), env=env)
+    assert again.code == 0 and sorted(p.name for p in (cache / "edgekit" / "agent-code").iterdir()) == [digest]
+
+
+def test_a_cache_others_can_write_is_not_used(models, agent, pyz, tmp_path):
+    """Code imported from a folder another user can write to could be anybody's: run from the zip."""
+    root = tmp_path / "cache" / "edgekit" / "agent-code"
+    root.mkdir(parents=True)
+    os.chmod(root, 0o777)
+    run = agent("info", "--json", "-", entry=pyz, cwd=str(tmp_path), env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert run.code == 0, run.stderr
+    assert list(root.iterdir()) == []
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    run = agent("info", "--json", "-", entry=pyz, cwd=str(tmp_path), env={"XDG_CACHE_HOME": str(blocked)})
+    assert run.code == 0, run.stderr
