@@ -1,19 +1,17 @@
-"""Optional packages in the board's venv, beside the runtime: installed where the board has
-wheels for them, skipped with one line where it has not (the agent then says which command
-needs the package). A missing extra never fails a deploy: the runtime alone measures every model.
+"""Optional extras: packages in the board's venv beside the runtime (Pillow, ...), installed where
+the board has wheels for them, skipped with one line where it has not (the agent then says which
+command needs the package). A missing extra never fails a deploy: the runtime alone measures every
+model. What the runtime itself needs (and a deploy fails without) is deploy/boards/runtime.py.
 
-The pins live in device/requirements-extras.txt, one per line with what needs it after `#`.
+The table is device/requirements-extras.txt: one pin per line with what needs it after `#`.
 """
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from deploy import settings
-from deploy.boards import wheelhouse
+from deploy.boards import pip
 from deploy.boards.preflight import Board
 from deploy.errors import DeployError
 from deploy.targets.base import Target
@@ -31,44 +29,22 @@ class Extra:
         return Requirement(self.pin).name
 
 
-def extras(path: Path | None = None) -> list[Extra]:
+def extras() -> list[Extra]:
     """The extras file's entries, in order."""
-    out = []
-    for line in (path or settings.DEVICE_DIR / EXTRAS_FILE).read_text().splitlines():
-        pin, _, why = line.partition("#")
-        if pin.strip():
-            out.append(Extra(pin.strip(), why.strip()))
-    return out
+    return [Extra(pin, why) for pin, why in pip.pins(EXTRAS_FILE)]
 
 
 def install(target: Target, board: Board, venv: str, *, offline: bool, log=print,
             wanted: list[Extra] | None = None) -> dict[str, str]:
     """pip-install each extra into `venv` on the board, one at a time so one without wheels for
     this board does not keep the others out. Returns {name: version or 'skipped: why'}."""
-    q = shlex.quote
-    pip = f"{q(venv)}/bin/python -m pip install -q --disable-pip-version-check"
     done: dict[str, str] = {}
     for extra in extras() if wanted is None else wanted:
         try:
-            if offline:
-                house = wheelhouse.build([extra.pin], arch=board.arch, glibc=board.glibc,
-                                         python=board.python[:2])
-                remote = f"{board.home}/wheelhouse/{house.name}"
-                wheelhouse.ship(target, house, remote)
-                cmd = f"{pip} --no-index --find-links {q(remote)} {q(extra.pin)}"
-            else:
-                cmd = f"{pip} {q(extra.pin)}"
-            res = target.run(cmd, timeout=900)
-            if not res.ok:
-                raise DeployError(_last(res.stderr))
+            pip.install(target, board, venv, [extra.pin], offline=offline, timeout=900)
         except DeployError as e:
             done[extra.name] = f"skipped: {e}"
             log(f"{target.name}: {extra.pin} not installed ({extra.why} will not work there): {e}")
             continue
         done[extra.name] = str(Requirement(extra.pin).specifier).lstrip("=")
     return done
-
-
-def _last(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1][:300] if lines else "no output"

@@ -125,6 +125,28 @@ def test_extras_install_what_has_wheels_and_skip_the_rest_with_one_line(tmp_path
     assert check.stdout.strip() == pillow.pin.split("==")[1]
 
 
+@pytest.mark.timeout(300)
+def test_offline_extras_come_from_a_shipped_wheelhouse(client_home, tmp_path, monkeypatch):
+    """The path of a board without the index: the host builds the extra's wheelhouse for the
+    board, ships it under the board's home, and pip installs from it with --no-index."""
+    import subprocess
+    import sys
+    from deploy.boards import extras
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    target = LocalTarget()
+    b = preflight.probe(target)
+    pillow = next(e for e in extras.extras() if e.name == "pillow")
+    lines = []
+    assert extras.install(target, b, str(venv), offline=True, log=lines.append, wanted=[pillow]) == \
+        {"pillow": pillow.pin.split("==")[1]} and lines == []
+    assert list((client_home / ".edgekit" / "wheelhouse").glob("*/pillow-*.whl"))
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import PIL; print(PIL.__version__)"],
+                           capture_output=True, text=True)
+    assert check.stdout.strip() == pillow.pin.split("==")[1]
+
+
 def test_the_extras_file_is_pinned_and_says_what_needs_each_one():
     from deploy.boards import extras
     assert extras.extras(), "device/requirements-extras.txt lists no extras"
@@ -152,26 +174,26 @@ def test_runtimes_names_are_checked_before_any_board():
         runtime.parse_runtimes("litert,torch")
 
 
-def test_onnxruntime_is_an_extra_only_where_its_wheels_are():
-    [ort] = runtime.extras_for(("litert", "onnxruntime"), board(py=(3, 13, 5), glibc=(2, 41)))
+def test_onnxruntime_is_an_added_runtime_only_where_its_wheels_are():
+    [ort] = runtime.added_for(("litert", "onnxruntime"), board(py=(3, 13, 5), glibc=(2, 41)))
     assert ort.pin == "onnxruntime==1.32.0" and ort.module == "onnxruntime"
-    assert runtime.extras_for(("litert",), board()) == []
+    assert runtime.added_for(("litert",), board()) == []
     with pytest.raises(DeployError) as err:
-        runtime.extras_for(("onnxruntime",), board(py=(3, 9, 2)))
+        runtime.added_for(("onnxruntime",), board(py=(3, 9, 2)))
     assert str(err.value) == ("runtime onnxruntime refused: onnxruntime 1.32.0 has no wheels for Python 3.9 "
                               "(only 3.11, 3.12, 3.13, 3.14); deploy without onnxruntime in RUNTIMES=")
     with pytest.raises(DeployError, match="has no wheels for armv7l"):
-        runtime.extras_for(("onnxruntime",), board("armv7l"))
+        runtime.added_for(("onnxruntime",), board("armv7l"))
 
 
 def test_asking_for_onnxruntime_reinstalls_once_and_names_both_pins():
     b = board()
     rt = runtime.choose(b)
-    extras = tuple(runtime.extras_for(("onnxruntime",), b))
+    added = tuple(runtime.added_for(("onnxruntime",), b))
     b.installed_runtime = runtime.marker(rt, b, False)
-    assert not runtime.needs_install(b, rt) and runtime.needs_install(b, rt, extras)
-    b.installed_runtime = runtime.marker(rt, b, False, extras)
-    assert not runtime.needs_install(b, rt, extras)
+    assert not runtime.needs_install(b, rt) and runtime.needs_install(b, rt, added)
+    b.installed_runtime = runtime.marker(rt, b, False, added)
+    assert not runtime.needs_install(b, rt, added)
     assert b.installed_runtime.startswith("ai-edge-litert==2.3.0 + onnxruntime==1.32.0 py3.11")
 
 
@@ -180,7 +202,7 @@ def test_asking_for_onnxruntime_reinstalls_once_and_names_both_pins():
 def test_offline_aarch64_wheelhouse_holds_onnxruntime(python):
     """The offline boards' path: the host downloads ORT's aarch64 wheel and its dependencies."""
     b = board(py=python + (0,), numpy="2.2.4" if python >= (3, 13) else "")   # trixie's own NumPy on 3.13
-    rt, [ort] = runtime.choose(b), runtime.extras_for(("onnxruntime",), b)
+    rt, [ort] = runtime.choose(b), runtime.added_for(("onnxruntime",), b)
     system = runtime.board_numpy_usable(b, rt)
     reqs = [r for r in rt.requirements + ort.requirements if not (system and r.startswith("numpy"))]
     house = wheelhouse.build(reqs, arch="aarch64", glibc=(2, 36), python=python,
