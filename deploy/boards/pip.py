@@ -32,14 +32,18 @@ def pins(file: str) -> list[tuple[str, str]]:
 
 
 def install(target: Target, board: Board, venv: str, requirements: list[str], *, offline: bool,
-            board_numpy: str | None = None, timeout: float = 1800) -> int:
+            board_numpy: str | None = None, wheels_only: bool = False, timeout: float = 1800) -> int:
     """pip-install `requirements` into `venv` on the board; returns the bytes of wheels shipped.
 
     With `board_numpy` (the venv sees the board's own NumPy) pip resolves against that NumPy and
-    the wheelhouse carries none. A wheelhouse that cannot be built raises DeployError before the
+    the wheelhouse carries none. `wheels_only`: never build from source on the board (a wheelhouse
+    holds only wheels anyway); a package without a wheel for the board then fails in seconds
+    instead of compiling for hours. A wheelhouse that cannot be built raises DeployError before the
     board is touched; pip failing on the board raises PipFailed."""
     q = shlex.quote
     pip = f"{q(venv)}/bin/python -m pip install -q --disable-pip-version-check"
+    if wheels_only:
+        pip += " --only-binary=:all:"
     sent = 0
     if offline:
         house = wheelhouse.build(requirements, arch=board.arch, glibc=board.glibc, python=board.python[:2],

@@ -1,7 +1,7 @@
 """The runtime on the board: which one, and installing it into <board home>/venv. What the agent
 needs to run a model, so a failed install fails the deploy: the TFLite runtime (RUNTIMES, one per
 board, always) and any runtime added beside it with RUNTIMES= (ADDED_RUNTIMES: ONNX Runtime). The
-optional extras (Pillow: skipped where the board has no wheels) are deploy/boards/extras.py;
+optional extras (Pillow, OpenCV: skipped where the board has no wheels) are deploy/boards/extras.py;
 both install through deploy/boards/pip.py.
 
 ai-edge-litert where it has wheels (aarch64/x86_64, Python 3.10-3.13), else tflite-runtime 2.14
@@ -134,25 +134,29 @@ def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
     return Version("1.23.2") <= have < Version(runtime.numpy_below)
 
 
-def marker(runtime: Runtime, board: Board, system_numpy: bool, added: tuple = ()) -> str:
-    """What a venv was built for; written into it, so a re-deploy can tell it needs nothing."""
-    reqs = runtime.requirements + [r for a in added for r in a.requirements] + [e.pin for e in extras.extras()]
+def marker(runtime: Runtime, board: Board, system_numpy: bool, added: tuple = (),
+           optional: list | None = None) -> str:
+    """What a venv was built for; written into it, so a re-deploy can tell it needs nothing.
+    optional: the extras.Extra a deploy installs (default: those that are not opt-in)."""
+    optional = extras.chosen() if optional is None else optional
+    reqs = runtime.requirements + [r for a in added for r in a.requirements] + [e.pin for e in optional]
     digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:8]
     pins = " + ".join([runtime.pin] + [a.pin for a in added])
     return f"{pins} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
 
 
-def needs_install(board: Board, runtime: Runtime, added: tuple = ()) -> bool:
-    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime), tuple(added))
+def needs_install(board: Board, runtime: Runtime, added: tuple = (), optional: list | None = None) -> bool:
+    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime), tuple(added),
+                                             optional)
 
 
 def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: bool = False,
-           log=print, added: tuple = ()) -> dict:
+           log=print, added: tuple = (), optional: list | None = None) -> dict:
     """Install the runtime (and the added runtimes asked for, in the same venv), then the optional
     extras, unless the board already has exactly these. Returns what was done."""
     added = tuple(added)
     system_numpy = board_numpy_usable(board, runtime)
-    want = marker(runtime, board, system_numpy, added)
+    want = marker(runtime, board, system_numpy, added, optional)
     pins = " + ".join([runtime.pin] + [a.pin for a in added])
     if board.installed_runtime == want:
         return {"runtime": pins, "installed": False, "bytes_sent": 0, "via": "already"}
@@ -180,7 +184,9 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     except pip.PipFailed as e:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
         raise DeployError(f"{target.name}: cannot install {pins}: {e}") from None
-    optional = extras.install(target, board, venv_new, offline=offline, log=log)
+    venv_numpy = board.numpy if system_numpy else _exact(_numpy_pin(runtime))
+    done = extras.install(target, board, venv_new, offline=offline, log=log, wanted=optional,
+                          venv_numpy=venv_numpy)
     modules = "".join(f", {a.module}" for a in added)
     check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter{modules}; "
              f"print(numpy.__version__)'")
@@ -196,8 +202,14 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     if not res.ok:
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {pip.last_line(res.stderr)}")
     return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
-            "via": "wheelhouse" if offline else "index", "optional": optional}
+            "via": "wheelhouse" if offline else "index", "optional": done}
 
 
 def _numpy_pin(runtime: Runtime) -> str:
     return next((r for r in runtime.requirements if Requirement(r).name == "numpy"), "numpy")
+
+
+def _exact(pin: str) -> str | None:
+    """"numpy==1.26.4" -> "1.26.4"; a range ("numpy<2") -> None."""
+    specs = list(Requirement(pin).specifier)
+    return specs[0].version if len(specs) == 1 and specs[0].operator == "==" else None

@@ -9,7 +9,9 @@ from typing import Any, Callable, Iterator, Optional
 from device.errors import EXIT_USAGE, AgentError
 from device.sources.base import Item, Options
 
-INSTALL = "pip install opencv-python-headless, or on Pi OS apt install python3-opencv"
+# The package's name as deploy's optional-extras table has it (an opt-in extra there: EXTRAS=).
+INSTALL = ("make deploy EXTRAS=opencv-python-headless, or pip install opencv-python-headless, or on Pi OS "
+           "apt install python3-opencv")
 MAX_BAD_READS = 25      # consecutive undecodable frames inside a file before it counts as ended
 
 

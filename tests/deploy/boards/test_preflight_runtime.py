@@ -212,3 +212,77 @@ def test_offline_aarch64_wheelhouse_holds_onnxruntime(python):
     assert f"onnxruntime-1.32.0-{tag}-{tag}-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl" in names or \
         any(n.startswith(f"onnxruntime-1.32.0-{tag}-{tag}-manylinux_2_28_aarch64") for n in names)
     assert any(n.startswith("protobuf-") for n in names) and any(n.startswith("ai_edge_litert-") for n in names)
+
+
+# ---------------------------------------------------------------- opt-in extras (EXTRAS=): OpenCV
+
+def test_opencv_is_an_opt_in_extra_pinned_as_on_the_host():
+    """OpenCV serves the video sources and --record; too big for every board, so only with EXTRAS=."""
+    from deploy import settings
+    from deploy.boards import extras
+    [cv] = [e for e in extras.extras() if e.name == "opencv-python-headless"]
+    assert cv.opt_in and "video:" in cv.why and "camera:" in cv.why and "--record" in cv.why
+    host = [l.strip() for l in (settings.DEVICE_DIR.parent / "requirements.txt").read_text().splitlines()
+            if l.startswith("opencv-python-headless==")]
+    assert host == [cv.pin]
+    assert cv not in extras.chosen() and [e.name for e in extras.chosen()] == ["pillow"]
+    assert cv in extras.chosen(extras.parse_extras("opencv-python-headless"))
+    assert cv in extras.chosen(extras.parse_extras("OpenCV_Python_Headless"))    # pip's name rules
+
+
+def test_unknown_extras_are_refused_before_any_board():
+    from deploy.boards import extras
+    from deploy.errors import UsageError
+    assert extras.parse_extras(None) == ()
+    with pytest.raises(UsageError, match=r"unknown extra 'opencv' in EXTRAS= \(choose from opencv-python-headless\)"):
+        extras.parse_extras("opencv")
+    with pytest.raises(UsageError, match="unknown extra 'pillow'"):     # not opt-in: always installed
+        extras.parse_extras("pillow")
+
+
+def test_asking_for_opencv_reinstalls_once_and_the_default_marker_is_unchanged():
+    from deploy.boards import extras
+    b = board()
+    rt = runtime.choose(b)
+    with_cv = extras.chosen(("opencv-python-headless",))
+    b.installed_runtime = runtime.marker(rt, b, False)
+    assert not runtime.needs_install(b, rt, (), extras.chosen())
+    assert runtime.needs_install(b, rt, (), with_cv)
+    b.installed_runtime = runtime.marker(rt, b, False, (), with_cv)
+    assert not runtime.needs_install(b, rt, (), with_cv) and runtime.needs_install(b, rt)
+
+
+def test_the_agent_names_the_extra_to_install_when_opencv_is_missing():
+    from deploy.boards import extras
+    from device.sources.live.opencv import INSTALL
+    [cv] = [e for e in extras.extras() if e.opt_in]
+    assert f"EXTRAS={cv.name}" in INSTALL and f"pip install {cv.name}" in INSTALL
+
+
+@pytest.mark.timeout(300)
+def test_a_board_without_opencv_wheels_deploys_with_one_line(tmp_path, monkeypatch):
+    """PyPI has no armv7l OpenCV wheel: the offline extras step says so in one line and goes on."""
+    from deploy.boards import extras
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    old = Board(home=str(tmp_path / "h"), arch="armv7l", python=(3, 9, 2), glibc=(2, 31), free_mb=5000,
+                ram_mb=1000, numpy="1.19.5")
+    lines = []
+    done = extras.install(LocalTarget(), old, str(tmp_path / "h" / "venv"), offline=True, log=lines.append,
+                          wanted=extras.chosen(("opencv-python-headless",))[1:])
+    assert list(done) == ["opencv-python-headless"] and done["opencv-python-headless"].startswith("skipped:")
+    assert len(lines) == 1 and lines[0].startswith(
+        "local: opencv-python-headless==4.11.0.86 not installed (video:, camera:, rtsp:// and http:// streams, "
+        "--record will not work there): cannot build a wheelhouse for armv7l/Python 3.9")
+    assert not (tmp_path / "h").exists()                    # nothing reached the board
+
+
+@pytest.mark.timeout(300)
+def test_the_opencv_wheelhouse_for_aarch64_is_one_wheel_beside_the_venvs_numpy():
+    """What EXTRAS=opencv-python-headless ships to an offline aarch64 board: the abi3 wheel alone,
+    resolved against the NumPy the runtime put in the venv."""
+    from deploy.boards import extras
+    [cv] = [e for e in extras.extras() if e.opt_in]
+    house = wheelhouse.build([cv.pin], arch="aarch64", glibc=(2, 36), python=(3, 11), board_numpy="1.26.4")
+    [wheel] = house.glob("*.whl")
+    assert wheel.name == "opencv_python_headless-4.11.0.86-cp37-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    assert 20e6 < wheel.stat().st_size < 40e6
