@@ -60,19 +60,21 @@ def chosen(names: tuple[str, ...] = ()) -> list[Extra]:
 
 
 def install(target: Target, board: Board, venv: str, *, offline: bool, log=print,
-            wanted: list[Extra] | None = None, venv_numpy: str | None = None) -> dict[str, str]:
+            wanted: list[Extra] | None = None, venv_numpy: str | None = None) -> tuple[dict[str, str], int]:
     """pip-install each extra into `venv` on the board, one at a time so one without wheels for
-    this board does not keep the others out. Returns {name: version or 'skipped: why'}.
+    this board does not keep the others out. Returns ({name: version or 'skipped: why'}, bytes of
+    wheels shipped).
     `venv_numpy` (the NumPy the runtime installed) stays: pip resolves an extra that needs NumPy
     (OpenCV) against it and the wheelhouse carries no second NumPy."""
     done: dict[str, str] = {}
+    sent = 0
     for extra in chosen() if wanted is None else wanted:
         try:
-            pip.install(target, board, venv, [extra.pin], offline=offline, board_numpy=venv_numpy,
-                        wheels_only=True, timeout=900)
+            sent += pip.install(target, board, venv, [extra.pin], offline=offline, board_numpy=venv_numpy,
+                                wheels_only=True, timeout=900)
         except DeployError as e:
             done[extra.name] = f"skipped: {e}"
             log(f"{target.name}: {extra.pin} not installed ({extra.why} will not work there): {e}")
             continue
         done[extra.name] = str(Requirement(extra.pin).specifier).lstrip("=")
-    return done
+    return done, sent

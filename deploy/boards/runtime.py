@@ -170,8 +170,9 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     numpy_note = (f", board numpy {board.numpy}" if system_numpy else
                   f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
                   f"work with {runtime.name}" if board.numpy else "")
-    log(f"{target.name}: installing {pins} ({'wheelhouse' if offline else 'from the index'}"
-        f"{numpy_note})")
+    optional = extras.chosen() if optional is None else optional
+    log(f"{target.name}: installing {pins}{', extras ' if optional else ''}{' + '.join(e.pin for e in optional)} "
+        f"({'wheelhouse' if offline else 'from the index'}{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
              f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
     res = target.run(" && ".join(steps), timeout=300)
@@ -185,8 +186,8 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
         raise DeployError(f"{target.name}: cannot install {pins}: {e}") from None
     venv_numpy = board.numpy if system_numpy else _exact(_numpy_pin(runtime))
-    done = extras.install(target, board, venv_new, offline=offline, log=log, wanted=optional,
-                          venv_numpy=venv_numpy)
+    done, extras_sent = extras.install(target, board, venv_new, offline=offline, log=log, wanted=optional,
+                                       venv_numpy=venv_numpy)
     modules = "".join(f", {a.module}" for a in added)
     check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter{modules}; "
              f"print(numpy.__version__)'")
@@ -201,7 +202,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     res = target.run(swap, timeout=300)
     if not res.ok:
         raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {pip.last_line(res.stderr)}")
-    return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
+    return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent + extras_sent,
             "via": "wheelhouse" if offline else "index", "optional": done}
 
 

@@ -116,7 +116,8 @@ def test_extras_install_what_has_wheels_and_skip_the_rest_with_one_line(tmp_path
     pillow = next(e for e in extras.extras() if e.name == "pillow")
     missing = extras.Extra("edgekit-no-such-package==0.0.1", "nothing")
     lines = []
-    done = extras.install(target, board, str(venv), offline=False, log=lines.append, wanted=[missing, pillow])
+    done, sent = extras.install(target, board, str(venv), offline=False, log=lines.append, wanted=[missing, pillow])
+    assert sent == 0                                        # pip fetched it on the board
     assert done["pillow"] == pillow.pin.split("==")[1]
     assert done["edgekit-no-such-package"].startswith("skipped:")
     assert len(lines) == 1 and "edgekit-no-such-package==0.0.1 not installed (nothing will not work there)" in lines[0]
@@ -139,9 +140,12 @@ def test_offline_extras_come_from_a_shipped_wheelhouse(client_home, tmp_path, mo
     b = preflight.probe(target)
     pillow = next(e for e in extras.extras() if e.name == "pillow")
     lines = []
-    assert extras.install(target, b, str(venv), offline=True, log=lines.append, wanted=[pillow]) == \
-        {"pillow": pillow.pin.split("==")[1]} and lines == []
-    assert list((client_home / ".edgekit" / "wheelhouse").glob("*/pillow-*.whl"))
+    done, sent = extras.install(target, b, str(venv), offline=True, log=lines.append, wanted=[pillow])
+    assert done == {"pillow": pillow.pin.split("==")[1]} and lines == []
+    [house] = (client_home / ".edgekit" / "wheelhouse").iterdir()
+    names = sorted(p.name for p in house.iterdir())
+    assert len(names) == 2 and names[0].startswith("pillow-13.0.0-") and names[1] == "requirements.txt"
+    assert sent == sum(p.stat().st_size for p in house.iterdir())   # counted in the deploy's bytes_sent
     check = subprocess.run([str(venv / "bin" / "python"), "-c", "import PIL; print(PIL.__version__)"],
                            capture_output=True, text=True)
     assert check.stdout.strip() == pillow.pin.split("==")[1]
@@ -267,8 +271,9 @@ def test_a_board_without_opencv_wheels_deploys_with_one_line(tmp_path, monkeypat
     old = Board(home=str(tmp_path / "h"), arch="armv7l", python=(3, 9, 2), glibc=(2, 31), free_mb=5000,
                 ram_mb=1000, numpy="1.19.5")
     lines = []
-    done = extras.install(LocalTarget(), old, str(tmp_path / "h" / "venv"), offline=True, log=lines.append,
-                          wanted=extras.chosen(("opencv-python-headless",))[1:])
+    done, sent = extras.install(LocalTarget(), old, str(tmp_path / "h" / "venv"), offline=True, log=lines.append,
+                                wanted=extras.chosen(("opencv-python-headless",))[1:])
+    assert sent == 0
     assert list(done) == ["opencv-python-headless"] and done["opencv-python-headless"].startswith("skipped:")
     assert len(lines) == 1 and lines[0].startswith(
         "local: opencv-python-headless==4.11.0.86 not installed (video:, camera:, rtsp:// and http:// streams, "
