@@ -155,6 +155,7 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     """Install the runtime (and the added runtimes asked for, in the same venv), then the optional
     extras, unless the board already has exactly these. Returns what was done."""
     added = tuple(added)
+    optional = extras.chosen() if optional is None else optional
     system_numpy = board_numpy_usable(board, runtime)
     want = marker(runtime, board, system_numpy, added, optional)
     pins = " + ".join([runtime.pin] + [a.pin for a in added])
@@ -170,7 +171,6 @@ def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: 
     numpy_note = (f", board numpy {board.numpy}" if system_numpy else
                   f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
                   f"work with {runtime.name}" if board.numpy else "")
-    optional = extras.chosen() if optional is None else optional
     log(f"{target.name}: installing {pins}{', extras ' if optional else ''}{' + '.join(e.pin for e in optional)} "
         f"({'wheelhouse' if offline else 'from the index'}{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
