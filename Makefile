@@ -43,6 +43,8 @@ QUANTIZE_FLAGS = $(call opt,CALIB,--calib_n) $(call opt,SOFTMAX,--softmax)
 endif
 # RUNTIME=onnxruntime or RUNTIMES=litert,onnxruntime: deploy installs ONNX Runtime beside LiteRT, bench runs each.
 export RUNTIME RUNTIMES
+# EXTRAS=opencv-python-headless: deploy also installs these opt-in extras (device/requirements-extras.txt).
+export EXTRAS
 RUNTIME_FLAGS = $(if $(RUNTIMES),--runtimes "$$RUNTIMES",$(call opt,RUNTIME,--runtimes))
 TARGET_FLAGS = $(if $(HOSTS),--hosts "$$HOSTS",--host "$$HOST") $(call opt,PROFILE,--profile) \
                $(call opt,SSH_KEY,--ssh-key) $(if $(filter 1 yes true,$(TRUST_NEW_HOST)),--trust-new-host)
@@ -74,6 +76,7 @@ help:
 	@echo '                   WORKERS=1 STORAGE=postgresql://USER@HOST/DB SAMPLER=tpe|nsga2|random FOLDS=3 PORT=8080'
 	@echo '           KEEP=3 ROLLOUT=canary|rolling BATCH=N MAX_FAIL=percent (deploy)   RELEASE=id (rollback)'
 	@echo '           RUNTIME=onnxruntime | RUNTIMES=litert,onnxruntime (deploy installs ONNX Runtime; bench runs each runtime)'
+	@echo '           EXTRAS=opencv-python-headless (deploy installs OpenCV too: video:/camera:/rtsp:// sources, --record)'
 	@echo '           your model: MODEL=m.keras|m.h5|m.onnx|m.pt2|net.py:fn|saved_model/ CALIB=folder:imgs/|npz:c.npz|DATASET|random CALIB_N=300 INPUT=1x3x224x224 WEIGHTS=sd.pt'
 	@echo '           EVAL=folder:DIR|npz:F|csv:F LABELS=labels.txt PREPROCESS=unit|signed|raw|imagenet'
 	@echo '           PIXEL_SCALE= PIXEL_OFFSET= (one value or R,G,B) COLOR_ORDER=RGB|BGR RESIZE=stretch|crop|letterbox TASK=classify|detect|segment|keypoints|raw'
@@ -121,7 +124,7 @@ agent: venv
 ## make deploy       ship runtime, agent and bundle to HOST (or HOSTS=a,b,c); a running service follows
 ##                   ROLLOUT=canary|rolling BATCH=N MAX_FAIL=P: batch by batch, each benched; KEEP=3 releases
 deploy: venv
-	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(RUNTIME_FLAGS) $(call opt,KEEP,--keep) \
+	$(PY) -m deploy push --bundle "$$BUNDLE" $(TARGET_FLAGS) $(RUNTIME_FLAGS) $(call opt,EXTRAS,--extras) $(call opt,KEEP,--keep) \
 	    $(call opt,ROLLOUT,--rollout) $(call opt,BATCH,--batch) $(call opt,MAX_FAIL,--max-fail)
 
 ## make bench        run info/bench/eval on the board(s), store results/<host>/...json

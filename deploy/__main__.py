@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "push":
             p.add_argument("--wheelhouse", action="store_true",
                            help="install the runtime from a host-built wheelhouse even if the board is online")
+            p.add_argument("--extras", help="opt-in optional extras to install too, e.g. opencv-python-headless "
+                                            "(video:/camera:/stream sources, --record; see device/requirements-extras.txt)")
             p.add_argument("--keep", type=_positive, default=3,
                            help="releases kept on the board after a deploy (never the current or served one)")
             p.add_argument("--rollout", choices=("canary", "rolling"),

@@ -18,10 +18,12 @@ from deploy.releases.push import push_one
 def options_from(args: argparse.Namespace) -> Options:
     if args.profile:
         profiles.load(args.profile)  # a typo in PROFILE fails here, before any board is contacted
+    from deploy.boards.extras import parse_extras
     from deploy.boards.runtime import parse_runtimes
     return Options(ssh_key=args.ssh_key, trust_new_host=args.trust_new_host, profile=args.profile,
                    force_wheelhouse=getattr(args, "wheelhouse", False), keep=getattr(args, "keep", 3),
-                   runtimes=parse_runtimes(getattr(args, "runtimes", None)))
+                   runtimes=parse_runtimes(getattr(args, "runtimes", None)),
+                   extras=parse_extras(getattr(args, "extras", None)))
 
 
 def push(args: argparse.Namespace, hosts: list[str]) -> int:

@@ -1,4 +1,8 @@
-"""The TFLite runtime on the board: which one, and installing it into <board home>/venv.
+"""The runtime on the board: which one, and installing it into <board home>/venv. What the agent
+needs to run a model, so a failed install fails the deploy: the TFLite runtime (RUNTIMES, one per
+board, always) and any runtime added beside it with RUNTIMES= (ADDED_RUNTIMES: ONNX Runtime). The
+optional extras (Pillow, OpenCV: skipped where the board has no wheels) are deploy/boards/extras.py;
+both install through deploy/boards/pip.py.
 
 ai-edge-litert where it has wheels (aarch64/x86_64, Python 3.10-3.13), else tflite-runtime 2.14
 with numpy<2 (needs glibc >= 2.34). The venv sees the board's own NumPy when that one is usable
@@ -9,15 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from deploy import settings
-from deploy.boards import extras as optional, preflight, wheelhouse
+from deploy.boards import extras, pip, preflight
 from deploy.boards.preflight import Board
 from deploy.errors import DeployError, UsageError
 from deploy.targets.base import Target
@@ -36,8 +37,7 @@ class Runtime:
 
     @property
     def requirements(self) -> list[str]:
-        lines = [l.split("#", 1)[0].strip() for l in (settings.DEVICE_DIR / self.requirements_file).read_text().splitlines()]
-        return [l for l in lines if l]
+        return [pin for pin, _ in pip.pins(self.requirements_file)]
 
     @property
     def pin(self) -> str:
@@ -62,12 +62,12 @@ RUNTIMES = (
             ((3, 9), (3, 10), (3, 11)), min_glibc=(2, 34), numpy_below="2"),
 )
 NAMES = tuple(r.name for r in RUNTIMES)
-# Runtimes installed beside the TFLite one, into the same venv, only when asked for (RUNTIMES=).
-EXTRAS = (
+# Runtimes added beside the TFLite one, into the same venv, only when asked for (RUNTIMES=).
+ADDED_RUNTIMES = (
     Runtime("onnxruntime", "onnxruntime", "requirements-onnxruntime.txt", ("aarch64", "x86_64"),
             ((3, 11), (3, 12), (3, 13), (3, 14)), min_glibc=(2, 28)),
 )
-# What RUNTIMES= may name: an extra, or the TFLite runtime the profile picks (always installed).
+# What RUNTIMES= may name: an added runtime, or the TFLite runtime the profile picks (always installed).
 TFLITE_NAMES = ("litert", "tflite") + NAMES + tuple(r.module for r in RUNTIMES)
 
 
@@ -75,21 +75,21 @@ def parse_runtimes(text: str | None) -> tuple[str, ...]:
     """RUNTIMES=litert,onnxruntime (or RUNTIME=onnxruntime) as names; an unknown one is bad input,
     refused before any board is contacted. Empty: the TFLite runtime only."""
     names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
-    extras = [r.name for r in EXTRAS]
+    added = [r.name for r in ADDED_RUNTIMES]
     for name in names:
-        if name not in extras and name not in TFLITE_NAMES:
-            raise UsageError(f"unknown runtime {name!r} in RUNTIMES= (choose from litert, {', '.join(extras)})")
+        if name not in added and name not in TFLITE_NAMES:
+            raise UsageError(f"unknown runtime {name!r} in RUNTIMES= (choose from litert, {', '.join(added)})")
     return names
 
 
-def extras_for(names: tuple[str, ...], board: Board) -> list[Runtime]:
-    """The extra runtimes `names` asks for; one this board cannot run is refused in one line
+def added_for(names: tuple[str, ...], board: Board) -> list[Runtime]:
+    """The added runtimes `names` asks for; one this board cannot run is refused in one line
     before anything on the board changes."""
-    wanted = [r for r in EXTRAS if r.name in names]
-    for extra in wanted:
-        if not extra.fits(board):
-            raise DeployError(_refused(extra, board, []).replace(
-                "; this board has no supported TFLite runtime", f"; deploy without {extra.name} in RUNTIMES="))
+    wanted = [r for r in ADDED_RUNTIMES if r.name in names]
+    for added in wanted:
+        if not added.fits(board):
+            raise DeployError(_refused(added, board, []).replace(
+                "; this board has no supported TFLite runtime", f"; deploy without {added.name} in RUNTIMES="))
     return wanted
 
 
@@ -134,91 +134,83 @@ def board_numpy_usable(board: Board, runtime: Runtime) -> bool:
     return Version("1.23.2") <= have < Version(runtime.numpy_below)
 
 
-def marker(runtime: Runtime, board: Board, system_numpy: bool, extras: tuple = ()) -> str:
-    """What a venv was built for; written into it, so a re-deploy can tell it needs nothing."""
-    reqs = runtime.requirements + [r for e in extras for r in e.requirements] + [e.pin for e in optional.extras()]
+def marker(runtime: Runtime, board: Board, system_numpy: bool, added: tuple = (),
+           optional: list | None = None) -> str:
+    """What a venv was built for; written into it, so a re-deploy can tell it needs nothing.
+    optional: the extras.Extra a deploy installs (default: those that are not opt-in)."""
+    optional = extras.chosen() if optional is None else optional
+    reqs = runtime.requirements + [r for a in added for r in a.requirements] + [e.pin for e in optional]
     digest = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:8]
-    pins = " + ".join([runtime.pin] + [e.pin for e in extras])
+    pins = " + ".join([runtime.pin] + [a.pin for a in added])
     return f"{pins} py{board.py_tag} {'system-numpy' if system_numpy else 'own-numpy'} {digest}"
 
 
-def needs_install(board: Board, runtime: Runtime, extras: tuple = ()) -> bool:
-    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime), tuple(extras))
+def needs_install(board: Board, runtime: Runtime, added: tuple = (), optional: list | None = None) -> bool:
+    return board.installed_runtime != marker(runtime, board, board_numpy_usable(board, runtime), tuple(added),
+                                             optional)
 
 
 def ensure(target: Target, board: Board, runtime: Runtime, *, force_wheelhouse: bool = False,
-           log=print, extras: tuple = ()) -> dict:
-    """Install the runtime (and the extras asked for, in the same venv) unless the board already has
-    exactly these. Returns what was done."""
-    extras = tuple(extras)
+           log=print, added: tuple = (), optional: list | None = None) -> dict:
+    """Install the runtime (and the added runtimes asked for, in the same venv), then the optional
+    extras, unless the board already has exactly these. Returns what was done."""
+    added = tuple(added)
+    optional = extras.chosen() if optional is None else optional
     system_numpy = board_numpy_usable(board, runtime)
-    want = marker(runtime, board, system_numpy, extras)
-    pins = " + ".join([runtime.pin] + [e.pin for e in extras])
+    want = marker(runtime, board, system_numpy, added, optional)
+    pins = " + ".join([runtime.pin] + [a.pin for a in added])
     if board.installed_runtime == want:
         return {"runtime": pins, "installed": False, "bytes_sent": 0, "via": "already"}
-    reqs = [r for r in runtime.requirements + [x for e in extras for x in e.requirements]
+    reqs = [r for r in runtime.requirements + [x for a in added for x in a.requirements]
             if not (system_numpy and Requirement(r).name == "numpy")]
     home = board.home
     q = shlex.quote
     venv_new = f"{home}/venv.new"
-    sent = 0
     board.online = preflight.can_reach_index(target)
     offline = force_wheelhouse or not board.online
     numpy_note = (f", board numpy {board.numpy}" if system_numpy else
                   f", own {_numpy_pin(runtime)} in the venv: the board's NumPy {board.numpy} does not "
                   f"work with {runtime.name}" if board.numpy else "")
-    log(f"{target.name}: installing {pins} ({'wheelhouse' if offline else 'from the index'}"
-        f"{numpy_note})")
+    log(f"{target.name}: installing {pins}{', extras ' if optional else ''}{' + '.join(e.pin for e in optional)} "
+        f"({'wheelhouse' if offline else 'from the index'}{numpy_note})")
     steps = [f"mkdir -p {q(home)}", f"rm -rf {q(venv_new)}",
              f"python3 -m venv {'--system-site-packages ' if system_numpy else ''}{q(venv_new)}"]
     res = target.run(" && ".join(steps), timeout=300)
     if not res.ok:
-        raise DeployError(f"{target.name}: cannot create a venv ({_last(res.stderr)}); "
+        raise DeployError(f"{target.name}: cannot create a venv ({pip.last_line(res.stderr)}); "
                           "install python3-venv on the board")
-    pip = f"{q(venv_new)}/bin/python -m pip install -q --disable-pip-version-check"
-    if offline:
-        house = wheelhouse.build(reqs, arch=board.arch, glibc=board.glibc, python=board.python[:2],
-                                 board_numpy=board.numpy if system_numpy else None)
-        remote = f"{home}/wheelhouse/{house.name}"
-        sent = wheelhouse.ship(target, house, remote)
-        cmd = f"{pip} --no-index --find-links {q(remote)} -r {q(remote + '/requirements.txt')}"
-    else:
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-            # keep the board's NumPy: pip then picks dependency versions that work with it
-            f.write("\n".join(reqs + ([f"numpy=={board.numpy}"] if system_numpy else [])) + "\n")
-        remote_req = f"{home}/requirements.runtime.txt"
-        try:
-            target.put(Path(f.name), remote_req)
-        finally:
-            Path(f.name).unlink()
-        cmd = f"{pip} -r {q(remote_req)}"
-    res = target.run(cmd, timeout=1800)
-    if not res.ok:
+    try:
+        sent = pip.install(target, board, venv_new, reqs, offline=offline,
+                           board_numpy=board.numpy if system_numpy else None)
+    except pip.PipFailed as e:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
-        raise DeployError(f"{target.name}: cannot install {pins}: {_last(res.stderr)}")
-    added = optional.install(target, board, venv_new, offline=offline, log=log)
-    modules = "".join(f", {e.module}" for e in extras)
+        raise DeployError(f"{target.name}: cannot install {pins}: {e}") from None
+    venv_numpy = board.numpy if system_numpy else _exact(_numpy_pin(runtime))
+    done, extras_sent = extras.install(target, board, venv_new, offline=offline, log=log, wanted=optional,
+                                       venv_numpy=venv_numpy)
+    modules = "".join(f", {a.module}" for a in added)
     check = (f"{q(venv_new)}/bin/python -c 'import numpy, {runtime.module}.interpreter{modules}; "
              f"print(numpy.__version__)'")
     res = target.run(check, timeout=120)
     if not res.ok:
         target.run(f"rm -rf {q(venv_new)}", timeout=120)
-        raise DeployError(f"{target.name}: {pins} installed but does not import: {_last(res.stderr)}")
+        raise DeployError(f"{target.name}: {pins} installed but does not import: {pip.last_line(res.stderr)}")
     numpy_version = res.stdout.strip()
     swap = (f"printf '%s\\n' {q(want)} > {q(venv_new)}/edgekit-runtime && "
             f"rm -rf {q(home)}/venv.old && {{ [ ! -e {q(home)}/venv ] || mv {q(home)}/venv {q(home)}/venv.old; }} && "
             f"mv {q(venv_new)} {q(home)}/venv && rm -rf {q(home)}/venv.old")
     res = target.run(swap, timeout=300)
     if not res.ok:
-        raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {_last(res.stderr)}")
-    return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent,
-            "via": "wheelhouse" if offline else "index", "optional": added}
+        raise DeployError(f"{target.name}: cannot switch to the new runtime venv: {pip.last_line(res.stderr)}")
+    return {"runtime": pins, "numpy": numpy_version, "installed": True, "bytes_sent": sent + extras_sent,
+            "via": "wheelhouse" if offline else "index", "optional": done}
 
 
 def _numpy_pin(runtime: Runtime) -> str:
     return next((r for r in runtime.requirements if Requirement(r).name == "numpy"), "numpy")
 
 
-def _last(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1][:300] if lines else "no output"
+def _exact(pin: str) -> str | None:
+    """"numpy==1.26.4" -> "1.26.4"; a range ("numpy<2") -> None."""
+    specs = list(Requirement(pin).specifier)
+    return specs[0].version if len(specs) == 1 and specs[0].operator == "==" else None

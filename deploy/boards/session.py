@@ -23,7 +23,8 @@ class Options:
     force_wheelhouse: bool = False
     stream: bool = False           # pass the agent's stderr through (single board only)
     keep: int = 3                  # releases kept on the board after a deploy (deploy.releases.manage)
-    runtimes: tuple = ()           # RUNTIMES=: extra runtimes to install / runtimes to bench (empty: default)
+    runtimes: tuple = ()           # RUNTIMES=: added runtimes to install / runtimes to bench (empty: default)
+    extras: tuple = ()             # EXTRAS=: opt-in optional extras to install (device/requirements-extras.txt)
 
 
 def open_board(spec: str, options: Options) -> tuple[Target, preflight.Board]:

@@ -205,14 +205,14 @@ def by_runtime(d: Deployed, models: list[tuple[str, str]], wanted: tuple, info: 
     manifest (ONNX Runtime's ort_* variants); the others run on the board's TFLite runtime. With
     RUNTIMES= only those runtimes' variants run; without it, ONNX variants run where the board has
     ONNX Runtime and are skipped, said in one line, where it does not."""
-    from deploy.boards.runtime import EXTRAS, TFLITE_NAMES
+    from deploy.boards.runtime import ADDED_RUNTIMES, TFLITE_NAMES
 
     has = {r.get("name") for r in (info.get("device") or {}).get("runtimes_available") or []}
-    extras = {r.name for r in EXTRAS}
+    added = {r.name for r in ADDED_RUNTIMES}
     keep, flags, skipped = [], {}, []
     for file, variant in models:
         name = d.manifest["variants"][variant].get("runtime")
-        if name in extras:
+        if name in added:
             if (wanted and name not in wanted) or (not wanted and name not in has):
                 skipped.append(variant)
                 continue

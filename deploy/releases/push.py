@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 
-from deploy.boards import preflight, runtime
+from deploy.boards import extras, preflight, runtime
 from deploy.boards.fleet import say
 from deploy.boards.session import Options, describe, open_board, resolve_profile
 from deploy.errors import DeployError
@@ -42,10 +42,11 @@ def _push_one(spec: str, rel: releases.Release, options: Options) -> tuple[str, 
         say(f"{target.name}: {describe(board)}")
         prof = resolve_profile(options, board, target)
         rt = runtime.choose(board, None if prof.runtime == "auto" else prof.runtime)
-        extras = tuple(runtime.extras_for(options.runtimes, board))
-        preflight.check(target, board, need_runtime=runtime.needs_install(board, rt, extras))
+        added = tuple(runtime.added_for(options.runtimes, board))
+        optional = extras.chosen(options.extras)
+        preflight.check(target, board, need_runtime=runtime.needs_install(board, rt, added, optional))
         rt_info = runtime.ensure(target, board, rt, force_wheelhouse=options.force_wheelhouse,
-                                 log=say, extras=extras)
+                                 log=say, added=added, optional=optional)
         shipped = releases.ship(target, board.home, rel)
         served = board_releases.handover(target, board.home, rel.id)   # raises if the service refuses it
         pruned = board_releases.prune(target, board.home, options.keep)

@@ -9,7 +9,9 @@ from typing import Any, Callable, Iterator, Optional
 from device.errors import EXIT_USAGE, AgentError
 from device.sources.base import Item, Options
 
-INSTALL = "pip install opencv-python-headless, or on Pi OS apt install python3-opencv"
+# The package's name as deploy's optional-extras table has it (an opt-in extra there: EXTRAS=).
+INSTALL = ("make deploy EXTRAS=opencv-python-headless, or pip install opencv-python-headless, or on Pi OS "
+           "apt install python3-opencv")
 MAX_BAD_READS = 25      # consecutive undecodable frames inside a file before it counts as ended
 
 
@@ -48,7 +50,9 @@ def delivered(cv2: Any, cap: Any, options: Options) -> None:
 def frames(cv2: Any, cap: Any, name: str, options: Options, wait: Callable[[int], None],
            frame_count: Optional[int] = None) -> Iterator[Item]:
     """Frames until the capture ends (or options.stop). A failed read before frame_count (a file's
-    length) is a corrupt frame: skipped and counted, up to MAX_BAD_READS in a row."""
+    length) is a corrupt frame: skipped and counted, up to MAX_BAD_READS in a row. Where the file
+    is is counted by reads, good or bad: FFmpeg's frame position does not move on a frame it
+    cannot decode, so after damaged frames it lags and the end would look like more damage."""
     i = bad = 0
     stop = options.stop
     while not (stop is not None and stop.is_set()):
@@ -57,7 +61,7 @@ def frames(cv2: Any, cap: Any, name: str, options: Options, wait: Callable[[int]
         ok, bgr = cap.read()
         t1 = time.perf_counter()
         if not ok or bgr is None:
-            pos = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+            pos = max(i, int(cap.get(cv2.CAP_PROP_POS_FRAMES)))
             if frame_count and pos < frame_count - 1 and bad < MAX_BAD_READS:
                 bad += 1
                 i += 1

@@ -25,6 +25,26 @@ def write_clip(path: str, frames: int = 60, size: tuple = (160, 120), fps: float
     return str(path)
 
 
+def damage_frames(path: str, indices: list) -> None:
+    """Overwrite the JPEG data of these frames of an MJPG .avi with zeros, in place: the file stays
+    a good AVI (chunk sizes and index unchanged), only those frames no longer decode."""
+    data = bytearray(open(path, "rb").read())
+    frames, at = [], 0
+    while True:
+        at = data.find(b"00dc", at)
+        if at < 0:
+            break
+        size = int.from_bytes(data[at + 4:at + 8], "little")
+        if data[at + 8:at + 10] == b"\xff\xd8":         # a movi chunk holding a JPEG, not the index
+            frames.append((at + 8, size))
+        at += 4
+    for i in indices:
+        start, size = frames[i]
+        data[start:start + size] = bytes(size)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def frames_of(path: str) -> list:
     """Every frame as RGB uint8, decoded by OpenCV as the video: source does."""
     import cv2

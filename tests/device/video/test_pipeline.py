@@ -151,8 +151,9 @@ def test_without_opencv_the_video_sources_say_so_and_images_still_work(clip, tmp
     run = run_agent("infer", task_models()["yolo"], "--source", f"video:{clip}", env=env)
     assert run.code == 2
     assert run.stderr.strip().splitlines()[-1] == (
-        "edgekit-agent: error: video: needs OpenCV (pip install opencv-python-headless, or on Pi OS apt install "
-        "python3-opencv); files, stdin, .npy and images: work without it")
+        "edgekit-agent: error: video: needs OpenCV (make deploy EXTRAS=opencv-python-headless, or pip install "
+        "opencv-python-headless, or on Pi OS apt install python3-opencv); files, stdin, .npy and images: work "
+        "without it")
     clips.save_pngs(clips.frames_of(clip)[:3], str(tmp_path / "seq"))
     run = run_agent("infer", task_models()["yolo"], "--source", f"images:{tmp_path / 'seq'}", "--json", "-", env=env)
     assert run.code == 0, run.stderr
