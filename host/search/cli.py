@@ -174,7 +174,8 @@ def perf(dataset: str = "mnist5k") -> int:
               + (f"winner {r['winner']} p50 {r['winner_p50_us']:.1f} us, top-1 {r['delta_top1_pp']:+.2f} pp"
                  if r.get("winner") else "no winner")
               + f"; {r['trainings_before_winner']} trainings before the winner (old search: {OLD_SEARCH['trainings']}); "
-              f"{r['wall_s'] / 60:.1f} min; {'met' if r['target_met'] else 'MISSED'}")
+              f"{r['wall_s'] / 60:.1f} min (load {r['load_avg_before'][0]:.1f} -> {r['load_avg_after'][0]:.1f}); "
+              f"{'met' if r['target_met'] else 'MISSED'}")
     print(f"  WORKERS=2 / WORKERS=1 wall time: {ratio} (target <= 0.75); target {'met' if fig['target_met'] else 'MISSED'}"
           f"\nwritten: {path}")
     return 0
@@ -196,6 +197,7 @@ def _perf_search(dataset: str, budget: float, frac: float, workers: int, default
 
     name = f"perf-{int(round(100 * frac))}-w{workers}"
     shutil.rmtree(ARTIFACTS / f"search-{name}", ignore_errors=True)
+    load_before = os.getloadavg()       # per search: the machine is shared, and its load moves within one run
     t0 = time.monotonic()
     try:
         code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, Options(), threads=1,
@@ -206,7 +208,9 @@ def _perf_search(dataset: str, budget: float, frac: float, workers: int, default
     wall = time.monotonic() - t0
     lb = json.loads((ARTIFACTS / f"search-{name}" / "leaderboard.json").read_text())
     fig = {"name": name, "budget_fraction": frac, "budget_max_p50_us": budget, "workers": workers,
-           **search_figures(lb, default_top1), "wall_s": round(wall, 1), "exit_code": code}
+           **search_figures(lb, default_top1), "wall_s": round(wall, 1), "exit_code": code,
+           "load_avg_before": [round(x, 2) for x in load_before],
+           "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
     fig["target_met"] = bool(fig.get("winner") and fig["winner_p50_us"] <= budget and fig["delta_top1_pp"] >= -1.0
                              and wall <= 1200)
     return fig
