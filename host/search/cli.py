@@ -174,7 +174,8 @@ def perf(dataset: str = "mnist5k") -> int:
               + (f"winner {r['winner']} p50 {r['winner_p50_us']:.1f} us, top-1 {r['delta_top1_pp']:+.2f} pp"
                  if r.get("winner") else "no winner")
               + f"; {r['trainings_before_winner']} trainings before the winner (old search: {OLD_SEARCH['trainings']}); "
-              f"{r['wall_s'] / 60:.1f} min; {'met' if r['target_met'] else 'MISSED'}")
+              f"{r['wall_s'] / 60:.1f} min (load {r['load_avg_before'][0]:.1f} -> {r['load_avg_after'][0]:.1f}); "
+              f"{'met' if r['target_met'] else 'MISSED'}")
     print(f"  WORKERS=2 / WORKERS=1 wall time: {ratio} (target <= 0.75); target {'met' if fig['target_met'] else 'MISSED'}"
           f"\nwritten: {path}")
     return 0
@@ -196,6 +197,7 @@ def _perf_search(dataset: str, budget: float, frac: float, workers: int, default
 
     name = f"perf-{int(round(100 * frac))}-w{workers}"
     shutil.rmtree(ARTIFACTS / f"search-{name}", ignore_errors=True)
+    load_before = os.getloadavg()       # per search: the machine is shared, and its load moves within one run
     t0 = time.monotonic()
     try:
         code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, Options(), threads=1,
@@ -205,20 +207,33 @@ def _perf_search(dataset: str, budget: float, frac: float, workers: int, default
         code = NoWinner.exit_code
     wall = time.monotonic() - t0
     lb = json.loads((ARTIFACTS / f"search-{name}" / "leaderboard.json").read_text())
-    win = next((c for c in lb["candidates"] if c.get("status") == "winner"), None)
-    trained = [c for c in lb["candidates"] if c.get("train")]
-    before = [c for c in trained if win and c["trial"] <= win["trial"]]
     fig = {"name": name, "budget_fraction": frac, "budget_max_p50_us": budget, "workers": workers,
-           "trials": len(lb["candidates"]), "measured": sum(len(c.get("measured", [])) for c in lb["candidates"]),
-           "trained": len(trained), "trainings_before_winner": len(before),
+           **search_figures(lb, default_top1), "wall_s": round(wall, 1), "exit_code": code,
+           "load_avg_before": [round(x, 2) for x in load_before],
+           "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
+    fig["target_met"] = bool(fig.get("winner") and fig["winner_p50_us"] <= budget and fig["delta_top1_pp"] >= -1.0
+                             and wall <= 1200)
+    return fig
+
+
+def search_figures(lb: dict, default_top1: float) -> dict:
+    """A finished search's counts and winner from its leaderboard. A training is a trial that ran
+    its own (a trial that drew a model another trial had trained reuses that run: `same_as`, not
+    counted); "before the winner" means trials up to the winner's number (the order the sampler
+    drew them), the winner's own training included; each finalist's fold re-trainings are counted
+    apart, as the old search had none."""
+    cands = lb["candidates"]
+    win = next((c for c in cands if c.get("status") == "winner"), None)
+    trained = [c for c in cands if c.get("train") and not c.get("same_as")]
+    before = [c for c in trained if win and c["trial"] <= win["trial"]]
+    folds = lambda cs: sum(len((c.get("int8") or {}).get("folds") or []) for c in cs)  # noqa: E731
+    fig = {"trials": len(cands), "measured": sum(len(c.get("measured", [])) for c in cands),
+           "trained": len(trained), "fold_trainings": folds(trained), "trainings_before_winner": len(before),
            "epochs_before_winner": sum(next(iter(c["train"].values()))["epochs_run"] for c in before),
-           "wall_s": round(wall, 1), "exit_code": code}
+           "fold_trainings_before_winner": folds(before), "winner": None}
     if win:
         fig.update(winner=win["id"], winner_config=win["config"], winner_p50_us=win["final"]["p50_us"],
                    winner_int8_top1=win["int8"]["host_top1"], winner_device_top1=win["final"].get("device_top1"),
                    winner_val_interval=win.get("val_interval"),
                    delta_top1_pp=round(100 * (win["int8"]["host_top1"] - default_top1), 2))
-        fig["target_met"] = bool(fig["winner_p50_us"] <= budget and fig["delta_top1_pp"] >= -1.0 and wall <= 1200)
-    else:
-        fig["target_met"] = False
     return fig

@@ -90,6 +90,17 @@ def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
     return winner
 
 
+def time_for_training(left_s: float | None, full_runs_s: list[float], folds: int) -> bool:
+    """Whether a training started now ends before the search's time is up, with the fold
+    re-trainings a finalist gets: one full training and `folds` more, each as long as the longest
+    full training of this search so far (none yet, or no time limit: it starts). The time limit
+    stops the search between trials; without this a training started a minute before it would run
+    (with its folds) several minutes past it."""
+    if left_s is None or not full_runs_s:
+        return True
+    return left_s >= (1 + (folds if folds >= 2 else 0)) * max(full_runs_s)
+
+
 def closest(cands: list[Candidate]) -> str:
     """The candidate nearest to meeting every budget, and what it broke."""
     scored = [(max(excess(b) for b in c.broken), c) for c in cands if c.broken]

@@ -27,7 +27,7 @@ from host.search import space as sp
 from host.search import study as st
 from host.search.board import BoardFailure, on_board
 from host.search.candidate import Candidate
-from host.search.decide import accuracy, broken
+from host.search.decide import accuracy, broken, time_for_training
 from host.search.lease import Leases, holder_name
 from host.search.stages import Request, Stages
 
@@ -151,6 +151,11 @@ class Worker(Stages):
             c.status, c.why = "not trained", f"within budget; MAX_TRAINED={self.req.max_trained} trainings were made"
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
+        if not time_for_training(self.time_left(), self.full_training_seconds(), self.req.folds):
+            self.deadline = time.monotonic()        # this worker stops after this trial: no training fits
+            c.status, c.why = "not trained", "within budget; its training would not end before TIME_BUDGET_MIN"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
         trial.set_user_attr("trained", True)
         epochs, halted = self.train_pruned(c)
         self.keep(trial, c, "trained")
@@ -225,6 +230,15 @@ class Worker(Stages):
         trial.set_user_attr("cand", c.to_dict())
         if figures is not None and c.status == "over budget" and stage != "finalist":
             raise optuna.TrialPruned(c.why)
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def full_training_seconds(self) -> list[float]:
+        """How long each training of this study that ran to its end took (halved runs stopped early)."""
+        cands = [t.user_attrs.get("cand") or {} for t in self.study.get_trials(deepcopy=False)]
+        return [d["train"][str(self.req.epochs)]["seconds"] for d in cands
+                if d.get("int8") and not d.get("same_as") and str(self.req.epochs) in (d.get("train") or {})]
 
     def known(self, cfg: dict, number: int) -> dict:
         """Facts another trial of the study already has for the same model: static facts by config,

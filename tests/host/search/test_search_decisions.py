@@ -140,3 +140,14 @@ def test_boards_of_one_kind_give_the_first_and_mixed_kinds_are_one_line():
                                 "pi0 is rpi4 (ai-edge-litert==2.3.0), pi1 is rpi4 (ai-edge-litert==2.3.0), "
                                 f"x is {other.profile['name']} ({other.runtime}); "
                                 "set PROFILE= or search one kind of board at a time")
+
+
+def test_a_training_starts_only_if_it_and_its_folds_end_in_the_time_left():
+    from host.search.decide import time_for_training
+
+    assert time_for_training(None, [100.0], 3)              # no time limit
+    assert time_for_training(10.0, [], 3)                   # nothing to judge by yet: the first one starts
+    assert time_for_training(400.0, [90.0, 100.0], 3)       # 1 + 3 trainings of the longest: 400 s
+    assert not time_for_training(399.0, [90.0, 100.0], 3)
+    assert time_for_training(100.0, [100.0], 0)             # no folds: one training
+    assert not time_for_training(-5.0, [1.0], 0)            # past the deadline
