@@ -51,7 +51,7 @@ def read(path: str, preferred: Optional[str] = None) -> Any:
     try:
         with open(path, "rb") as f:
             buf = f.read()
-        return s.ModelT.InitFromPackedBuf(bytearray(buf), 0)
+        return inline_external(s.ModelT.InitFromPackedBuf(bytearray(buf), 0), buf)
     except OSError as exc:
         raise AgentError(f"{path}: cannot read ({exc.strerror})", kind="model_file") from None
     except Exception as exc:
@@ -107,8 +107,22 @@ def buffer_data(model: Any, tensor: Any) -> Any:
     return data if data is not None and len(data) else None
 
 
+def inline_external(model: Any, buf: bytes) -> Any:
+    """The model with every buffer stored after the flatbuffer (offset/size: how > 2 GB models,
+    and ai-edge-quantizer's output of any size, keep their weights) read into the buffer itself,
+    so the cutter, the memory plan and everything else see ordinary constant data."""
+    import numpy as np
+
+    for b in model.buffers or []:
+        offset, size = int(b.offset or 0), int(b.size or 0)
+        if offset > 1 and offset + size <= len(buf):
+            b.data = np.frombuffer(buf, np.uint8, size, offset).copy()
+            b.offset, b.size = 0, 0
+    return model
+
+
 def is_external(model: Any, tensor: Any) -> bool:
-    """Weights stored after the flatbuffer (models > 2 GB): not copied by the cutter."""
+    """Weights stored after the flatbuffer that read() could not bring in (the file is cut short)."""
     if not tensor.buffer or tensor.buffer >= len(model.buffers):
         return False
     return int(model.buffers[tensor.buffer].offset or 0) > 1

@@ -61,7 +61,7 @@ def why_not(model: Any, index: int) -> str:
         if i >= 0 and sg.tensors[i].isVariable:
             return f"{name} reads a variable tensor (state kept between invokes)"
         if i >= 0 and flatmodel.is_external(model, sg.tensors[i]):
-            return f"{name} has weights stored outside the flatbuffer (a model > 2 GB)"
+            return f"{name} has weights stored outside the flatbuffer, past the end of the file"
     return ""
 
 

@@ -308,3 +308,40 @@ def test_pieces_cut_elsewhere_profile_the_same(agent, default_models, models, tm
     assert wrong.code == 1 and "cut from another model" in wrong.doc["errors"][0]
     both = agent("profile", default_models["int8"], models["fp32"], "--pieces", out)
     assert both.code == 2 and "exactly one MODEL" in both.stderr
+
+
+def _externalised(src: str, dst: str) -> int:
+    """`src` rewritten with every constant buffer stored after the flatbuffer (offset/size), the
+    layout ai-edge-quantizer writes for models of any size; returns how many buffers moved."""
+    flat = flatmodel.read(src)
+    moved = [b for b in flat.buffers if b.data is not None and len(b.data)]
+    payloads = [bytes(b.data) for b in moved]
+    for b, p in zip(moved, payloads):                # placeholders first: the fields' size is fixed
+        b.data, b.offset, b.size = None, 2, len(p)
+    start = -(-len(flatmodel.pack(flat)) // 16) * 16
+    pos = start
+    for b, p in zip(moved, payloads):
+        b.offset, pos = pos, -(-(pos + len(p)) // 16) * 16
+    head = flatmodel.pack(flat)
+    assert len(head) <= start
+    with open(dst, "wb") as f:
+        f.write(head.ljust(start, b"\0"))
+        for b, p in zip(moved, payloads):
+            f.write(p.ljust(-(-len(p) // 16) * 16, b"\0"))
+    return len(moved)
+
+
+def test_weights_stored_after_the_flatbuffer_are_profiled_like_inline_ones(agent, default_models, tmp_path):
+    """Not a > 2 GB model: ai-edge-quantizer keeps weights after the flatbuffer at any size. The
+    pieces must carry them, and the profile equal the inline model's op for op."""
+    ext = str(tmp_path / "int8_external.tflite")
+    assert _externalised(default_models["int8"], ext) > 10
+    assert all(not b.offset for b in flatmodel.read(ext).buffers)              # read inlines them
+    feeds = _random_feeds(ext)
+    np.testing.assert_array_equal(_run(ext, feeds, False)[0], _run(default_models["int8"], feeds, False)[0])
+    doc = _profile(agent, ext, default_models["int8"])
+    got, want = (_check_profile(r) for r in doc["results"])
+    assert all(o["latency_us"] is not None for o in got["ops"])
+    assert [(o["op"], o["weight_bytes"], o["macs"]) for o in got["ops"]] == \
+           [(o["op"], o["weight_bytes"], o["macs"]) for o in want["ops"]]
+    assert doc["results"][0]["memory_plan"]["weights_bytes"] == doc["results"][1]["memory_plan"]["weights_bytes"]
