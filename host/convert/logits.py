@@ -45,7 +45,7 @@ def final_softmax(model: Any) -> tuple[int | None, str]:
     if logits in _ids(sg.inputs):
         return None, "the SOFTMAX reads the model input directly"
     if any(int(b.offset or 0) > 1 for b in model.buffers or []):
-        return None, "the weights are stored outside the flatbuffer (> 2 GB model)"
+        return None, "the weights are stored after the flatbuffer (offset buffers)"
     return n, ""
 
 

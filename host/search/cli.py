@@ -135,6 +135,8 @@ def perf(dataset: str = "mnist5k") -> int:
     minutes? At the first budget the same search also runs with WORKERS=2 (side by side in this
     one run: the wall-time ratio), and each search counts the trainings made before its winner
     was found, against the old search's. Cold runs: fresh studies."""
+    import optuna
+
     from deploy.boards.session import Options
     from host.search.board import bench_settings, on_board
 
@@ -158,7 +160,7 @@ def perf(dataset: str = "mnist5k") -> int:
            "workers_ratio_target": 0.75, "old_search": OLD_SEARCH,
            "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
            "cpu_count": os.cpu_count(), "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "optuna": _version("optuna")}
+           "optuna": optuna.__version__}
     fig["target_met"] = bool(all(r["target_met"] for r in runs) and ratio is not None and ratio <= 0.75)
     REPORTS.mkdir(parents=True, exist_ok=True)
     path = REPORTS / "perf.json"
@@ -179,15 +181,6 @@ def perf(dataset: str = "mnist5k") -> int:
     print(f"  WORKERS=2 / WORKERS=1 wall time: {ratio} (target <= 0.75); target {'met' if fig['target_met'] else 'MISSED'}"
           f"\nwritten: {path}")
     return 0
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def _perf_search(dataset: str, budget: float, frac: float, workers: int, default_top1: float) -> dict:
