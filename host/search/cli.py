@@ -184,24 +184,28 @@ def perf(dataset: str = "mnist5k") -> int:
 
 
 def _perf_search(dataset: str, budget: float, frac: float, workers: int, default_top1: float) -> dict:
-    """One cold search at one budget and worker count: its figures for reports/perf.json."""
-    from deploy.boards.session import Options
-    from host.search.run import NoWinner, Request, run_search
+    """One cold search at one budget and worker count, as `make search` runs it (its own process, so
+    each search's TensorFlow starts with the threads its WORKERS give it): its figures for
+    reports/perf.json. No winner is a figure too: the target is missed, the other searches still run."""
+    import subprocess
+    import sys
 
     name = f"perf-{int(round(100 * frac))}-w{workers}"
     shutil.rmtree(ARTIFACTS / f"search-{name}", ignore_errors=True)
     load_before = os.getloadavg()       # per search: the machine is shared, and its load moves within one run
     t0 = time.monotonic()
-    try:
-        code = run_search(Request(dataset, name, ["local"], {"max_p50_us": budget}, Options(), threads=1,
-                                  time_budget_min=TIME_BUDGET_MIN, workers=workers))
-    except NoWinner as e:       # a figure too: the target is missed, the other searches still run
-        print(f"search {name}: {e}")
-        code = NoWinner.exit_code
+    code = subprocess.run([sys.executable, "-m", "host", "search", "--dataset", dataset, "--name", name,
+                           "--host", "local", "--max-p50-us", str(budget), "--num_threads", "1",
+                           "--time-budget-min", str(TIME_BUDGET_MIN), "--workers", str(workers)],
+                          cwd=Path(__file__).resolve().parents[2]).returncode
     wall = time.monotonic() - t0
-    lb = json.loads((ARTIFACTS / f"search-{name}" / "leaderboard.json").read_text())
+    board = ARTIFACTS / f"search-{name}" / "leaderboard.json"
+    if not board.is_file():
+        raise HostError(f"search {name} wrote no leaderboard (exit {code}); its output is above")
+    lb = json.loads(board.read_text())
     fig = {"name": name, "budget_fraction": frac, "budget_max_p50_us": budget, "workers": workers,
            **search_figures(lb, default_top1), "wall_s": round(wall, 1), "exit_code": code,
+           "tf_threads_per_worker": (lb.get("runs") or [{}])[-1].get("tf_threads_per_worker"),
            "load_avg_before": [round(x, 2) for x in load_before],
            "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
     fig["target_met"] = bool(fig.get("winner") and fig["winner_p50_us"] <= budget and fig["delta_top1_pp"] >= -1.0

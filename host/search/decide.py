@@ -90,6 +90,22 @@ def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
     return winner
 
 
+def out_of_reach(c: Candidate, rivals: list[Candidate]) -> str | None:
+    """Why a new finalist's fold re-trainings (each one a full training) would be spent for nothing:
+    its one-split accuracy is below a finalist already re-validated on folds by more than two
+    standard errors of the difference, so its folds could not even bring it to a tie. None: it
+    could still win, and gets its folds."""
+    m, s = accuracy(c)
+    for r in rivals:
+        if r.id == c.id or r.status != "finalist" or len((r.int8 or {}).get("folds") or []) < 2:
+            continue
+        mr, sr = accuracy(r)
+        if mr - m > 2 * math.sqrt(s ** 2 + sr ** 2):
+            return (f"val top-1 {100 * m:.2f} % is {100 * (mr - m):.2f} pp below {r.id}'s {100 * mr:.2f} % "
+                    "(more than two standard errors): not re-validated on folds")
+    return None
+
+
 def time_for_training(left_s: float | None, full_runs_s: list[float], folds: int) -> bool:
     """Whether a training started now ends before the search's time is up, with the fold
     re-trainings a finalist gets: one full training and `folds` more, each as long as the longest

@@ -111,7 +111,7 @@ def run_search(req: Request) -> int:
     """Check the storage and the boards, run the workers, write the outputs; NoWinner when nothing fits."""
     from host.search import outputs
     from host.search.decide import closest
-    from host.search.worker import Worker, spawn
+    from host.search.worker import Worker, spawn, tf_threads, use_tf_threads
 
     url = st.storage_url(req.name, req.storage)
     st.check_reachable(url)
@@ -119,9 +119,12 @@ def run_search(req: Request) -> int:
     req = with_budgets(req, board)
     study, _ = st.open_studies(req, url, create=True)
     started, t0 = dt.datetime.now(), time.monotonic()
-    say(f"search {req.name}: study in {st.shown(url)}; {req.workers} worker(s) here, measuring on "
+    threads = tf_threads(req.workers)
+    use_tf_threads(threads)
+    say(f"search {req.name}: study in {st.shown(url)}; {req.workers} worker(s) here"
+        + (f" ({threads} TensorFlow thread(s) each)" if threads else "") + f", measuring on "
         f"{', '.join(req.hosts)}; up to {req.trials} trials, {req.max_trained} trainings")
-    procs = spawn(url, req.name, req.workers - 1)
+    procs = spawn(url, req.name, req.workers - 1, threads)
     leader = None
     try:
         leader = Worker(req, url, 0, leader=True)
@@ -146,6 +149,7 @@ def run_search(req: Request) -> int:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.monotonic() - t0))),
         "workers": req.workers, "bench_calls": sum(len(t.user_attrs.get("measured", [])) for t in trials),
         "trained": sum(1 for t in trials if t.user_attrs.get("trained")), "wall_s": round(time.monotonic() - t0, 1),
+        "tf_threads_per_worker": threads or "default",
         "complete": not leader.out_of_time()}]
     study.set_user_attr("runs", runs)
     lb, winner = leaderboard(study, req, board, tuple(leader.ds.input_shape))

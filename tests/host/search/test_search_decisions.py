@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from host.search.candidate import Candidate
-from host.search.decide import accuracy, broken, closest, excess, one_kind, select
+from host.search.decide import accuracy, broken, closest, excess, one_kind, out_of_reach, select
 from host.search.board import BoardRun
 from host.search.space import SearchError
 
@@ -123,6 +123,20 @@ def test_every_finalist_gets_its_interval_and_only_finalists_can_win():
     assert lo < 0.9 < hi and hi - lo == pytest.approx(2 * 1.96 * math.sqrt(0.09 / 500), abs=1e-4)
     assert "90.00 ±" in a.why
     assert select([over], {}) is None and select([], {}) is None
+
+
+def test_folds_are_spent_only_on_a_finalist_that_could_still_win():
+    """(each fold is a full training) A finalist further behind a fold-validated rival than two
+    standard errors of the difference gets no folds; one inside that, or with no validated rival, does."""
+    rival = _fin("c03", 0.0, 20.0, folds=[0.980, 0.982, 0.981])          # ~98.1 %, error ~0.25 pp
+    far, near = _fin("c07", 0.960, 10.0), _fin("c08", 0.975, 10.0)        # one split of 500: ~0.8 pp
+    why = out_of_reach(far, [rival, far])
+    assert why and "c03" in why and "2.10 pp below" in why
+    assert out_of_reach(near, [rival]) is None                             # 0.6 pp < 2 x 0.75 pp
+    unvalidated = _fin("c04", 0.999, 20.0)                                 # one split only: not a yardstick
+    over = _fin("c05", 0.0, 20.0, folds=[0.999] * 3)
+    over.status = "over budget"                                            # out of the race
+    assert out_of_reach(far, [unvalidated, over]) is None
 
 
 def _board(name: str, profile: str, runtime: str) -> BoardRun:

@@ -111,6 +111,7 @@ def test_tiny_search_on_postgresql_with_two_worker_processes(postgres_url, searc
     assert not (Path(search_env["EDGEKIT_ARTIFACTS"]) / "search-pg" / "study.db").exists()
     pids = {c["worker"].split(":")[1] for c in lb["candidates"] if c.get("worker")}
     assert len(pids) == 2, "both worker processes should have run trials"
+    assert lb["runs"][-1]["tf_threads_per_worker"] == max(1, os.cpu_count() // 2)   # the cores shared out
     board = f"local@{socket.gethostname()}"         # `local` leased per host
     leases = [h for h in Leases(st.engine(st.storage_url("pg", postgres_url))).history() if h["board"] == board]
     assert len(leases) >= sum(len(c.get("measured", [])) for c in lb["candidates"])
