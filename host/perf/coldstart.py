@@ -142,7 +142,7 @@ def measure(bundle: Path, work: Path, repeats: int, env: dict, spread) -> dict:
 def render(fig: dict | None, _line) -> list[str]:
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    lines = [f"12. cold start: process start -> first result, INT8 default model (target <= {TARGET_RATIO:g}x "
+    lines = [f"cold start: process start -> first result, INT8 default model (target <= {TARGET_RATIO:g}x "
              "the floor: python + numpy + ai_edge_litert + load + one invoke)"]
     lines.append(_line("floor", fig["floor"]["s"], " s"))
     for name in ("infer", "serve"):

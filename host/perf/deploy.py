@@ -139,11 +139,11 @@ def measure(bundle: Path | None = None, boards: int = 4, agent: str | None = Non
 def render(f: dict) -> str:
     n = f["boards"]
     return "\n".join([
-        f"6. deploy to a loopback sshd board ({f['release_bytes']} bytes in the release)",
+        f"deploy to a loopback sshd board ({f['release_bytes']} bytes in the release)",
         f"  first deploy {f['first_deploy_s']:.2f} s, {f['first_deploy_bytes']} bytes "
         f"(runtime via {f['first_deploy_runtime']['via']})",
         f"  re-deploy, nothing changed: median {f['redeploy_s']['median']:.2f} s, {f['redeploy_bytes']} bytes sent",
-        f"7. fleet on {n} loopback boards sharing {f['cpu_count']} CPUs",
+        f"fleet on {n} loopback boards sharing {f['cpu_count']} CPUs",
         f"  push changed release: 1 board {f['push_1_boards_s']['median']:.2f} s, "
         f"{n} boards {f[f'push_{n}_boards_s']['median']:.2f} s",
         f"  bench: 1 board {f['bench_1_boards_s']['median']:.2f} s, {n} boards "

@@ -91,7 +91,7 @@ def measure(default_model: Optional[Path], work: Path, repeats: int, env: dict, 
 def render(fig: Optional[dict], line) -> list:
     if not fig or "clip" not in fig:
         return []
-    lines = [f"12. frame pipeline end to end (infer --source, {fig['clip']}; overhead target "
+    lines = [f"frame pipeline end to end (infer --source, {fig['clip']}; overhead target "
              f"<= {fig['target_overhead_max']:.0%})"]
     for key in ("default", "detector"):
         r = fig.get(key)

@@ -109,11 +109,11 @@ def plot_threads(fig: dict, path: Path) -> str:
 def render(fig: dict | None, _line) -> list[str]:
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    lines = [f"13. INT8/FP32 on a MobileNet-sized model ({fig['model']}, {(fig['macs'] or 0) / 1e6:.0f} M MACs), "
+    lines = [f"INT8/FP32 on a MobileNet-sized model ({fig['model']}, {(fig['macs'] or 0) / 1e6:.0f} M MACs), "
              f"1 thread (target <= {fig['target_ratio_max']}; {'ok' if fig['ratio_ok'] else 'MISSED'}); "
              f"INT8 delegated {fig['delegation']['int8']} ops"]
     lines.append(_line("INT8/FP32 p50", fig["int8_over_fp32_1thread"], "x"))
-    lines.append(f"14. threads: p50 vs threads, speed-up at 2 threads (target >= {fig['target_speedup_2_threads_min']}x);"
+    lines.append(f"threads: p50 vs threads, speed-up at 2 threads (target >= {fig['target_speedup_2_threads_min']}x);"
                  f" plot {fig['plot']}")
     for v, by in fig["p50_us"].items():
         for t in fig["threads"]:

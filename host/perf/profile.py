@@ -62,7 +62,7 @@ def render(fig: dict, _line) -> list:
     """Lines for perf's printout; `_line` is host.perf.run's figure formatter."""
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    lines = [f"10. per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "
+    lines = [f"per-operator profile: sum of operator p50s / whole-model p50, 1 thread, XNNPACK unless said "
              f"(target {TARGET[0]}-{TARGET[1]} when whole p50 >= {LONG_ENOUGH_US:g} µs); memory plan vs RSS"]
     for label, v in fig.items():
         if not isinstance(v, dict) or "ratio" not in v:

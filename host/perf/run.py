@@ -45,7 +45,7 @@ TARGET_INT8_RATIO = 0.33
 
 
 def latency_ratio(bundle: Path) -> dict:
-    """1. INT8 / FP32 p50 at 1 thread, with XNNPACK and with builtin kernels only; the INT8 graph's
+    """INT8 / FP32 p50 at 1 thread, with XNNPACK and with builtin kernels only; the INT8 graph's
     delegation (every op on XNNPACK is the target) and bench's warnings."""
     out: dict = {"target_int8_over_fp32_max": TARGET_INT8_RATIO}
     for label, extra in (("xnnpack", ()), ("builtin", ("--no_xnnpack",))):
@@ -71,7 +71,7 @@ def latency_ratio(bundle: Path) -> dict:
 
 
 def size_and_accuracy(bundle: Path) -> dict:
-    """2. From the bundle's manifest (host-side evaluation of the test split)."""
+    """From the bundle's manifest (host-side evaluation of the test split)."""
     m = json.loads((bundle / "manifest.json").read_text())["variants"]
     return {"int8_over_fp32_size": m["int8"]["size_bytes"] / m["fp32"]["size_bytes"],
             "int8_top1": m["int8"]["host_top1"], "fp32_top1": m["fp32"]["host_top1"],
@@ -101,7 +101,7 @@ print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmH
 
 
 def tf_lite_peak(model: Path) -> dict:
-    """4. The same model through tensorflow.lite in its own process (what the agent avoids)."""
+    """The same model through tensorflow.lite in its own process (what the agent avoids)."""
     peaks = []
     for _ in range(REPEATS):
         proc = subprocess.run([sys.executable, "-c", _TF_PEAK, str(model)], capture_output=True, text=True,
@@ -111,7 +111,7 @@ def tf_lite_peak(model: Path) -> dict:
 
 
 def litert_benchmark(model: Path) -> dict:
-    """5. LiteRT's own `litert-benchmark` (in the ai-edge-litert wheel) vs the agent, 1 thread."""
+    """LiteRT's own `litert-benchmark` (in the ai-edge-litert wheel) vs the agent, 1 thread."""
     tool = Path(sys.executable).parent / "litert-benchmark"
     if not tool.exists():
         return {"skipped": "litert-benchmark is not installed in this environment"}
@@ -130,7 +130,7 @@ def litert_benchmark(model: Path) -> dict:
 
 
 def serve_load(model: Path) -> dict:
-    """8. `agent serve` under load on loopback: 8 clients, >= 10,000 requests (device/serving/load.py)."""
+    """`agent serve` under load on loopback: 8 clients, >= 10,000 requests (device/serving/load.py)."""
     proc = subprocess.run([sys.executable, "-m", "device.serving.load", str(model), "--clients", "8", "--secs", "10",
                            "--min_requests", "10000", "--json", "-"], capture_output=True, text=True,
                           env=_env(), timeout=300)
@@ -149,7 +149,7 @@ def deploy_figures() -> dict:
 
 
 def model_switch(bundle: Path) -> dict:
-    """9. A deploy to HOST=local while the service is under load: failed requests, p99 around it."""
+    """A deploy to HOST=local while the service is under load: failed requests, p99 around it."""
     from deploy.service.switch_perf import measure as switch_measure
     return switch_measure(bundle)
 
@@ -206,11 +206,23 @@ def main(bundle_name: str = "mnist5k") -> int:
     return 0
 
 
+def numbered(lines: list[str]) -> list[str]:
+    """Each section's heading (a line not indented) numbered in the order shown, so a new step is
+    one more section, not a renumbering."""
+    n, out = 0, []
+    for line in lines:
+        if line and not line[0].isspace():
+            n += 1
+            line = f"{n}. {line.split('. ', 1)[1] if line.split('. ', 1)[0].isdigit() else line}"
+        out.append(line)
+    return out
+
+
 def render(fig: dict) -> str:
     lines = [f"edgekit perf on {fig['host']} ({fig['repeats']} repeats)"]
     lr = fig.get("latency_ratio", {})
     if "xnnpack" in lr:
-        lines.append(f"1. INT8/FP32 p50 latency, 1 thread (lower = INT8 faster; target <= {TARGET_INT8_RATIO} with "
+        lines.append(f"INT8/FP32 p50 latency, 1 thread (lower = INT8 faster; target <= {TARGET_INT8_RATIO} with "
                      f"every op on XNNPACK: {'ok' if lr.get('ok') else 'MISSED'}); INT8 ops on XNNPACK "
                      f"{lr.get('int8_delegated')}, softmax {(lr.get('softmax') or {}).get('where', 'graph')}")
         lines.append(_line("with XNNPACK", lr["xnnpack"]["int8_over_fp32"], "x"))
@@ -219,16 +231,16 @@ def render(fig: dict) -> str:
         lines.append(_line("FP32 p50 (XNNPACK)", lr["xnnpack"]["fp32_p50_us"], " µs", ".1f"))
     sa = fig.get("size_accuracy", {})
     if "int8_over_fp32_size" in sa:
-        lines.append("2. INT8 vs FP32 file size and accuracy (target <= 0.30x, >= -0.3 pp)")
+        lines.append("INT8 vs FP32 file size and accuracy (target <= 0.30x, >= -0.3 pp)")
         lines.append(f"  size ratio {sa['int8_over_fp32_size']:.3f}x, INT8 top-1 {100 * sa['int8_top1']:.2f} %, "
                      f"delta {sa['accuracy_delta_pp']:+.2f} pp")
     ao = fig.get("agent_overhead", {})
     if "agent_p50_us" in ao:
-        lines.append("3. agent p50 vs bare invoke() loop (target within 5 %)")
+        lines.append("agent p50 vs bare invoke() loop (target within 5 %)")
         lines.append(f"  agent {ao['agent_p50_us']:.2f} µs, bare {ao['bare_p50_us']:.2f} µs, overhead "
                      f"{100 * ao['overhead']:+.1f} % ({'ok' if ao['overhead_ok'] else 'MISSED'})")
         over = ao.get("peak_over_bare_mb", ao["peak_rss_mb"] - ao["bare_peak_rss_mb"])
-        lines.append("4. peak RSS of the agent's measuring child, default INT8 model (target <= bare invoke loop + 2 MB)")
+        lines.append("peak RSS of the agent's measuring child, default INT8 model (target <= bare invoke loop + 2 MB)")
         lines.append(f"  agent {ao['peak_rss_mb']:.1f} MB, bare loop {ao['bare_peak_rss_mb']:.1f} MB: {over:+.2f} MB "
                      f"({'ok' if ao['peak_rss_ok'] else 'MISSED'})")
     tm = fig.get("tf_lite_memory", {})
@@ -236,7 +248,7 @@ def render(fig: dict) -> str:
         lines.append(_line("same model through tensorflow.lite", tm["tensorflow_lite_peak_rss_mb"], " MB", ".1f"))
     lb = fig.get("litert_benchmark", {})
     if "agent_p50_us" in lb:
-        lines.append("5. agent vs litert-benchmark, 1 thread")
+        lines.append("agent vs litert-benchmark, 1 thread")
         lines.append(_line("litert-benchmark median", lb["litert_benchmark_median_us"], " µs", ".1f"))
         lines.append(_line("agent p50", lb["agent_p50_us"], " µs", ".1f"))
     dp = fig.get("deploy", {})
@@ -244,18 +256,18 @@ def render(fig: dict) -> str:
         lines.append(dp["render"])
     sl = fig.get("serve_load", {})
     if "requests" in sl:
-        lines.append("8. agent serve under load (loopback, 8 clients)")
+        lines.append("agent serve under load (loopback, 8 clients)")
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in sl.items() if k not in ("model",) and not isinstance(v, (list, dict))))
     ms = fig.get("model_switch", {})
     if "requests" in ms:
-        lines.append("9. deploy to a serving HOST=local under load (target: 0 failed)")
+        lines.append("deploy to a serving HOST=local under load (target: 0 failed)")
         lines.append(f"  {ms['requests']} requests, {ms['failed']} failed; p99 before/during/after "
                      f"{ms['p99_us_before']}/{ms['p99_us_during']}/{ms['p99_us_after']} µs; deploy {ms['deploy_s']} s, "
                      f"first answer from the new release {ms['deploy_start_to_first_new_answer_s']} s after its start")
     lines += perf_profile.render(fig.get("op_profile"), _line)
     pp = fig.get("postprocess", {})
     if "postprocess_share" in pp:
-        lines.append(f"11. detector post-processing vs invoke, YOLO head {pp['head']}, "
+        lines.append(f"detector post-processing vs invoke, YOLO head {pp['head']}, "
                      f"{(pp.get('model_macs') or 0) / 1e6:.0f} M MACs (target <= {pp['target_share_max']:.0%})")
         lines.append(_line("post-processing / invoke p50", pp["postprocess_share"], "", ".3f"))
         lines.append(_line("invoke p50", pp["invoke_p50_us"], " µs", ".1f"))
@@ -265,6 +277,7 @@ def render(fig: dict) -> str:
     lines += switch_cost.render(fig.get("switch_cost"), _line)
     lines += perf_frames.render(fig.get("frames"), _line)
     lines += perf_runtimes.render(fig.get("runtimes") or {}, _line)
+    lines = [lines[0]] + numbered("\n".join(lines[1:]).splitlines())
     for key in ("latency_ratio", "size_accuracy", "agent_overhead", "tf_lite_memory", "litert_benchmark",
                 "serve_load", "deploy", "model_switch", "op_profile", "postprocess", "int8_speed", "cold_start",
                 "switch_cost", "frames", "runtimes"):

@@ -95,7 +95,7 @@ def measure(repeats: int, env: dict, spread) -> dict:
 def render(fig: dict, line) -> list[str]:
     if not any(isinstance(m, dict) and "int8_over_litert_fp32" in m for m in fig.values()):
         return []
-    lines = ["12. ONNX Runtime beside LiteRT: p50 relative to LiteRT FP32, 1 thread (lower = faster)"]
+    lines = ["ONNX Runtime beside LiteRT: p50 relative to LiteRT FP32, 1 thread (lower = faster)"]
     for name, m in fig.items():
         if not isinstance(m, dict) or "int8_over_litert_fp32" not in m:
             continue

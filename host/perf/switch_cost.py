@@ -140,7 +140,7 @@ def weight_cache(models: dict[str, Path], tmp: Path, repeats: int, env: dict, sp
 def render(fig: dict | None, _line) -> list[str]:
     if not fig or "error" in fig or "skipped" in fig:
         return []
-    lines = [f"15. model switch in the service (serve --follow, {fig['workers']} workers): RSS and time to the "
+    lines = [f"model switch in the service (serve --follow, {fig['workers']} workers): RSS and time to the "
              "first request on the new model"]
     for name, v in fig["models"].items():
         lines.append(f"  {name}")
