@@ -10,6 +10,9 @@ tiny end of the range; this is the size XNNPACK's published figures are for.
    with the INT8 graph's delegation count.
 2. p50 at 1, 2 and 4 threads, FP32 and INT8, from the same bench run; speed-up at 2 threads
    (target >= 1.6x on this 2-core machine), plotted to reports/perf_threads.png.
+3. Where the ratio stops: both files profiled per operator (`device profile`, 1 thread), their
+   time summed per operator type, INT8/FP32 per type and its share of the INT8 time; the types
+   slower than the target ratio are named as the limiting ones, with the ratio of all the rest.
 """
 from __future__ import annotations
 
@@ -85,8 +88,41 @@ def measure(work: Path, reports: Path, repeats: int, env: dict, spread) -> dict:
            "speedup_2_threads": {v: spread(s) for v, s in speedup.items()},
            "target_speedup_2_threads_min": TARGET_SPEEDUP_2}
     out["speedup_ok"] = {v: statistics.median(s) >= TARGET_SPEEDUP_2 for v, s in speedup.items()}
+    out["per_op_type"] = per_op_type(_profile_by_type(paths["fp32"], env), _profile_by_type(paths["int8"], env))
     out["plot"] = plot_threads(out, reports / "perf_threads.png")
     return out
+
+
+def _profile_by_type(model: Path, env: dict) -> dict[str, dict]:
+    proc = subprocess.run([sys.executable, "-m", "device", "profile", str(model), "--num_threads", "1",
+                           "--num_runs", "50", "--warmup_runs", "5", "--json", "-"],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    doc = json.loads(proc.stdout)
+    if doc["errors"]:
+        raise RuntimeError(f"profile failed: {doc['errors'][0]}")
+    return {r["op"]: r for r in doc["results"][0]["profile"]["by_type"]}
+
+
+def per_op_type(fp32: dict[str, dict], int8: dict[str, dict], target: float = TARGET_RATIO) -> dict:
+    """INT8/FP32 per operator type (types in only one graph, such as QUANTIZE, count as INT8's
+    cost), each type's share of the INT8 time, the types slower than `target` (limiting, largest
+    share first), and the ratio of everything else."""
+    total8 = sum(r["latency_us"] for r in int8.values()) or 1.0
+    rows = []
+    for op, r8 in int8.items():
+        r32 = fp32.get(op)
+        ratio = r8["latency_us"] / r32["latency_us"] if r32 and r32["latency_us"] else None
+        rows.append({"op": op, "count": r8["count"], "int8_us": round(r8["latency_us"], 1),
+                     "fp32_us": round(r32["latency_us"], 1) if r32 else None,
+                     "int8_over_fp32": round(ratio, 3) if ratio is not None else None,
+                     "share_of_int8": round(r8["latency_us"] / total8, 3)})
+    rows.sort(key=lambda r: -r["int8_us"])
+    limiting = [r for r in rows if r["int8_over_fp32"] is None or r["int8_over_fp32"] > target]
+    rest = [r for r in rows if r not in limiting]
+    rest32 = sum(r["fp32_us"] for r in rest)
+    return {"by_type": rows, "limiting": [r["op"] for r in limiting],
+            "limiting_share_of_int8": round(sum(r["share_of_int8"] for r in limiting), 3),
+            "rest_int8_over_fp32": round(sum(r["int8_us"] for r in rest) / rest32, 3) if rest32 else None}
 
 
 def plot_threads(fig: dict, path: Path) -> str:
@@ -113,6 +149,16 @@ def render(fig: dict | None, _line) -> list[str]:
              f"1 thread (target <= {fig['target_ratio_max']}; {'ok' if fig['ratio_ok'] else 'MISSED'}); "
              f"INT8 delegated {fig['delegation']['int8']} ops"]
     lines.append(_line("INT8/FP32 p50", fig["int8_over_fp32_1thread"], "x"))
+    po = fig.get("per_op_type")
+    if po:
+        for r in po["by_type"]:
+            ratio = f"{r['int8_over_fp32']:.2f}x FP32" if r["int8_over_fp32"] is not None else "INT8 only"
+            lines.append(f"  {r['op']:<22} x{r['count']:<3} {r['int8_us']:>9.1f} µs INT8, {ratio}, "
+                         f"{100 * r['share_of_int8']:.0f} % of INT8 time"
+                         + ("  <- limiting" if r["op"] in po["limiting"] else ""))
+        if po["limiting"]:
+            lines.append(f"  limiting: {', '.join(po['limiting'])} ({100 * po['limiting_share_of_int8']:.0f} % of "
+                         f"INT8 time); every other type together: {po['rest_int8_over_fp32']}x FP32")
     lines.append(f"threads: p50 vs threads, speed-up at 2 threads (target >= {fig['target_speedup_2_threads_min']}x);"
                  f" plot {fig['plot']}")
     for v, by in fig["p50_us"].items():
