@@ -113,3 +113,40 @@ def test_a_cache_others_can_write_is_not_used(models, agent, pyz, tmp_path):
     blocked.write_text("")
     run = agent("info", "--json", "-", entry=pyz, cwd=str(tmp_path), env={"XDG_CACHE_HOME": str(blocked)})
     assert run.code == 0, run.stderr
+
+
+def _another_version(pyz, path):
+    """The same agent as a different archive (another sha256), as the next deploy would ship."""
+    import shutil
+    shutil.copy(pyz, path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("device/_version_marker.txt", str(path))
+    return str(path)
+
+
+def test_a_new_version_removes_the_old_ones_no_running_agent_holds(models, agent, pyz, tmp_path):
+    """Each agent version unpacks once (~1 MB); the first start of a new one removes the others,
+    except one a running agent (here a service) still imports from."""
+    import hashlib
+    import subprocess
+    import sys
+    from tests.device.conftest import agent_env
+    cache = tmp_path / "cache"
+    root = cache / "edgekit" / "agent-code"
+    env = {"XDG_CACHE_HOME": str(cache), "PYTHONDONTWRITEBYTECODE": None}
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()[:16]   # noqa: E731
+    v2, v3 = _another_version(pyz, tmp_path / "v2.pyz"), _another_version(pyz, tmp_path / "v3.pyz")
+    full_env = {k: v for k, v in agent_env(env).items() if v is not None}
+    service = subprocess.Popen([sys.executable, pyz, "serve", models["int8"], "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=full_env, cwd=str(tmp_path))
+    try:
+        assert " on " in service.stdout.readline()          # serving: it runs from v1's folder
+        assert agent("info", "--json", "-", entry=v2, cwd=str(tmp_path), env=env).code == 0
+        assert sorted(p.name for p in root.iterdir()) == sorted([digest(pyz), digest(v2)])   # v1 held: kept
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    assert agent("info", "--json", "-", entry=v3, cwd=str(tmp_path), env=env).code == 0
+    assert sorted(p.name for p in root.iterdir()) == [digest(v3)]                          # nobody holds v1, v2
+    again = agent("info", "--json", "-", entry=pyz, cwd=str(tmp_path), env=env)          # a rollback: unpacked again
+    assert again.code == 0 and sorted(p.name for p in root.iterdir()) == sorted([digest(pyz)])
