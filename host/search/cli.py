@@ -47,8 +47,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-trained", type=int, default=8,
                    help="the search stops after this many trainings (the pruner stops the laggards early)")
     s.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
-                   help="epochs of a full training (default: the default model's); the pruner's rungs: a ninth, "
-                        "a third")
+                   help="epochs of a full training (default: the default model's); the pruner judges at a ninth")
     add_study_flags(s)
     s.add_argument("--workers", type=int, default=1, help="local worker processes")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",

@@ -186,13 +186,19 @@ def sampler(kind: str, seed: int, worker: int = 0):
     return optuna.samplers.TPESampler(seed=s, n_startup_trials=6, multivariate=True, group=True)
 
 
+def first_rung(epochs: int) -> int:
+    """The epoch at which the pruner judges a training run: a ninth of EPOCHS."""
+    return max(1, round(epochs / 9))
+
+
 def pruner(epochs: int):
-    """Successive halving over rungs of a ninth, a third and all of EPOCHS (reduction factor 3):
-    a training run goes on past a rung only if it is in the best third of the runs that reached it
-    (the first ones, with nobody to compare with, go on if they are the best so far)."""
+    """Successive halving from a ninth of EPOCHS (reduction factor 3): a training run goes on past a
+    rung only if it is in the best third of the runs that reached it (the first ones, with nobody to
+    compare with, go on if they are the best so far). The workers report up to the first rung only
+    (host/search/worker.py report_epoch), so that is the one cut made."""
     import optuna
 
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, round(epochs / 9)), reduction_factor=3)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung(epochs), reduction_factor=3)
 
 
 # ---- the study's identity
