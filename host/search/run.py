@@ -124,7 +124,7 @@ def run_search(req: Request) -> int:
     say(f"search {req.name}: study in {st.shown(url)}; {req.workers} worker(s) here"
         + (f" ({threads} TensorFlow thread(s) each)" if threads else "") + f", measuring on "
         f"{', '.join(req.hosts)}; up to {req.trials} trials, {req.max_trained} trainings")
-    procs = spawn(url, req.name, req.workers - 1, threads)
+    procs = spawn(url, req.name, req.workers - 1)
     leader = None
     try:
         leader = Worker(req, url, 0, leader=True)

@@ -201,9 +201,9 @@ class Worker(Stages):
             if behind:
                 c.extra["no_folds"] = behind
             else:
+                data = self.data_at(c.config["input"])
                 c.int8["folds"] = self.fold_accuracies(c, self.req.folds)
-                c.int8["folds_n"] = int(len(self.data_at(c.config["input"]).y_train)
-                                        + len(self.data_at(c.config["input"]).y_val))
+                c.int8["folds_n"] = len(data.y_train) + len(data.y_val)
             self.keep(trial, c)
         return accuracy(c)[0], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
 
@@ -360,14 +360,13 @@ def use_tf_threads(n: int | None) -> None:
             say(f"search: TensorFlow already started in this process; it keeps its threads (not {n})")
 
 
-def spawn(storage: str, name: str, n: int, threads: int | None = None) -> list:
-    """n local worker processes (indices 1..n) for the study, each training on `threads` TF threads."""
+def spawn(storage: str, name: str, n: int) -> list:
+    """n local worker processes (indices 1..n) for the study; they inherit this process's
+    environment, TF_NUM_INTRAOP_THREADS (use_tf_threads) included."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    if threads:
-        env[TF_THREADS_ENV] = str(threads)
     return [subprocess.Popen([sys.executable, "-m", "host", "search-worker", "--storage", storage, "--name", name,
                               "--index", str(i)], env=env, cwd=root) for i in range(1, n + 1)]
