@@ -1,7 +1,6 @@
 """`python -m device ...` (and, through build.py, the zipapp's entry point)."""
-import sys
-
 from device.cli import main
+from device.errors import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

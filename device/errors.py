@@ -1,5 +1,9 @@
-"""The one exception type the agent turns into a one-line message and an exit code."""
+"""The one exception type the agent turns into a one-line message and an exit code, and how the
+process ends with that code."""
 from __future__ import annotations
+
+import os
+import sys
 
 # The exit codes of every edgekit command (host, deploy, device, emuboard), said once here:
 EXIT_OK = 0           # everything asked for was done
@@ -26,3 +30,21 @@ def one_line(exc: BaseException) -> str:
 def error_line(prog: str, message: object) -> str:
     """`prog: error: message` as one line: the form of every error an edgekit command prints."""
     return f"{prog}: error: {' '.join(str(message).split())}"
+
+
+def exit_process(code: int) -> None:
+    """End the process with `code`, skipping the interpreter's teardown when nothing is left to
+    run at exit (one thread, no atexit callback: logging, weakref finalizers and coverage register
+    one). Freeing NumPy and the agent's modules took ~17 ms of every one-shot command here, after
+    the answer was already written; anything that asked to run at exit gets the normal sys.exit."""
+    import atexit
+    import threading
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):   # a closed or broken stream: the normal exit reports it
+        sys.exit(code)
+    pending = getattr(atexit, "_ncallbacks", lambda: 1)()
+    if pending == 0 and threading.active_count() == 1:
+        os._exit(code)
+    sys.exit(code)

@@ -133,4 +133,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    from device.errors import exit_process
+    exit_process(code)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from typing import Optional
@@ -90,6 +89,8 @@ def run(job: dict, timeout: Optional[float], fork: bool = False) -> dict:
 
 def _spawn(job: dict, timeout: Optional[float], progress_fd: Optional[int]) -> tuple[Optional[int], str]:
     """(exit code, negative for a signal, or None on timeout; the child's stderr): a fresh interpreter."""
+    import subprocess            # here: a forked infer never spawns, and its start-up is measured
+
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The package root goes first on sys.path, ahead of the working directory, so a `device/`

@@ -255,14 +255,15 @@ def infer(spec: dict) -> dict:
     """Answer every input file with one Predictor (the task recognised or forced); a bad file is an
     error entry, not a failure. --draw / --mask_out pictures are written per input."""
     from device.serving.predictor import Predictor
-    from device.sources import registry as sources
+    from device.sources import files            # not the registry: that imports the camera sources too
+    from device.sources.base import Options
     manifest = inputs.load_manifest(spec.get("manifest"))
     t0 = _clock()
     pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"],
                      manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"),
                      spec.get("task"), spec.get("threshold"), spec.get("iou", 0.45))
     init_us = (_clock() - t0) / 1000.0
-    items = [item.path for item in sources.open_source("files", spec["inputs"])]
+    items = [item.path for item in files.open_files(spec["inputs"], Options())]
     if not items:
         raise AgentError("no input files found", kind="input")
     if (spec.get("mask_out") and pred.task.name != "segment"):

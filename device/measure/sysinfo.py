@@ -2,15 +2,14 @@
 mistaken for a real board).
 
 Everything here reads /proc, /sys and a few commands, and degrades to None when they are absent.
+It is in every command's start-up, so it asks os.uname and os.confstr rather than importing
+platform and socket, and imports subprocess only on a Pi, where there is a vcgencmd to run.
 """
 from __future__ import annotations
 
 import glob
 import os
-import platform
 import shutil
-import socket
-import subprocess
 import sys
 from typing import Optional
 
@@ -57,7 +56,7 @@ def detect_emulation(read=_read, machine: Optional[str] = None, environ=os.envir
     "CPU implementer 0x00", are the fallback signals on kernels without that sysctl.
     `read`, `machine` and `environ` are parameters so the decision can be checked on recorded files.
     """
-    machine = (machine or platform.machine()).lower()
+    machine = (machine or os.uname().machine).lower()
     family = _ARCH_FAMILY.get(machine, machine)
     reasons = []
     kernel_arch = read("/proc/sys/kernel/arch")
@@ -111,7 +110,15 @@ def _os_release() -> dict:
         fields[key.strip()] = value.strip().strip('"')
     return {"os": fields.get("PRETTY_NAME"), "os_id": fields.get("ID"),
             "os_version": fields.get("VERSION_ID"), "os_codename": fields.get("VERSION_CODENAME"),
-            "glibc": "-".join(platform.libc_ver()) or None}
+            "glibc": _glibc()}
+
+
+def _glibc() -> Optional[str]:
+    """"glibc-2.36" (platform.libc_ver's spelling); None on a libc without the confstr name (musl)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").replace(" ", "-") or None
+    except (ValueError, OSError):
+        return None
 
 
 def _temperatures() -> dict:
@@ -129,6 +136,7 @@ def _throttling() -> dict:
     tool = shutil.which("vcgencmd")
     if not tool:
         return {"source": None, "throttled": None, "raw": None}
+    import subprocess
     try:
         out = subprocess.run([tool, "get_throttled"], capture_output=True, text=True, timeout=5).stdout
         value = int(out.strip().split("=", 1)[1], 16)
@@ -175,16 +183,17 @@ def collect(requested_runtime: Optional[str] = None) -> dict:
     except OSError:
         load = None
     board = (_read("/proc/device-tree/model") or "").replace("\x00", "") or None
+    uname = os.uname()
     info = {
-        "hostname": socket.gethostname(),
-        "arch": platform.machine(),
+        "hostname": uname.nodename,
+        "arch": uname.machine,
         "kernel_arch": _read("/proc/sys/kernel/arch"),
-        "kernel": platform.release(),
+        "kernel": uname.release,
         "board_model": board,
         "cpu_model": _cpu_model(cpu),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
-        "python": platform.python_version(),
+        "python": sys.version.split()[0],
         "python_executable": sys.executable,
         "numpy": numpy_version,
         "runtime": chosen_rt,

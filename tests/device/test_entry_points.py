@@ -50,3 +50,34 @@ def test_perf_check_when_the_agent_fails_exits_1(capsys, tmp_path):
 def test_load_when_the_server_does_not_start_exits_1(capsys, tmp_path):
     assert load.main([str(tmp_path / "nope.tflite"), "--secs", "1"]) == 1
     assert "the server did not start" in _one_error_line(capsys, "device.serving.load")
+
+
+# exit_process skips the interpreter's teardown only when nothing asked to run at exit.
+_EXIT = "import sys; sys.path.insert(0, {root!r}); from device.errors import exit_process\n"
+
+
+def _exit_run(body: str, tmp_path) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[2])
+    return subprocess.run([sys.executable, "-c", _EXIT.format(root=root) + body], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+
+
+def test_exit_process_flushes_what_was_written_and_keeps_the_code(tmp_path):
+    proc = _exit_run("print('answer', end=''); sys.stderr.write('note'); exit_process(3)", tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "answer", "note")
+
+
+def test_exit_process_still_runs_what_asked_to_run_at_exit(tmp_path):
+    proc = _exit_run("import atexit; atexit.register(lambda: print('at exit')); exit_process(0)", tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "at exit\n")
+
+
+def test_exit_process_waits_for_a_working_thread(tmp_path):
+    body = ("import threading, time\n"
+            "def work():\n    time.sleep(0.3); open('done', 'w').write('yes')\n"
+            "threading.Thread(target=work).start(); exit_process(0)")
+    proc = _exit_run(body, tmp_path)
+    assert proc.returncode == 0 and (tmp_path / "done").read_text() == "yes"
