@@ -22,6 +22,7 @@ from device.tasks.base import Context, Task, label_count, label_for, read_all
 DEFAULT_THRESHOLD = 0.25
 MAX_DETECTIONS = 300
 MAX_CANDIDATES = 30000     # boxes above the threshold that go into NMS (the highest scores)
+NMS_CHUNK = 64             # boxes settled per NumPy round of NMS
 
 
 # ---------------------------------------------------------------- layouts
@@ -96,22 +97,49 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
     """Indices kept by class-wise greedy non-maximum suppression, highest score first.
 
     Boxes of different classes never suppress each other: each class is shifted to its own region
-    of the plane (the batched-NMS trick), so one pass handles every class."""
+    of the plane (the batched-NMS trick), so one pass handles every class. The greedy answer is
+    worked out a chunk of the score order at a time, not one box at a time: a crowd of 1,000
+    separate boxes took ~30 ms box by box, one NumPy round per kept box (see _chunk_keep)."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     span = float(np.max(np.abs(boxes))) * 2 + 1
-    shifted = boxes + (class_ids.astype(np.float64) * span)[:, None]
     order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size and len(keep) < max_keep:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        if not rest.size:
+    shifted = (boxes + (class_ids.astype(np.float64) * span)[:, None])[order]
+    area = np.maximum(shifted[:, 2] - shifted[:, 0], 0) * np.maximum(shifted[:, 3] - shifted[:, 1], 0)
+    kept = np.zeros(0, dtype=np.int64)           # positions in the score order
+    for start in range(0, len(order), NMS_CHUNK):
+        chunk = np.arange(start, min(start + NMS_CHUNK, len(order)))
+        if kept.size:                            # suppressed by a box kept in an earlier chunk
+            chunk = chunk[~np.any(_overlaps(shifted, area, kept, chunk, iou), axis=0)]
+        if chunk.size:
+            over = np.triu(_overlaps(shifted, area, chunk, chunk, iou), k=1)
+            kept = np.concatenate([kept, chunk[_chunk_keep(over)]])
+        if kept.size >= max_keep:
             break
-        overlap = iou_matrix(shifted[i:i + 1], shifted[rest])[0]
-        order = rest[overlap <= iou]
-    return np.asarray(keep, dtype=np.int64)
+    return order[kept[:max_keep]]
+
+
+def _overlaps(boxes: np.ndarray, area: np.ndarray, a: np.ndarray, b: np.ndarray, iou: float) -> np.ndarray:
+    """IoU(boxes[a_i], boxes[b_j]) > iou, as inter > iou * union: no division, and a pair of empty
+    boxes (union 0) never overlaps."""
+    pa, pb = boxes[a], boxes[b]
+    w = np.minimum(pa[:, None, 2], pb[None, :, 2]) - np.maximum(pa[:, None, 0], pb[None, :, 0])
+    h = np.minimum(pa[:, None, 3], pb[None, :, 3]) - np.maximum(pa[:, None, 1], pb[None, :, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    return inter > iou * (area[a][:, None] + area[b][None, :] - inter)
+
+
+def _chunk_keep(over: np.ndarray) -> np.ndarray:
+    """Greedy NMS within a chunk already in score order (over[i, j]: i comes before j and overlaps
+    it): box j is kept when no kept box before it overlaps it. That rule has one solution; starting
+    from "all kept" and applying it to every box at once reaches it in a few rounds (each round
+    settles at least one more box in order, usually all of them)."""
+    keep = np.ones(len(over), dtype=bool)
+    while True:
+        settled = ~np.any(over & keep[:, None], axis=0)
+        if np.array_equal(settled, keep):
+            return np.nonzero(keep)[0]
+        keep = settled
 
 
 def _to_source(xyxy: np.ndarray, ctx: Context) -> np.ndarray:
@@ -205,9 +233,10 @@ def detections(raw: dict, ctx: Context) -> tuple:
 
 def answer(raw: dict, ctx: Context) -> dict:
     boxes, scores, cls = detections(raw, ctx)
-    return {"detections": [{"label": label_for(int(c), ctx.labels), "class_id": int(c),
-                            "score": round(float(s), 6), "box": [round(float(v), 2) for v in b]}
-                           for b, s, c in zip(boxes, scores, cls)]}
+    # Python numbers first (tolist): a crowd's 300 boxes cost 1 ms more as NumPy scalars.
+    return {"detections": [{"label": label_for(c, ctx.labels), "class_id": c, "score": round(s, 6),
+                            "box": [round(v, 2) for v in b]}
+                           for b, s, c in zip(boxes.tolist(), scores.tolist(), cls.astype(np.int64).tolist())]}
 
 
 TASK = Task(name="detect", matches=matches, read=read, answer=answer, classes=classes)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 TARGET_RATIO = 1.5
 # A process start swings by tens of milliseconds on a shared machine: the median of 3 repeats
-# moved the ratio by +-0.2x between runs; 7 repeats (about 7 s) steady it.
+# moved the ratio by +-0.2x between runs; make perf takes at least 7 (about 7 s).
 MIN_REPEATS = 7
 
 # Runs the command given after it and prints {"s": wall seconds from just before the start to the
@@ -132,7 +132,7 @@ def measure(bundle: Path, work: Path, repeats: int, env: dict, spread) -> dict:
     for kind, cmd in cmds.values():        # warm the bytecode and file caches, unmeasured
         _once(kind, cmd, env)
     samples: dict[str, list[dict]] = {name: [] for name in cmds}
-    for _ in range(max(repeats, MIN_REPEATS)):               # side by side: every process once per repeat
+    for _ in range(repeats):               # side by side: every process once per repeat
         for name, (kind, cmd) in cmds.items():
             samples[name].append(_once(kind, cmd, env))
     out = summarise(samples, spread)

@@ -176,8 +176,8 @@ def main(bundle_name: str = "mnist5k") -> int:
              ("op_profile", lambda: perf_profile.measure(bundle, REPEATS, _env(), spread)),
              ("postprocess", lambda: perf_postprocess.measure(ROOT / "build" / "perf", REPEATS, _env(), spread)),
              ("int8_speed", lambda: int8_speed.measure(ROOT / "build" / "perf", REPORTS, REPEATS, _env(), spread)),
-             ("cold_start", lambda: coldstart.measure(bundle, ROOT / "build" / "perf" / "coldstart", REPEATS,
-                                                      _env(), spread)),
+             ("cold_start", lambda: coldstart.measure(bundle, ROOT / "build" / "perf" / "coldstart",
+                                                      max(REPEATS, coldstart.MIN_REPEATS), _env(), spread)),
              ("switch_cost", lambda: switch_cost.measure(bundle, {"mobilenet_v2_int8": int8_speed.build_mobilenet(
                  ROOT / "build" / "perf")["int8"]}, REPEATS, _env(), spread)),
              ("frames", lambda: perf_frames.measure(bundle / "int8.tflite", ROOT / "build" / "perf", REPEATS, _env(),
@@ -265,13 +265,7 @@ def render(fig: dict) -> str:
                      f"{ms['p99_us_before']}/{ms['p99_us_during']}/{ms['p99_us_after']} µs; deploy {ms['deploy_s']} s, "
                      f"first answer from the new release {ms['deploy_start_to_first_new_answer_s']} s after its start")
     lines += perf_profile.render(fig.get("op_profile"), _line)
-    pp = fig.get("postprocess", {})
-    if "postprocess_share" in pp:
-        lines.append(f"detector post-processing vs invoke, YOLO head {pp['head']}, "
-                     f"{(pp.get('model_macs') or 0) / 1e6:.0f} M MACs (target <= {pp['target_share_max']:.0%})")
-        lines.append(_line("post-processing / invoke p50", pp["postprocess_share"], "", ".3f"))
-        lines.append(_line("invoke p50", pp["invoke_p50_us"], " µs", ".1f"))
-        lines.append(_line("post-processing p50", pp["postprocess_p50_us"], " µs", ".1f"))
+    lines += perf_postprocess.render(fig.get("postprocess"), _line)
     lines += int8_speed.render(fig.get("int8_speed"), _line)
     lines += coldstart.render(fig.get("cold_start"), _line)
     lines += switch_cost.render(fig.get("switch_cost"), _line)

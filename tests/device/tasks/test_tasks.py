@@ -41,6 +41,36 @@ def test_nms_keeps_the_best_box_per_class_and_never_across_classes():
     assert detect.nms(boxes[:0], scores[:0], cls[:0], 0.45).tolist() == []
 
 
+def _greedy_nms_box_by_box(boxes, scores, cls, iou, max_keep):
+    """Greedy NMS as it is written in textbooks: the best box left is kept, every box of its class
+    overlapping it by more than iou is dropped, repeat."""
+    left = sorted(range(len(boxes)), key=lambda i: -scores[i])     # sorted() is stable, as argsort's
+    keep = []
+    while left and len(keep) < max_keep:
+        best = left.pop(0)
+        keep.append(best)
+        left = [j for j in left if cls[j] != cls[best]
+                or detect.iou_matrix(boxes[best:best + 1], boxes[j:j + 1])[0, 0] <= iou]
+    return keep
+
+
+@pytest.mark.parametrize("n,max_keep", [(1, 300), (63, 300), (64, 300), (65, 300), (400, 300), (1500, 300),
+                                        (400, 7)])
+def test_nms_in_chunks_keeps_what_box_by_box_greedy_nms_keeps(n, max_keep):
+    """Crowds of overlapping boxes in three classes, ties in the scores, chains (a suppresses b,
+    b would have suppressed c) across and inside chunks, and the max_keep cut."""
+    rng = np.random.default_rng(n)
+    centres = rng.uniform(0, 400, (max(1, n // 4), 2))[rng.integers(0, max(1, n // 4), n)]
+    centres += rng.normal(0, 6, (n, 2))
+    half = rng.uniform(5, 20, (n, 2))
+    boxes = np.concatenate([centres - half, centres + half], axis=1)
+    scores = np.round(rng.uniform(0.25, 1.0, n), 2)                 # rounded: many ties
+    cls = rng.integers(0, 3, n)
+    want = _greedy_nms_box_by_box(boxes, scores, cls, 0.45, max_keep)
+    got = detect.nms(boxes, scores, cls, 0.45, max_keep).tolist()
+    assert got == want and len(want) >= min(max_keep, n, 2)
+
+
 def test_iou_matrix_by_hand():
     a = np.array([[0, 0, 10, 10]], dtype=np.float64)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]], dtype=np.float64)
