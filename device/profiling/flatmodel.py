@@ -59,6 +59,25 @@ def read(path: str, preferred: Optional[str] = None) -> Any:
                          kind="model_file") from None
 
 
+def custom_options(buf: bytes, code: str) -> Optional[dict]:
+    """The decoded options (a flexbuffer map) of the first operator with custom code `code`, read
+    lazily from the file's bytes (a few ms for a 4 MB detector); None when there is none, or the
+    runtime ships no schema or flexbuffers (tflite-runtime)."""
+    try:
+        s = schema()
+        from flatbuffers import flexbuffers
+        model = s.Model.GetRootAs(buf, 0)
+        graph = model.Subgraphs(0)
+        for j in range(graph.OperatorsLength()):
+            op = graph.Operators(j)
+            if (model.OperatorCodes(op.OpcodeIndex()).CustomCode() or b"").decode() == code:
+                found = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
+                return found if isinstance(found, dict) else None
+    except Exception:       # no schema, no flexbuffers, a file it cannot read: nothing to say
+        return None
+    return None
+
+
 def pack(model: Any) -> bytes:
     """ModelT -> .tflite bytes (with the TFL3 file identifier)."""
     import flatbuffers

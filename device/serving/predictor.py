@@ -55,7 +55,7 @@ class Predictor:
         self.pre = inputs.preprocess_for(self.in_specs[0], manifest, pixel_scale, pixel_offset) \
             if image_hw(self.in_specs) or (manifest or {}).get("input") else None
         self.labels = labels or (manifest or {}).get("class_names")
-        warning = tasks.label_warning(self.task, self.out_specs, self.labels)
+        warning = tasks.label_warning(self.task, self.out_specs, self.labels, model=path)
         if warning:
             self.notes.append(warning)
         self.threshold, self.iou = threshold, iou

@@ -58,6 +58,8 @@ class Task:
     read(interpreter, output specs) -> the raw answer for the input just run (batch row 0);
     answer(raw, Context) -> the prediction's fields, in the order they are reported;
     classes(output specs) -> how many classes the model knows (None when the layout does not say);
+    file_classes(model bytes, output specs) -> the same from the graph, where the shapes do not
+    say it (a detector's post-processing op knows its class count);
     mask(raw, Context) -> the class map at the image's size (segment; None for the others), for
     --mask_out and drawing;
     scorer(output specs, y, where) -> a Scorer for `eval`, None when the board does not score it
@@ -67,6 +69,7 @@ class Task:
     read: Callable[[Any, list], Any]
     answer: Callable[[Any, Context], dict]
     classes: Callable[[list], Optional[int]] = lambda out_specs: None
+    file_classes: Callable[[bytes, list], Optional[int]] = lambda model, out_specs: None
     scorer: Optional[Callable[[list, np.ndarray, str], Scorer]] = None
     mask: Callable[[Any, Context], Optional[np.ndarray]] = lambda raw, ctx: None   # segment: the class map
 

@@ -69,6 +69,16 @@ def classes(out_specs: list) -> Optional[int]:
     return None if y is None else y["attrs"] - 4
 
 
+def file_classes(model: bytes, out_specs: list) -> Optional[int]:
+    """A TFLite_Detection_PostProcess model's class count: its shapes do not carry it, the op's
+    options (num_classes) do."""
+    if postprocess_layout(out_specs) is None:
+        return None
+    from device.profiling import flatmodel
+    n = (flatmodel.custom_options(model, "TFLite_Detection_PostProcess") or {}).get("num_classes")
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def has_objectness(attrs: int, labels: Optional[list]) -> bool:
     """YOLOv5-style heads carry an objectness column, v8 and later do not. A label file says which
     (C or C+1 columns after the box); without one, 85 columns is v5 on COCO's 80 classes."""
@@ -239,4 +249,4 @@ def answer(raw: dict, ctx: Context) -> dict:
                            for b, s, c in zip(boxes.tolist(), scores.tolist(), cls.astype(np.int64).tolist())]}
 
 
-TASK = Task(name="detect", matches=matches, read=read, answer=answer, classes=classes)
+TASK = Task(name="detect", matches=matches, read=read, answer=answer, classes=classes, file_classes=file_classes)

@@ -6,7 +6,7 @@ pass for a tiny YOLO head); a model none of them recognises is `raw`.
 from __future__ import annotations
 
 import importlib
-from typing import Optional
+from typing import Optional, Union
 
 from device.errors import EXIT_USAGE, AgentError
 from device.tasks import NAMES
@@ -52,12 +52,24 @@ def choose(forced: Optional[str], in_specs: list, out_specs: list) -> tuple:
     return TASKS[name], note
 
 
-def label_warning(task: Task, out_specs: list, labels: Optional[list], where: str = "labels") -> Optional[str]:
-    """One line when a label file's length does not match the classes the model has."""
+def label_warning(task: Task, out_specs: list, labels: Optional[list], where: str = "labels",
+                  model: Union[bytes, str, None] = None) -> Optional[str]:
+    """One line when a label file's length does not match the classes the model has (from its
+    output shapes, or from the model file where only the graph says: `model`, its bytes or path,
+    read only then)."""
     want = task.classes(out_specs)
+    if want is None and labels and model is not None:
+        if isinstance(model, str):
+            try:
+                with open(model, "rb") as f:
+                    model = f.read()
+            except OSError:
+                model = b""
+        want = task.file_classes(model, out_specs)
     have = label_count(labels)
     if not labels or want is None or have == want:
         return None
     if task.name == "detect" and have == want - 1:      # a YOLOv5 head: objectness + the labels' classes
-        return None
+        return (f"{where}: {have} labels for {want} class score rows: read as YOLOv5 (objectness + {have} "
+                f"classes); a YOLOv8 or later head of {want} classes needs {want} labels")
     return f"{where}: {have} labels but the model has {want} classes"

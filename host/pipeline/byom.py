@@ -108,7 +108,8 @@ def _io_of(files: dict[str, bytes]) -> dict:
     return io_details(next(iter(files.values())))
 
 
-def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: dict) -> None:
+def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: dict,
+                       model: bytes | None = None) -> None:
     """A classifier's labels must match its outputs; any other task gets one warning when they do
     not, and an EVAL= of the kind its metric needs."""
     from device.tasks import registry as tasks
@@ -118,7 +119,7 @@ def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: d
         if is_task_set(opts.eval):
             raise DatasetError(f"EVAL={opts.eval}: a classifier is evaluated on folder:, npz: or csv: sets")
         return
-    warning = tasks.label_warning(tasks.get(task), io["outputs"], labels, f"LABELS={opts.labels}")
+    warning = tasks.label_warning(tasks.get(task), io["outputs"], labels, f"LABELS={opts.labels}", model)
     if warning:
         print(f"warning: {warning}")
     if task == "raw":
@@ -167,7 +168,7 @@ def run_quantize_model(opts: Options) -> dict:
                 raise ModelError(f"{not_image} — a {task.name} model takes one image; quantize other models "
                                  "as TASK=raw with CALIB=npz:PATH")
             return _quantize_tensors(opts, src, saved, signature, fp32, io_fp32, labels)
-        _check_task_inputs(task.name, opts, labels, io_fp32)
+        _check_task_inputs(task.name, opts, labels, io_fp32, fp32)
         pre, pre_name = make_preprocess(opts, hwc, None)
         ev = load_eval(opts.eval, pre, labels) if opts.eval and task.name == "classify" else None
         if ev is not None:
@@ -303,7 +304,7 @@ def run_bundle(opts: Options) -> dict:
     task, note = choose_task(opts.task, first, paths[0])
     if note:
         print(f"note: {note}")
-    _check_task_inputs(task.name, opts, labels, first)
+    _check_task_inputs(task.name, opts, labels, first, next(iter(files.values())))
     pre = pre_name = ev = None
     try:
         hwc = image_input(first, paths[0])

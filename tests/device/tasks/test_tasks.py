@@ -155,6 +155,18 @@ def test_a_label_file_of_the_wrong_length_is_one_warning(agent, tmodels, tmp_pat
     assert "labels: 5 labels but the model has 3 classes" in run.doc["warnings"]
 
 
+def test_a_label_file_one_short_of_a_yolo_head_says_how_the_head_is_read(agent, tmodels, tmp_path):
+    """(1, 7, N) with 2 labels is a YOLOv5 head (objectness + 2 classes) or a YOLOv8 head whose
+    label file lost a line: it is read the first way, and one line says so with both counts."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    run = agent("infer", tmodels["yolo"], _image(tmp_path / "a.png", 64, 64), "--labels", labels, "--json", "-")
+    assert run.code == 0
+    assert [w for w in run.doc["warnings"] if w.startswith("labels:")] == [
+        "labels: 2 labels for 3 class score rows: read as YOLOv5 (objectness + 2 classes); a YOLOv8 or later "
+        "head of 3 classes needs 3 labels"]
+
+
 def test_no_detections_is_an_empty_list_and_exit_0(agent, tmodels, tmp_path):
     run = agent("infer", tmodels["yolo"], _image(tmp_path / "a.png", 64, 64), "--threshold", "0.99", "--json", "-")
     assert run.code == 0 and run.doc["results"][0]["predictions"][0]["detections"] == []
@@ -245,6 +257,13 @@ def test_shared_ssd_detector_runs_with_either_label_file(agent, tmp_path):
     for d in a:
         assert 0 <= d["box"][0] <= d["box"][2] <= 320 and 0 <= d["box"][1] <= d["box"][3] <= 240
         assert d["label"] == labels[d["class_id"]]
+    assert [w for r in runs for w in r.doc["warnings"] if "labels" in w] == []
+    # its shapes do not say how many classes it has; its post-processing op's options do (90)
+    for n in (5, 93):
+        wrong = tmp_path / f"{n}.txt"
+        wrong.write_text("\n".join((labels * 2)[:n]) + "\n")
+        run = agent("infer", model, img, "--labels", wrong, "--json", "-")
+        assert run.code == 0 and f"labels: {n} labels but the model has 90 classes" in run.doc["warnings"]
 
 
 def test_raw_eval_from_an_npz_errors_cosine_and_accuracy(agent, tmodels, tmp_path):
