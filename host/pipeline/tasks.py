@@ -185,7 +185,23 @@ def rescore(folder: Path, manifest: dict) -> dict:
 
 
 def metric_line(task: str, m: dict) -> str:
-    """One line of a variant's figure for the bundle summary."""
+    """One line of a variant's figure for the bundle summary, with its agreement with FP32 (the
+    task's counterpart of the classifier's agree % column) where it was measured."""
+    agree = next((v for k, v in m.items() if k.startswith("agreement_with_")), None)
+    if not agree:
+        return _metric(task, m)
+    ref = next(k for k in m if k.startswith("agreement_with_"))[len("agreement_with_"):]
+    if "matched" in agree:
+        said = (f"{100 * agree['matched']:.1f} % of {ref}'s {agree['host']} boxes matched"
+                + (f", mean IoU {agree['mean_iou']:.4f}" if agree.get("mean_iou") is not None else ""))
+    elif "pixels_equal" in agree:
+        said = f"{100 * agree['pixels_equal']:.2f} % of pixels as {ref}"
+    else:
+        return _metric(task, m)
+    return f"{_metric(task, m)}; vs {ref}: {said}"
+
+
+def _metric(task: str, m: dict) -> str:
     if task == "detect":
         return f"mAP {m['map']:.4f}, mAP@.5 {m['map50']:.4f}" if m.get("map") is not None else "no objects in the set"
     if task == "keypoints":

@@ -205,6 +205,8 @@ def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
         assert entry["host_metric"]["miou"] == pytest.approx(1.0), variant
     assert m["variants"]["int8"]["host_metric"]["agreement_with_fp32"]["pixels_equal"] == 1.0
     assert "int8     segment on masks:" in proc.stdout and "mIoU 1.0000" in proc.stdout
+    line = [x for x in proc.stdout.splitlines() if x.startswith("int8     segment on masks:")][0]
+    assert line.endswith("; vs fp32: 100.00 % of pixels as fp32")        # FP32 vs INT8 by the task's metric
 
 
 def test_a_raw_model_bundle_ships_its_npz_and_the_board_compares_outputs(tmodels, tmp_path):
@@ -280,3 +282,13 @@ def test_quantize_a_two_input_keras_model_calibrated_from_npz(tmp_path):
     assert [d["dtype"].__name__ for d in i8.get_input_details()] == ["int8", "int8"]
     again = _host(tmp_path, "evaluate", "--name", "two")          # make evaluate scores the shipped npz again
     assert again.returncode == 0 and "int8     raw on npz:" in again.stdout and "warning" not in again.stdout
+
+
+def test_the_summary_line_says_how_a_variant_agrees_with_fp32():
+    from host.pipeline.tasks import metric_line
+    fp32 = {"map": 0.5, "map50": 0.75}
+    int8 = dict(fp32, agreement_with_fp32={"host": 7, "board": 3, "matched": 3 / 7, "extra_board": 0,
+                                          "mean_iou": 0.93212, "max_score_diff": 0.11})
+    assert metric_line("detect", fp32) == "mAP 0.5000, mAP@.5 0.7500"
+    assert metric_line("detect", int8) == ("mAP 0.5000, mAP@.5 0.7500; vs fp32: 42.9 % of fp32's 7 boxes matched, "
+                                           "mean IoU 0.9321")
