@@ -174,7 +174,9 @@ def run_quantize_model(opts: Options) -> dict:
         if ev is not None:
             check_eval_labels(ev, n_out)
         calib = pixels_to_float(load_calibration(opts.calib, opts.calib_n, pre), pre)
-        print(f"{src.format} model {src.path} ({task.name}): input {hwc[0]}x{hwc[1]}x{hwc[2]}, {n_out} outputs, "
+        outs = (f"{n_out} outputs" if task.name == "classify"      # a class count; other tasks: their shapes
+                else "output " + ", ".join("x".join(str(d) for d in o["shape"]) for o in io_fp32["outputs"]))
+        print(f"{src.format} model {src.path} ({task.name}): input {hwc[0]}x{hwc[1]}x{hwc[2]}, {outs}, "
               f"preprocess {pre_name}, {len(calib)} calibration images from {opts.calib}"
               + (f", {len(ev.y)} eval images" if ev else ""))
         files = {v: fp32 if v == "fp32" else convert(saved, v, calib if v == "int8" else None, signature)
