@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         from device.tasks import NAMES
         p.add_argument("--task", choices=list(NAMES), help="what the outputs mean (default: recognised from them)")
         p.add_argument("--threshold", type=float, help="lowest score reported (detect 0.25, multi-pose 0.2)")
-        p.add_argument("--iou", type=float, default=0.45, help="NMS IoU for raw YOLO heads")
+        p.add_argument("--iou", type=float, default=None,
+                       help="NMS IoU for raw YOLO heads (default: the family's own, 0.7 for YOLOv8 and later, 0.45 for YOLOv5)")
 
     p = sub.add_parser("infer", help="run a model on images or .npy tensors (classify, detect, segment, ...)")
     p.add_argument("model", metavar="MODEL")

@@ -261,7 +261,7 @@ def infer(spec: dict) -> dict:
     t0 = _clock()
     pred = Predictor(spec["model_path"], runtime.RuntimeInfo(**spec["runtime"]), 1, spec["threads"],
                      manifest, spec.get("labels"), spec.get("pixel_scale"), spec.get("pixel_offset"),
-                     spec.get("task"), spec.get("threshold"), spec.get("iou", 0.45))
+                     spec.get("task"), spec.get("threshold"), spec.get("iou"))
     init_us = (_clock() - t0) / 1000.0
     items = [item.path for item in files.open_files(spec["inputs"], Options())]
     if not items:

@@ -35,7 +35,7 @@ class Predictor:
     def __init__(self, path: str, rt: runtime.RuntimeInfo, workers: int = 1, threads: int = 1,
                  manifest: Optional[dict] = None, labels: Optional[list] = None,
                  pixel_scale: Optional[float] = None, pixel_offset: Optional[float] = None,
-                 task: Optional[str] = None, threshold: Optional[float] = None, iou: float = 0.45):
+                 task: Optional[str] = None, threshold: Optional[float] = None, iou: Optional[float] = None):
         self.meta = modelfile.describe(path)
         module = runtime.load_module(rt)
         self.pool: queue.Queue = queue.Queue()

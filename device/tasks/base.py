@@ -44,7 +44,7 @@ class Context:
     k: int = 5
     labels: Optional[list] = None
     threshold: Optional[float] = None
-    iou: float = 0.45
+    iou: Optional[float] = None       # NMS IoU; None: the head's family default (detect.py)
     geometry: Any = None
     input_hw: tuple = (1, 1)          # the model input's (height, width)
     softmax_beta: Optional[float] = None   # a classifier ending at its logits: probabilities = softmax(beta * x)

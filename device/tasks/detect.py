@@ -5,8 +5,9 @@
    a count (1,). The graph already ran NMS; only the score threshold is applied here.
 2. A raw YOLO-style head, one output (1,N,4+C) or (1,4+C,N), rows (cx, cy, w, h[, objectness],
    class scores...) in input pixels or normalised to [0,1]. Thresholding and class-wise
-   non-maximum suppression run here, vectorised in NumPy (Ultralytics' own defaults: score 0.25,
-   IoU 0.45 in YOLOv5's detect.py, at most 300 boxes).
+   non-maximum suppression run here, vectorised in NumPy, by each family's own defaults: score
+   0.25, at most 300 boxes, NMS IoU 0.7 for YOLOv8 and later (Ultralytics' predict and val) and
+   0.45 for YOLOv5 heads (its detect.py).
 
 Boxes are reported as [x0, y0, x1, y1] in the original image's pixels (the resize or letterbox
 undone through the input's Geometry).
@@ -23,6 +24,7 @@ DEFAULT_THRESHOLD = 0.25
 MAX_DETECTIONS = 300
 MAX_CANDIDATES = 30000     # boxes above the threshold that go into NMS (the highest scores)
 NMS_CHUNK = 64             # boxes settled per NumPy round of NMS
+V8_IOU, V5_IOU = 0.7, 0.45  # NMS IoU by default: Ultralytics' YOLOv8+ and YOLOv5's own
 
 
 # ---------------------------------------------------------------- layouts
@@ -217,7 +219,8 @@ def decode_yolo(out: np.ndarray, layout: dict, ctx: Context) -> tuple:
     if xywh.size and float(np.max(np.abs(xywh))) <= 2.0:    # normalised (Ultralytics' TFLite exports)
         xywh = xywh * np.array([w, h, w, h], dtype=np.float64)
     xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-    kept = nms(xyxy, scores, class_ids, ctx.iou)
+    iou = ctx.iou if ctx.iou is not None else (V5_IOU if first == 5 else V8_IOU)
+    kept = nms(xyxy, scores, class_ids, iou)
     return xyxy[kept], scores[kept], class_ids[kept]
 
 

@@ -321,3 +321,20 @@ def test_a_class_map_crosses_as_runs_and_comes_back_equal():
     assert decode_runs(encode_runs(np.zeros((0, 0), np.uint8))).shape == (0, 0)
     with pytest.raises(ValueError, match="do not cover 21x12"):
         decode_runs(dict(runs, counts=runs["counts"][:-1] + [runs["counts"][-1] + 1]))
+
+
+@pytest.mark.parametrize("objectness,kept", [(False, 2), (True, 1)])
+def test_nms_iou_defaults_to_the_family_own(objectness, kept):
+    """Two boxes of one class overlapping at IoU 0.67: YOLOv8 and later (Ultralytics' predict and
+    val, NMS IoU 0.7) keep both, YOLOv5's detect.py (0.45) keeps one; --iou overrides either."""
+    boxes = [(50, 50, 40, 40), (58, 50, 40, 40)]          # cx, cy, w, h: IoU 32*40 / (2*1600 - 1280) = 0.667
+    rows = []
+    for (cx, cy, w, h), score in zip(boxes, (0.9, 0.8)):
+        rows.append([cx, cy, w, h] + ([1.0] if objectness else []) + [score, 0.0])
+    rows += [[0.0] * len(rows[0])] * 8                     # empty anchors
+    head = np.array(rows, dtype=np.float32).T             # (attrs, N), as YOLOv8 exports
+    layout = detect.yolo_layout([{"shape": [1, *head.shape]}])
+    labels = ["a", "b"]
+    assert len(detect.decode_yolo(head, layout, base.Context(labels=labels, input_hw=(100, 100)))[0]) == kept
+    forced = base.Context(labels=labels, input_hw=(100, 100), iou=0.5)
+    assert len(detect.decode_yolo(head, layout, forced)[0]) == 1
