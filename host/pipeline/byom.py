@@ -196,19 +196,23 @@ def run_quantize_model(opts: Options) -> dict:
         scored = evaluate(files, x, y, pre)
         if opts.calib == RANDOM or (ev is None and not is_task_set(opts.eval)):
             extra["accuracy_checked"] = False
+        debug = None
         if "int8" in scored and "fp32" in scored and ev is not None:
-            debug = _int8_debug(saved, calib, signature, scored, opts)
-            if debug:
-                extra["int8_debug"] = debug
-                if opts.int8_fallback > 0:
-                    from host.convert.debug_int8 import convert_mixed
+            debug = _int8_debug(saved, calib, signature, _top1_loss(scored, opts), opts)
+        elif "int8" in files and "fp32" in files and task.name != "classify" and is_task_set(opts.eval):
+            pair = _task_metrics(opts, {v: files[v] for v in ("fp32", "int8")}, task.name, pre, labels)[0]
+            debug = _int8_debug(saved, calib, signature, _task_loss(task.name, pair, opts), opts)
+        if debug:
+            extra["int8_debug"] = debug
+            if opts.int8_fallback > 0:
+                from host.convert.debug_int8 import convert_mixed
 
-                    keep = [r["tensor"] for r in debug["worst_layers"][:opts.int8_fallback]]
-                    debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
-                    files["mixed"] = convert_mixed(saved, calib, signature, keep)
-                    if softmax and softmax["where"] == "host":
-                        files["mixed"] = logits.strip_softmax(files["mixed"])[0]
-                    scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
+                keep = [r["tensor"] for r in debug["worst_layers"][:opts.int8_fallback]]
+                debug["kept_float"] = [r["layer"] for r in debug["worst_layers"][:opts.int8_fallback]]
+                files["mixed"] = convert_mixed(saved, calib, signature, keep)
+                if softmax and softmax["where"] == "host":
+                    files["mixed"] = logits.strip_softmax(files["mixed"])[0]
+                scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
         extra["variant_info"] = {v: {"runtime": "onnxruntime"} if is_onnx(b) else
                                  {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}
         return _bundle(opts, files, ev, pre, pre_name, labels, src.origin(), extra, scored, task.name)
@@ -254,8 +258,9 @@ def _model_info(src: Source, io: dict) -> dict:
             "outputs": [t["shape"] for t in io["outputs"]]}
 
 
-def _int8_debug(saved: Path, calib: np.ndarray, signature: str | None, scored: dict, opts: Options) -> dict | None:
-    """Per-layer error when INT8 drops more than MAX_DROP_PP or agrees < 98 % with FP32; else None."""
+def _top1_loss(scored: dict, opts: Options) -> tuple[list[str], dict]:
+    """(why INT8 needs a look, its figures) for a classifier: a top-1 drop over MAX_DROP_PP or
+    agreement with FP32 under 98 %."""
     i8, f32 = scored["int8"], scored["fp32"]
     drop = 100 * (f32.top1 - i8.top1)
     agree = float(np.mean(i8.predictions == f32.predictions))
@@ -264,13 +269,47 @@ def _int8_debug(saved: Path, calib: np.ndarray, signature: str | None, scored: d
         reasons.append(f"top-1 drop {drop:.2f} pp > {opts.max_drop_pp} pp")
     if agree < AGREEMENT_MIN:
         reasons.append(f"agreement with fp32 {100 * agree:.2f} % < {100 * AGREEMENT_MIN:.0f} %")
+    return reasons, {"drop_pp": round(drop, 3), "agreement_with_fp32": round(agree, 4)}
+
+
+# The figure a task's INT8 drop is read on (points, as MAX_DROP_PP), and its agreement measure.
+_HEADLINE = {"detect": ("map", "mAP"), "keypoints": ("ap", "OKS AP"), "segment": ("miou", "mIoU")}
+_AGREEMENT = {"detect": ("matched", "boxes matched"), "segment": ("pixels_equal", "pixels equal")}
+
+
+def _task_loss(task: str, metrics: dict, opts: Options) -> tuple[list[str], dict]:
+    """The same for a detector, pose model or segmenter, on the EVAL= set: its metric's drop in
+    points and its agreement with FP32 (boxes matched, pixels equal). A detector whose boxes and
+    scores share one INT8 scale in its head keeps its boxes and loses every score: this is where
+    that shows, instead of a bundle of zero detections that exits 0."""
+    i8, f32 = metrics.get("int8") or {}, metrics.get("fp32") or {}
+    key, name = _HEADLINE[task]
+    reasons, figures = [], {}
+    if i8.get(key) is not None and f32.get(key) is not None:
+        drop = 100 * (f32[key] - i8[key])
+        figures["drop_pp"] = round(drop, 3)
+        if drop > opts.max_drop_pp:
+            reasons.append(f"{name} drop {drop:.2f} pp > {opts.max_drop_pp} pp")
+    if task in _AGREEMENT:
+        field, said = _AGREEMENT[task]
+        agree = (i8.get("agreement_with_fp32") or {}).get(field)
+        if agree is not None:
+            figures["agreement_with_fp32"] = round(agree, 4)
+            if agree < AGREEMENT_MIN:
+                reasons.append(f"{said} with fp32 {100 * agree:.2f} % < {100 * AGREEMENT_MIN:.0f} %")
+    return reasons, figures
+
+
+def _int8_debug(saved: Path, calib: np.ndarray, signature: str | None, loss: tuple[list[str], dict],
+                opts: Options) -> dict | None:
+    """Per-layer error when INT8 loses accuracy (loss: the reasons and figures), or INT8_FALLBACK asks; else None."""
+    reasons, figures = loss
     if not reasons and opts.int8_fallback <= 0:
         return None
     from host.convert.debug_int8 import worst_layers
 
     print("int8: " + ("; ".join(reasons) or "INT8_FALLBACK asked") + " -> running the quantization debugger")
-    return {"reason": "; ".join(reasons) or "INT8_FALLBACK asked", "drop_pp": round(drop, 3),
-            "agreement_with_fp32": round(agree, 4),
+    return {"reason": "; ".join(reasons) or "INT8_FALLBACK asked", **figures,
             "worst_layers": worst_layers(saved, calib, signature, max(5, opts.int8_fallback))}
 
 

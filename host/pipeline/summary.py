@@ -84,9 +84,10 @@ def _print_int8_debug(manifest: dict) -> None:
         print(f"  {r['rmse_over_scale']:>8.3f}  {r['op']:<20} {r['layer']}")
     if "mixed" in v and "int8" in v:
         m, i8 = v["mixed"], v["int8"]
-        gain = (100 * (m["host_top1"] - i8["host_top1"])
-                if m["host_top1"] is not None and i8["host_top1"] is not None else float("nan"))
-        print(f"mixed keeps {', '.join(dbg.get('kept_float', []))} in float: {gain:+.2f} pp top-1 vs int8, "
+        gain = (f"{100 * (m['host_top1'] - i8['host_top1']):+.2f} pp top-1 vs int8"
+                if m["host_top1"] is not None and i8["host_top1"] is not None
+                else f"its {manifest.get('task', 'task')} figure on its line above")
+        print(f"mixed keeps {', '.join(dbg.get('kept_float', []))} in float: {gain}, "
               f"size x{m['size_bytes'] / i8['size_bytes']:.2f}, host latency x{m['host_us'] / max(i8['host_us'], 1e-9):.2f}")
     else:
         print("  INT8_FALLBACK=N re-converts with the N worst layers kept in float (variant 'mixed')")

@@ -94,6 +94,13 @@ def test_nchw_onnx_to_full_bundle_with_ort_variants_and_fidelity_checked(data, o
     with pytest.raises(ModelError, match=r"agrees with ONNX Runtime's FP32 on \d+\.\d+ % of 30 calibration images "
                                          r"\(< 99 %\), max abs difference"):
         add_ort_variants({"fp32": (bundle / "fp32.tflite").read_bytes()}, other.read_bytes(), calib, "classify")
+    # any other task has no top-1: the largest difference against the output's range decides
+    with pytest.raises(ModelError, match=r"differs from ONNX Runtime's FP32 by up to [\d.]+ \([\d.]+ % of the "
+                                         r"output's range, > 1 %\) on 30 calibration images"):
+        add_ort_variants({"fp32": (bundle / "fp32.tflite").read_bytes()}, other.read_bytes(), calib, "detect")
+    files = {"fp32": (bundle / "fp32.tflite").read_bytes()}
+    fid = add_ort_variants(files, data["model"].read_bytes(), calib, "detect", logits=True)   # its own ONNX
+    assert fid["range_share"] < 1e-3 and "top1_agreement" not in fid and set(files) == {"fp32"}
 
 
 def _graph(path: Path, nodes: list, inputs: list, opset: int = 17, extra_opsets: tuple = ()) -> Path:
