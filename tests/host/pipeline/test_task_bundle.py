@@ -292,3 +292,22 @@ def test_the_summary_line_says_how_a_variant_agrees_with_fp32():
     assert metric_line("detect", fp32) == "mAP 0.5000, mAP@.5 0.7500"
     assert metric_line("detect", int8) == ("mAP 0.5000, mAP@.5 0.7500; vs fp32: 42.9 % of fp32's 7 boxes matched, "
                                            "mean IoU 0.9321")
+
+
+def test_an_int8_detector_that_loses_its_scores_is_flagged_on_the_tasks_metric():
+    """The INT8 check of a task model reads its own metric (mAP drop in points) and its agreement
+    with FP32 (boxes matched), as a classifier's reads top-1: a head whose scores round to zero
+    gives mAP 0 and no matched box, and must not pass as a bundle of zero detections."""
+    from host.pipeline.byom import _task_loss
+    from host.pipeline.options import Options
+    opts = Options(model="m.keras", name="det")
+    fp32 = {"map": 0.8953, "map50": 0.9733}
+    lost = {"map": 0.0, "map50": 0.0, "agreement_with_fp32": {"host": 17, "board": 0, "matched": 0.0}}
+    reasons, figures = _task_loss("detect", {"fp32": fp32, "int8": lost}, opts)
+    assert reasons == ["mAP drop 89.53 pp > 1.0 pp", "boxes matched with fp32 0.00 % < 98 %"]
+    assert figures == {"drop_pp": 89.53, "agreement_with_fp32": 0.0}
+    kept = {"map": 0.8901, "agreement_with_fp32": {"host": 17, "board": 17, "matched": 1.0}}
+    assert _task_loss("detect", {"fp32": fp32, "int8": kept}, opts)[0] == []          # -0.52 pp: within 1 pp
+    seg = {"miou": 0.9, "agreement_with_fp32": {"pixels_equal": 0.95}}
+    assert _task_loss("segment", {"fp32": {"miou": 0.9}, "int8": seg}, opts)[0] == [
+        "pixels equal with fp32 95.00 % < 98 %"]
