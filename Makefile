@@ -145,7 +145,8 @@ report: venv
 compare: venv
 	$(PY) -m host compare "$$A" "$$B"
 
-## make score        RESULTS=results/<host>/<file>.json (a bench of a detector bundle): mAP board vs host;
+## make score        BUNDLE=artifacts/<name> [RESULTS=results/<host>/<file>.json] (a bench of a task bundle; without
+##                   RESULTS each board's newest): mAP / OKS AP / mIoU / a raw model's output errors, board vs host;
 ##                   or EVAL=coco:JSON:IMAGES|yolo:DIR|masks:IMAGES:MASKS RESULTS="board.json host.json" (infer results)
 score: venv
 	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS

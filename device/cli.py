@@ -197,6 +197,8 @@ def cmd_eval(args, doc: dict) -> int:
                                      args.timeout, load_manifest(args.manifest))
     if failure:
         _record_failure(doc, failure)
+        if failure["error"]["kind"] == "usage":     # an eval set's arrays that fit none of the model's inputs
+            return EXIT_USAGE
     else:
         warnings = list(result.get("warnings", [])) + _accuracy_warnings(result)
         doc["warnings"].extend(warnings)

@@ -8,16 +8,6 @@ def _num(value, fmt="{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _post_p50(result: dict) -> float | None:
-    """Median post-processing time (decoding, NMS, mask resizing) over the eval set's predictions:
-    a detector's figure beside its invoke time, since NMS on a big head can cost as much."""
-    times = sorted(p["postprocess_us"] for p in result.get("predictions") or [] if "postprocess_us" in p)
-    if not times:
-        return None
-    mid = len(times) // 2
-    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
-
-
 _FLOAT_OF = {"int8": "fp32", "ort_int8": "ort_fp32"}   # each runtime's INT8 against its own FP32
 
 
@@ -35,7 +25,7 @@ def render(doc: dict) -> str:
     index = results.run_index(doc)
     header = ["variant", "threads", "xnnpack", "delegated", "p50 us", "p99 us", "peak MB", "top-1",
               "int8 speed-up"]
-    with_post = any(_post_p50(r) is not None for r in doc.get("results", []))
+    with_post = any(results.post_p50(r) is not None for r in doc.get("results", []))
     if with_post:
         header.insert(6, "post p50 us")
     rows = []
@@ -55,7 +45,7 @@ def render(doc: dict) -> str:
                    _num(run["p50_us"]), _num(run["p99_us"]), _num(results.peak_rss_mb(r)),
                    _num(results.top1(r), "{:.4f}"), speedup]
             if with_post:
-                row.insert(6, _num(_post_p50(r)))
+                row.insert(6, _num(results.post_p50(r)))
             rows.append(row)
     cells = [header] + rows
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]

@@ -248,13 +248,22 @@ def fit_pixels(arr: np.ndarray, pre: Preprocess) -> np.ndarray:
 
 
 def array_to_tensor(arr: np.ndarray, spec: dict, pre: Preprocess, label: str) -> np.ndarray:
-    """A .npy array -> a batch-1 input tensor: taken as-is when it already is the tensor,
-    else as uint8 pixels to preprocess."""
+    """A .npy array -> a batch-1 input tensor: taken as-is when it already is the tensor; float
+    values of the tensor's shape for a quantised input are quantised with the input's own scale
+    and zero point (as the eval sets' float samples are: the features a reference pipeline wrote);
+    else uint8 pixels to preprocess."""
     want = [max(1, d) for d in spec["shape"]]
-    if arr.dtype == np.dtype(spec["dtype"]) and list(arr.shape) in (want, want[1:]):
+    fits = list(arr.shape) in (want, want[1:])
+    if arr.dtype == np.dtype(spec["dtype"]) and fits:
         return arr.reshape(want)
+    if arr.dtype.kind == "f" and fits and (np.dtype(spec["dtype"]).kind == "f" or
+                                           (spec.get("quantization") or {}).get("scale")):
+        return quantize(arr.astype(np.float32), spec).reshape(want)
     if arr.dtype == np.uint8 and arr.ndim in (2, 3):
         return pixels_to_input(arr[None], spec, pre)
+    if arr.dtype.kind == "f":
+        raise AgentError(f"{label}: array float{list(arr.shape)} does not fit the model input "
+                         f"{spec['dtype']}{want}: shapes {list(arr.shape)} and {want}", kind="input")
     raise AgentError(f"{label}: array {arr.dtype.name}{list(arr.shape)} is neither the model input "
                      f"{spec['dtype']}{want} nor uint8 pixels (H,W[,C])", kind="input")
 

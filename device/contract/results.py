@@ -233,6 +233,17 @@ class Metric:
                                      # "percent" (threshold %), "points" (a drop in percentage points),
                                      # "shown" (listed with its significance, never a regression), "" not compared
     scale: float = 1.0               # shown as value * scale (fractions as percent)
+    optional: bool = False           # a report column only when some row has a value (a task model's figure)
+
+
+def post_p50(result: dict) -> Optional[float]:
+    """Median post-processing time (decoding, NMS, mask resizing) over the eval set's predictions:
+    a task model's figure beside its invoke time, since NMS on a big head can cost as much."""
+    times = sorted(p["postprocess_us"] for p in result.get("predictions") or [] if "postprocess_us" in p)
+    if not times:
+        return None
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
 
 
 METRICS: Tuple[Metric, ...] = (
@@ -240,6 +251,7 @@ METRICS: Tuple[Metric, ...] = (
     Metric("count", "runs", lambda res, run: run.get("count"), "d"),
     Metric("p50_us", "p50 µs", lambda res, run: run.get("p50_us"), gate="latency"),
     Metric("p90_us", "p90 µs", lambda res, run: run.get("p90_us")),
+    Metric("post_p50_us", "post p50 µs", lambda res, run: post_p50(res), per_run=False, optional=True),
     Metric("p99_us", "p99 µs", lambda res, run: run.get("p99_us"), gate="shown"),
     Metric("throughput_ips", "ips", lambda res, run: run.get("throughput_ips"), ".0f"),
     Metric("peak_rss_mb", "peak RSS MB", lambda res, run: peak_rss_mb(res), per_run=False, gate="percent"),

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from device import report
-from device.contract import inputs
+from device.contract import feeds, inputs
 from device.errors import EXIT_USAGE, AgentError, one_line
 from device.measure import memory, stats
 from device.runtimes import graph, registry as runtime
@@ -47,12 +47,6 @@ def _specs(interp: Any) -> tuple:
     return ins, outs
 
 
-def _short_name(name: str) -> str:
-    """'serving_default_image:0' -> 'image' (how Keras inputs appear after conversion)."""
-    name = name[len("serving_default_"):] if name.startswith("serving_default_") else name
-    return name[:-2] if name.endswith(":0") else name
-
-
 def _bench_feeds(in_specs: list, input_files: list, seed: int) -> list:
     """Arrays for every input: from --input files (positional, or NAME=FILE), else random."""
     if not input_files:
@@ -60,21 +54,13 @@ def _bench_feeds(in_specs: list, input_files: list, seed: int) -> list:
         return [inputs.random_input(s, rng) for s in in_specs]
     if len(input_files) != len(in_specs):
         raise AgentError(f"model has {len(in_specs)} input(s) "
-                         f"({', '.join(_short_name(s['name']) for s in in_specs)}) but {len(input_files)} "
+                         f"({', '.join(feeds.short_name(s['name']) for s in in_specs)}) but {len(input_files)} "
                          "--input file(s) were given", kind="input")
     named = dict(f.split("=", 1) for f in input_files if "=" in f and not os.path.exists(f))
     if named:
         if len(named) != len(input_files):
             raise AgentError("use NAME=FILE for every --input or for none", kind="input")
-        order = []
-        for s in in_specs:
-            path = named.get(s["name"], named.get(_short_name(s["name"])))
-            if path is None:
-                raise AgentError(f"no --input for model input {_short_name(s['name'])!r} "
-                                 f"(inputs: {', '.join(_short_name(x['name']) for x in in_specs)})",
-                                 kind="input")
-            order.append(path)
-        input_files = order
+        input_files = [named[n] for n in feeds.match(list(named), in_specs, "--input", kind="input")]
     return [inputs.check_fits(inputs.load_npy(p), s, p) for p, s in zip(input_files, in_specs)]
 
 

@@ -2,8 +2,9 @@
 
 Detectors and pose models: the set's images (fitted to the input on the host) go through the same
 Predictor as `infer`, and the predictions go back to the host, which scores them with the set's
-annotations (pycocotools). Any-tensor models: inputs and expected outputs by position, compared
-here (largest absolute error, cosine similarity, argmax accuracy against labels).
+annotations (pycocotools). Any-tensor models: inputs by name or position (device/contract/feeds.py)
+and expected outputs by position, compared here (largest absolute error, cosine similarity, argmax
+accuracy against labels).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from device.contract import inputs
+from device.contract import feeds, inputs
 from device.errors import AgentError
 from device.measure import memory, stats
 from device.measure import jobs
@@ -73,10 +74,8 @@ def evaluate_images(spec: dict, manifest: Optional[dict], data: Any) -> dict:
             "warnings": list(pred.notes)}
 
 
-def _by_position(data: Any, prefix: str, single: str = "") -> list:
+def _by_position(data: Any, prefix: str) -> list:
     arrays, i = [], 0
-    if single and single in data.files:
-        return [data[single]]
     while f"{prefix}{i}" in data.files:
         arrays.append(data[f"{prefix}{i}"])
         i += 1
@@ -84,18 +83,17 @@ def _by_position(data: Any, prefix: str, single: str = "") -> list:
 
 
 def evaluate_tensors(spec: dict, data: Any) -> dict:
-    """An any-tensor model on an npz: inputs by position (x, or x0, x1, ...; float samples are
-    quantised for an INT8 input, so one set scores every variant), expected outputs by position
+    """An any-tensor model on an npz: inputs by name or by position (device/contract/feeds.py; float
+    samples are quantised for an INT8 input, so one set scores every variant), expected outputs by position
     (y0, y1, ...) and/or integer `labels`. Per output: the largest absolute error and the
     mean cosine similarity to the expected values; with labels, top-1 of output 0's argmax."""
     where = spec["eval_path"]
     module = runtime.load_module(runtime.RuntimeInfo(**spec["runtime"]))
-    xs, ys = _by_position(data, "x", "x"), _by_position(data, "y")
+    ys = _by_position(data, "y")
     labels = data["labels"] if "labels" in data.files else None
     interp, _ = _open(module, spec["model_path"], spec["threads"], True)
     in_specs, out_specs = _specs(interp)
-    if len(xs) != len(in_specs):
-        raise AgentError(f"{where}: {len(xs)} input arrays for a model with {len(in_specs)} inputs", kind="eval_set")
+    xs = [data[k] for k in feeds.match(feeds.input_keys(data.files), in_specs, where, feeds.signature_names(interp))]
     if ys and len(ys) != len(out_specs):
         raise AgentError(f"{where}: {len(ys)} expected outputs for a model with {len(out_specs)} outputs",
                          kind="eval_set")

@@ -133,25 +133,24 @@ def load_calibration(spec: str | None, n: int, pre: Preprocess, seed: int = 42) 
 def load_tensor_calibration(spec: str, n: int, inputs: list[dict], names: list[str],
                             seed: int = 42) -> list[np.ndarray]:
     """CALIB=npz:PATH for a model whose inputs are not one image: up to `n` samples of every input,
-    as arrays named after the model's inputs (`names`, e.g. the Keras Input names) or by position
-    (x, or x0, x1, ... in the .tflite's input order, as in the any-tensor eval sets); each shaped like
-    its input (samples first) and cast to the input's dtype."""
+    as arrays named after the model's inputs (`names`, e.g. the Keras Input names, or the .tflite's
+    tensor names) or by position (x, or x0, x1, ... in the .tflite's input order), matched by the
+    board's own matcher as the any-tensor eval sets are; each shaped like its input (samples first)
+    and cast to the input's dtype."""
+    from device.contract import feeds
     from host.evalsets.tensors import read_tensors
 
     if not spec.startswith("npz:"):
         raise DatasetError(f"CALIB={spec}: this model's inputs ({', '.join(names)}) are not one image: calibrate "
                            "it from npz:PATH (one array per input, samples first, by those names or x0, x1, ... "
                            "in that order)")
-    arrays = read_npz(spec[4:], "CALIB")
-    if set(names) <= set(arrays):
-        given = [np.asarray(arrays[k]) for k in names]
-        if len({len(a) for a in given}) != 1:
-            raise DatasetError(f"CALIB={spec}: arrays {', '.join(names)} hold different numbers of samples")
-    else:
-        given = read_tensors(spec[4:], spec, expected=False).inputs
-    if len(given) != len(inputs):
-        raise DatasetError(f"CALIB={spec}: {len(given)} input arrays for a model with {len(inputs)} inputs "
-                           f"({', '.join(names)})")
+    ts = read_tensors(spec[4:], spec, expected=False)
+    try:
+        keys = feeds.match(ts.input_names, [dict(s, index=i) for i, s in enumerate(inputs)], f"CALIB={spec}",
+                           dict(enumerate(names)))
+    except AgentError as exc:
+        raise DatasetError(str(exc)) from None
+    given = [ts.inputs[ts.input_names.index(k)] for k in keys]
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(given[0]), min(n, len(given[0])), replace=False))
     out = []

@@ -68,12 +68,14 @@ class MaskSet:
 
 @dataclass
 class TensorSet:
-    """Arrays for any-tensor models: inputs by position, expected outputs by position, or labels."""
+    """Arrays for any-tensor models: inputs (in the file's order, `input_names` their array names:
+    model input names, or x0, x1, ... by position), expected outputs by position, or labels."""
 
     spec: str
     inputs: list[np.ndarray]
     outputs: list[np.ndarray]
     labels: np.ndarray | None
+    input_names: list[str] = field(default_factory=list)
 
     kind = "raw"
 

@@ -15,31 +15,40 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "--json` files, the board's first; or, with --bundle, a stored `make bench` result")
     c.add_argument("--bundle", help="the task bundle a bench result belongs to (its EVAL= set and host predictions)")
     c.add_argument("--newest", action="store_true",
-                   help="with --bundle and no result: score every board's newest bench of it (make bench does); "
-                        "a bundle without a detection / pose / mask set is skipped quietly")
+                   help="with --bundle and no result (the default then): score every board's newest bench of it; "
+                        "--newest (make bench) also skips quietly "
+                        "a bundle without a detection / pose / mask / npz set")
     c.add_argument("--json", metavar="PATH", help="also write the scores here")
 
 
 def _figures(s: dict | None) -> str:
+    """The flat figures of a score on one line; per-class IoU (keyed by label name) after them."""
     if not s:
         return "–"
     head = {k: v for k, v in s.items() if not isinstance(v, (dict, list))}
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items())
+    line = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) and "error" in k else
+                     f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in head.items())
+    per_class = s.get("per_class") or {}
+    if per_class:
+        line += "; IoU " + ", ".join(f"{k} {'–' if v is None else f'{v:.4f}'}" for k, v in per_class.items())
+    return line
 
 
-def _score_newest(bundle: Path) -> int:
-    """After `make bench`: the board's mAP (OKS AP) beside the host's for each board's newest bench
-    of a detector / pose / segmentation bundle; nothing for other bundles."""
+def _score_newest(bundle: Path, quiet: bool = True) -> int:
+    """After `make bench`: the board's mAP (OKS AP, mIoU; a raw model's output errors and top-1)
+    beside the host's for each board's newest bench of a task bundle; nothing for other bundles."""
     from host.metrics.results import score_bench
     from host.report.build import load_results
 
     manifest_path = bundle / "manifest.json"
-    if not manifest_path.is_file() or (json.loads(manifest_path.read_text()).get("eval") or {}).get("kind") != "images":
+    if quiet and (not manifest_path.is_file() or
+                  (json.loads(manifest_path.read_text()).get("eval") or {}).get("kind") not in ("images", "tensors")):
         return 0
     docs, _ = load_results()
-    for path, doc in docs:
-        if (doc.get("deploy") or {}).get("bundle") != bundle.name:
-            continue
+    mine = [(path, doc) for path, doc in docs if (doc.get("deploy") or {}).get("bundle") == bundle.name]
+    if not mine and not quiet:
+        raise UsageError(f"no stored bench of {bundle.name} (make bench BUNDLE={bundle} first, or give RESULTS=)")
+    for path, doc in mine:
         scores = score_bench(str(path), bundle)
         board = doc["deploy"]["host"]
         for variant, s in scores["variants"].items():
@@ -54,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from device.contract.fileio import atomic_write_text
     from host.metrics.results import score, score_bench
 
-    if args.bundle and args.newest:
-        return _score_newest(Path(args.bundle))
+    if args.bundle and (args.newest or not args.items):
+        return _score_newest(Path(args.bundle), quiet=args.newest)
     if args.bundle:
         if len(args.items) != 1:
             raise UsageError("with --bundle give one stored bench result (results/<host>/<file>.json)")

@@ -104,13 +104,18 @@ def predicted_mask(p: dict | None, name: str, path: str) -> np.ndarray:
     return read_mask(Path(p["mask"]))
 
 
-def score_segment(ms: MaskSet, preds: dict, path: str) -> dict:
+def score_segment(ms: MaskSet, preds: dict, path: str, labels: list[str] | None = None) -> dict:
+    """mIoU and per-class IoU, keyed by the bundle's label names when it has them (else "0", "1", ...)."""
     from host.evalsets.masks import read_mask
     pairs = []
     for image, mask in ms.pairs:
         pairs.append((predicted_mask(preds.get(image.name), image.name, path), read_mask(mask)))
     n = int(max(max(int(a.max()), int(b[b != ms.ignore].max(initial=0))) for a, b in pairs)) + 1
-    return segmentation.segmentation_scores(segmentation.accumulate(pairs, n, ms.ignore))
+    n = max(n, len(labels or []))
+    names = [labels[i] if labels and i < len(labels) else str(i) for i in range(n)]
+    if len(set(names)) != n:            # repeated label lines would merge classes: keep the indices
+        names = None
+    return segmentation.segmentation_scores(segmentation.accumulate(pairs, n, ms.ignore), names)
 
 
 def score(eval_spec: str, paths: list[str]) -> dict:
@@ -148,27 +153,38 @@ def agreement(task: str, board: dict, host: dict) -> dict:
 
 
 def score_bench(result_path: str, bundle: Path) -> dict:
-    """`make bench` of a task bundle: per variant, the board's predictions (from the stored result)
-    and the host's (in the bundle's eval.npz), each scored on the bundle's EVAL= set, and their
-    agreement - the board's figure beside the host's."""
+    """`make bench` of a task bundle: per variant, the board's figure beside the host's. Detection,
+    pose, segmentation: the board's predictions (from the stored result) and the host's (in the
+    bundle's eval.npz), each scored on the bundle's EVAL= set, and their agreement. Raw (any-tensor)
+    models: the board's own comparison with the shipped npz (per output largest abs error, mean
+    cosine; top-1 with labels) beside the host's, recorded in the manifest at bundle time."""
     from host.pipeline.bundle import load_manifest
 
     manifest = load_manifest(bundle)
     spec = manifest.get("eval_set")
-    if not spec or (manifest.get("eval") or {}).get("kind") != "images":
-        raise DatasetError(f"{bundle}: not a bundle with a detection, pose or segmentation evaluation set "
-                           "(make bundle ... EVAL=coco:...|yolo:...|masks:...)")
+    kind = (manifest.get("eval") or {}).get("kind")
+    if not spec or kind not in ("images", "tensors"):
+        raise DatasetError(f"{bundle}: not a bundle with a detection, pose, segmentation or any-tensor evaluation "
+                           "set (make bundle ... EVAL=coco:...|yolo:...|masks:...|npz:...)")
     try:
         doc = json.loads(Path(result_path).read_text())
-        entries = [r for r in doc["results"] if r.get("predictions")]
+        entries = [r for r in doc["results"] if r.get("predictions" if kind == "images" else "tensors")]
     except (OSError, ValueError, KeyError, TypeError):
         raise DatasetError(f"{result_path}: not a stored bench result") from None
     if not entries:
-        raise DatasetError(f"{result_path}: no predictions on the evaluation set (was it benched with "
-                           f"{bundle}'s eval.npz?)")
-    ds = open_eval(spec)
-    fn = {"detect": score_detect, "keypoints": score_keypoints, "segment": score_segment}[manifest.get("task")]
+        raise DatasetError(f"{result_path}: no {'predictions' if kind == 'images' else 'figures'} on the evaluation "
+                           f"set (was it benched with {bundle}'s eval.npz?)")
     out: dict = {"eval": spec, "task": manifest.get("task"), "result": result_path, "variants": {}}
+    if kind == "tensors":
+        for r in entries:
+            host = (manifest.get("variants", {}).get(r["variant"]) or {}).get("host_metric")
+            out["variants"][r["variant"]] = {"board": tensor_figures(dict(r["tensors"], **(r.get("accuracy") or {}))),
+                                             "host": tensor_figures(host) if host else None, "agreement": None}
+        return out
+    ds = open_eval(spec)
+    labels = manifest.get("class_names")
+    fn = {"detect": score_detect, "keypoints": score_keypoints,
+          "segment": lambda d, p, w: score_segment(d, p, w, labels)}[manifest.get("task")]
     for r in entries:
         board = {p["input"]: p for p in r["predictions"]}
         host = host_predictions(bundle / "eval.npz", r["variant"])
@@ -176,6 +192,16 @@ def score_bench(result_path: str, bundle: Path) -> dict:
                                          "host": fn(ds, host, str(bundle / "eval.npz")) if host else None,
                                          "agreement": agreement(out["task"], board, host) if host else None}
     return out
+
+
+def tensor_figures(m: dict) -> dict:
+    """An any-tensor eval's figures (the board's `tensors` + accuracy, or a manifest's host_metric)
+    flat: `top1` (with labels), then `<output> max_abs_error` and `<output> mean_cosine` per output."""
+    flat: dict = {"top1": m["top1"]} if m.get("top1") is not None else {}
+    for o in m.get("outputs") or []:
+        flat[f"{o['name']} max_abs_error"] = o["max_abs_error"]
+        flat[f"{o['name']} mean_cosine"] = o["mean_cosine"]
+    return flat
 
 
 def host_predictions(eval_npz: Path, variant: str) -> dict:

@@ -125,7 +125,7 @@ def _check_task_inputs(task: str, opts: Options, labels: list[str] | None, io: d
     if task == "raw":
         if opts.eval and not opts.eval.startswith("npz:"):
             raise DatasetError(f"EVAL={opts.eval}: a raw (any-tensor) model is evaluated on npz:PATH "
-                               "(inputs x or x0, x1, ...; expected outputs y0, y1, ... and/or labels)")
+                               "(inputs by the model's input names or x0, x1, ...; expected outputs y0, y1, ... and/or labels)")
         return
     if opts.eval and not is_task_set(opts.eval):
         raise DatasetError(f"EVAL={opts.eval}: a {task} model is evaluated on coco:JSON:IMAGES, yolo:PATH or "

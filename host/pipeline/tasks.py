@@ -82,7 +82,7 @@ def score_variants(files: dict[str, bytes], task: Task, spec: str, pre: Preproce
         elif task.name == "keypoints":
             out[variant] = scoring.score_keypoints(ds, preds[variant], f"EVAL={spec}")
         elif task.name == "segment":
-            out[variant] = scoring.score_segment(ds, preds[variant], f"EVAL={spec}")
+            out[variant] = scoring.score_segment(ds, preds[variant], f"EVAL={spec}", labels)
         else:
             raise ModelError(f"EVAL={spec}: a {task.name} model is not scored on this kind of set")
     ref = "fp32" if "fp32" in preds else next(iter(preds))

@@ -73,8 +73,11 @@ def rows_of(docs: list[tuple[Path, dict]]) -> list[Row]:
         for res, run in resultdoc.runs(doc):
             # Prefer the host accuracy the agent read from the manifest it actually ran with.
             host = (res.get("accuracy") or {}).get("host_top1")
+            entry = manifest.get("variants", {}).get(res["variant"], {})
+            if host is None:         # a classifier's, else a raw model's top-1 on its npz labels
+                host = entry.get("host_top1")
             if host is None:
-                host = manifest.get("variants", {}).get(res["variant"], {}).get("host_top1")
+                host = (entry.get("host_metric") or {}).get("top1")
             variant, threads, xnnpack = resultdoc.run_key(res, run)
             rows.append(Row(resultdoc.board_name(doc), bundle, variant, threads, xnnpack, run, res, doc, host))
     return rows
@@ -97,7 +100,7 @@ def _baseline(rows: list[Row], r: Row) -> Row | None:
 
 def board_table(rows: list[Row]) -> list[str]:
     """Sizes and ratios computed here; every measured column comes from device.contract.results.METRICS."""
-    metrics = resultdoc.METRICS
+    metrics = [m for m in resultdoc.METRICS if not m.optional or any(m.get(r.result, r.run) is not None for r in rows)]
     out = ["| variant | threads | XNNPACK | size KB | ×FP32 size | host top-1 % | "
            + " | ".join(m.label for m in metrics) + " | speed-up vs FP32 | delegated ops | runtime |",
            "|---" * (9 + len(metrics)) + "|"]

@@ -90,6 +90,30 @@ def test_infer_third_party_style_without_manifest(models, agent, tmp_path):
     assert r["preprocess"]["source"] == "convention"
 
 
+@pytest.mark.parametrize("variant", ["int8", "uint8"])
+def test_infer_quantises_a_float_npy_with_the_inputs_own_scale(models, agent, tmp_path, variant):
+    """Features a reference pipeline saved as float go into an INT8/UINT8 input the way the eval
+    sets' float samples do: q = round(f / scale) + zero point, clipped; a float array of another
+    shape is still one line with both shapes."""
+    from ai_edge_litert.interpreter import Interpreter
+    detail = Interpreter(model_path=models[variant]).get_input_details()[0]
+    scale, zp = detail["quantization"]
+    f = np.random.default_rng(9).normal(0.5, 0.4, (1, 12, 12, 1)).astype(np.float32)
+    info = np.iinfo(detail["dtype"])
+    np.save(tmp_path / "q.npy", np.clip(np.round(f / scale) + zp, info.min, info.max).astype(detail["dtype"]))
+    np.save(tmp_path / "f.npy", f)
+    np.save(tmp_path / "f3.npy", f[0])
+    run = agent("infer", models[variant], tmp_path / "q.npy", tmp_path / "f.npy", tmp_path / "f3.npy", "--json", "-")
+    assert run.code == 0, run.stderr
+    q, a, b = run.doc["results"][0]["predictions"]
+    assert q["top_k"] == a["top_k"] == b["top_k"]
+    np.save(tmp_path / "small.npy", f[0, :5, :5])
+    bad = agent("infer", models[variant], tmp_path / "small.npy", "--json", "-")
+    assert bad.code == 1
+    (err,) = bad.doc["errors"]
+    assert "\n" not in err and "[5, 5, 1] and [1, 12, 12, 1]" in err
+
+
 def test_infer_invoke_failure_is_a_per_input_error(models, agent, tmp_path):
     """The model fails at invoke(): each input gets a one-line error naming it, not an internal error."""
     np.save(tmp_path / "a.npy", np.zeros((12, 12), np.uint8))

@@ -283,7 +283,7 @@ def test_raw_eval_from_an_npz_errors_cosine_and_accuracy(agent, tmodels, tmp_pat
     assert out["max_abs_error"] == pytest.approx(0.25, abs=1e-5) and 0.99 < out["mean_cosine"] < 1.0
     np.savez(tmp_path / "bad.npz", x0=x, x1=x, labels=labels)
     run = agent("eval", tmodels["raw"], tmp_path / "bad.npz", "--json", "-")
-    assert run.code == 1 and "2 input arrays for a model with 1 inputs" in run.stderr
+    assert run.code == 2 and "2 input arrays for a model with 1 inputs" in run.stderr   # bad input: usage
 
 
 def test_a_multi_input_model_is_evaluated_from_arrays_by_position(agent, models, tmp_path):

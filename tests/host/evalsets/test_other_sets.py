@@ -72,10 +72,20 @@ def test_tensors_by_position(tmp_path):
     assert len(one.inputs) == 1 and one.outputs == []
 
 
+def test_tensors_by_name_keep_the_file_order_for_the_matcher(tmp_path):
+    """Inputs named after the model's inputs are read as they are; which feeds which input is the
+    board's matcher's decision once the model is known (device/contract/feeds.py)."""
+    feats, sensor = np.zeros((3, 5), np.float32), np.ones((3, 2), np.float32)
+    ts = read_tensors(_npz(tmp_path / "n.npz", features=feats, sensor=sensor, y0=np.zeros((3, 4), np.float32)))
+    assert ts.input_names == ["features", "sensor"] and [a.shape for a in ts.inputs] == [(3, 5), (3, 2)]
+    pos = read_tensors(_npz(tmp_path / "p.npz", x1=sensor, x0=feats, labels=np.array([0, 1, 0])))
+    assert pos.input_names == ["x0", "x1"] and pos.inputs[0].shape == (3, 5)
+
+
 @pytest.mark.parametrize("arrays, says", [
     ({"x0": np.zeros((2, 1)), "y": np.zeros(2)}, "'y' is ambiguous"),
-    ({"x0": np.zeros((2, 1)), "out": np.zeros(2)}, "unknown array 'out'"),
-    ({"x0": np.zeros((2, 1)), "x2": np.zeros((2, 1)), "labels": np.zeros(2, int)}, "without gaps, found x0, x2"),
+    ({"x0": np.zeros((2, 1)), "out": np.zeros(2)}, "arrays x0 are positional and out are names"),
+    ({"x0": np.zeros((2, 1)), "x2": np.zeros((2, 1)), "labels": np.zeros(2, int)}, "arrays x0, x2: number them"),
     ({"x0": np.zeros((2, 1)), "y0": np.zeros((3, 1))}, "array y0 has shape (3, 1)"),
     ({"x0": np.zeros((2, 1)), "labels": np.zeros(2)}, "labels must be integers shaped (2,)"),
     ({"x0": np.zeros((2, 1))}, "nothing to score against"),

@@ -147,7 +147,9 @@ def test_make_bench_of_a_segmenter_gives_the_boards_miou_beside_the_hosts(tmodel
                               cwd=REPO, timeout=600)
         assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
         return proc
-    run("host", "bundle", "--model", tmodels["segment"], "--eval", spec, "--name", "seg")
+    (tmp_path / "seg_labels.txt").write_text("red\ngreen\nblue\n")
+    run("host", "bundle", "--model", tmodels["segment"], "--eval", spec, "--name", "seg",
+        "--labels", tmp_path / "seg_labels.txt")
     bundle = tmp_path / "artifacts" / "seg"
     (entry,) = _manifest(tmp_path, "seg")["variants"].values()
     host_miou = entry["host_metric"]["miou"]
@@ -160,6 +162,7 @@ def test_make_bench_of_a_segmenter_gives_the_boards_miou_beside_the_hosts(tmodel
     (v,) = json.loads((tmp_path / "s.json").read_text())["variants"].values()
     assert v["board"]["miou"] == pytest.approx(host_miou) and v["host"]["miou"] == pytest.approx(host_miou)
     assert v["agreement"]["pixels_equal"] == 1.0
+    assert list(v["board"]["per_class"]) == ["red", "green", "blue"] and v["board"]["per_class"]["green"] is None
     # compare gates on mIoU: a board map with everything called class 0 is a regression in points
     worse = json.loads(result.read_text())
     pred = [r for r in worse["results"] if r.get("predictions")][0]["predictions"][0]
@@ -172,6 +175,11 @@ def test_make_bench_of_a_segmenter_gives_the_boards_miou_beside_the_hosts(tmodel
     run("host", "report")
     report = (tmp_path / "reports" / "benchmark_report.md").read_text()
     assert "**segment** on `masks:" in report and f"| fp32 | {host_miou:.4f} | {host_miou:.4f} |" in report
+    assert "- fp32 board IoU per class: red 0." in report and ", green –, blue 0." in report
+    header = [x for x in report.splitlines() if x.startswith("| variant | threads |")][0].split(" | ")
+    row = [x for x in report.splitlines() if x.startswith("| fp32 | 1 | on |")][0].split(" | ")
+    post = float(row[header.index("post p50 µs")])            # the bench table's "post p50 us", here too
+    assert post > 0
 
 
 def test_quantize_a_keras_segmenter_calibrated_on_unlabelled_images(tmp_path):
@@ -230,6 +238,55 @@ def test_a_raw_model_bundle_ships_its_npz_and_the_board_compares_outputs(tmodels
     assert res["task"] == "raw" and res["tensors"] == {"count": 5, "outputs": entry["host_metric"]["outputs"]}
     proc = _host(tmp_path, "bundle", "--model", tmodels["raw"], "--eval", f"folder:{tmp_path}", "--name", "r2")
     assert proc.returncode == 2 and "a raw (any-tensor) model is evaluated on npz:PATH" in proc.stderr
+
+
+def test_make_bench_of_a_raw_bundle_gives_the_boards_figures_beside_the_hosts(tmodels, tmp_path):
+    """bundle (EVAL=npz: with labels) -> push + bench on HOST=local: make bench's own output, make
+    score BUNDLE= (no result: the newest), the report and make compare all carry the board's
+    per-output error, cosine and top-1 beside the host's recorded at bundle time."""
+    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
+                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
+
+    def run(*args, code=0):
+        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=600)
+        assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
+        return proc
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 16)).astype(np.float32)
+    y0 = (x[:, :6] * 2).reshape(5, 2, 3)
+    labels = np.argmax(x[:, :6], axis=1)
+    labels[0] = (labels[0] + 1) % 6                         # one wrong label: top-1 0.8 on board and host
+    np.savez(tmp_path / "set.npz", x=x, y0=y0, labels=labels)
+    run("host", "bundle", "--model", tmodels["raw"], "--eval", f"npz:{tmp_path / 'set.npz'}", "--name", "kws")
+    bundle = tmp_path / "artifacts" / "kws"
+    run("deploy", "push", "--bundle", bundle, "--host", "local")
+    run("deploy", "bench", "--bundle", bundle, "--host", "local")
+    newest = run("host", "score", "--bundle", bundle, "--newest")        # what `make bench` prints after the table
+    assert "local fp32 raw: board top1 0.8000, Identity max_abs_error 0, Identity mean_cosine 1.0000" in newest.stdout
+    assert "local fp32 raw: host  top1 0.8000, Identity max_abs_error 0" in newest.stdout
+    plain = run("host", "score", "--bundle", bundle)                      # make score BUNDLE=artifacts/kws
+    assert plain.stdout == newest.stdout
+    (result,) = (tmp_path / "results" / "local").glob("*.json")
+    run("host", "score", "--bundle", bundle, result, "--json", tmp_path / "s.json")
+    (v,) = json.loads((tmp_path / "s.json").read_text())["variants"].values()
+    assert v["board"] == v["host"] and v["board"]["top1"] == pytest.approx(0.8)
+    run("host", "report")
+    report = (tmp_path / "reports" / "benchmark_report.md").read_text()
+    assert "**raw** on `npz:" in report and "| fp32 | top1 | 0.8000 | 0.8000 |" in report
+    row = [line for line in report.splitlines() if line.startswith("| fp32 | 1 | on |")][0]
+    assert row.split(" | ")[5:7] == ["80.00", "80.00"]               # host top-1 % beside device top-1 %
+    worse = json.loads(result.read_text())                              # compare gates on top-1 in points
+    (entry,) = [r for r in worse["results"] if r.get("tensors")]
+    entry["accuracy"].update(top1=0.6, correct=3)
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    cmp = run("host", "compare", result, tmp_path / "worse.json", code=1)
+    line = [x for x in cmp.stdout.splitlines() if x.split()[:1] == ["fp32"] and " top1 " in x][0]
+    assert "-20.00pp" in line and line.endswith("REGRESSION")
+    other = tmp_path / "artifacts" / "plain"
+    run("host", "bundle", "--model", tmodels["raw"], "--name", "plain")
+    refused = run("host", "score", "--bundle", other, code=2)
+    assert "no stored bench of plain" in refused.stderr
 
 
 def test_quantize_a_two_input_keras_model_calibrated_from_npz(tmp_path):
