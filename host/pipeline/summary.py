@@ -91,6 +91,10 @@ def _print_int8_debug(manifest: dict) -> None:
               f"size x{m['size_bytes'] / i8['size_bytes']:.2f}, host latency x{m['host_us'] / max(i8['host_us'], 1e-9):.2f}")
     else:
         print("  INT8_FALLBACK=N re-converts with the N worst layers kept in float (variant 'mixed')")
+    if manifest.get("task") == "detect":
+        print("  likely cause for a raw YOLO head: boxes (pixels) and scores (0-1) leave the graph in one INT8 "
+              "tensor with one scale, and the box decoding runs in INT8; fp16 and dynamic keep float there "
+              "(their lines above)")
 
 
 def _print_targets(manifest: dict) -> None:
