@@ -88,18 +88,25 @@ def test_a_classifier_eval_set_for_a_detector_is_refused(tmodels, tmp_path):
     assert proc.returncode == 2 and "a detect model is evaluated on coco:JSON:IMAGES" in proc.stderr
 
 
+def _runner(tmp_path):
+    """`run(module, *args, code=0)`: python -m module in a private artifacts/home/results/reports,
+    with this machine as the board (HOST=local)."""
+    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
+                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
+
+    def run(*args, code=0):
+        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
+                              cwd=REPO, timeout=600)
+        assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
+        return proc
+    return run
+
+
 def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(tmodels, tmp_path):
     """bundle (EVAL=coco:) -> push + bench on HOST=local -> host score --bundle: the board's mAP
     computed by pycocotools from the board's own predictions, next to the host's."""
     spec = coco_set(tmp_path)
-    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
-                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
-
-    def run(*args):
-        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
-                              cwd=REPO, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
-        return proc
+    run = _runner(tmp_path)
     run("host", "bundle", "--model", tmodels["yolo"], "--labels", tmp_path / "labels.txt", "--eval", spec,
         "--name", "det")
     bundle = tmp_path / "artifacts" / "det"
@@ -121,14 +128,11 @@ def test_make_bench_of_a_detector_bundle_gives_the_boards_map_beside_the_hosts(t
     entry = [r for r in worse["results"] if r.get("predictions")][0]
     entry["predictions"][0]["detections"] = [d for d in entry["predictions"][0]["detections"] if d["label"] != "dog"]
     (tmp_path / "worse.json").write_text(json.dumps(worse))
-    cmp = subprocess.run([sys.executable, "-m", "host", "compare", result, tmp_path / "worse.json"], capture_output=True,
-                         text=True, env=env, cwd=REPO, timeout=300)
-    assert cmp.returncode == 1, cmp.stdout + cmp.stderr
+    cmp = run("host", "compare", result, tmp_path / "worse.json", code=1)
     line = [x for x in cmp.stdout.splitlines() if x.startswith("fp32 (detect)")][0]
     assert line.split()[2:6] == ["map", "0.6667", "0.3333", "-33.33pp"] and line.endswith("REGRESSION")
-    same = subprocess.run([sys.executable, "-m", "host", "compare", result, result], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
-    assert same.returncode == 0 and "fp32 (detect)" in same.stdout
+    same = run("host", "compare", result, result)
+    assert "fp32 (detect)" in same.stdout
     run("host", "report")                      # the same figures in the report's board section
     report = (tmp_path / "reports" / "benchmark_report.md").read_text()
     row = [line for line in report.splitlines() if line.startswith("| fp32 | 0.6667 |")]
@@ -139,14 +143,7 @@ def test_make_bench_of_a_segmenter_gives_the_boards_miou_beside_the_hosts(tmodel
     """masks: set -> bundle -> push + bench on HOST=local: the board sends its class maps back as
     runs, the host scores mIoU on them and on its own maps; the table shows post-processing."""
     spec = _mask_set(tmp_path, wrong_cols=8)
-    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
-                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
-
-    def run(*args, code=0):
-        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
-                              cwd=REPO, timeout=600)
-        assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
-        return proc
+    run = _runner(tmp_path)
     (tmp_path / "seg_labels.txt").write_text("red\ngreen\nblue\n")
     run("host", "bundle", "--model", tmodels["segment"], "--eval", spec, "--name", "seg",
         "--labels", tmp_path / "seg_labels.txt")
@@ -244,14 +241,7 @@ def test_make_bench_of_a_raw_bundle_gives_the_boards_figures_beside_the_hosts(tm
     """bundle (EVAL=npz: with labels) -> push + bench on HOST=local: make bench's own output, make
     score BUNDLE= (no result: the newest), the report and make compare all carry the board's
     per-output error, cosine and top-1 beside the host's recorded at bundle time."""
-    env = agent_env({"EDGEKIT_ARTIFACTS": str(tmp_path / "artifacts"), "EDGEKIT_HOME": str(tmp_path / "home"),
-                     "EDGEKIT_RESULTS": str(tmp_path / "results"), "EDGEKIT_REPORTS": str(tmp_path / "reports")})
-
-    def run(*args, code=0):
-        proc = subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
-                              cwd=REPO, timeout=600)
-        assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
-        return proc
+    run = _runner(tmp_path)
     rng = np.random.default_rng(6)
     x = rng.normal(size=(5, 16)).astype(np.float32)
     y0 = (x[:, :6] * 2).reshape(5, 2, 3)
