@@ -156,6 +156,9 @@ def read_npz(path: str, what: str) -> dict:
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"{what}: npz file not found: {p}")
+    import zipfile
+    if not zipfile.is_zipfile(p):           # else NumPy tries it as a pickle and says so
+        raise DatasetError(f"{what}: {p} is not an .npz archive (numpy.savez / savez_compressed write one)")
     try:
         data = np.load(p, allow_pickle=False)
         return {k: data[k] for k in data.files}

@@ -124,3 +124,13 @@ def test_registry_bad_specs(spec, says):
     with pytest.raises(DatasetError) as err:
         open_eval(spec)
     assert "\n" not in str(err.value) and str(err.value).startswith(f"EVAL={spec}: {says}")
+
+
+def test_a_file_that_is_not_an_npz_archive_says_so(tmp_path):
+    """NumPy reads anything that is not a zip or .npy as a pickle, and refuses that: the user is told
+    what the file is not, instead of "Cannot load file containing pickled data"."""
+    path = tmp_path / "set.npz"
+    path.write_text("x0,y0\n1,2\n")                      # a CSV renamed, say
+    with pytest.raises(DatasetError) as err:
+        read_tensors(path)
+    assert str(err.value) == f"npz eval set: {path} is not an .npz archive (numpy.savez / savez_compressed write one)"
