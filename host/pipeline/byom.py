@@ -16,6 +16,7 @@ import numpy as np
 
 from device.contract.fileio import atomic_write_text
 from device.contract.inputs import Preprocess, pixels_to_float
+from device.tasks.detect import yolo_layout
 from host.convert.interop import onnx_file, torch_file
 from host.convert.importers import identify, importer
 from host.convert.interop.ort_variants import io_details as ort_io_details, is_onnx
@@ -31,6 +32,7 @@ from host.pipeline.tasks import (SHIPPED, choose as choose_task, is_task_set, me
                                   score_variants, ship_tensor_set, write_eval_images)
 
 AGREEMENT_MIN = 0.98
+HEAD_FLOAT_OPS = 30     # a raw YOLO head's decoding, kept float in `mixed` when full INT8 loses it
 
 
 def check_labels(labels: list[str] | None, n_outputs: int, path: str | None) -> None:
@@ -212,6 +214,12 @@ def run_quantize_model(opts: Options) -> dict:
                 files["mixed"] = convert_mixed(saved, calib, signature, keep)
                 if softmax and softmax["where"] == "host":
                     files["mixed"] = logits.strip_softmax(files["mixed"])[0]
+                scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
+            elif task.name == "detect" and yolo_layout(io_fp32["outputs"]) is not None:
+                from host.convert.debug_int8 import convert_head_float
+
+                files["mixed"] = convert_head_float(saved, calib, signature, fp32, HEAD_FLOAT_OPS)
+                debug["kept_float"] = [f"the last {HEAD_FLOAT_OPS} operators (the head's decoding; float output)"]
                 scored.update(evaluate({"mixed": files["mixed"]}, x, y, pre))
         extra["variant_info"] = {v: {"runtime": "onnxruntime"} if is_onnx(b) else
                                  {"float_ops": graph_summary(b)["float_ops"]} for v, b in files.items()}

@@ -93,8 +93,8 @@ def _print_int8_debug(manifest: dict) -> None:
         print("  INT8_FALLBACK=N re-converts with the N worst layers kept in float (variant 'mixed')")
     if manifest.get("task") == "detect":
         print("  likely cause for a raw YOLO head: boxes (pixels) and scores (0-1) leave the graph in one INT8 "
-              "tensor with one scale, and the box decoding runs in INT8; fp16 and dynamic keep float there "
-              "(their lines above)")
+              "tensor with one scale, and the box decoding runs in INT8; mixed (built for a raw head), fp16 "
+              "and dynamic keep float there (their lines above)")
 
 
 def _print_targets(manifest: dict) -> None:
