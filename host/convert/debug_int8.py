@@ -51,13 +51,16 @@ def worst_layers(saved_model: Path, calibration: np.ndarray, signature: str | No
     return rows[:top]
 
 
-def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | None, layers: list[str]) -> bytes:
-    """Full INT8 except `layers`, which stay float (int8 input/output kept)."""
+def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | None, layers: list[str],
+                  float_output: bool = False, what: str = "mixed conversion") -> bytes:
+    """Full INT8 except `layers`, which stay float; the output stays INT8 unless `float_output`."""
     import tensorflow as tf
 
     from host.convert.quantize import ConversionError, make_converter
 
     conv = make_converter(saved_model, "int8", calibration, signature)
+    if float_output:
+        conv.inference_output_type = tf.float32
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(layers))
     debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_dataset(calibration),
@@ -65,7 +68,7 @@ def convert_mixed(saved_model: Path, calibration: np.ndarray, signature: str | N
     try:
         return debugger.get_nondebug_quantized_model()
     except Exception as exc:
-        raise ConversionError(f"mixed conversion failed: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise ConversionError(f"{what} failed: {str(exc).strip().splitlines()[0][:300]}") from None
 
 
 def convert_head_float(saved_model: Path, calibration: np.ndarray, signature: str | None, fp32: bytes,
@@ -76,22 +79,9 @@ def convert_head_float(saved_model: Path, calibration: np.ndarray, signature: st
     both, and the worst-layer ranking above does not point there (measured on a YOLOv8n from
     Ultralytics: full INT8 mAP 0, the 5 worst layers in float still 0, the last 30 operators in
     float 0.893 against FP32's 0.898)."""
-    import tensorflow as tf
-
     from device.profiling import flatmodel
-    from host.convert.quantize import ConversionError, make_converter
 
-    model = flatmodel.schema().Model.GetRootAs(fp32, 0)
-    graph = model.Subgraphs(0)
+    graph = flatmodel.schema().Model.GetRootAs(fp32, 0).Subgraphs(0)
     outputs = [graph.Tensors(graph.Operators(j).Outputs(0)).Name().decode() for j in range(graph.OperatorsLength())]
-    conv = make_converter(saved_model, "int8", calibration, signature)
-    conv.inference_output_type = tf.float32
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=outputs[len(outputs) - ops:])
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_dataset(calibration),
-                                                         debug_options=options)
-    try:
-        return debugger.get_nondebug_quantized_model()
-    except Exception as exc:
-        raise ConversionError(f"int8 with a float head failed: {str(exc).strip().splitlines()[0][:300]}") from None
-
+    return convert_mixed(saved_model, calibration, signature, outputs[len(outputs) - ops:], float_output=True,
+                         what="int8 with a float head")
