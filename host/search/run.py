@@ -70,6 +70,8 @@ def leaderboard(study, req: Request, board: BoardRun, native: tuple) -> tuple[Le
         c.id, c.default = f"c{t.number:02d}", bool(t.user_attrs.get("default"))
         c.extra.update(trial=t.number, state=t.state.name, worker=t.user_attrs.get("worker"),
                        measured=t.user_attrs.get("measured", []))
+        if t.user_attrs.get("ladder"):
+            c.extra["ladder"] = t.user_attrs["ladder"]      # a step of the scaled default model
         if "failed_trial" in t.system_attrs:
             c.extra["retry_of"] = t.system_attrs["failed_trial"]
         if t.state == TrialState.FAIL and c.status != "failed":

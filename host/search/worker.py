@@ -125,6 +125,11 @@ class Worker(Stages):
         trial.set_user_attr("worker", self.holder)
         trial.set_user_attr("measured", [])     # what this trial itself measured on a board
         trial.set_user_attr("trained", False)   # (a re-queued trial inherits its predecessor's attrs)
+        larger = self.larger_step_fits(trial)
+        if larger:                              # a smaller scaled default: not worth a measurement
+            c.status, c.why = "skipped", f"a smaller step of the scaled default model than {larger}, which fits"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
         # (2) static facts
         c.static = known.get("static") or other.get("static")
         untrained = self.dir / "cands" / c.id / "untrained_int8.tflite"
@@ -173,6 +178,19 @@ class Worker(Stages):
             self.keep(trial, c)
             raise CandidateFailed(c.why)
         return self.judge_final(trial, c)
+
+    def larger_step_fits(self, trial) -> str | None:
+        """For a step of the scaled default model (host/search/study.py ladder): the id of a larger
+        step (the default model is step 0) measured within every budget, if there is one."""
+        step = trial.user_attrs.get("ladder")
+        if not step:
+            return None
+        for t in self.study.get_trials(deepcopy=False):
+            d = t.user_attrs.get("cand") or {}
+            if (t.user_attrs.get("ladder") is not None and t.user_attrs["ladder"] < step and d.get("short")
+                    and "error" not in d["short"] and d.get("status") not in ("over budget", "skipped", "failed")):
+                return d["id"]
+        return None
 
     def same_as(self, trial, c: Candidate, d: dict) -> tuple[float, float, float]:
         """A trial of a model already trained (same config, same seed: the same run) takes that

@@ -96,6 +96,17 @@ def check_decisions(lb: dict) -> None:
         if c["stage"] in ("static", "measured"):
             assert c["state"] == "PRUNED" and "train" not in c, "discarded by measurement yet trained"
 
+    # the scaled default model, larger steps first: a skipped step is smaller than one measured within
+    # every budget and was neither measured nor trained; every step before the first that fits broke one
+    steps = sorted((c for c in cands.values() if c.get("ladder")), key=lambda c: c["ladder"])
+    fits = [c for c in steps if c.get("short") and "error" not in c["short"] and c["status"] != "over budget"]
+    for c in steps:
+        if c["status"] == "skipped":
+            [larger] = [f for f in fits if f["id"] in c["why"]]
+            assert larger["ladder"] < c["ladder"] and "short" not in c and "train" not in c
+        elif not fits or c["ladder"] < fits[0]["ladder"]:
+            assert c["status"] == "over budget"
+
     # everything trained was measured first, untrained, within budget
     trained = [c for c in cands.values() if "train" in c]
     assert trained
@@ -123,8 +134,10 @@ def check_decisions(lb: dict) -> None:
     lo, hi = win["val_interval"]
     assert lo <= wm <= hi
 
-    # the Pareto front is Optuna's: feasible finished trials, none dominated by another
-    pts = {c["id"]: (c["int8"]["val_top1"], c["final"]["p50_us"], c["final"]["peak_rss_mb"]) for c in cands.values()
+    # the Pareto front is Optuna's: feasible finished trials, none dominated by another (accuracy as the
+    # study saw it: over the folds where a finalist was re-validated on them)
+    pts = {c["id"]: (accuracy(Candidate.from_dict(c))[0], c["final"]["p50_us"], c["final"]["peak_rss_mb"])
+           for c in cands.values()
            if c["state"] == "COMPLETE" and meets(budgets, final_figures(c))}
     assert lb["pareto"] and set(lb["pareto"]) <= set(pts)
     for i in lb["pareto"]:
@@ -143,6 +156,10 @@ def test_decisions_match_the_leaderboard(first_run):
     assert lb["storage"].startswith("sqlite:///") and lb["storage"].endswith("search-tiny/study.db")
     check_decisions(lb)
     assert sum(1 for c in lb["candidates"] if "train" in c) <= 2
+    steps = [c for c in lb["candidates"] if c.get("ladder")]    # one worker: once a step fits, the rest are skipped
+    first = next(c for c in steps if c["status"] != "over budget")
+    assert first["status"] in ("winner", "finalist", "halved") and "train" in first
+    assert all(c["status"] == "skipped" for c in steps if c["ladder"] > first["ladder"])
     for c in lb["candidates"]:      # every finalist within budget re-validated on FOLDS=2 folds
         if c["status"] in ("winner", "finalist"):
             assert len(c["int8"]["folds"]) == 2 and c["int8"]["folds_n"] > c["int8"]["val_n"]

@@ -86,3 +86,20 @@ def test_stride_2_stem_builds_the_halved_maps_and_small_inputs_keep_stride_1(tmp
     assert sp.describe(big).startswith("a1 32px/2 ")
     small = points((12, 12, 1))                          # 12 and 8 px: the builder ignores stride 2 there,
     assert len(small) == 2 and all(c["stem_stride"] == 1 for c in small)   # so it is recorded as built
+
+
+def test_the_scaled_default_ladder_covers_every_width_and_resolution_largest_first():
+    """After c00 the study measures the default model at the space's widths and resolutions, the most
+    costly (alpha^2 x resolution^2) first, so the first step within budget is the largest that fits."""
+    space = sp.load_space(sp.DEFAULT_SPACE)
+    steps = st.ladder(space)
+    pairs = [(s["alpha"], s["resolution"]) for s in steps]
+    assert sorted(pairs) == sorted({(a, r) for a in space.alpha for r in space.resolution} - {(1.0, 1.0)})
+    cost = [(a * r) ** 2 for a, r in pairs]
+    assert cost == sorted(cost, reverse=True)
+    assert pairs[:3] == [(0.75, 1.0), (1.0, 0.75), (0.75, 0.75)]          # a tie goes to the larger input
+    default, choices = st.defaults(), st.choices(space, (28, 28, 1))
+    for s in steps:                 # the default model's pattern, only its width and input changed
+        assert {k: v for k, v in s.items() if k not in ("alpha", "resolution")} == \
+               {k: v for k, v in default.items() if k not in ("alpha", "resolution")}
+        assert all(s[k] in choices[k] for k in st.KEYS)
