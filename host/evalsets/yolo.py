@@ -3,7 +3,8 @@
 Layout (`yolo:PATH`, or `yolo:PATH:SPLIT` for PATH/images/SPLIT and PATH/labels/SPLIT):
 PATH/images/<stem>.jpg|png|... and PATH/labels/<stem>.txt, one object per line
 `class cx cy w h` with the box centre and size normalised to 0..1 of the image. An image without a
-label file has no objects (Ultralytics' background images). Class names come from the first of
+label file has no objects (Ultralytics' background images); a label file without an image is left
+out as Ultralytics does, with one warning line naming how many and the first of them. Class names come from the first of
 PATH/data.yaml (`names:` as a list or {index: name}), PATH/classes.txt (one per line), or the
 data.yaml in PATH's parent (where Roboflow puts it next to train/ valid/ test/); without names the
 classes are called "0", "1", ... and none is out of range.
@@ -52,6 +53,10 @@ def read_yolo(path: str | Path, split: str | None = None, spec: str = "") -> Det
                 bw, bh = box[2] * w, box[3] * h
                 anns.append({"id": len(anns) + 1, "image_id": entry.image_id, "category_id": cls,
                              "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0})
+    orphans = sorted(p.name for p in lbl_dir.glob("*.txt") if p.stem not in stems and p.name != "classes.txt")
+    if orphans:
+        print(f"warning: {lbl_dir}: {len(orphans)} label file(s) without an image left out "
+              f"({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}; images: {', '.join(IMAGE_EXTS)})")
     if names is None:
         names = [str(i) for i in range(max((a["category_id"] for a in anns), default=0) + 1)]
     coco = {"images": [{"id": e.image_id, "file_name": e.path.name, "width": e.width, "height": e.height}

@@ -148,6 +148,19 @@ def test_yolo_converts_to_pixel_boxes(tmp_path):
     assert [a["id"] for a in anns] == [1, 2]      # b.jpg has no label file: a background image
 
 
+def test_yolo_label_files_without_an_image_are_named_in_one_warning(tmp_path, capsys):
+    """Their boxes are left out (as Ultralytics does), but not silently: a typo'd or unsupported image
+    would otherwise lower recall with no word said. labelImg's labels/classes.txt is not a label file."""
+    labels = {"a": "0 0.5 0.5 0.2 0.4\n", "gone": "1 0.5 0.5 0.1 0.1\n", "b2": "2 0.5 0.5 0.1 0.1\n",
+              "classes": "cat\ndog\nbird\n"}
+    ds = read_yolo(_yolo_set(tmp_path / "set", labels))
+    assert [a["image_id"] for a in ds.coco["annotations"]] == [1]
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("warning:") and "2 label file(s) without an image left out (b2.txt, gone.txt;" in line
+    read_yolo(_yolo_set(tmp_path / "clean", {"a": "0 0.5 0.5 0.2 0.4\n", "classes": "cat\n"}))
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("names_file, text, expected", [
     ("data.yaml", "nc: 2\nnames: {0: person, 1: car}\n", ["person", "car"]),
     ("classes.txt", "person\ncar\n\n", ["person", "car"]),
