@@ -17,7 +17,8 @@ class Candidate:
     id: str                         # c00, c01, ...: draw order; c00 is the default model
     config: dict                    # builder arguments (host/search/space.py)
     default: bool = False
-    status: str = "pending"         # pending, over budget, failed, skipped, not trained, halved, finalist, winner, not reached
+    status: str = "pending"         # pending, over budget, failed, skipped (ladder), not trained, halved,
+    #                                 finalist, winner, not reached
     why: str = ""
     static: dict | None = None      # params, macs, int8_size_bytes, arena_bytes, graph (hash): free, untrained
     short: dict | None = None       # the short bench of the untrained INT8 file (figures, or error)
