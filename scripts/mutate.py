@@ -48,7 +48,7 @@ MODULES = {
     # (the planner's tests only: the agent.pyz test cannot run a mutated tree's agent)
     "device/profiling/memplan.py::_align,_order,place,live_bytes": ["tests/device/profiling/test_profile.py", "-k",
                                                            "planner or plan_matches"],
-    "host/search/decide.py::broken,excess,pareto,closest,most_compute,rungs,halve,one_kind": ["tests/host/search/test_search_decisions.py"],
+    "host/search/decide.py::broken,excess,one_kind,accuracy,select,out_of_reach,time_for_training,closest": ["tests/host/search/test_search_decisions.py"],
     # the service's model hand-over: follow the link, check a release in a child and in place, switch
     "device/serving/swap.py::Follower.check_once,Follower.target,Follower.mark_served,Follower.write_state,"
     "release_loader,self_check,isolated_check": ["tests/device/serving/test_swap.py"],
