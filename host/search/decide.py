@@ -10,6 +10,9 @@ from host.search import space as sp
 from host.search.board import BoardRun
 from host.search.candidate import Candidate
 
+# p50s closer than this (relative) are a tie: the default model's INT8 file measured 96.1-104.6 us (9 %)
+# in the searches of one `make search-perf` run on a loaded machine, ~0.3 % apart on a quiet one.
+LATENCY_TIE = 0.05
 # budget key -> (figure it limits, label, unit, "max" or "min"); the CLI/Makefile names map here.
 BUDGETS = {"max_p50_us": ("p50_us", "p50", "us", "max"), "max_p99_us": ("p99_us", "p99", "us", "max"),
            "max_peak_rss_mb": ("peak_rss_mb", "peak RSS", "MB", "max"),
@@ -66,7 +69,10 @@ def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
     """The winner among finalists within every budget: the most accurate on validation, except that
     a difference smaller than one standard error of the difference is a tie (the one-standard-error
     rule: on 500 validation images one error is ~0.6 pp, so 98.4 % vs 97.6 % is noise), and ties go to
-    the lower p50, then the smaller INT8 file. Each finalist's `why` gives its accuracy and interval."""
+    the lower p50, then the smaller INT8 file, then the higher accuracy. A p50 within LATENCY_TIE of
+    the fastest is as fast: latency has its noise too, and a 0.1 us lead once picked a model 1.3 pp
+    worse on test (mnist5k, WORKERS=2: 33.3 vs 33.4 us, 566 vs 162 KB). Each finalist's `why` gives
+    its accuracy and interval."""
     ok = [c for c in finalists if c.status == "finalist"]
     if not ok:
         return None
@@ -74,7 +80,10 @@ def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
     best = max(ok, key=lambda c: acc[c.id][0])
     m0, s0 = acc[best.id]
     tied = [c for c in ok if m0 - acc[c.id][0] <= math.sqrt(s0 ** 2 + acc[c.id][1] ** 2)]
-    winner = min(tied, key=lambda c: (c.final.get("p50_us") or math.inf, c.int8["size_bytes"], c.id))
+    p50 = {c.id: c.final.get("p50_us") or math.inf for c in tied}
+    fastest = min(p50.values())
+    quick = [c for c in tied if p50[c.id] <= fastest * (1 + LATENCY_TIE)]
+    winner = min(quick, key=lambda c: (c.int8["size_bytes"], -acc[c.id][0], c.id))
     for c in ok:
         m, s = acc[c.id]
         shown = f"val top-1 {100 * m:.2f} ± {196 * s:.2f} % (95 %)"
@@ -82,9 +91,13 @@ def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
         if c is winner:
             c.status = "winner"
             c.why = f"{shown}; " + ("most accurate within every budget" if c is best else
-                                   f"tied with {best.id} within one standard error, and faster")
+                                   f"tied with {best.id} within one standard error, and "
+                                   + ("faster" if p50[best.id] > fastest * (1 + LATENCY_TIE) else
+                                      f"as fast (p50 within {100 * LATENCY_TIE:.0f} %) and smaller"))
+        elif c in quick:
+            c.why = f"{shown}; tied with {winner.id} within one standard error and as fast, larger"
         elif c in tied:
-            c.why = f"{shown}; tied with {winner.id} within one standard error, slower or larger"
+            c.why = f"{shown}; tied with {winner.id} within one standard error, slower"
         else:
             c.why = f"{shown}; below {best.id} by more than one standard error"
     return winner

@@ -109,6 +109,14 @@ def test_a_lead_inside_the_noise_is_a_tie_broken_by_latency_then_size():
     assert "tied with c03" in noisy.why
     a, b = _fin("c01", 0.951, 20.0, size=9000), _fin("c02", 0.95, 20.0, size=8000)
     assert select([a, b], {}) is b                                     # same latency: the smaller file
+    # a p50 lead inside the latency noise is no lead: the smaller file, then the more accurate, wins
+    big, small = _fin("c05", 0.9787, 33.3, size=566_000), _fin("c04", 0.980, 33.4, size=162_000)
+    assert select([big, small], {}) is small
+    assert "most accurate" in small.why and "as fast, larger" in big.why
+    big, small = _fin("c05", 0.980, 33.3, size=566_000), _fin("c04", 0.9787, 33.4, size=162_000)
+    assert select([big, small], {}) is small and "as fast (p50 within 5 %) and smaller" in small.why
+    quick, more = _fin("c06", 0.975, 20.0), _fin("c07", 0.977, 20.5)         # same size: the more accurate
+    assert select([quick, more], {}) is more
     # with more validation data the same gap is no longer noise
     noisy, steady = _fin("c16", 0.984, 30.0, n=20_000), _fin("c03", 0.976, 25.0, n=20_000)
     assert select([noisy, steady], {}) is noisy
