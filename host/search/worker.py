@@ -180,13 +180,10 @@ class Worker(Stages):
         return self.judge_final(trial, c)
 
     def larger_step_fits(self, trial) -> str | None:
-        """For a step of the scaled default model (host/search/study.py ladder): the id of a larger
-        step (the default model is step 0) measured within every budget, if there is one. A larger
-        step another worker is still measuring (seconds) is waited for, so that with any number of
-        workers only the largest step that fits is trained (two workers once trained two steps side
-        by side, doubling the work against one worker and letting a 0.1 us lead pick the worse)."""
-        import optuna
-
+        """For a step of the scaled default model (study.py ladder; step 0 is the default): a larger
+        step measured within every budget. One still being measured (seconds) is waited for, so that
+        with any number of workers only the largest step that fits is trained."""
+        from optuna.storages import fail_stale_trials
         step = trial.user_attrs.get("ladder")
         if not step:
             return None
@@ -194,9 +191,8 @@ class Worker(Stages):
             waiting = False
             for t in self.study.get_trials(deepcopy=False):
                 d = t.user_attrs.get("cand") or {}
-                if t.user_attrs.get("ladder") is None or t.user_attrs["ladder"] >= step or t.number == trial.number:
-                    continue
-                if d.get("status") in ("over budget", "skipped", "failed"):
+                if (t.user_attrs.get("ladder") is None or t.user_attrs["ladder"] >= step
+                        or d.get("status") in ("over budget", "skipped", "failed")):
                     continue
                 if d.get("short") and "error" not in d["short"]:
                     return d["id"]
@@ -204,7 +200,7 @@ class Worker(Stages):
             if not waiting or self.out_of_time():
                 return None
             time.sleep(0.5)
-            optuna.storages.fail_stale_trials(self.study)       # a larger step whose worker died: not waited for
+            fail_stale_trials(self.study)       # a larger step whose worker died: not waited for
 
     def same_as(self, trial, c: Candidate, d: dict) -> tuple[float, float, float]:
         """A trial of a model already trained (same config, same seed: the same run) takes that
