@@ -8,6 +8,7 @@ measurement runs on is the one the worker leased for it.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from host.config import ARTIFACTS, DEFAULTS
 from host.search import space as sp
 from host.search.board import BoardRun, bench_settings, on_board, settings_key
 from host.search.candidate import Candidate
+from host.search.lease import ThisMachine
 
 SHORT = {"num_runs": 30, "warmup_runs": 5, "min_secs": 0.0, "cooldown": 0.0}   # the pre-training measurement
 UNTRAINED_CALIBRATION = 16      # images: enough for ranges of an untrained model (latency only)
@@ -61,6 +63,7 @@ class Stages:
         self.trained = 0
         self._data: dict = {}
         self.board: BoardRun | None = None
+        self.machine = ThisMachine()      # HOST=local: measurements and this machine's work take turns
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
@@ -94,10 +97,11 @@ class Stages:
         from host.model.architecture import count_macs
 
         folder = self.dir / "cands" / c.id
-        keras.utils.set_random_seed(DEFAULTS.seed)
-        model = sp.build(c.config, self.ds.num_classes)
-        ds = self.data_at(c.config["input"])
-        data = convert_all(model, self.calibration(ds, UNTRAINED_CALIBRATION), ("int8",))["int8"]
+        with self.machine.working():
+            keras.utils.set_random_seed(DEFAULTS.seed)
+            model = sp.build(c.config, self.ds.num_classes)
+            ds = self.data_at(c.config["input"])
+            data = convert_all(model, self.calibration(ds, UNTRAINED_CALIBRATION), ("int8",))["int8"]
         atomic_write_bytes(folder / "untrained_int8.tflite", data)
         c.static = {"params": int(model.count_params()), "macs": count_macs(model), "int8_size_bytes": len(data),
                     **sp.graph_facts(data)}
@@ -110,8 +114,10 @@ class Stages:
         c.short = self._bench(host, self.dir / "cands" / c.id / "untrained_int8.tflite", settings)
 
     def _bench(self, host: str, path: Path, settings: dict) -> dict:
-        """One file benched on one board: its figures, or {"error": ...}."""
-        run = on_board(host, self.req.options, [path], settings)
+        """One file benched on one board: its figures, or {"error": ...}. On `local`, this machine is
+        the board: the bench has it to itself (this machine's trainings pause meanwhile)."""
+        with self.machine.measuring() if host == "local" else nullcontext():
+            run = on_board(host, self.req.options, [path], settings)
         self.bench_calls += run.bench_calls
         figures = run.bench[sha256_file(path)]
         return {**figures, "board": run.board, "runtime": run.runtime, "emulated": run.emulated,
@@ -126,8 +132,7 @@ class Stages:
 
         out = self.dir / "cands" / c.id / f"e{epochs}"
         t0 = time.monotonic()
-        summary = train(self.data_at(c.config["input"]), out, epochs=epochs, seed=DEFAULTS.seed, verbose=0,
-                        callbacks=list(callbacks), **sp.arch(c.config))
+        summary = self._fit(train, self.data_at(c.config["input"]), out, epochs, callbacks, c)
         c.train = c.train or {}
         c.train[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"], "epochs_run": summary["epochs_run"],
                                 "seconds": round(time.monotonic() - t0, 1)}
@@ -145,10 +150,11 @@ class Stages:
 
         folder = self.dir / "cands" / c.id
         ds = self.data_at(c.config["input"])
-        model = keras.models.load_model(folder / f"e{epochs}" / "model.keras")
-        data = convert_all(model, self.calibration(ds, self.req.calibration), ("int8",))
-        val = evaluate_variants(data, ds.x_val, ds.y_val)["int8"]
-        test = evaluate_variants(data, ds.x_test, ds.y_test)
+        with self.machine.working():
+            model = keras.models.load_model(folder / f"e{epochs}" / "model.keras")
+            data = convert_all(model, self.calibration(ds, self.req.calibration), ("int8",))
+            val = evaluate_variants(data, ds.x_val, ds.y_val)["int8"]
+            test = evaluate_variants(data, ds.x_test, ds.y_test)
         manifest = write_bundle(folder / "bundle", f"{self.req.name}-{c.id}", self.req.dataset, ds, data,
                                 {"int8": graph_summary(data["int8"])}, test,
                                 {"params": c.static["params"], "macs": c.static["macs"], "alpha": c.config["alpha"]})
@@ -176,16 +182,26 @@ class Stages:
             fold = replace(ds, x_train=x[rest], y_train=y[rest], x_val=x[held], y_val=y[held])
             folder = self.dir / "cands" / c.id / f"fold{i}"
             self.train_fold(c, fold, folder)
-            model = keras.models.load_model(folder / "model.keras")
-            data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
-            out.append(float(evaluate_variants(data, x[held], y[held])["int8"].top1))
+            with self.machine.working():
+                model = keras.models.load_model(folder / "model.keras")
+                data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
+                out.append(float(evaluate_variants(data, x[held], y[held])["int8"].top1))
             keras.backend.clear_session()
         return out
 
     def train_fold(self, c: Candidate, fold, folder: Path) -> None:
         from host.model.train import train
 
-        train(fold, folder, epochs=self.req.epochs, seed=DEFAULTS.seed, verbose=0, **sp.arch(c.config))
+        self._fit(train, fold, folder, self.req.epochs, (), c)
+
+    def _fit(self, train, ds, out: Path, epochs: int, callbacks, c: Candidate) -> dict:
+        """Every search training: one that steps aside, batch by batch, for this machine's measurements."""
+        aside = self.machine.keras_callback()
+        try:
+            return train(ds, out, epochs=epochs, seed=DEFAULTS.seed, verbose=0, callbacks=[*callbacks, aside],
+                         **sp.arch(c.config))
+        finally:
+            aside.release()
 
     def measure_final(self, c: Candidate, host: str) -> None:
         """(4) the trained INT8 file on `host` with the profile's normal settings, and on-board eval."""

@@ -2,18 +2,25 @@
 
 Two TensorFlow processes that each take every core fight over them (WORKERS=2 was no faster than
 WORKERS=1 before the cores were shared out); a pruner fed each epoch's validation accuracy halted a
-model for a one-epoch dip on 500 images. Both are checked on the real thing: TensorFlow in a fresh
-process, and Optuna's own successive-halving pruner (the search's)."""
+model for a one-epoch dip on 500 images; with HOST=local, a worker training beside another's
+measurement inflated it by a third. Each is checked on the real thing: TensorFlow in a fresh
+process, Optuna's own successive-halving pruner (the search's), a real training and a measuring
+process."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from host.search import study as st
+from host.search import space as sp
+from host.search.candidate import Candidate
+from host.search.stages import Request, Stages
 from host.search.worker import TF_THREADS_ENV, report_epoch, tf_threads
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -92,3 +99,43 @@ def test_past_the_first_rung_a_slow_starter_trains_to_the_end():
     assert train(study, [0.96, 0.97, 0.975] + [0.985] * 24) == 27
     assert train(study, [0.96, 0.97, 0.976] + [0.976] * 6 + [0.99] * 18) == 27     # 0.976 < 0.985 at epoch 9
     assert study.best_value == pytest.approx(0.99)
+
+
+MEASURE = """
+import json, sys, time
+from host.search.lease import ThisMachine
+flagged = time.monotonic()
+with ThisMachine().measuring():
+    locked = time.monotonic()
+    time.sleep(float(sys.argv[1]))
+    released = time.monotonic()
+print(json.dumps({"flagged": flagged, "locked": locked, "released": released}))
+"""
+
+
+def test_a_search_training_steps_aside_while_this_machine_is_measured(tmp_path):
+    """HOST=local: while another process measures on this machine, the search's training runs no
+    batch; the measurement gets the machine within a batch or two, and the training goes on after."""
+    import keras
+
+    stages = Stages(Request(dataset="digits", name="aside", hosts=["local"], budgets={},
+                            space=ROOT / "tests" / "host" / "fixtures" / "search-space-tiny.yaml"))
+    stages.dir = tmp_path
+    ends: list[float] = []
+    started: dict = {}
+
+    class Watch(keras.callbacks.Callback):      # ends are stamped before the batch lets go of the machine
+        def on_train_batch_end(self, batch, logs=None):
+            ends.append(time.monotonic())
+            if len(ends) == 20:
+                started["p"] = subprocess.Popen([sys.executable, "-c", MEASURE, "1.5"], cwd=ROOT, text=True,
+                                                stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+    c = Candidate("c00", sp.default_config(tuple(stages.ds.input_shape)), default=True)
+    stages.train(c, 12, [Watch()])
+    out, _ = started["p"].communicate(timeout=120)
+    m = json.loads(out)
+    inside = [t for t in ends if m["locked"] < t < m["released"]]
+    assert not inside, f"{len(inside)} training batches ended while this machine was measured"
+    assert m["locked"] - m["flagged"] < 1.0                         # not kept waiting by the training
+    assert any(t > m["released"] for t in ends), "the training did not go on after the measurement"
