@@ -148,7 +148,7 @@ class ThisMachine:
     def __init__(self, folder: Path | None = None):
         self.folder = folder or Path(tempfile.gettempdir()) / "edgekit-this-machine"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o666)
+        self.fd = os.open(self.folder / "lock", os.O_RDONLY | os.O_CREAT, 0o644)   # flock needs no write
         self.paused_s = 0.0         # how long this process's work waited for measurements
 
     def measured_elsewhere(self) -> bool:
