@@ -22,7 +22,7 @@ class Candidate:
     why: str = ""
     static: dict | None = None      # params, macs, int8_size_bytes, arena_bytes, graph (hash): free, untrained
     short: dict | None = None       # the short bench of the untrained INT8 file (figures, or error)
-    train: dict | None = None       # epochs (as text) -> val_accuracy, epochs_run, seconds
+    train: dict | None = None       # epochs (as text) -> val_accuracy, epochs_run, seconds, paused_s
     stage: str | None = None        # how far it got: static, measured, trained, finalist
     broken: list | None = None      # the budgets it broke in this run (decide.broken's entries)
     int8: dict | None = None        # the trained INT8 file: epochs, val_top1, host_top1, size_bytes, sha256

@@ -131,11 +131,12 @@ class Stages:
         from host.model.train import train
 
         out = self.dir / "cands" / c.id / f"e{epochs}"
-        t0 = time.monotonic()
+        t0, paused = time.monotonic(), self.machine.paused_s
         summary = self._fit(train, self.data_at(c.config["input"]), out, epochs, callbacks, c)
         c.train = c.train or {}
         c.train[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"], "epochs_run": summary["epochs_run"],
-                                "seconds": round(time.monotonic() - t0, 1)}
+                                "seconds": round(time.monotonic() - t0, 1),     # pauses included:
+                                "paused_s": round(self.machine.paused_s - paused, 1)}   # for this machine's benches
         self.trained += 1
         keras.backend.clear_session()
         return summary

@@ -139,3 +139,4 @@ def test_a_search_training_steps_aside_while_this_machine_is_measured(tmp_path):
     assert not inside, f"{len(inside)} training batches ended while this machine was measured"
     assert m["locked"] - m["flagged"] < 1.0                         # not kept waiting by the training
     assert any(t > m["released"] for t in ends), "the training did not go on after the measurement"
+    assert 1.0 < c.train["12"]["paused_s"] < c.train["12"]["seconds"]      # the pause is on its record
