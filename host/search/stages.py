@@ -128,11 +128,9 @@ class Stages:
         """(4) train a candidate for `epochs` (the callbacks may stop it early: the pruner's)."""
         import keras
 
-        from host.model.train import train
-
         out = self.dir / "cands" / c.id / f"e{epochs}"
         t0, paused = time.monotonic(), self.machine.paused_s
-        summary = self._fit(train, self.data_at(c.config["input"]), out, epochs, callbacks, c)
+        summary = self._fit(c, self.data_at(c.config["input"]), out, epochs, callbacks)
         c.train = c.train or {}
         c.train[str(epochs)] = {"val_accuracy": summary["best_val_accuracy"], "epochs_run": summary["epochs_run"],
                                 "seconds": round(time.monotonic() - t0, 1),     # pauses included:
@@ -182,7 +180,7 @@ class Stages:
             rest = np.concatenate([p for j, p in enumerate(parts) if j != i])
             fold = replace(ds, x_train=x[rest], y_train=y[rest], x_val=x[held], y_val=y[held])
             folder = self.dir / "cands" / c.id / f"fold{i}"
-            self.train_fold(c, fold, folder)
+            self._fit(c, fold, folder, self.req.epochs)
             with self.machine.working():
                 model = keras.models.load_model(folder / "model.keras")
                 data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
@@ -190,13 +188,10 @@ class Stages:
             keras.backend.clear_session()
         return out
 
-    def train_fold(self, c: Candidate, fold, folder: Path) -> None:
+    def _fit(self, c: Candidate, ds, out: Path, epochs: int, callbacks: list = ()) -> dict:
+        """Every search training: one that steps aside, batch by batch, for this machine's measurements."""
         from host.model.train import train
 
-        self._fit(train, fold, folder, self.req.epochs, (), c)
-
-    def _fit(self, train, ds, out: Path, epochs: int, callbacks, c: Candidate) -> dict:
-        """Every search training: one that steps aside, batch by batch, for this machine's measurements."""
         aside = self.machine.keras_callback()
         try:
             return train(ds, out, epochs=epochs, seed=DEFAULTS.seed, verbose=0, callbacks=[*callbacks, aside],
