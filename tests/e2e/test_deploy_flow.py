@@ -220,7 +220,8 @@ def test_make_search_on_the_emulated_board_labels_its_figures(board, board_home,
     assert measured and all(c["short"]["emulated"] is True for c in measured)
     assert not any("short" in c for c in lb["candidates"] if c["status"] == "skipped")
     trained = [c for c in lb["candidates"] if "train" in c]
-    assert len(trained) == 2 and all(c["final"]["emulated"] is True for c in trained)
+    # the default model fits here, so the ladder's smaller steps are skipped: 1 or 2 trainings
+    assert 1 <= len(trained) <= 2 and all(c["final"]["emulated"] is True for c in trained)
     win = next(c for c in lb["candidates"] if c["id"] == lb["winner"])
     assert win["final"]["device_top1"] == pytest.approx(win["int8"]["host_top1"], abs=1e-6)
     manifest = json.loads((tmp_path / "artifacts" / "emu" / "manifest.json").read_text())
