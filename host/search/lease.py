@@ -33,6 +33,48 @@ def holder_name(tag: str = "") -> str:
     return f"{socket.gethostname()}:{os.getpid()}{':' + tag if tag else ''}"
 
 
+def create_tables(meta, engine) -> None:
+    """The tables of `meta` in the study's database, if missing."""
+    try:
+        meta.create_all(engine, checkfirst=True)
+    except Exception:  # noqa: BLE001 - two workers creating the tables at once: one of them did
+        time.sleep(0.5)
+        meta.create_all(engine, checkfirst=True)
+
+
+def insert_new(engine, table, rows: list[dict]) -> None:
+    """Insert rows whose key is not there yet; one inserted by another worker meanwhile is no error."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.mysql import insert
+    with engine.begin() as conn:
+        for row in rows:
+            stmt = insert(table).values(**row)
+            conn.execute(stmt.prefix_with("IGNORE") if dialect == "mysql" else stmt.on_conflict_do_nothing())
+
+
+@contextmanager
+def renewing(renew) -> Iterator[None]:
+    """Call `renew()` every TTL_S/4 seconds while the block runs (a claim kept alive by a live holder)."""
+    stop = threading.Event()
+
+    def keep_alive() -> None:
+        while not stop.wait(TTL_S / 4):
+            renew()
+
+    renewer = threading.Thread(target=keep_alive, daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
 class Leases:
     """The lease table of one storage (created on first use)."""
 
@@ -46,29 +88,16 @@ class Leases:
         self.log = Table("edgekit_board_lease_log", meta, Column("id", Integer, primary_key=True, autoincrement=True),
                          Column("board", String(512)), Column("holder", String(512)),
                          Column("taken", Float), Column("returned", Float, nullable=True))
-        try:
-            meta.create_all(engine, checkfirst=True)
-        except Exception:  # noqa: BLE001 - two workers creating the tables at once: one of them did
-            time.sleep(0.5)
-            meta.create_all(engine, checkfirst=True)
+        create_tables(meta, engine)
 
     def add(self, boards: list[str]) -> None:
         """Make sure every board has its row (a board added by a later worker's HOSTS= too)."""
         from sqlalchemy import select
 
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.mysql import insert
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             have = {r[0] for r in conn.execute(select(self.table.c.board))}
-            for b in boards:
-                if b not in have:     # inserted by another worker meanwhile: no error, nothing done
-                    stmt = insert(self.table).values(board=b, holder=None, expires=None)
-                    conn.execute(stmt.prefix_with("IGNORE") if dialect == "mysql" else stmt.on_conflict_do_nothing())
+        insert_new(self.engine, self.table, [{"board": b, "holder": None, "expires": None} for b in boards
+                                             if b not in have])
 
     def try_take(self, board: str, holder: str) -> bool:
         """One compare-and-set: take the board if it is free or its lease has expired."""
@@ -113,19 +142,10 @@ class Leases:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"no board of {', '.join(boards)} came free in {wait_s:g} s")
             time.sleep(POLL_S)
-        stop = threading.Event()
-
-        def keep_alive() -> None:
-            while not stop.wait(TTL_S / 4):
-                self.renew(board, holder)
-
-        renewer = threading.Thread(target=keep_alive, daemon=True)
-        renewer.start()
         try:
-            yield board
+            with renewing(lambda: self.renew(board, holder)):
+                yield board
         finally:
-            stop.set()
-            renewer.join()
             self.give_back(board, holder)
 
     def history(self) -> list[dict]:

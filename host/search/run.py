@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 from deploy.boards.fleet import say
 from device.contract.fileio import atomic_write_text
@@ -29,6 +31,9 @@ from host.search.board import BoardRun, on_board
 from host.search.candidate import SCHEMA, Candidate, Leaderboard
 from host.search.decide import one_kind, select
 from host.search.stages import Request
+
+
+TF_THREADS_ENV = "TF_NUM_INTRAOP_THREADS"
 
 
 class NoWinner(HostError):
@@ -113,7 +118,7 @@ def run_search(req: Request) -> int:
     """Check the storage and the boards, run the workers, write the outputs; NoWinner when nothing fits."""
     from host.search import outputs
     from host.search.decide import closest
-    from host.search.worker import Worker, spawn, tf_threads, use_tf_threads
+    from host.search.worker import Worker
 
     url = st.storage_url(req.name, req.storage)
     st.check_reachable(url)
@@ -168,3 +173,45 @@ def run_search(req: Request) -> int:
     out = outputs.write_winner(leader, doc, winner)
     outputs.print_winner(winner, out, req.name)
     return 0
+
+
+# ---- local worker processes (WORKERS=N) and how they share this machine's cores
+def tf_threads(workers: int) -> int | None:
+    """TensorFlow's intra-op threads for each of WORKERS local workers: the cores shared out, as two
+    TensorFlow processes that each take every core fight over them (two 10-epoch trainings side by
+    side on 2 cores: 33.6/36.5 s with TF's default threads, 27.2/28.2 s with one thread each).
+    None: TF's own default (one worker, or the user chose with TF_NUM_INTRAOP_THREADS)."""
+    if workers <= 1 or os.environ.get(TF_THREADS_ENV):
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def use_tf_threads(n: int | None) -> None:
+    """This process's TensorFlow trains on n intra-op threads (TF reads the variable when it starts;
+    one already started in this process is told directly, which works until it has run an op)."""
+    import sys
+
+    if n is None:
+        return
+    os.environ[TF_THREADS_ENV] = str(n)
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+        except RuntimeError:        # already running: it keeps its threads, and the search says so
+            from deploy.boards.fleet import say
+
+            say(f"search: TensorFlow already started in this process; it keeps its threads (not {n})")
+
+
+def spawn(storage: str, name: str, n: int) -> list:
+    """n local worker processes (indices 1..n) for the study; they inherit this process's
+    environment, TF_NUM_INTRAOP_THREADS (use_tf_threads) included."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    return [subprocess.Popen([sys.executable, "-m", "host", "search-worker", "--storage", storage, "--name", name,
+                              "--index", str(i)], env=env, cwd=root) for i in range(1, n + 1)]

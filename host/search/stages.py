@@ -162,10 +162,11 @@ class Stages:
                   "sha256": manifest["variants"]["int8"]["sha256"]}
         keras.backend.clear_session()
 
-    def fold_accuracies(self, c: Candidate, k: int) -> list[float]:
-        """(5) INT8 top-1 of the candidate retrained on k folds of train+validation, each scored on
-        its held-out fold: one validation split of a few hundred images has ~0.6 pp of noise, k
-        folds see every image once. The test split is not touched."""
+    def fold_accuracy(self, c: Candidate, k: int, i: int) -> float:
+        """(5) INT8 top-1 of the candidate retrained on all but fold i of k folds of train+validation,
+        scored on fold i: one validation split of a few hundred images has ~0.6 pp of noise, k folds
+        see every image once. The folds are the same on every worker (seeded); the test split is not
+        touched. Each fold is a job any worker of the study may take (host/search/folds.py)."""
         import keras
         from dataclasses import replace
 
@@ -175,18 +176,16 @@ class Stages:
         ds = self.data_at(c.config["input"])
         x, y = np.concatenate([ds.x_train, ds.x_val]), np.concatenate([ds.y_train, ds.y_val])
         parts = np.array_split(np.random.default_rng(DEFAULTS.split_seed).permutation(len(y)), k)
-        out = []
-        for i, held in enumerate(parts):
-            rest = np.concatenate([p for j, p in enumerate(parts) if j != i])
-            fold = replace(ds, x_train=x[rest], y_train=y[rest], x_val=x[held], y_val=y[held])
-            folder = self.dir / "cands" / c.id / f"fold{i}"
-            self._fit(c, fold, folder, self.req.epochs)
-            with self.machine.working():
-                model = keras.models.load_model(folder / "model.keras")
-                data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
-                out.append(float(evaluate_variants(data, x[held], y[held])["int8"].top1))
-            keras.backend.clear_session()
-        return out
+        rest = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        fold = replace(ds, x_train=x[rest], y_train=y[rest], x_val=x[parts[i]], y_val=y[parts[i]])
+        folder = self.dir / "cands" / c.id / f"fold{i}"
+        self._fit(c, fold, folder, self.req.epochs)
+        with self.machine.working():
+            model = keras.models.load_model(folder / "model.keras")
+            data = convert_all(model, self.calibration(fold, self.req.calibration), ("int8",))
+            top1 = float(evaluate_variants(data, fold.x_val, fold.y_val)["int8"].top1)
+        keras.backend.clear_session()
+        return top1
 
     def _fit(self, c: Candidate, ds, out: Path, epochs: int, callbacks: list = ()) -> dict:
         """Every search training: one that steps aside, batch by batch, for this machine's measurements."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -246,6 +247,7 @@ def open_studies(req, url: str, create: bool, sampler=None):
         if old is None:
             study.set_metric_names(list(OBJECTIVES))
             study.set_user_attr("identity", ident)
+            study.set_user_attr("uid", uuid.uuid4().hex)      # this study, not another made later under its NAME
             study.set_user_attr("request", request_doc(req))
             study.enqueue_trial(defaults(), user_attrs={"default": True, "ladder": 0})
             for step, params in enumerate(ladder(sp.load_space(req.space)), 1):

@@ -5,8 +5,9 @@ on what can fit: (2) static facts for free — over a size/memory budget: pruned
 INT8 file measured on a leased board (latency does not depend on weights) — over a latency/RSS
 budget: pruned there, never trained; (4) training, reporting validation accuracy each epoch to the
 successive-halving pruner of the rungs study (a run that falls behind stops: "halved"), then full
-INT8, host accuracy, and the board again with the profile's normal settings. The trial's values
-are (INT8 validation top-1, p50, peak RSS); the budgets are its constraints.
+INT8, host accuracy, and the board again with the profile's normal settings; (5) a finalist that
+could still win is re-validated on folds, jobs any worker takes before a new trial (folds.py).
+The trial's values are (INT8 validation top-1, p50, peak RSS); the budgets are its constraints.
 
 What a trial learns is kept in its user attributes as it goes ("cand": the leaderboard entry), so a
 trial whose worker died is re-queued by Optuna with them and measures nothing again; the same
@@ -16,7 +17,6 @@ graph measured by another trial is reused too. Workers on any host run the same 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import zlib
@@ -28,11 +28,11 @@ from host.search import study as st
 from host.search.board import BoardFailure, on_board
 from host.search.candidate import Candidate
 from host.search.decide import accuracy, broken, out_of_reach, time_for_training
+from host.search.folds import FoldJobs
 from host.search.lease import Leases, holder_name
 from host.search.stages import Request, Stages
 
 FINISHED = ("COMPLETE", "PRUNED")
-TF_THREADS_ENV = "TF_NUM_INTRAOP_THREADS"
 MAX_FAILURES = 3        # trials in a row that fail on this worker (a board down, a model it cannot run)
 
 
@@ -61,7 +61,9 @@ class Worker(Stages):
             index = 1 + zlib.crc32(self.holder.encode()) % 100_000
         self.study, self.rungs = st.open_studies(req, url, create=False,
                                                  sampler=st.sampler(req.sampler, self.space.seed, index))
-        self.leases = Leases(st.engine(url))
+        db = st.engine(url)
+        self.leases = Leases(db)
+        self.jobs = FoldJobs(db, self.study.user_attrs.get("uid") or req.name)      # finalists' folds
         # lease names: a board's spec, except `local`, which is a different board on every host
         self.boards = {(f"local@{socket.gethostname()}" if h == "local" else h): h for h in req.hosts}
         self.board = on_board(req.hosts[0], req.options)
@@ -77,6 +79,8 @@ class Worker(Stages):
 
         while True:
             optuna.storages.fail_stale_trials(self.study)
+            if self.fold_job():             # a finalist's fold before anything new
+                continue
             trials = self.study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if self.out_of_time():
@@ -128,6 +132,10 @@ class Worker(Stages):
         larger = self.larger_step_fits(trial)
         if larger:                              # a smaller scaled default: not worth a measurement
             c.status, c.why = "skipped", f"a smaller step of the scaled default model than {larger}, which fits"
+            self.keep(trial, c)
+            raise optuna.TrialPruned(c.why)
+        if other.get("training") and not other.get("trained"):      # drawn again while another worker trains it
+            c.status, c.why = "skipped", f"the same model as {other['training']}, which another worker is training"
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
         # (2) static facts
@@ -224,14 +232,18 @@ class Worker(Stages):
         self.keep(trial, c, "finalist", {"p50_us": c.final["p50_us"], "p99_us": c.final["p99_us"],
                                          "peak_rss_mb": c.final["peak_rss_mb"], "size_kb": c.int8["size_bytes"] / 1024,
                                          "top1": top1 if top1 is not None else c.int8["host_top1"]})
+        behind = c.status == "finalist" and out_of_reach(c, self.finalists())
+        if c.status != "finalist" or behind:        # its folds (posted at its first rung) are not needed
+            self.jobs.cancel(c.config)
         if c.status == "finalist" and self.req.folds >= 2 and not c.int8.get("folds"):   # a contender: steadier
-            behind = out_of_reach(c, self.finalists())
             if behind:
                 c.extra["no_folds"] = behind
             else:
+                runs = self.folds_of(c)
                 data = self.data_at(c.config["input"])
-                c.int8["folds"] = self.fold_accuracies(c, self.req.folds)
+                c.int8["folds"] = [r["top1"] for r in runs]
                 c.int8["folds_n"] = len(data.y_train) + len(data.y_val)
+                c.int8["fold_runs"] = [{"worker": r["holder"], "seconds": r["seconds"]} for r in runs]
             self.keep(trial, c)
         return accuracy(c)[0], c.final["p50_us"], c.final["peak_rss_mb"] or 0.0
 
@@ -239,6 +251,28 @@ class Worker(Stages):
         """The study's finalists so far (within every budget), as their trials saved them."""
         cands = [t.user_attrs.get("cand") for t in self.study.get_trials(deepcopy=False)]
         return [Candidate.from_dict(d) for d in cands if d and d.get("status") == "finalist"]
+
+    def folds_of(self, c: Candidate) -> list[dict]:
+        """The finalist's fold results, each trained by whichever worker took it: this one takes
+        them too (its own first) and waits for those other workers are training."""
+        self.jobs.post(c.id, c.config, self.req.folds)          # (normally posted at its first rung)
+        while True:
+            runs = self.jobs.results(c.config)
+            if all(r["state"] == "done" for r in runs):
+                return runs
+            if not self.fold_job(prefer=c.config):
+                time.sleep(0.5)
+
+    def fold_job(self, prefer: dict | None = None) -> bool:
+        """Train one open fold of the study's finalists, if there is one (True)."""
+        job = self.jobs.take(self.holder, prefer)
+        if job is None:
+            return False
+        t0 = time.monotonic()
+        with self.jobs.held(job, self.holder):
+            top1 = self.fold_accuracy(Candidate(job.cand, job.config), job.k, job.fold)
+        self.jobs.finish(job, self.holder, top1, time.monotonic() - t0)
+        return True
 
     def on_a_board(self, measure) -> None:
         """Run `measure(host)` on a free board of the pool (leased); a board that fails is left out
@@ -281,16 +315,20 @@ class Worker(Stages):
 
     def known(self, cfg: dict, number: int) -> dict:
         """Facts another trial of the study already has for the same model: static facts by config,
-        the untrained bench by graph hash (latency does not depend on weights)."""
+        the untrained bench by graph hash (latency does not depend on weights); "training": the id
+        of a running trial training this very model."""
         key = json.dumps(cfg, sort_keys=True)
         out: dict = {}
-        cands = [t.user_attrs.get("cand") for t in self.study.get_trials(deepcopy=False) if t.number != number]
-        for d in filter(None, cands):
+        trials = [t for t in self.study.get_trials(deepcopy=False) if t.number != number and t.user_attrs.get("cand")]
+        cands = [t.user_attrs["cand"] for t in trials]
+        for t, d in zip(trials, cands):
             if json.dumps(d["config"], sort_keys=True) == key and d.get("static"):
                 out["static"] = d["static"]
                 if not d.get("same_as") and (d.get("status") == "halved" or (d.get("final") and d.get("int8") and
                                                                           "error" not in d["final"])):
                     out.setdefault("trained", d)
+                elif t.state.name == "RUNNING" and t.user_attrs.get("trained"):
+                    out.setdefault("training", d["id"])
         graph = (out.get("static") or {}).get("graph")
         for d in filter(None, cands):
             short = d.get("short")
@@ -307,12 +345,15 @@ class Worker(Stages):
         rt = self.rungs.ask()
         rt.set_user_attr("candidate", c.id)
         state, last = {"halted": False, "epochs": 0, "best": 0.0}, st.first_rung(self.req.epochs)
+        jobs, folds = self.jobs, self.req.folds
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if report_epoch(rt, state, float((logs or {}).get("val_accuracy", 0.0)), last):
                     state["halted"] = True
                     self.model.stop_training = True
+                elif state["epochs"] == last and folds >= 2:      # past the cut: it trains to the end,
+                    jobs.post(c.id, c.config, folds)              # so its folds can start on idle workers
 
         summary = self.train(c, self.req.epochs, [Report()])
         c.train = {str(self.req.epochs): c.train[str(self.req.epochs)]}
@@ -357,44 +398,3 @@ def work(storage: str | None, name: str, hosts: list[str] | None = None, index: 
         raise sp.SearchError(f"study {name} in {st.shown(url)} is not a model search")
     Worker(request_from(doc, hosts), url, index).run()
     return 0
-
-
-def tf_threads(workers: int) -> int | None:
-    """TensorFlow's intra-op threads for each of WORKERS local workers: the cores shared out, as two
-    TensorFlow processes that each take every core fight over them (two 10-epoch trainings side by
-    side on 2 cores: 33.6/36.5 s with TF's default threads, 27.2/28.2 s with one thread each).
-    None: TF's own default (one worker, or the user chose with TF_NUM_INTRAOP_THREADS)."""
-    if workers <= 1 or os.environ.get(TF_THREADS_ENV):
-        return None
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def use_tf_threads(n: int | None) -> None:
-    """This process's TensorFlow trains on n intra-op threads (TF reads the variable when it starts;
-    one already started in this process is told directly, which works until it has run an op)."""
-    import sys
-
-    if n is None:
-        return
-    os.environ[TF_THREADS_ENV] = str(n)
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-        except RuntimeError:        # already running: it keeps its threads, and the search says so
-            from deploy.boards.fleet import say
-
-            say(f"search: TensorFlow already started in this process; it keeps its threads (not {n})")
-
-
-def spawn(storage: str, name: str, n: int) -> list:
-    """n local worker processes (indices 1..n) for the study; they inherit this process's
-    environment, TF_NUM_INTRAOP_THREADS (use_tf_threads) included."""
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    return [subprocess.Popen([sys.executable, "-m", "host", "search-worker", "--storage", storage, "--name", name,
-                              "--index", str(i)], env=env, cwd=root) for i in range(1, n + 1)]

@@ -102,15 +102,19 @@ def test_tiny_search_on_postgresql_with_two_worker_processes(postgres_url, searc
     from tests.host.search.test_search import SEARCH, check_decisions, host, leaderboard
 
     args = [a if a != "tiny" else "pg" for a in SEARCH] + ["--storage", postgres_url, "--workers", "2"]
-    args[args.index("--folds") + 1] = "0"           # (folds are the SQLite search's; here: the storage)
     proc = host(search_env, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lb = leaderboard(search_env, "pg")
     check_decisions(lb)
     assert lb["storage"].startswith("postgresql+psycopg://edgekit@/edgekit")
     assert not (Path(search_env["EDGEKIT_ARTIFACTS"]) / "search-pg" / "study.db").exists()
-    pids = {c["worker"].split(":")[1] for c in lb["candidates"] if c.get("worker")}
-    assert len(pids) == 2, "both worker processes should have run trials"
+    workers = {c["worker"] for c in lb["candidates"] if c.get("worker")}
+    assert len({w.split(":")[1] for w in workers}) == 2, "both worker processes should have run trials"
+    folded = [c for c in lb["candidates"] if (c.get("int8") or {}).get("folds")]
+    assert folded, "a finalist should have been re-validated on folds"
+    for c in folded:        # each fold trained once, by a worker of this search (whichever took it)
+        runs = c["int8"]["fold_runs"]
+        assert len(runs) == 2 and {r["worker"] for r in runs} <= workers and all(r["seconds"] > 0 for r in runs)
     assert lb["runs"][-1]["tf_threads_per_worker"] == max(1, os.cpu_count() // 2)   # the cores shared out
     board = f"local@{socket.gethostname()}"         # `local` leased per host
     leases = [h for h in Leases(st.engine(st.storage_url("pg", postgres_url))).history() if h["board"] == board]

@@ -21,7 +21,8 @@ from host.search import study as st
 from host.search import space as sp
 from host.search.candidate import Candidate
 from host.search.stages import Request, Stages
-from host.search.worker import TF_THREADS_ENV, report_epoch, tf_threads
+from host.search.run import TF_THREADS_ENV, tf_threads
+from host.search.worker import report_epoch
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,7 +42,7 @@ def test_tensorflow_in_this_process_trains_on_the_given_threads(imported_first):
     for something else): its intra-op pool ends up with the given number of threads."""
     code = ("import sys\n"
             + ("import tensorflow as tf\n" if imported_first else "")
-            + "from host.search.worker import use_tf_threads\n"
+            + "from host.search.run import use_tf_threads\n"
               "use_tf_threads(1)\n"
               "import tensorflow as tf, os\n"
               "n = tf.config.threading.get_intra_op_parallelism_threads()\n"
