@@ -345,11 +345,12 @@ class Worker(Stages):
         rt = self.rungs.ask()
         rt.set_user_attr("candidate", c.id)
         state, last = {"halted": False, "epochs": 0, "best": 0.0}, st.first_rung(self.req.epochs)
-        jobs, folds = self.jobs, self.req.folds
+        jobs, folds, rungs, study, since = self.jobs, self.req.folds, self.rungs, self.study, time.monotonic()
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                if report_epoch(rt, state, float((logs or {}).get("val_accuracy", 0.0)), last):
+                if st.report_epoch(rt, state, float((logs or {}).get("val_accuracy", 0.0)), last,
+                                lambda: st.wait_at_rung(rungs, rt, last, since, study)):
                     state["halted"] = True
                     self.model.stop_training = True
                 elif state["epochs"] == last and folds >= 2:      # past the cut: it trains to the end,
@@ -362,23 +363,6 @@ class Worker(Stages):
         else:
             self.rungs.tell(rt, summary["best_val_accuracy"])
         return state["epochs"], state["halted"]
-
-
-def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None) -> bool:
-    """Report one finished epoch to the rungs trial `rt`; True when the pruner halts the run.
-
-    What is reported is the best validation accuracy so far, not this epoch's: one epoch's dip on
-    a small split (500 images: a standard error is ~0.6 pp) must not halt a model that had reached
-    more. Epochs after `last` (the first rung) are not reported: a run past the first cut trains to
-    the end, because a second cut at a third of EPOCHS stopped models that learn slower and end
-    higher (mnist5k at 0.4x, WORKERS=2, two runs: the WORKERS=1 winner, 97.5 % on test, halted at
-    epoch 12 behind a model that ended 1 pp lower); the finalists' folds then decide."""
-    state["epochs"] += 1
-    state["best"] = max(state["best"], val_accuracy)
-    if last is not None and state["epochs"] > last:
-        return False
-    rt.report(state["best"], state["epochs"])
-    return rt.should_prune()
 
 
 def work(storage: str | None, name: str, hosts: list[str] | None = None, index: int = -1) -> int:

@@ -22,7 +22,6 @@ from host.search import space as sp
 from host.search.candidate import Candidate
 from host.search.stages import Request, Stages
 from host.search.run import TF_THREADS_ENV, tf_threads
-from host.search.worker import report_epoch
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,7 +70,7 @@ def train(study, curve: list[float]) -> int:
 
     rt, state = study.ask(), {"epochs": 0, "best": 0.0}
     for acc in curve:
-        if report_epoch(rt, state, acc, st.first_rung(EPOCHS)):
+        if st.report_epoch(rt, state, acc, st.first_rung(EPOCHS)):
             study.tell(rt, state=TrialState.PRUNED)
             return state["epochs"]
     study.tell(rt, state["best"])
@@ -141,3 +140,64 @@ def test_a_search_training_steps_aside_while_this_machine_is_measured(tmp_path):
     assert m["locked"] - m["flagged"] < 1.0                         # not kept waiting by the training
     assert any(t > m["released"] for t in ends), "the training did not go on after the measurement"
     assert 1.0 < c.train["12"]["paused_s"] < c.train["12"]["seconds"]      # the pause is on its record
+
+
+def _reach_rung(study, rt, curve: list[float], wait=None) -> bool:
+    state = {"epochs": 0, "best": 0.0}
+    return [st.report_epoch(rt, state, acc, st.first_rung(EPOCHS), wait) for acc in curve][-1]
+
+
+def test_at_the_rung_a_run_is_judged_after_the_runs_started_before_it():
+    """WORKERS=2: a small model reaching the rung first, beside a larger run started before it, is
+    compared with that run's figure there, not promoted for being alone."""
+    import threading
+
+    study = rungs_study()
+    first, state = study.ask(), {"epochs": 0, "best": 0.0}
+    for acc in (0.95, 0.96):                                # at epoch 2 of 3 when the second gets there
+        st.report_epoch(first, state, acc, 3)
+    late = threading.Timer(1.0, lambda: st.report_epoch(first, state, 0.97, 3))
+    late.start()
+    second, t0 = study.ask(), time.monotonic()
+    assert _reach_rung(study, second, [0.90, 0.92, 0.94], lambda: st.wait_at_rung(study, second, 3, t0))
+    assert 0.8 < time.monotonic() - t0 < 20
+    late.join()
+
+
+def test_without_the_wait_the_run_alone_at_the_rung_goes_on():
+    study = rungs_study()
+    first = study.ask()
+    _reach_rung(study, first, [0.95, 0.96])
+    assert not _reach_rung(study, study.ask(), [0.90, 0.92, 0.94])
+
+
+def test_a_run_started_before_that_never_reports_is_waited_for_a_bounded_time(monkeypatch):
+    monkeypatch.setattr(st, "RUNG_WAIT_MIN_S", 3.0)
+    study = rungs_study()
+    dead = study.ask()                                      # its worker died: no report at the rung ever
+    _reach_rung(study, dead, [0.95])
+    second = study.ask()
+    assert st.wait_at_rung(study, dead, 3, time.monotonic()) < 1        # later runs are not waited for
+    waited = st.wait_at_rung(study, second, 3, time.monotonic() + 1e9)  # (cap: its floor)
+    assert 2.9 < waited < 10
+
+
+def test_a_run_whose_search_trial_failed_is_not_waited_for(monkeypatch):
+    """After a worker died (its search trial failed by the heartbeat), its training run in the rungs
+    study stays 'running' for ever: the runs after it do not wait for it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    monkeypatch.setattr(st, "RUNG_WAIT_MIN_S", 3.0)
+    search = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    dead, alive = search.ask(), search.ask()
+    search.tell(dead, state=TrialState.FAIL)
+    study = rungs_study()
+    for cand in ("c00", "c01"):
+        study.ask().set_user_attr("candidate", cand)
+    mine = study.ask()
+    t0 = time.monotonic()
+    assert st.wait_at_rung(study, mine, 3, time.monotonic(), search) >= 2.9     # c01's worker is alive
+    search.tell(alive, state=TrialState.FAIL)
+    assert st.wait_at_rung(study, mine, 3, time.monotonic(), search) < 2
+    assert time.monotonic() - t0 < 15
