@@ -51,9 +51,14 @@ class FoldJobs:
         create_tables(meta, engine)
 
     def post(self, cand: str, config: dict, k: int) -> None:
-        """The k folds of a candidate, open (posting twice is posting once)."""
-        insert_new(self.engine, self.table, [{"study": self.study, "model": model_key(config), "fold": i, "cand": cand,
-                                              "k": k, "config": json.dumps(config), "state": "open"} for i in range(k)])
+        """The k folds of a model are needed: posted, or opened again if cancelled (posting twice is
+        posting once; a fold done stays done)."""
+        t = self.table
+        insert_new(self.engine, t, [{"study": self.study, "model": model_key(config), "fold": i, "cand": cand,
+                                     "k": k, "config": json.dumps(config), "state": "open"} for i in range(k)])
+        with self.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.study == self.study).where(t.c.model == model_key(config))
+                         .where(t.c.state == "cancelled").values(state="open", holder=None, expires=None))
 
     def _open(self, now: float):
         from sqlalchemy import or_

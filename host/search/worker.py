@@ -233,8 +233,8 @@ class Worker(Stages):
                                          "peak_rss_mb": c.final["peak_rss_mb"], "size_kb": c.int8["size_bytes"] / 1024,
                                          "top1": top1 if top1 is not None else c.int8["host_top1"]})
         behind = c.status == "finalist" and out_of_reach(c, self.finalists())
-        if c.status != "finalist" or behind:        # its folds (posted at its first rung) are not needed
-            self.jobs.cancel(c.config)
+        if (c.status != "finalist" or behind) and "same_as" not in c.extra:    # its folds (posted at
+            self.jobs.cancel(c.config)                                         # its first rung): not needed
         if c.status == "finalist" and self.req.folds >= 2 and not c.int8.get("folds"):   # a contender: steadier
             if behind:
                 c.extra["no_folds"] = behind
@@ -255,11 +255,13 @@ class Worker(Stages):
     def folds_of(self, c: Candidate) -> list[dict]:
         """The finalist's fold results, each trained by whichever worker took it: this one takes
         them too (its own first) and waits for those other workers are training."""
-        self.jobs.post(c.id, c.config, self.req.folds)          # (normally posted at its first rung)
         while True:
             runs = self.jobs.results(c.config)
-            if all(r["state"] == "done" for r in runs):
+            if runs and all(r["state"] == "done" for r in runs):
                 return runs
+            if not runs or any(r["state"] == "cancelled" for r in runs):
+                self.jobs.post(c.id, c.config, self.req.folds)      # (posted at its first rung, unless a
+                continue                                            # trial that needed them no more cancelled)
             if not self.fold_job(prefer=c.config):
                 time.sleep(0.5)
 

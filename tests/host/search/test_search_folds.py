@@ -132,7 +132,7 @@ def test_a_held_fold_is_renewed_and_given_back_if_its_training_raises(tmp_path, 
     assert jobs.take("b") == job                    # given back at once, not after the claim expires
 
 
-def test_cancelled_folds_are_not_taken_and_a_running_one_still_ends(tmp_path):
+def test_cancelled_folds_are_not_taken_a_running_one_ends_and_posting_again_reopens_them(tmp_path):
     jobs = jobs_at(f"sqlite:///{tmp_path / 'study.db'}")
     jobs.post("c01", CONFIGS["c01"], 3)
     running = jobs.take("a")
@@ -140,3 +140,6 @@ def test_cancelled_folds_are_not_taken_and_a_running_one_still_ends(tmp_path):
     assert jobs.take("b") is None
     jobs.finish(running, "a", 0.95, 2.0)
     assert [r["state"] for r in jobs.results(CONFIGS["c01"])] == ["done", "cancelled", "cancelled"]
+    jobs.post("c09", CONFIGS["c01"], 3)             # needed again (the same model, another trial): reopened
+    assert [r["state"] for r in jobs.results(CONFIGS["c01"])] == ["done", "open", "open"]
+    assert jobs.take("b").fold == 1
