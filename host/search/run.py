@@ -200,8 +200,6 @@ def use_tf_threads(n: int | None) -> None:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(n)
         except RuntimeError:        # already running: it keeps its threads, and the search says so
-            from deploy.boards.fleet import say
-
             say(f"search: TensorFlow already started in this process; it keeps its threads (not {n})")
 
 
