@@ -213,13 +213,14 @@ def pruner(epochs: int):
     """Successive halving from a ninth of EPOCHS (reduction factor 3): a training run goes on past a
     rung only if it is in the best third of the runs that reached it (the first ones, with nobody to
     compare with, go on if they are the best so far). The workers report up to the first rung only
-    (report_epoch below), so that is the one cut made."""
+    (report_epoch below), so that is the one cut made; there a run is also halted when a faster one
+    as accurate goes on (decide.py dominated_at_cut)."""
     import optuna
 
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung(epochs), reduction_factor=3)
 
 
-def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None, wait=None) -> bool:
+def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None, wait=None, rivals=None) -> bool:
     """Report one finished epoch to the rungs trial `rt`; True when the pruner halts the run.
 
     What is reported is the best validation accuracy so far, not this epoch's: one epoch's dip on
@@ -228,7 +229,9 @@ def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None, 
     the end, because a second cut at a third of EPOCHS stopped models that learn slower and end
     higher (mnist5k at 0.4x, WORKERS=2, two runs: the WORKERS=1 winner, 97.5 % on test, halted at
     epoch 12 behind a model that ended 1 pp lower); the finalists' folds then decide. At `last`,
-    `wait()` first (study.py wait_at_rung: the runs started before this one report there too)."""
+    `wait()` first (study.py wait_at_rung: the runs started before this one report there too); a
+    run the pruner lets go on is still halted if `rivals(best)` names a reason (decide.py
+    dominated_at_cut). state["why"] says why a run was halted."""
     state["epochs"] += 1
     state["best"] = max(state["best"], val_accuracy)
     if last is not None and state["epochs"] > last:
@@ -237,9 +240,27 @@ def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None, 
         wait()
     rt.report(state["best"], state["epochs"])
     halt = rt.should_prune()
+    if halt:
+        state["why"] = f"val top-1 {100 * state['best']:.2f} % fell behind at epoch {state['epochs']}"
+    elif rivals is not None and state["epochs"] == last:
+        state["why"] = rivals(state["best"]) or ""
+        halt = bool(state["why"])
     if state["epochs"] == last:
         rt.set_user_attr("judged_at", last)     # its figure is now one the later runs are compared with
+        rt.set_user_attr("went_on", not halt)
     return halt
+
+
+def rung_rivals(rungs, rt, step: int) -> list[dict]:
+    """The runs past the rung `step` so far (judged there and not halted), with the p50 and size
+    their workers recorded, for decide.py dominated_at_cut."""
+    from optuna.trial import TrialState
+
+    return [{"id": t.user_attrs.get("candidate"), "val": t.intermediate_values[step],
+             "p50_us": t.user_attrs["p50_us"], "size_kb": t.user_attrs["size_kb"]}
+            for t in rungs.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
+            if t.number != rt.number and t.user_attrs.get("went_on") and step in t.intermediate_values
+            and "p50_us" in t.user_attrs]
 
 
 def wait_at_rung(rungs, rt, step: int, since: float, study=None) -> float:

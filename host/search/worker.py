@@ -27,7 +27,7 @@ from host.search import space as sp
 from host.search import study as st
 from host.search.board import BoardFailure, on_board
 from host.search.candidate import Candidate
-from host.search.decide import accuracy, broken, out_of_reach, time_for_training
+from host.search.decide import accuracy, broken, dominated_at_cut, out_of_reach, time_for_training
 from host.search.folds import FoldJobs
 from host.search.lease import Leases, holder_name
 from host.search.stages import Request, Stages
@@ -171,11 +171,10 @@ class Worker(Stages):
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
         trial.set_user_attr("trained", True)
-        epochs, halted = self.train_pruned(c)
+        halted = self.train_pruned(c)
         self.keep(trial, c, "trained")
         if halted:
-            c.status = "halved"
-            c.why = f"val top-1 {100 * c.train[str(self.req.epochs)]['val_accuracy']:.2f} % fell behind at epoch {epochs}"
+            c.status, c.why = "halved", halted
             self.keep(trial, c)
             raise optuna.TrialPruned(c.why)
         self.finalise(c, self.req.epochs)
@@ -338,21 +337,25 @@ class Worker(Stages):
                 out["short"] = short
         return out
 
-    def train_pruned(self, c: Candidate) -> tuple[int, bool]:
+    def train_pruned(self, c: Candidate) -> str:
         """Train with a Keras callback that reports validation accuracy each epoch to a trial of the
-        rungs study and stops the run when the pruner says so. (epochs run, halted?)"""
+        rungs study and stops the run when the pruner (or a faster run as accurate) says so: why it
+        was halted, or "" if it trained to the end."""
         import keras
         from optuna.trial import TrialState
 
-        rt = self.rungs.ask()
-        rt.set_user_attr("candidate", c.id)
+        rt, me = self.rungs.ask(), {"p50_us": c.short["p50_us"], "size_kb": c.static["int8_size_bytes"] / 1024}
+        for k, v in {"candidate": c.id, **me}.items():
+            rt.set_user_attr(k, v)
         state, last = {"halted": False, "epochs": 0, "best": 0.0}, st.first_rung(self.req.epochs)
         jobs, folds, rungs, study, since = self.jobs, self.req.folds, self.rungs, self.study, time.monotonic()
+        rivals = lambda best: dominated_at_cut({"id": c.id, "val": best, **me},  # noqa: E731
+                                               st.rung_rivals(rungs, rt, last), len(self.ds.y_val))
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if st.report_epoch(rt, state, float((logs or {}).get("val_accuracy", 0.0)), last,
-                                lambda: st.wait_at_rung(rungs, rt, last, since, study)):
+                                   lambda: st.wait_at_rung(rungs, rt, last, since, study), rivals):
                     state["halted"] = True
                     self.model.stop_training = True
                 elif state["epochs"] == last and folds >= 2:      # past the cut: it trains to the end,
@@ -364,7 +367,7 @@ class Worker(Stages):
             self.rungs.tell(rt, state=TrialState.PRUNED)
         else:
             self.rungs.tell(rt, summary["best_val_accuracy"])
-        return state["epochs"], state["halted"]
+        return state.get("why", "") if state["halted"] else ""
 
 
 def work(storage: str | None, name: str, hosts: list[str] | None = None, index: int = -1) -> int:

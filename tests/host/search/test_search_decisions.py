@@ -2,7 +2,8 @@
 
 `broken` says which budgets a candidate's figures break (a candidate exactly at a limit meets it),
 `excess` how far past, `closest` which candidate came nearest when nothing met every budget,
-and `select` which finalist wins when accuracies differ by less than their uncertainty.
+`select` which finalist wins when accuracies differ by less than their uncertainty, and
+`dominated_at_cut` which run the cut halts because a faster one as accurate trains on.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from host.search.candidate import Candidate
-from host.search.decide import accuracy, broken, closest, excess, one_kind, out_of_reach, select
+from host.search.decide import accuracy, broken, closest, dominated_at_cut, excess, one_kind, out_of_reach, select
 from host.search.board import BoardRun
 from host.search.space import SearchError
 
@@ -173,3 +174,28 @@ def test_a_training_starts_only_if_it_and_its_folds_end_in_the_time_left():
     assert not time_for_training(399.0, [90.0, 100.0], 3)
     assert time_for_training(100.0, [100.0], 0)             # no folds: one training
     assert not time_for_training(-5.0, [1.0], 0)            # past the deadline
+
+
+def _run(id_, val, p50, size=100.0):
+    return {"id": id_, "val": val, "p50_us": p50, "size_kb": size}
+
+
+def test_at_the_cut_a_slower_run_not_clearly_ahead_of_a_faster_one_going_on_is_halted():
+    """mnist5k at 0.4x, WORKERS=2: c15 (36.8 us) 3 images of 500 ahead of c04 (33.4 us) at epoch 4."""
+    c04 = _run("c04", 0.928, 33.4)
+    why = dominated_at_cut(_run("c15", 0.934, 36.8), [c04], 500)
+    assert why and "c04" in why and "faster" in why
+    assert dominated_at_cut(_run("c15", 0.900, 36.8), [c04], 500)          # behind it: no better
+    # clearly ahead (more than one standard error of the difference, ~1.6 pp here): it goes on
+    assert dominated_at_cut(_run("c15", 0.950, 36.8), [c04], 500) is None
+    # with more validation images the same lead is past the noise
+    assert dominated_at_cut(_run("c15", 0.940, 36.8), [c04], 20_000) is None
+
+
+def test_at_the_cut_latency_within_its_noise_is_as_fast_and_then_size_decides():
+    going_on = _run("c04", 0.93, 33.4, size=160.0)
+    assert dominated_at_cut(_run("c09", 0.93, 34.0, size=200.0), [going_on], 500)      # as fast, larger
+    assert dominated_at_cut(_run("c09", 0.93, 34.0, size=120.0), [going_on], 500) is None   # smaller
+    assert dominated_at_cut(_run("c09", 0.93, 30.0, size=900.0), [going_on], 500) is None   # faster
+    assert dominated_at_cut(_run("c09", 0.93, 36.8), [], 500) is None                    # nobody going on
+    assert dominated_at_cut(going_on, [going_on], 500) is None                          # not itself

@@ -101,6 +101,30 @@ def test_past_the_first_rung_a_slow_starter_trains_to_the_end():
     assert study.best_value == pytest.approx(0.99)
 
 
+
+def _with_rivals(study, cand: str, p50: float, curve: list[float]) -> tuple[bool, str]:
+    """A run reported as train_pruned does: its p50 and size on the rungs trial, the runs already
+    past the cut as rivals. (halted?, why)"""
+    from host.search.decide import dominated_at_cut
+
+    rt, state = study.ask(), {"epochs": 0, "best": 0.0}
+    for k, v in (("candidate", cand), ("p50_us", p50), ("size_kb", 100.0)):
+        rt.set_user_attr(k, v)
+    rivals = lambda best: dominated_at_cut({"id": cand, "val": best, "p50_us": p50, "size_kb": 100.0},  # noqa: E731
+                                           st.rung_rivals(study, rt, 3), 500)
+    halted = [st.report_epoch(rt, state, acc, 3, None, rivals) for acc in curve][-1]
+    return halted, state.get("why", "")
+
+
+def test_the_pruner_lets_a_run_past_the_cut_but_a_faster_one_as_accurate_going_on_halts_it():
+    study = rungs_study()
+    assert _with_rivals(study, "c04", 33.4, [0.80, 0.90, 0.928]) == (False, "")      # first: goes on
+    halted, why = _with_rivals(study, "c15", 36.8, [0.85, 0.93, 0.934])      # best so far for the pruner,
+    assert halted and "c04" in why                                          # but slower and inside the noise
+    assert _with_rivals(study, "c16", 36.8, [0.85, 0.93, 0.960]) == (False, "")      # clearly ahead
+    # only runs that went on are rivals (c15, halted, is not)
+    assert [r["id"] for r in st.rung_rivals(study, study.ask(), 3)] == ["c04", "c16"]
+
 MEASURE = """
 import json, sys, time
 from host.search.lease import ThisMachine
