@@ -151,8 +151,14 @@ compare: venv
 score: venv
 	$(PY) -m host score $(if $(EVAL),"$$EVAL",--bundle "$$BUNDLE") $$RESULTS
 
+# make perf and make search-perf measure the offline default bundle: trained and quantized on first use
+DEFAULT_BUNDLE := $(or $(EDGEKIT_ARTIFACTS),artifacts)/mnist5k/manifest.json
+$(DEFAULT_BUNDLE): | venv
+	$(PY) -m host train --dataset mnist5k --name mnist5k
+	$(PY) -m host quantize --name mnist5k
+
 ## make perf         the toolkit's own figures -> reports/perf.json (ends with search-perf, ~40 min; SEARCH_PERF=0 skips it)
-perf: venv venv-onnx2tf
+perf: venv venv-onnx2tf $(DEFAULT_BUNDLE)
 	$(PY) -m host perf
 	$(if $(filter 0 no false,$(SEARCH_PERF)),@echo "make perf: search-perf skipped (SEARCH_PERF=0)",$(PY) -m host search-perf)
 
@@ -177,7 +183,7 @@ search-dashboard: venv
 	  "$$($(PY) -c 'import sys; from host.search.study import storage_url as u; print(u(sys.argv[1], sys.argv[2] or None))' "$(SEARCH_NAME)" "$$STORAGE")"
 
 ## make search-perf  the search's figures (mnist5k, HOST=local, budgets 0.4x/0.5x the default p50, WORKERS=2 vs 1) -> reports/perf.json
-search-perf: venv
+search-perf: venv $(DEFAULT_BUNDLE)
 	$(PY) -m host search-perf
 
 ## make board        build/start emulated aarch64 board(s) (root; SUITE=trixie (Debian 13, default)|bookworm (Debian 12), BOARDS=N, OFFLINE=1)
