@@ -51,6 +51,11 @@ def one_kind(hosts: list[str], runs: list[BoardRun]) -> BoardRun:
     return runs[0]
 
 
+def binomial_se(p: float, n: int) -> float:
+    """The standard error of an accuracy p measured on n images, sqrt(p(1-p)/n) (0 without images)."""
+    return math.sqrt(p * (1 - p) / n) if n else 0.0
+
+
 def accuracy(c: Candidate) -> tuple[float, float]:
     """(mean validation top-1, its standard error): over the folds the finalist was re-validated on
     (host/search/worker.py), else the one validation split's binomial error sqrt(p(1-p)/n)."""
@@ -59,10 +64,10 @@ def accuracy(c: Candidate) -> tuple[float, float]:
         mean = sum(folds) / len(folds)
         sd = math.sqrt(sum((f - mean) ** 2 for f in folds) / (len(folds) - 1))
         n = (c.int8 or {}).get("folds_n") or 0          # images scored over all folds
-        binom = math.sqrt(mean * (1 - mean) / n) if n else 0.0
+        binom = binomial_se(mean, n)
         return mean, max(sd / math.sqrt(len(folds)), binom)
     p, n = c.int8["val_top1"], (c.int8 or {}).get("val_n") or 0
-    return p, math.sqrt(p * (1 - p) / n) if n else 0.0
+    return p, binomial_se(p, n)
 
 
 def select(finalists: list[Candidate], budgets: dict) -> Candidate | None:
@@ -131,9 +136,9 @@ def dominated_at_cut(run: dict, rivals: list[dict], n: int) -> str | None:
     nothing of that. Going on would cost a full training and its folds. (Multi-objective halving
     promotes on Pareto rank for the same reason.) Seen on mnist5k at 0.4x, WORKERS=2: a 14-px model
     3 images ahead of the 28-px winner at epoch 4 trained to the end with three folds, and lost."""
-    se = lambda p: math.sqrt(p * (1 - p) / n) if n else 0.0  # noqa: E731
     for r in rivals:
-        if r["id"] == run["id"] or run["val"] - r["val"] > math.sqrt(se(run["val"]) ** 2 + se(r["val"]) ** 2):
+        noise = math.hypot(binomial_se(run["val"], n), binomial_se(r["val"], n))   # of the difference
+        if r["id"] == run["id"] or run["val"] - r["val"] > noise:
             continue
         faster = r["p50_us"] * (1 + LATENCY_TIE) < run["p50_us"]
         if faster or (r["p50_us"] <= run["p50_us"] * (1 + LATENCY_TIE) and r["size_kb"] <= run["size_kb"]):

@@ -221,7 +221,7 @@ def pruner(epochs: int):
 
 
 def report_epoch(rt, state: dict, val_accuracy: float, last: int | None = None, wait=None, rivals=None) -> bool:
-    """Report one finished epoch to the rungs trial `rt`; True when the pruner halts the run.
+    """Report one finished epoch to the rungs trial `rt`; True when the run is halted at the rung.
 
     What is reported is the best validation accuracy so far, not this epoch's: one epoch's dip on
     a small split (500 images: a standard error is ~0.6 pp) must not halt a model that had reached

@@ -347,7 +347,7 @@ class Worker(Stages):
         rt, me = self.rungs.ask(), {"p50_us": c.short["p50_us"], "size_kb": c.static["int8_size_bytes"] / 1024}
         for k, v in {"candidate": c.id, **me}.items():
             rt.set_user_attr(k, v)
-        state, last = {"halted": False, "epochs": 0, "best": 0.0}, st.first_rung(self.req.epochs)
+        state, last = {"why": "", "epochs": 0, "best": 0.0}, st.first_rung(self.req.epochs)
         jobs, folds, rungs, study, since = self.jobs, self.req.folds, self.rungs, self.study, time.monotonic()
         rivals = lambda best: dominated_at_cut({"id": c.id, "val": best, **me},  # noqa: E731
                                                st.rung_rivals(rungs, rt, last), len(self.ds.y_val))
@@ -356,18 +356,17 @@ class Worker(Stages):
             def on_epoch_end(self, epoch, logs=None):
                 if st.report_epoch(rt, state, float((logs or {}).get("val_accuracy", 0.0)), last,
                                    lambda: st.wait_at_rung(rungs, rt, last, since, study), rivals):
-                    state["halted"] = True
                     self.model.stop_training = True
                 elif state["epochs"] == last and folds >= 2:      # past the cut: it trains to the end,
                     jobs.post(c.id, c.config, folds)              # so its folds can start on idle workers
 
         summary = self.train(c, self.req.epochs, [Report()])
         c.train = {str(self.req.epochs): c.train[str(self.req.epochs)]}
-        if state["halted"]:
+        if state["why"]:
             self.rungs.tell(rt, state=TrialState.PRUNED)
         else:
             self.rungs.tell(rt, summary["best_val_accuracy"])
-        return state.get("why", "") if state["halted"] else ""
+        return state["why"]
 
 
 def work(storage: str | None, name: str, hosts: list[str] | None = None, index: int = -1) -> int:
